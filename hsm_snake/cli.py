@@ -1,0 +1,239 @@
+"""The ``hsm-snake`` command line: thin click wrappers over :mod:`hsm_snake.sweeps`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hsm_snake import __version__, scan, sweeps
+from hsm_snake.display import counts_line, make_console, tasks_table
+from hsm_snake.errors import HsmError
+from hsm_snake.render import display_command
+from hsm_snake.sweep_index import load_index
+
+PROFILE_HELP = "Snakemake profile: a packaged name (local, ssh, pbs, slurm) or a folder with a config.yaml."
+
+
+def _command_line() -> list[str]:
+    return ["hsm-snake", *sys.argv[1:]]
+
+
+class HsmGroup(click.Group):
+    """Turns a user's mistake (HsmError) into a message and exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HsmError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=HsmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hsm-snake")
+def cli() -> None:
+    """Hyper-parameter sweeps: hsm-snake plans, Snakemake schedules, the sweep directory keeps the state."""
+
+
+def _print_plan(console: Any, title: str, tasks: list[sweeps.PlannedTask], as_json: bool) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {"task": t.entry.name, "state": t.state, "param_hash": t.entry.param_hash,
+                     "params": t.entry.params, "command": t.argv}
+                    for t in tasks
+                ],
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+        return
+    console.print(tasks_table(title, ((t.entry.name, t.state, t.entry.params, t.argv, None) for t in tasks)))
+
+
+def _progress_reporter(console: Any, total: int):
+    """A live progress bar on a terminal; nothing when output is a pipe or a file."""
+    if not console.is_terminal:
+        return None, None
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    bar = progress.add_task("tasks", total=total, detail="")
+
+    def on_tick(state: scan.SweepState) -> None:
+        counts = state.counts()
+        detail = ", ".join(f"{counts[s]} {s}" for s in (scan.RUNNING, scan.FAILED, scan.CANCELLED) if counts.get(s))
+        progress.update(bar, completed=counts.get(scan.COMPLETED, 0), detail=detail)
+
+    return progress, on_tick
+
+
+def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: Any) -> None:
+    console = make_console()
+    index = load_index(paths.root)
+    progress, on_tick = _progress_reporter(console, len(index.active()))
+    if progress is not None:
+        progress.start()
+    try:
+        outcome = sweeps.run(paths, profile=profile, command=_command_line(), cores=cores, on_tick=on_tick, **options)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if outcome.kept_after_kill:
+        console.print(
+            f"kept {len(outcome.kept_after_kill)} result(s) that finished just before an earlier run was killed"
+        )
+    if outcome.command:
+        console.print(f"[dim]snakemake: {display_command(outcome.command)}[/dim]", soft_wrap=True)
+    counts = outcome.state.counts()
+    console.print(f"sweep {paths.sweep_id}: " + counts_line(counts, len(outcome.state.tasks)))
+    console.print(f"[dim]{paths.root}[/dim]", soft_wrap=True)
+    if outcome.interrupted:
+        console.print(f"stopped on request; resume with: hsm-snake complete {paths.sweep_id}")
+        sys.exit(130)
+    failed = [t for t in outcome.state.tasks if t.state in (scan.FAILED, scan.CANCELLED)]
+    for task in failed[:10]:
+        status = task.status or {}
+        console.print(
+            f"  [red]{task.task.name}[/red] {status.get('error_category')}: {status.get('error_summary')}",
+            soft_wrap=True,
+        )
+    if outcome.state.missing():
+        if outcome.exit_code != 0 and not failed:
+            console.print(f"Snakemake exited with status {outcome.exit_code}; its log: {paths.engine_log}")
+            for line in _last_lines(paths.engine_log, 25):
+                console.print(f"  {line}", markup=False, highlight=False)
+        console.print(f"finish the sweep with: hsm-snake complete {paths.sweep_id}")
+        sys.exit(1)
+
+
+def _last_lines(path: Path, count: int) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()[-count:]
+    except FileNotFoundError:
+        return []
+
+
+@cli.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-p", "--project", "project_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Project config (default: hsm.yaml, .hsm/config.yaml or sweeps/hsm_config.yaml found from here).")
+@click.option("--profile", default="local", show_default=True, help=PROFILE_HELP)
+@click.option("-n", "--dry-run", is_flag=True, help="Write nothing; list the tasks that would run and their commands.")
+@click.option("--sweep-id", help="Name the sweep (an existing one is re-expanded: unchanged tasks keep their numbers).")
+@click.option("-j", "--cores", type=int, help="Tasks at once on this machine (default: local.max_parallel, or every CPU).")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the tasks as JSON.")
+def run(sweep_file: Path, project_file: Path | None, profile: str, dry_run: bool, sweep_id: str | None,
+        cores: int | None, as_json: bool) -> None:
+    """Expand SWEEP_FILE into tasks, lay out the sweep directory and run every task."""
+    spec, project = sweeps.load_inputs(sweep_file, project_file, Path.cwd())
+    console = make_console()
+    if dry_run:
+        plan = sweeps.plan(spec, project, sweep_id)
+        entries = [plan.tasks[name] for name in plan.tasks if not plan.tasks[name].retired]
+        if plan.paths.root.exists():
+            state = scan.scan(load_index(plan.paths.root))
+            missing = {t.task.name: t.state for t in state.missing()}
+            todo = [sweeps.PlannedTask(e, a.argv, missing.get(e.name, scan.PENDING))
+                    for e, a in zip(entries, sweeps.planned_tasks(plan, entries, plan.runner))
+                    if e.name in missing or e.name in plan.new_tasks]
+        else:
+            todo = sweeps.planned_tasks(plan, entries, plan.runner)
+        _print_plan(console, f"{len(todo)} task(s) would run (sweep {plan.paths.sweep_id}, dry run: nothing written)",
+                    todo, as_json)
+        return
+    index = sweeps.create(spec, project, _command_line(), sweep_id)
+    console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
+    _run_and_report(index.paths, profile=profile, cores=cores or sweeps.default_cores(project.data))
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option("--profile", default="local", show_default=True, help=PROFILE_HELP)
+@click.option("--retry-failed/--no-retry-failed", default=True, show_default=True,
+              help="Also rerun tasks that failed or were cancelled (not only never-finished ones).")
+@click.option("--tasks", help="Only these task numbers, e.g. 1,5,10-20.")
+@click.option("--only-category", help="Only failed tasks of this error category (e.g. timeout).")
+@click.option("-j", "--cores", type=int, help="Tasks at once on this machine.")
+@click.option("-n", "--dry-run", is_flag=True, help="List what would run, run nothing.")
+def complete(sweep: str | None, profile: str, retry_failed: bool, tasks: str | None, only_category: str | None,
+             cores: int | None, dry_run: bool) -> None:
+    """Run only the tasks of SWEEP (id or path; default: newest) that are not completed."""
+    paths = sweeps.find_sweep(sweep, Path.cwd())
+    if dry_run:
+        _show_missing(paths, as_json=False, retry_failed=retry_failed, tasks=tasks, only_category=only_category)
+        return
+    sweeps.refresh_project_settings(paths, Path.cwd())
+    default = sweeps.default_cores(sweeps.recorded_project(paths))
+    _run_and_report(paths, profile=profile, cores=cores or default, retry_failed=retry_failed,
+                    tasks=tasks, only_category=only_category)
+
+
+def _show_missing(paths: Any, *, as_json: bool, retry_failed: bool = True, tasks: str | None = None,
+                  only_category: str | None = None) -> None:
+    index = load_index(paths.root)
+    state = scan.scan(index, selection=tasks)
+    chosen = {e.name for e in sweeps.select_missing(state, retry_failed, only_category)}
+    runner = sweeps.runner_settings_of(paths)
+    missing = [t for t in state.missing() if t.task.name in chosen]
+    planned = [
+        sweeps.PlannedTask(t.task, p.argv, t.state)
+        for t, p in zip(missing, sweeps.planned_tasks(index, [t.task for t in missing], runner))
+    ]
+    _print_plan(make_console(), f"sweep {paths.sweep_id}: {len(planned)} of {len(state.tasks)} task(s) not completed",
+                planned, as_json)
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the tasks as JSON.")
+def missing(sweep: str | None, as_json: bool) -> None:
+    """List the tasks of SWEEP that are not completed (pending, failed, interrupted) and their commands."""
+    _show_missing(sweeps.find_sweep(sweep, Path.cwd()), as_json=as_json)
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print counts and tasks as JSON.")
+@click.option("--tasks", "list_tasks", is_flag=True, help="List every task with its state.")
+def status(sweep: str | None, as_json: bool, list_tasks: bool) -> None:
+    """Counts of SWEEP's tasks by state, read from the sweep directory alone."""
+    paths = sweeps.find_sweep(sweep, Path.cwd())
+    state = scan.scan(load_index(paths.root), with_status=list_tasks or as_json)
+    counts = state.counts()
+    if as_json:
+        click.echo(json.dumps({
+            "sweep_id": paths.sweep_id, "path": str(paths.root), "total": len(state.tasks),
+            "counts": dict(counts), "running_by": state.holder,
+            "tasks": [{"task": t.task.name, "state": t.state, "note": t.note,
+                       **{k: (t.status or {}).get(k) for k in ("attempt", "duration_s", "host", "job_id",
+                                                               "error_category", "error_summary")}}
+                      for t in state.tasks],
+        }, indent=1, ensure_ascii=False))
+        return
+    console = make_console()
+    console.print(f"sweep {paths.sweep_id}: " + counts_line(counts, len(state.tasks)))
+    console.print(f"[dim]{paths.root}[/dim]", soft_wrap=True)
+    console.print(f"run in progress: {state.holder}" if state.holder else "no run in progress")
+    if list_tasks:
+        console.print(tasks_table("tasks", ((t.task.name, t.state, t.task.params, (t.status or {}).get("command") or [],
+                                             t.note) for t in state.tasks)))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

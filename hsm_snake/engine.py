@@ -1,0 +1,181 @@
+"""The bridge to Snakemake: the exact command, the sweep lock, and the Snakemake process.
+
+Snakemake is driven as a subprocess (``python -m snakemake``) because only its CLI reads
+profiles, and so that the printed command can be rerun by hand. Its working directory is the
+sweep directory, so every sweep has its own ``.snakemake/`` (locks, incomplete flags, metadata).
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hsm_snake.errors import ConfigError
+from hsm_snake.lock import SweepLock
+from hsm_snake.paths import SweepPaths
+from hsm_snake.records import RecordError, read_record
+from hsm_snake.resources import profiles_dir, workflow_dir
+
+DEFAULT_PROFILE = "local"
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.name for p in profiles_dir().iterdir() if (p / "config.yaml").exists() and p.name != "default")
+
+
+def resolve_profile(name_or_path: str) -> Path:
+    """A packaged profile by name (``local``, ``slurm`` …) or a folder holding a config.yaml."""
+    packaged = profiles_dir() / name_or_path
+    if "/" not in name_or_path and (packaged / "config.yaml").exists():
+        return packaged
+    path = Path(name_or_path).expanduser()
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        path = path.parent
+    if (path / "config.yaml").exists():
+        return path.resolve()
+    names = available_profiles()
+    close = difflib.get_close_matches(name_or_path, names, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ConfigError(
+        f"no profile named {name_or_path!r}",
+        key="--profile",
+        hint=f"{hint}packaged profiles: {', '.join(names)}; or give a folder that holds a Snakemake config.yaml",
+    )
+
+
+def snakemake_command(
+    paths: SweepPaths,
+    profile: Path,
+    *,
+    cores: int | None = None,
+    tasks: str | None = None,
+    dry_run: bool = False,
+    extra_args: tuple[str, ...] = (),
+) -> list[str]:
+    """The exact Snakemake command line for a sweep."""
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(workflow_dir() / "Snakefile"),
+        "--directory",
+        str(paths.root),
+        "--workflow-profile",
+        str(profiles_dir() / "default"),
+        "--profile",
+        str(profile),
+    ]
+    if cores is not None:
+        command += ["--cores", str(cores)]
+    if tasks:
+        command += ["--config", f"tasks={tasks}"]
+    if dry_run:
+        command += ["--dry-run"]
+    command += list(extra_args)
+    return command
+
+
+def recover_after_kill(paths: SweepPaths) -> list[str]:
+    """Clear what a killed run left, once we hold the sweep lock (so nothing else runs it).
+
+    - Snakemake's own locks stay after kill -9; they would make the next run fail.
+    - An incomplete flag on a task whose runner finished (marker written after status
+      ``completed``) only means Snakemake died before noting it: the result is kept, not rerun.
+    Returns the tasks whose finished result was kept.
+    """
+    for lock_file in _listdir(paths.snakemake_locks_dir):
+        (paths.snakemake_locks_dir / lock_file).unlink(missing_ok=True)
+    kept = []
+    if not paths.snakemake_incomplete_dir.is_dir():
+        return kept
+    for flag in _listdir(paths.snakemake_incomplete_dir):
+        try:
+            target = base64.urlsafe_b64decode(flag).decode()
+        except (ValueError, UnicodeDecodeError):
+            continue
+        task_dir = paths.root / Path(target).parent
+        if not target.endswith(paths.marker_target(task_dir.name)) or not (paths.root / target).exists():
+            continue
+        try:
+            finished = read_record(paths.task(task_dir.name).status).get("status") == "completed"
+        except (FileNotFoundError, RecordError):
+            finished = False
+        if finished:
+            (paths.snakemake_incomplete_dir / flag).unlink(missing_ok=True)
+            kept.append(task_dir.name)
+    return kept
+
+
+def _listdir(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except FileNotFoundError:
+        return []
+
+
+class EngineProcess:
+    """A running Snakemake in a process group of its own, its output appended to engine.log."""
+
+    def __init__(self, command: list[str], paths: SweepPaths, lock: SweepLock):
+        self.command = command
+        self.log_path = paths.engine_log
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n=== {stamp} {' '.join(command)}\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, HSM_SWEEP_DIR=str(paths.root)),
+                # Its own group: a stop reaches Snakemake and every task script at once.
+                process_group=0,
+                pass_fds=(lock.fd,),
+            )
+        lock.note_engine_pid(self.process.pid)
+        self._stop_requests = 0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def request_stop(self) -> None:
+        """First call: SIGINT to Snakemake and the tasks (clean stop). Later calls: SIGKILL."""
+        self._stop_requests += 1
+        sig = signal.SIGINT if self._stop_requests == 1 else signal.SIGKILL
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, poll_s: float = 0.5, on_tick: Any = None) -> int:
+        while True:
+            try:
+                return self.process.wait(timeout=poll_s)
+            except subprocess.TimeoutExpired:
+                if on_tick is not None:
+                    on_tick()
+
+
+def wait_for_stop(engine: EngineProcess, grace_s: float = 30.0) -> int:
+    """After a stop request: wait up to grace_s, then kill what is left of the group."""
+    deadline = time.monotonic() + grace_s
+    while engine.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if engine.poll() is None:
+        engine.request_stop()
+    return engine.wait()

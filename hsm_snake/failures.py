@@ -1,0 +1,85 @@
+"""Classify why a task failed, from its exit and the tail of its stderr.
+
+Imported by the task runner on compute nodes: standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from dataclasses import dataclass
+
+# Categories, in the words status.yaml and `hsm-snake errors` use.
+TIMEOUT = "timeout"
+OUT_OF_MEMORY = "out_of_memory"
+CUDA_OOM = "cuda_out_of_memory"
+KILLED = "killed"
+CANCELLED = "cancelled"
+MISSING_MODULE = "missing_module"
+MISSING_FILE = "missing_file"
+SYNTAX_ERROR = "syntax_error"
+PYTHON_EXCEPTION = "python_exception"
+NONZERO_EXIT = "nonzero_exit"
+LAUNCH_ERROR = "launch_error"
+
+# Most specific first: a CUDA OOM is also a RuntimeError.
+_STDERR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    (CUDA_OOM, re.compile(r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError: CUDA")),
+    (OUT_OF_MEMORY, re.compile(r"^MemoryError\b|std::bad_alloc|Cannot allocate memory", re.M)),
+    (MISSING_MODULE, re.compile(r"^(ModuleNotFoundError|ImportError)\b", re.M)),
+    (MISSING_FILE, re.compile(r"^(FileNotFoundError|No such file or directory)\b", re.M)),
+    (SYNTAX_ERROR, re.compile(r"^(SyntaxError|IndentationError|TabError)\b", re.M)),
+]
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b)(?::\s*(.*))?$")
+
+_USER_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: str  # "failed" or "cancelled"
+    category: str
+    summary: str
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def last_exception(stderr_tail: str) -> tuple[str, str] | None:
+    """The (type, message) of the last Python exception line of a traceback, if any."""
+    for line in reversed(stderr_tail.strip().splitlines()):
+        match = _EXCEPTION_LINE.match(line.strip())
+        if match:
+            return match.group(1), (match.group(2) or "").strip()
+    return None
+
+
+def classify(returncode: int, *, timed_out: bool, timeout_s: float | None, stderr_tail: str) -> Failure:
+    """Why a task that did not exit 0 failed. ``returncode`` < 0 means killed by a signal."""
+    if timed_out:
+        return Failure("failed", TIMEOUT, f"exceeded the walltime of {timeout_s:g} s and was stopped")
+    if returncode < 0:
+        sig = -returncode
+        if sig in _USER_STOP_SIGNALS:
+            return Failure("cancelled", CANCELLED, f"stopped by {signal_name(sig)}")
+        if sig == signal.SIGKILL:
+            return Failure(
+                "failed", KILLED, "killed by SIGKILL (the out-of-memory killer, a scheduler or kill -9)"
+            )
+        return Failure("failed", KILLED, f"killed by {signal_name(sig)}")
+    exception = last_exception(stderr_tail)
+    for category, pattern in _STDERR_PATTERNS:
+        if pattern.search(stderr_tail):
+            summary = ": ".join(filter(None, exception)) if exception else pattern.pattern
+            return Failure("failed", category, _shorten(summary))
+    if exception:
+        return Failure("failed", PYTHON_EXCEPTION, _shorten(": ".join(filter(None, exception))))
+    return Failure("failed", NONZERO_EXIT, f"exited with status {returncode}")
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,231 @@
+"""Lay out a sweep directory: allocate its id, number its tasks, write its records.
+
+Task numbers are assigned once and never reused: re-expanding an edited sweep into an existing
+directory keeps the number of every unchanged parameter set, appends new ones, and marks
+dropped ones ``retired`` (their folders stay). Unchanged task files are never rewritten, so
+Snakemake's mtime trigger never reruns a finished task.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hsm_snake import __version__
+from hsm_snake.expand import expand, param_hash
+from hsm_snake.paths import SweepPaths, task_id, task_number
+from hsm_snake.project_config import ProjectConfig, parse_walltime_seconds
+from hsm_snake.records import read_yaml, write_json_document, write_yaml
+from hsm_snake.sweep_config import SweepSpec
+from hsm_snake.sweep_index import SweepIndex, TaskEntry, load_index, mapping_document
+
+MAPPING_HEADER = (
+    "hsm-snake task mapping: task id -> param hash -> parameters. Numbers are never reused. "
+    "(JSON, which is also YAML.)"
+)
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What a sweep directory will hold: its tasks and the runner's settings."""
+
+    paths: SweepPaths
+    tasks: dict[str, TaskEntry]
+    new_tasks: list[str]
+    runner: dict[str, Any]
+    resources: dict[str, Any]
+
+
+def number_tasks(existing: dict[str, TaskEntry], expanded: list[dict[str, Any]]) -> tuple[dict[str, TaskEntry], list[str]]:
+    """Give each parameter set its task id: the old one if it had one, else the next number."""
+    by_hash = {entry.param_hash: entry for entry in existing.values()}
+    next_number = max((task_number(name) for name in existing), default=0) + 1
+    tasks: dict[str, TaskEntry] = {}
+    new: list[str] = []
+    current_hashes = set()
+    for params in expanded:
+        digest = param_hash(params)
+        current_hashes.add(digest)
+        old = by_hash.get(digest)
+        if old is not None:
+            tasks[old.name] = TaskEntry(old.name, digest, old.params, retired=False)
+            continue
+        name = task_id(next_number)
+        next_number += 1
+        tasks[name] = TaskEntry(name, digest, params)
+        new.append(name)
+    for entry in existing.values():
+        if entry.param_hash not in current_hashes:
+            tasks[entry.name] = TaskEntry(entry.name, entry.param_hash, entry.params, retired=True)
+    ordered = dict(sorted(tasks.items(), key=lambda item: task_number(item[0])))
+    return ordered, new
+
+
+def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
+    """The part of the project config the task runner needs, with absolute paths."""
+    task = project.section("task")
+    script = spec.script or project.data.get("paths", {}).get("train_script")
+    train_script = str((project.root / script).resolve()) if script else None
+    wandb = project.data.get("wandb")
+    local = project.section("local")
+    timeouts = {}
+    if local.get("walltime") is not None:
+        timeouts["local"] = parse_walltime_seconds(local["walltime"], "local.walltime")
+    return {
+        "python_command": project.python_command(),
+        "train_script": train_script,
+        "workdir": str(project.root),
+        "arg_style": task.get("arg_style", "hydra"),
+        "output_dir_arg": task.get("output_dir_arg"),
+        "wandb_group_arg": "wandb.group" if wandb and wandb.get("group_override", True) else None,
+        "extra_args": list(task.get("extra_args") or []),
+        "env": dict(task.get("env") or {}),
+        "metrics_regex": dict(task.get("metrics_regex") or {}),
+        "pre_script": local.get("pre_script"),
+        "timeout_s": timeouts,
+    }
+
+
+def rule_resources(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
+    """Snakemake resources of the task rule. The local backend needs none yet."""
+    return {}
+
+
+def project_record(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
+    """project_config.yaml: where the settings came from, and what the runner and rule use."""
+    return {
+        "source": str(project.source) if project.source else None,
+        "project": project.data,
+        "runner": runner_settings(project, spec),
+        "resources": rule_resources(project, spec),
+    }
+
+
+def plan_sweep(spec: SweepSpec, project: ProjectConfig, paths: SweepPaths) -> SweepPlan:
+    """Expand the sweep against what the directory already holds (nothing is written)."""
+    existing: dict[str, TaskEntry] = {}
+    if paths.task_mapping.exists():
+        existing = load_index(paths.root).tasks
+    tasks, new = number_tasks(existing, expand(spec))
+    return SweepPlan(
+        paths=paths,
+        tasks=tasks,
+        new_tasks=new,
+        runner=runner_settings(project, spec),
+        resources=rule_resources(project, spec),
+    )
+
+
+def new_sweep_id(now: datetime | None = None) -> str:
+    return (now or datetime.now()).strftime("sweep_%Y%m%d_%H%M%S")
+
+
+def allocate_sweep_dir(output_dir: Path, sweep_id: str | None = None) -> SweepPaths:
+    """Create and claim a fresh sweep directory. Two runs in one second get ``_2``, ``_3`` …
+
+    mkdir is the claim: it fails for the loser of a race, which then tries the next suffix.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    base = sweep_id or new_sweep_id()
+    candidate, suffix = base, 1
+    while True:
+        try:
+            (output_dir / candidate).mkdir()
+            return SweepPaths(output_dir / candidate)
+        except FileExistsError:
+            if sweep_id:
+                return SweepPaths(output_dir / candidate)
+            suffix += 1
+            candidate = f"{base}_{suffix}"
+
+
+def write_sweep(plan: SweepPlan, spec: SweepSpec, project: ProjectConfig, command: list[str]) -> SweepIndex:
+    """Write the plan into its directory: layout, copied configs, mapping, new tasks' params."""
+    paths = plan.paths
+    for folder in paths.layout_dirs():
+        folder.mkdir(parents=True, exist_ok=True)
+    if spec.source is not None:
+        shutil.copyfile(spec.source, paths.sweep_config)
+    else:
+        write_yaml(paths.sweep_config, spec.raw)
+    write_yaml(paths.project_config, project_record(project, spec))
+    for name in plan.new_tasks:
+        task = paths.task(name)
+        task.results.mkdir(parents=True, exist_ok=True)
+        write_yaml(task.params, plan.tasks[name].params)
+    write_json_document(paths.task_mapping, mapping_document(plan.tasks, paths.sweep_id), MAPPING_HEADER)
+    record_metadata(paths, project.root, command)
+    return SweepIndex(paths, plan.tasks, plan.resources)
+
+
+def record_metadata(paths: SweepPaths, project_root: Path, command: list[str]) -> None:
+    """sweep_metadata.yaml: who made the sweep, where, with which versions and code."""
+    existing = read_yaml(paths.metadata) if paths.metadata.exists() else None
+    if existing:
+        return
+    metadata: dict[str, Any] = {
+        "sweep_id": paths.sweep_id,
+        "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": command,
+        "cwd": os.getcwd(),
+        "user": _user(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "versions": {
+            "python": platform.python_version(),
+            "hsm_snake": __version__,
+            "snakemake": _package_version("snakemake"),
+        },
+        "python_executable": sys.executable,
+        "git": git_state(project_root, paths.git_diff),
+    }
+    write_yaml(paths.metadata, metadata)
+
+
+def git_state(root: Path, diff_path: Path) -> dict[str, Any] | None:
+    """Commit and dirty flag of the project's git checkout; the uncommitted diff is saved."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    dirty = bool((git("status", "--porcelain") or "").strip())
+    state: dict[str, Any] = {"commit": commit.strip(), "dirty": dirty, "diff": None}
+    if dirty:
+        diff = git("diff", "HEAD") or ""
+        diff_path.write_text(diff, encoding="utf-8")
+        state["diff"] = diff_path.name
+    return state
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _package_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None

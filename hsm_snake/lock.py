@@ -1,0 +1,98 @@
+"""The sweep lock: one run or complete of a sweep at a time, and who holds it.
+
+An exclusive flock() on ``.hsm/run.lock``. The kernel drops it when the last process holding
+the descriptor dies, so a killed run never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hsm_snake.errors import SweepLockedError
+from hsm_snake.paths import SweepPaths
+
+
+@dataclass
+class SweepLock:
+    """An exclusive flock on ``.hsm/run.lock`` for one run/complete of a sweep.
+
+    The lock file descriptor is inherited by Snakemake, so the lock lives exactly as long as
+    the last process of the run: a kill -9 of hsm-snake alone leaves Snakemake holding it, and
+    the kernel drops it when everything is gone (no stale lock to detect or clean).
+    """
+
+    paths: SweepPaths
+    fd: int | None = None
+
+    def acquire(self, command: list[str]) -> None:
+        self.paths.lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise SweepLockedError(
+                f"sweep {self.paths.sweep_id} is already being run by {holder}.\n"
+                f"  hint: wait for it to finish, watch it with `hsm-snake status {self.paths.sweep_id}`, "
+                f"or stop it with `hsm-snake cancel {self.paths.sweep_id}`"
+            ) from None
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": command,
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        os.set_inheritable(fd, True)
+        self.fd = fd
+
+    def note_engine_pid(self, pid: int) -> None:
+        holder = json.loads(os.pread(self.fd, 65536, 0) or b"{}")
+        holder["snakemake_pid"] = pid
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, (json.dumps(holder) + "\n").encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "SweepLock":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        holder = json.loads(os.pread(fd, 65536, 0) or b"{}")
+    except ValueError:
+        return "another process"
+    text = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+    if holder.get("snakemake_pid"):
+        text += f" (Snakemake pid {holder['snakemake_pid']})"
+    return text
+
+
+def lock_holder(paths: SweepPaths) -> str | None:
+    """Who runs the sweep now, or None: asks the kernel, so a dead holder never counts."""
+    try:
+        fd = os.open(paths.lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(fd)
+    finally:
+        os.close(fd)
+    return None

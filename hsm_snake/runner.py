@@ -1,0 +1,355 @@
+"""The task runner: runs one task of a sweep on whatever host Snakemake put it.
+
+It reads the task's ``params.yaml`` and the sweep's ``project_config.yaml``, builds the argv of
+the user's script (no shell ever sees a parameter value), runs it with stdout/stderr going to the
+task's log files, records ``status.yaml`` at start and end, extracts metrics, classifies a failure,
+and writes the completion marker (the Snakemake target) only after a clean exit.
+
+The workflow calls :func:`run_task` from a ``run:`` block (in Snakemake's own process with
+``--force-use-threads``, which saves a Python start per task); ``python -m hsm_snake.runner
+TASK_DIR`` runs it as a process of its own, forwarding SIGTERM/SIGINT to the script.
+
+Runs on compute nodes and remote hosts: standard library, PyYAML and the path module only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hsm_snake import failures
+from hsm_snake.paths import SweepPaths, TaskPaths
+from hsm_snake.records import (
+    RecordError,
+    read_record,
+    read_yaml,
+    write_bytes_atomic,
+    write_record,
+    write_text_atomic,
+)
+from hsm_snake.render import render_override, render_overrides
+
+STATUS_HEADER = "hsm-snake task status (written by the task runner; do not edit)"
+# Seconds between SIGTERM and SIGKILL when a task passes its walltime.
+KILL_GRACE_S = 10.0
+STDERR_TAIL_BYTES = 16384
+
+_settings_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
+_settings_lock = threading.Lock()
+
+
+class TaskFailed(Exception):
+    """The task's script did not finish cleanly; ``status`` has the recorded outcome."""
+
+    def __init__(self, task: str, status: dict[str, Any]) -> None:
+        self.task = task
+        self.status = status
+        super().__init__(
+            f"{task} {status['status']}: {status.get('error_category')}: {status.get('error_summary')}"
+        )
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the runner starts: argv, environment, working directory, time limit."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    timeout_s: float | None
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def runner_settings(sweep: SweepPaths) -> dict[str, Any]:
+    """The ``runner`` section of the sweep's project_config.yaml, cached per process."""
+    path = sweep.project_config
+    mtime = path.stat().st_mtime
+    with _settings_lock:
+        cached = _settings_cache.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+    settings = read_yaml(path)["runner"]
+    with _settings_lock:
+        _settings_cache[path] = (mtime, settings)
+    return settings
+
+
+def build_argv(settings: dict[str, Any], params: dict[str, Any], task: TaskPaths, sweep_id: str) -> list[str]:
+    """The exact argv of the user's script for one task."""
+    style = settings.get("arg_style", "hydra")
+    argv = list(settings["python_command"])
+    if settings.get("train_script"):
+        argv.append(settings["train_script"])
+    argv += list(settings.get("extra_args") or [])
+    argv += render_overrides(params, style)
+    if settings.get("output_dir_arg"):
+        argv += render_override(settings["output_dir_arg"], str(task.dir.resolve()), style)
+    if settings.get("wandb_group_arg"):
+        argv += render_override(settings["wandb_group_arg"], sweep_id, style)
+    return argv
+
+
+def build_launch(
+    settings: dict[str, Any], params: dict[str, Any], task: TaskPaths, sweep: SweepPaths, backend: str
+) -> Launch:
+    argv = build_argv(settings, params, task, sweep.sweep_id)
+    env = dict(os.environ)
+    env.update({str(k): str(v) for k, v in (settings.get("env") or {}).items()})
+    env.update(
+        {
+            "HSM_SWEEP_ID": sweep.sweep_id,
+            "HSM_SWEEP_DIR": str(sweep.root.resolve()),
+            "HSM_TASK_ID": task.name,
+            "HSM_TASK_DIR": str(task.dir.resolve()),
+            "HSM_RESULTS_DIR": str(task.results.resolve()),
+            "HSM_BACKEND": backend,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    pre_script = settings.get("pre_script")
+    if pre_script:
+        # The set-up snippet is the only shell part; the script's argv reaches it as "$@",
+        # so no parameter value is ever parsed by a shell.
+        argv = ["bash", "-c", f'{pre_script}\nexec "$@"', "hsm-task", *argv]
+    timeouts = settings.get("timeout_s") or {}
+    timeout = timeouts.get(backend)
+    return Launch(argv=argv, env=env, cwd=settings.get("workdir") or os.getcwd(), timeout_s=timeout)
+
+
+def detect_backend() -> tuple[str, str | None]:
+    """(backend, scheduler job id) of the environment this runner runs in."""
+    if os.environ.get("SLURM_JOB_ID"):
+        job = os.environ["SLURM_JOB_ID"]
+        array_task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+        if array_job and array_task:
+            job = f"{array_job}_{array_task}"
+        return "slurm", job
+    if os.environ.get("PBS_JOBID"):
+        return "pbs", os.environ["PBS_JOBID"]
+    return os.environ.get("HSM_BACKEND", "local"), os.environ.get("HSM_JOB_ID")
+
+
+def previous_status(task: TaskPaths) -> dict[str, Any]:
+    try:
+        return read_record(task.status)
+    except (FileNotFoundError, RecordError):
+        return {}
+
+
+def keep_previous_attempt(task: TaskPaths, attempt: int) -> None:
+    """Move the logs and status of an earlier attempt to ``attempts/<n>/`` (nothing is lost)."""
+    files = [p for p in (task.stdout, task.stderr, task.status) if p.exists()]
+    if not files:
+        return
+    target = task.attempts / str(attempt)
+    target.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        if path == task.status:
+            shutil.copy2(path, target / path.name)
+        else:
+            os.replace(path, target / path.name)
+
+
+def tail(path: Path, size: int = STDERR_TAIL_BYTES) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def last_json_object(text: str) -> dict[str, Any] | None:
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+
+
+def extract_metrics(task: TaskPaths, regexes: dict[str, str]) -> dict[str, Any] | None:
+    """metrics.json written by the script wins; else the last JSON line of stdout; else regexes."""
+    if task.metrics.exists():
+        try:
+            value = json.loads(task.metrics.read_text(encoding="utf-8"))
+            return value if isinstance(value, dict) else {"value": value}
+        except (ValueError, UnicodeDecodeError):
+            return None
+    stdout_tail = tail(task.stdout, 1 << 20)
+    metrics = last_json_object(stdout_tail)
+    if metrics is None and regexes:
+        metrics = {}
+        for name, pattern in regexes.items():
+            found = re.findall(pattern, stdout_tail)
+            if found:
+                metrics[name] = _number_or_text(found[-1])
+        metrics = metrics or None
+    if metrics is not None:
+        write_text_atomic(task.metrics, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    return metrics
+
+
+def _number_or_text(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _run_child(launch: Launch, task: TaskPaths) -> tuple[int, bool]:
+    """Run the script; return (returncode, timed_out). Negative returncode = signal."""
+    with open(task.stdout, "wb") as out, open(task.stderr, "wb") as err:
+        child = subprocess.Popen(
+            launch.argv,
+            cwd=launch.cwd,
+            env=launch.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
+        restore = _forward_signals_to(child)
+        try:
+            try:
+                return child.wait(timeout=launch.timeout_s), False
+            except subprocess.TimeoutExpired:
+                child.terminate()
+                try:
+                    child.wait(timeout=KILL_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+                return child.returncode, True
+        finally:
+            restore()
+
+
+def _forward_signals_to(child: subprocess.Popen) -> Any:
+    """In a process of its own, pass SIGTERM/SIGINT on to the script and let it decide.
+
+    In a Snakemake worker thread no handler can be set; there the script shares Snakemake's
+    process group and receives the signal directly.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+
+    def forward(signum: int, _frame: Any) -> None:
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, forward)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
+
+
+def run_task(task_dir: str | Path) -> dict[str, Any]:
+    """Run one task to the end and return its final status; raise TaskFailed unless it completed."""
+    task = TaskPaths(Path(task_dir))
+    sweep = SweepPaths(task.dir.parent.parent)
+    backend, job_id = detect_backend()
+    previous = previous_status(task)
+    attempt = int(previous.get("attempt") or 0) + 1
+    keep_previous_attempt(task, attempt - 1)
+    task.marker.unlink(missing_ok=True)
+    task.results.mkdir(parents=True, exist_ok=True)
+
+    settings = runner_settings(sweep)
+    params = read_yaml(task.params) or {}
+    launch = build_launch(settings, params, task, sweep, backend)
+    started = time.time()
+    status: dict[str, Any] = {
+        "status": "running",
+        "task_id": task.name,
+        "attempt": attempt,
+        "started": now_iso(),
+        "finished": None,
+        "duration_s": None,
+        "exit_code": None,
+        "signal": None,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "backend": backend,
+        "job_id": job_id,
+        "error_category": None,
+        "error_summary": None,
+        "command": launch.argv,
+    }
+    write_record(task.status, status, STATUS_HEADER)
+
+    try:
+        returncode, timed_out = _run_child(launch, task)
+    except OSError as exc:
+        returncode, timed_out = None, False
+        failure = failures.Failure("failed", failures.LAUNCH_ERROR, f"could not start {launch.argv[0]!r}: {exc}")
+    else:
+        failure = None
+        if returncode != 0 or timed_out:
+            failure = failures.classify(
+                returncode, timed_out=timed_out, timeout_s=launch.timeout_s, stderr_tail=tail(task.stderr)
+            )
+
+    status.update(
+        finished=now_iso(),
+        duration_s=round(time.time() - started, 3),
+        exit_code=returncode if returncode is not None and returncode >= 0 else None,
+        signal=failures.signal_name(-returncode) if returncode is not None and returncode < 0 else None,
+    )
+    if failure is None:
+        metrics = extract_metrics(task, settings.get("metrics_regex") or {})
+        status.update(status="completed", metrics=metrics)
+        write_record(task.status, status, STATUS_HEADER)
+        # Last: the marker is what makes the task count as done.
+        write_bytes_atomic(task.marker, b"")
+        return status
+    status.update(status=failure.status, error_category=failure.category, error_summary=failure.summary)
+    write_record(task.status, status, STATUS_HEADER)
+    raise TaskFailed(task.name, status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m hsm_snake.runner TASK_DIR", file=sys.stderr)
+        return 2
+    try:
+        run_task(args[0])
+    except TaskFailed as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The state of every task, read from the sweep directory alone (no Snakemake, no scheduler).
+
+A task is done iff its completion marker exists and Snakemake has not flagged the marker as
+incomplete. Only tasks that are not done have their status.yaml read, so scanning 10,000
+tasks is a stat per task plus one directory listing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from hsm_snake.lock import lock_holder
+from hsm_snake.records import RecordError, read_record
+from hsm_snake.sweep_index import SweepIndex, TaskEntry
+
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+RUNNING = "running"
+PENDING = "pending"
+# A status that says running although no run holds the sweep: its process is gone.
+STALE = "stale"
+# Finished by the runner but its marker is missing or flagged incomplete.
+INTERRUPTED = "interrupted"
+UNREADABLE = "unreadable"
+
+STATES = (COMPLETED, RUNNING, PENDING, FAILED, CANCELLED, STALE, INTERRUPTED, UNREADABLE)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task: TaskEntry
+    state: str
+    status: dict[str, Any] | None = None
+    note: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state == COMPLETED
+
+
+@dataclass(frozen=True)
+class SweepState:
+    index: SweepIndex
+    tasks: list[TaskState]
+    holder: str | None
+
+    def counts(self) -> Counter:
+        return Counter(t.state for t in self.tasks)
+
+    def missing(self) -> list[TaskState]:
+        return [t for t in self.tasks if not t.done]
+
+
+def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None = None) -> SweepState:
+    """Classify every active task. ``with_status`` also reads status.yaml of completed tasks."""
+    paths = index.paths
+    incomplete = paths.incomplete_targets()
+    holder = lock_holder(paths)
+    states = []
+    for entry in index.select(selection):
+        task = paths.task(entry.name)
+        target = paths.marker_target(entry.name)
+        done = target not in incomplete and os.path.exists(task.marker)
+        if done and not with_status:
+            states.append(TaskState(entry, COMPLETED))
+            continue
+        try:
+            status = read_record(task.status)
+        except FileNotFoundError:
+            states.append(TaskState(entry, COMPLETED if done else PENDING))
+            continue
+        except RecordError as exc:
+            states.append(TaskState(entry, COMPLETED if done else UNREADABLE, note=str(exc)))
+            continue
+        states.append(_classify(entry, status, done, holder))
+    return SweepState(index, states, holder)
+
+
+def _classify(entry: TaskEntry, status: dict[str, Any], done: bool, holder: str | None) -> TaskState:
+    if done:
+        return TaskState(entry, COMPLETED, status)
+    recorded = status.get("status")
+    if recorded == RUNNING:
+        if holder is None and status.get("backend", "local") == "local":
+            return TaskState(entry, STALE, status, "status says running, but no hsm-snake run holds the sweep")
+        return TaskState(entry, RUNNING, status)
+    if recorded == COMPLETED:
+        return TaskState(entry, INTERRUPTED, status, "finished, but its run was killed before it was recorded")
+    if recorded in (FAILED, CANCELLED):
+        return TaskState(entry, recorded, status)
+    return TaskState(entry, UNREADABLE, status, f"unknown status {recorded!r}")

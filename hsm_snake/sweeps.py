@@ -1,0 +1,227 @@
+"""What the CLI commands do, as library functions: find, plan, create and run sweeps."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hsm_snake import engine, layout, scan
+from hsm_snake.errors import SweepNotFoundError
+from hsm_snake.lock import SweepLock
+from hsm_snake.paths import SweepPaths, TaskPaths
+from hsm_snake.project_config import ProjectConfig, find_project_config, load_project
+from hsm_snake.records import read_yaml, write_yaml
+from hsm_snake.runner import build_argv
+from hsm_snake.sweep_config import SweepSpec, load_sweep
+from hsm_snake.sweep_index import SweepIndex, TaskEntry, load_index
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """A task that would run, with the exact argv its runner would start."""
+
+    entry: TaskEntry
+    argv: list[str]
+    state: str = scan.PENDING
+
+
+@dataclass
+class RunOutcome:
+    paths: SweepPaths
+    command: list[str]
+    exit_code: int
+    state: scan.SweepState
+    kept_after_kill: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.state.missing()
+
+
+def load_inputs(sweep_file: Path, project_file: Path | None, cwd: Path) -> tuple[SweepSpec, ProjectConfig]:
+    """The sweep file and its project config (given, else found beside the sweep file or here)."""
+    spec = load_sweep(sweep_file)
+    if project_file is None:
+        project_file = find_project_config(sweep_file.resolve().parent)
+    project = load_project(project_file, cwd=cwd)
+    return spec, project
+
+
+def sweep_paths_for(project: ProjectConfig, sweep_id: str | None) -> SweepPaths:
+    """Where a new sweep would go (the id is only allocated when it is written)."""
+    return SweepPaths(project.output_dir / (sweep_id or layout.new_sweep_id()))
+
+
+def plan(spec: SweepSpec, project: ProjectConfig, sweep_id: str | None = None) -> layout.SweepPlan:
+    return layout.plan_sweep(spec, project, sweep_paths_for(project, sweep_id))
+
+
+def create(spec: SweepSpec, project: ProjectConfig, command: list[str], sweep_id: str | None = None) -> SweepIndex:
+    """Write a new sweep directory, or re-expand an edited sweep into an existing one."""
+    paths = layout.allocate_sweep_dir(project.output_dir, sweep_id)
+    with SweepLock(paths) as lock:
+        lock.acquire(command)
+        return layout.write_sweep(layout.plan_sweep(spec, project, paths), spec, project, command)
+
+
+def planned_tasks(index_or_plan: SweepIndex | layout.SweepPlan, entries: list[TaskEntry], runner: dict[str, Any]) -> list[PlannedTask]:
+    paths = index_or_plan.paths
+    return [
+        PlannedTask(entry, build_argv(runner, entry.params, TaskPaths(paths.task(entry.name).dir), paths.sweep_id))
+        for entry in entries
+    ]
+
+
+def runner_settings_of(paths: SweepPaths) -> dict[str, Any]:
+    return read_yaml(paths.project_config)["runner"]
+
+
+def refresh_project_settings(paths: SweepPaths, cwd: Path) -> bool:
+    """Re-read the project config a sweep came from, so `complete` uses the user's fixes.
+
+    Settings only decide how tasks run (interpreter, env, resources), never which tasks
+    exist, so rewriting them reruns nothing. Returns True when something changed.
+    """
+    recorded = read_yaml(paths.project_config) or {}
+    source = recorded.get("source")
+    source_path = Path(source) if source and Path(source).exists() else None
+    if source_path is None and source:
+        return False
+    project = load_project(source_path, cwd=cwd)
+    spec = load_sweep(paths.sweep_config)
+    refreshed = layout.project_record(project, spec)
+    if refreshed == recorded:
+        return False
+    write_yaml(paths.project_config, refreshed)
+    append_sweep_log(paths, f"project settings re-read from {project.source or 'defaults'}")
+    return True
+
+
+def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
+    """A sweep by path, by id under the project's output dir, or the newest one there."""
+    if ref:
+        candidate = Path(ref).expanduser()
+        if (candidate / "task_mapping.yaml").exists():
+            return SweepPaths(candidate.resolve())
+    output_dir = load_project(None, cwd=cwd).output_dir
+    if ref:
+        by_id = output_dir / ref
+        if (by_id / "task_mapping.yaml").exists():
+            return SweepPaths(by_id)
+        known = sorted(p.name for p in _sweep_dirs(output_dir))
+        hint = f"sweeps under {output_dir}: {', '.join(known[-5:])}" if known else f"no sweeps under {output_dir}"
+        raise SweepNotFoundError(f"no sweep {ref!r} (neither a sweep directory nor a sweep id).\n  hint: {hint}")
+    sweeps = _sweep_dirs(output_dir)
+    if not sweeps:
+        raise SweepNotFoundError(
+            f"no sweeps under {output_dir}.\n  hint: start one with `hsm-snake run sweep.yaml`, or name a sweep directory"
+        )
+    return SweepPaths(max(sweeps, key=lambda p: (p / "task_mapping.yaml").stat().st_mtime))
+
+
+def _sweep_dirs(output_dir: Path) -> list[Path]:
+    if not output_dir.is_dir():
+        return []
+    return [p for p in output_dir.iterdir() if (p / "task_mapping.yaml").exists()]
+
+
+def select_missing(state: scan.SweepState, retry_failed: bool = True, only_category: str | None = None) -> list[TaskEntry]:
+    chosen = []
+    for task in state.missing():
+        if not retry_failed and task.state in (scan.FAILED, scan.CANCELLED):
+            continue
+        if only_category and (task.status or {}).get("error_category") != only_category:
+            continue
+        chosen.append(task.task)
+    return chosen
+
+
+def compress_selection(numbers: list[int]) -> str:
+    """[1,2,3,5,7,8] → "1-3,5,7-8" (short enough for a command line even for 10k tasks)."""
+    parts: list[str] = []
+    numbers = sorted(numbers)
+    start = prev = None
+    for number in numbers + [None]:
+        if start is not None and number == prev + 1:
+            prev = number
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = number
+    return ",".join(parts)
+
+
+def append_sweep_log(paths: SweepPaths, message: str) -> None:
+    paths.sweep_log.parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+    with open(paths.sweep_log, "a", encoding="utf-8") as log:
+        log.write(f"{stamp} {message}\n")
+
+
+def default_cores(project_data: dict[str, Any]) -> int:
+    return int((project_data.get("local") or {}).get("max_parallel") or os.cpu_count() or 1)
+
+
+def recorded_project(paths: SweepPaths) -> dict[str, Any]:
+    return (read_yaml(paths.project_config) or {}).get("project") or {}
+
+
+def run(
+    paths: SweepPaths,
+    *,
+    profile: str,
+    command: list[str],
+    cores: int | None = None,
+    retry_failed: bool = True,
+    tasks: str | None = None,
+    only_category: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    on_tick: Callable[[scan.SweepState], None] | None = None,
+) -> RunOutcome:
+    """Run (or complete) a sweep: Snakemake runs exactly the tasks that are not done."""
+    index = load_index(paths.root)
+    profile_dir = engine.resolve_profile(profile)
+    lock = SweepLock(paths)
+    lock.acquire(command)
+    try:
+        kept = engine.recover_after_kill(paths)
+        before = scan.scan(index, selection=tasks)
+        todo = select_missing(before, retry_failed, only_category)
+        if not todo:
+            return RunOutcome(paths, [], 0, before, kept)
+        selection = None
+        if tasks or not retry_failed or only_category or len(todo) != len(before.missing()):
+            selection = compress_selection([t.number for t in todo])
+        snakemake = engine.snakemake_command(paths, profile_dir, cores=cores, tasks=selection, extra_args=extra_args)
+        append_sweep_log(paths, f"run: {len(todo)} task(s) with profile {profile} (pid {os.getpid()})")
+        proc = engine.EngineProcess(snakemake, paths, lock)
+        interrupted = False
+
+        def stop(signum: int, _frame: Any) -> None:
+            nonlocal interrupted
+            interrupted = True
+            proc.request_stop()
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            tick = (lambda: on_tick(scan.scan(index, selection=tasks))) if on_tick else None
+            code = proc.wait(on_tick=tick)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        after = scan.scan(index, selection=tasks)
+        counts = after.counts()
+        append_sweep_log(
+            paths,
+            f"run ended (Snakemake exit {code}): "
+            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+        )
+        return RunOutcome(paths, snakemake, code, after, kept, interrupted)
+    finally:
+        lock.release()

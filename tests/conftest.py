@@ -1,0 +1,107 @@
+"""Shared fixtures: throwaway projects with a real script, run through real Snakemake."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from hsm_snake.cli import cli
+
+# A script that records what it received and how often it ran. Behaviour is steered by
+# parameters: fail=<code> exits with that code, sleep=<s> sleeps first.
+ECHO_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from pathlib import Path
+    args = sys.argv[1:]
+    task_dir = Path(os.environ["HSM_TASK_DIR"])
+    run_log = Path(os.environ["RUN_LOG"])
+    values = {}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        values[key] = value
+    sleep = float(values.get("sleep", values.get("--sleep", 0)) or 0)
+    with open(run_log, "a") as log:
+        log.write(os.environ["HSM_TASK_ID"] + " start\\n")
+    time.sleep(sleep)
+    (task_dir / "results" / "argv.json").write_text(json.dumps(args))
+    fail = int(values.get("fail", 0) or 0)
+    if fail and not os.environ.get("FORCE_OK"):
+        print("about to fail", file=sys.stderr)
+        raise SystemExit(fail)
+    with open(run_log, "a") as log:
+        log.write(os.environ["HSM_TASK_ID"] + " done\\n")
+    print(json.dumps({"score": len(args)}))
+    """
+)
+
+
+class Project:
+    """A temporary project folder: hsm.yaml, a script, sweep files, and CLI helpers."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = root
+        self.run_log = root / "runs.log"
+        (root / "echo.py").write_text(ECHO_SCRIPT)
+        self.write_project({})
+        monkeypatch.chdir(root)
+        monkeypatch.setenv("RUN_LOG", str(self.run_log))
+
+    def write_project(self, extra: dict) -> None:
+        config = {
+            "paths": {"python_interpreter": sys.executable, "train_script": "echo.py"},
+            "task": {"arg_style": "raw", "output_dir_arg": None},
+            "local": {"max_parallel": 2},
+        }
+        for key, value in extra.items():
+            config.setdefault(key, {}).update(value)
+        (self.root / "hsm.yaml").write_text(yaml.safe_dump(config))
+
+    def write_sweep(self, data: dict, name: str = "sweep.yaml") -> Path:
+        path = self.root / name
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+        return path
+
+    def cli(self, *args: str, expect: int | None = 0):
+        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+        if expect is not None:
+            assert result.exit_code == expect, f"exit {result.exit_code}\n{result.output}"
+        return result
+
+    def sweep_dirs(self) -> list[Path]:
+        out = self.root / "sweeps" / "outputs"
+        return sorted(p for p in out.iterdir() if p.is_dir()) if out.exists() else []
+
+    def runs(self) -> list[str]:
+        return self.run_log.read_text().splitlines() if self.run_log.exists() else []
+
+    def completions(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for line in self.runs():
+            task, event = line.split()
+            if event == "done":
+                counts[task] = counts.get(task, 0) + 1
+        return counts
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    return Project(tmp_path, monkeypatch)
+
+
+def read_status(task_dir: Path) -> dict:
+    return yaml.safe_load((task_dir / "status.yaml").read_text())
+
+
+def load_json(path: Path):
+    return json.loads(path.read_text())
+
+
+os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")

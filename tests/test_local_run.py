@@ -1,0 +1,99 @@
+"""End to end on the local profile: real Snakemake, real runner, real scripts."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import load_json, read_status
+
+from hsm_snake.paths import MARKER_NAME
+
+
+def test_run_lays_out_sweep_and_completes_every_task(project):
+    sweep = project.write_sweep({"grid": {"lr": [0.1, 0.01], "model": {"depth": [2, 4]}},
+                                 "paired": [{"size": {"width": [8, 16], "heads": [1, 2]}}]})
+    result = project.cli("run", str(sweep))
+    assert "8 completed" in result.output
+    (sweep_dir,) = project.sweep_dirs()
+    for name in ("sweep_config.yaml", "sweep_metadata.yaml", "task_mapping.yaml", "project_config.yaml"):
+        assert (sweep_dir / name).is_file(), name
+    for folder in ("logs/sources", "logs/errors", "scripts/job_scripts", "scripts/setup_scripts", "reports"):
+        assert (sweep_dir / folder).is_dir(), folder
+    assert (sweep_dir / "sweep_config.yaml").read_bytes() == sweep.read_bytes()
+    tasks = sorted((sweep_dir / "tasks").iterdir())
+    assert [t.name for t in tasks] == [f"task_{i:03d}" for i in range(1, 9)]
+    first = tasks[0]
+    status = read_status(first)
+    assert status["status"] == "completed" and status["exit_code"] == 0 and status["attempt"] == 1
+    assert status["backend"] == "local" and status["command"][1].endswith("echo.py")
+    for key in ("started", "finished", "duration_s", "host", "signal", "error_category", "error_summary"):
+        assert key in status
+    assert (first / MARKER_NAME).exists()
+    assert (first / "stdout.log").read_text().strip().startswith("{")
+    assert load_json(first / "metrics.json") == {"score": 4}
+    assert json.loads((first / "results" / "argv.json").read_text()) == [
+        "lr=0.1", "model.depth=2", "width=8", "heads=1"]
+    assert project.completions() == {t.name: 1 for t in tasks}
+    # Nothing to do the second time: no task runs again.
+    again = project.cli("complete", sweep_dir.name)
+    assert "8 completed" in again.output
+    assert project.completions() == {t.name: 1 for t in tasks}
+
+
+def test_failed_task_keeps_logs_and_complete_reruns_only_it(project):
+    sweep = project.write_sweep({"grid": {"fail": [0, 3], "x": [1, 2]}})
+    result = project.cli("run", str(sweep), expect=1)
+    assert "2 failed" in result.output
+    (sweep_dir,) = project.sweep_dirs()
+    failed = sweep_dir / "tasks" / "task_003"
+    status = read_status(failed)
+    assert status["status"] == "failed" and status["exit_code"] == 3
+    assert status["error_category"] == "nonzero_exit"
+    assert "about to fail" in (failed / "stderr.log").read_text()
+    assert not (failed / MARKER_NAME).exists()
+
+    missing = json.loads(project.cli("missing", sweep_dir.name, "--json").output)
+    assert [m["task"] for m in missing] == ["task_003", "task_004"]
+    assert all(m["state"] == "failed" for m in missing)
+    assert missing[0]["command"][-2:] == ["fail=3", "x=1"]
+
+    # Nothing but failed tasks is missing: --no-retry-failed leaves them alone.
+    project.cli("complete", sweep_dir.name, "--no-retry-failed")
+    assert project.completions() == {"task_001": 1, "task_002": 1}
+    # The user fixes the project config; complete picks the change up and reruns only those.
+    project.write_project({"task": {"env": {"FORCE_OK": "1"}}})
+    project.cli("complete", sweep_dir.name)
+    assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}
+    status = read_status(failed)
+    assert status["attempt"] == 2
+    assert (failed / "attempts" / "1" / "stderr.log").exists()
+    starts = [line for line in project.runs() if line.endswith("start")]
+    assert sorted(starts) == sorted(["task_001 start", "task_002 start"] + ["task_003 start", "task_004 start"] * 2)
+
+
+def test_dry_run_writes_nothing_and_lists_commands(project):
+    sweep = project.write_sweep({"grid": {"a": [1, 2, 3]}})
+    result = project.cli("run", str(sweep), "--dry-run", "--json")
+    tasks = json.loads(result.output)
+    assert [t["task"] for t in tasks] == ["task_001", "task_002", "task_003"]
+    assert tasks[2]["command"][-1] == "a=3"
+    assert not (project.root / "sweeps").exists()
+    table = project.cli("run", str(sweep), "--dry-run").output
+    assert "task_003" in table and "a=3" in table
+
+
+def test_task_selection_runs_only_named_tasks(project):
+    sweep = project.write_sweep({"grid": {"a": list(range(6))}})
+    project.cli("run", str(sweep), "--dry-run")
+    sweep_id = "sel"
+    project.cli("run", str(sweep), "--sweep-id", sweep_id, "--dry-run")
+    # Create the sweep and run only some tasks via complete --tasks.
+    from hsm_snake import sweeps
+    from hsm_snake.sweep_config import load_sweep
+    from hsm_snake.project_config import load_project
+
+    sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["test"], sweep_id)
+    project.cli("complete", sweep_id, "--tasks", "2,4-5")
+    assert sorted(project.completions()) == ["task_002", "task_004", "task_005"]
+    status = json.loads(project.cli("status", sweep_id, "--json").output)
+    assert status["counts"] == {"completed": 3, "pending": 3}
