@@ -5,12 +5,6 @@ localrules:
     all,
 
 
-rule all:
-    input:
-        SWEEP.targets(config.get("tasks")),
-    default_target: True
-
-
 # The target is the runner's completion marker, written only after a clean exit. The logs are
 # log: files so Snakemake keeps them when the job fails; status.yaml is deliberately undeclared.
 rule task:
