@@ -31,6 +31,9 @@ ECHO_SCRIPT = textwrap.dedent(
     with open(run_log, "a") as log:
         log.write(os.environ["HSM_TASK_ID"] + " start\\n")
     time.sleep(sleep)
+    # hold=1: wait until the test creates <run log>.release (a task that is surely mid-run).
+    while values.get("hold", "0") != "0" and not Path(str(run_log) + ".release").exists():
+        time.sleep(0.05)
     (task_dir / "results" / "argv.json").write_text(json.dumps(args))
     fail = int(values.get("fail", 0) or 0)
     if fail and not os.environ.get("FORCE_OK"):
@@ -78,6 +81,9 @@ class Project:
     def sweep_dirs(self) -> list[Path]:
         out = self.root / "sweeps" / "outputs"
         return sorted(p for p in out.iterdir() if p.is_dir()) if out.exists() else []
+
+    def release(self) -> None:
+        Path(str(self.run_log) + ".release").touch()
 
     def runs(self) -> list[str]:
         return self.run_log.read_text().splitlines() if self.run_log.exists() else []

@@ -58,7 +58,7 @@ def test_failed_task_keeps_logs_and_complete_reruns_only_it(project):
     assert missing[0]["command"][-2:] == ["fail=3", "x=1"]
 
     # Nothing but failed tasks is missing: --no-retry-failed leaves them alone.
-    project.cli("complete", sweep_dir.name, "--no-retry-failed")
+    project.cli("complete", sweep_dir.name, "--no-retry-failed", expect=1)
     assert project.completions() == {"task_001": 1, "task_002": 1}
     # The user fixes the project config; complete picks the change up and reruns only those.
     project.write_project({"task": {"env": {"FORCE_OK": "1"}}})

@@ -5,14 +5,12 @@ localrules:
     all,
 
 
-# The target is the runner's completion marker, written only after a clean exit. The logs are
-# log: files so Snakemake keeps them when the job fails; status.yaml is deliberately undeclared.
+# The target is the runner's completion marker, written only after a clean exit. stdout.log,
+# stderr.log and status.yaml are deliberately undeclared: Snakemake deletes a job's log: files
+# before it reruns the job, and the runner keeps each earlier attempt's logs in attempts/<n>/.
 rule task:
     output:
         "tasks/{task}/.completed",
-    log:
-        stdout="tasks/{task}/stdout.log",
-        stderr="tasks/{task}/stderr.log",
     params:
         # A task's parameters never change (new values get a new task), so this only
         # documents the identity in Snakemake's metadata and keeps the params trigger exact.

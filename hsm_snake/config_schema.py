@@ -1,0 +1,184 @@
+"""The JSON Schemas of the config files: loading, validation with readable errors, defaults.
+
+The schemas in ``workflow/schemas/`` are the single source of config keys. A validation error is
+turned into one ConfigError that names the key path and its line and says how to fix it, so no
+jsonschema traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+from hsm_snake.errors import ConfigError
+from hsm_snake.resources import schema_dir
+from hsm_snake.yamlsource import key_path, line_of
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "nothing (null)",
+}
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The schema ``<name>.schema.json`` of the packaged workflow."""
+    return json.loads((schema_dir() / f"{name}.schema.json").read_text(encoding="utf-8"))
+
+
+def resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``{"$ref": "#/$defs/name"}`` (the only kind these schemas use)."""
+    while "$ref" in schema:
+        node: Any = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def did_you_mean(word: Any, options: Iterable[str]) -> str | None:
+    """The option closest to ``word``, if one is close enough to be a likely typo."""
+    matches = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def describe_value(value: Any) -> str:
+    """How a value reads in an error message: ``the text 'four'``, ``a list``, ``3.5``."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def flow_yaml(value: Any) -> str:
+    """A value in YAML flow style, as a user would type it after ``key:``."""
+    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1000).strip().removesuffix("...").strip()
+
+
+def validate(data: Any, schema_name: str, *, file: Any = None, lines: dict[str, int] | None = None,
+             format_checker: FormatChecker | None = None) -> None:
+    """Raise a ConfigError for the first (in file order) violation of the schema, if any."""
+    root = load_schema(schema_name)
+    validator = Draft202012Validator(root, format_checker=format_checker)
+    errors = list(validator.iter_errors(data))
+    if not errors:
+        return
+    first = min(errors, key=lambda e: (line_of(lines, _error_parts(e, root)) or 0, -len(e.absolute_path)))
+    raise _to_config_error(first, root, file, lines)
+
+
+def apply_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    """A copy of ``instance`` with every missing key that has a schema ``default`` filled in.
+
+    A section is only created where the section itself has a default, so ``wandb:`` stays absent
+    unless the user wrote it while ``task:`` always exists.
+    """
+    schema = resolve(schema, root)
+    if not isinstance(instance, dict):
+        return instance
+    result = dict(instance)
+    properties = schema.get("properties", {})
+    for name, sub in properties.items():
+        sub = resolve(sub, root)
+        if name not in result and "default" in sub:
+            result[name] = copy.deepcopy(sub["default"])
+        if name in result:
+            result[name] = apply_defaults(result[name], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for name in result:
+            if name not in properties:
+                result[name] = apply_defaults(result[name], extra, root)
+    return result
+
+
+def _error_parts(error: ValidationError, root: dict[str, Any]) -> list[str | int]:
+    parts = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        unknown = _unknown_keys(error.instance, error.schema)
+        if unknown:
+            parts.append(unknown[0])
+    return parts
+
+
+def _unknown_keys(instance: dict[str, Any], schema: dict[str, Any]) -> list[Any]:
+    return [key for key in instance if key not in schema.get("properties", {})]
+
+
+def _known_keys(schema: dict[str, Any], root: dict[str, Any]) -> list[str]:
+    properties = schema.get("properties", {})
+    return [name for name, sub in properties.items() if not resolve(sub, root).get("deprecated")]
+
+
+def _to_config_error(error: ValidationError, root: dict[str, Any], file: Any,
+                     lines: dict[str, int] | None) -> ConfigError:
+    parts = _error_parts(error, root)
+    key = key_path(parts) or None
+    line = line_of(lines, parts)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    example = _example_hint(parts, schema)
+    kind, expected, instance = error.validator, error.validator_value, error.instance
+
+    if kind == "additionalProperties":
+        unknown = parts[-1]
+        known = _known_keys(schema, root)
+        guess = did_you_mean(unknown, known)
+        hint = f"did you mean '{guess}'? " if guess else ""
+        if len(parts) > 1 and unknown in root.get("properties", {}):
+            hint += f"'{unknown}' belongs at the top level of the file. "
+        hint += "Keys allowed here: " + ", ".join(known)
+        return ConfigError(f"unknown key '{unknown}'", file=file, key=key, line=line, hint=hint)
+    if kind == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
+        if not example and "string" in types and isinstance(instance, (int, float, bool)):
+            example = f"quote it to make it text: {parts[-1]}: \"{flow_yaml(instance)}\""
+        return ConfigError(f"expected {wanted}, got {describe_value(instance)}",
+                           file=file, key=key, line=line, hint=example or schema.get("description"))
+    if kind == "enum":
+        choices = ", ".join(str(choice) for choice in expected)
+        guess = did_you_mean(instance, [str(c) for c in expected]) if isinstance(instance, str) else None
+        hint = f"did you mean '{guess}'?" if guess else example
+        return ConfigError(f"expected one of {choices}; got {describe_value(instance)}",
+                           file=file, key=key, line=line, hint=hint)
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        bound = {"minimum": "at least", "exclusiveMinimum": "more than",
+                 "maximum": "at most", "exclusiveMaximum": "less than"}[kind]
+        return ConfigError(f"must be {bound} {expected}, got {instance}", file=file, key=key, line=line, hint=example)
+    if kind in ("minItems", "minLength", "minProperties"):
+        return ConfigError("must not be empty", file=file, key=key, line=line, hint=example)
+    if kind == "format" and isinstance(error.cause, ConfigError):
+        return ConfigError(error.cause.message, file=file, key=key, line=line, hint=error.cause.hint)
+    if kind == "required":
+        return ConfigError(error.message, file=file, key=key, line=line, hint=example)
+    return ConfigError(error.message, file=file, key=key, line=line, hint=example)
+
+
+def _example_hint(parts: list[str | int], schema: dict[str, Any]) -> str | None:
+    examples = schema.get("examples")
+    if not examples:
+        return None
+    shown = flow_yaml(examples[0])
+    if parts and isinstance(parts[-1], str):
+        return f"for example: {parts[-1]}: {shown}"
+    return f"for example: - {shown}" if parts else f"for example: {shown}"

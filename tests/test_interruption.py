@@ -1,0 +1,129 @@
+"""kill -9 mid-run, a second concurrent run, Ctrl-C: nothing lost, nothing run twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import read_status
+
+from hsm_snake.cli import cli  # noqa: F401  (the console script below runs the same code)
+
+
+def start_run(project, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hsm_snake.cli", *args],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def held_tasks_started(project, count: int):
+    return lambda: sum(1 for line in project.runs() if line.endswith("start")) >= count
+
+
+def engine_pid(sweep_dir) -> int:
+    holder = json.loads((sweep_dir / ".hsm" / "run.lock").read_text())
+    return holder["snakemake_pid"]
+
+
+def group_gone(pgid: int) -> bool:
+    """No live (non-zombie) process left in the group. PID 1 here may not reap orphans."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return False
+    return True
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_kill_9_everything_then_complete_runs_each_task_exactly_once(project):
+    # Tasks 1-3 finish at once; tasks 4-6 hold until released, so the kill lands mid-task.
+    sweep = project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2, 3]}})
+    proc = start_run(project, "run", str(sweep))
+    wait_for(held_tasks_started(project, 5), what="two held tasks to start")
+    (sweep_dir,) = project.sweep_dirs()
+    engine = engine_pid(sweep_dir)
+    kill_group(engine)
+    kill_group(proc.pid)
+    proc.wait(timeout=30)
+    wait_for(lambda: group_gone(engine), what="the engine's processes to die")
+
+    status = json.loads(project.cli("status", sweep_dir.name, "--json").output)
+    assert status["counts"]["completed"] == 3
+    assert status["counts"].get("stale") == 2, status["counts"]
+    assert status["running_by"] is None
+
+    project.release()
+    result = project.cli("complete", sweep_dir.name)
+    assert "6 completed" in result.output
+    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 7)}
+    killed = sorted(t["task"] for t in status["tasks"] if t["state"] == "stale")
+    starts = [line.split()[0] for line in project.runs() if line.endswith("start")]
+    assert sorted(starts) == sorted([f"task_{i:03d}" for i in range(1, 7)] + killed)
+    assert read_status(sweep_dir / "tasks" / killed[0])["attempt"] == 2
+
+
+def test_second_run_on_same_sweep_is_refused_naming_the_holder(project):
+    sweep = project.write_sweep({"grid": {"hold": [1], "x": [1]}})
+    proc = start_run(project, "run", str(sweep))
+    try:
+        wait_for(held_tasks_started(project, 1), what="the held task to start")
+        (sweep_dir,) = project.sweep_dirs()
+        refused = project.cli("complete", sweep_dir.name, expect=2)
+        assert "already being run by pid" in refused.output
+        assert f"pid {proc.pid}" in refused.output
+        assert "hsm-snake cancel" in refused.output
+    finally:
+        project.release()
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert project.completions() == {"task_001": 1}
+
+
+def test_ctrl_c_stops_tasks_marks_them_cancelled_and_complete_resumes(project):
+    sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
+    proc = start_run(project, "run", str(sweep))
+    wait_for(held_tasks_started(project, 2), what="both tasks to start")
+    (sweep_dir,) = project.sweep_dirs()
+    engine = engine_pid(sweep_dir)
+    os.kill(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "hsm-snake complete" in out
+    with pytest.raises(ProcessLookupError):
+        os.killpg(engine, 0)
+    for task in ("task_001", "task_002"):
+        status = read_status(sweep_dir / "tasks" / task)
+        assert status["status"] == "cancelled" and status["error_category"] == "cancelled"
+    project.release()
+    project.cli("complete", sweep_dir.name)
+    assert project.completions() == {"task_001": 1, "task_002": 1}
