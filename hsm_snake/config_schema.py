@@ -72,7 +72,8 @@ def describe_value(value: Any) -> str:
 
 def flow_yaml(value: Any) -> str:
     """A value in YAML flow style, as a user would type it after ``key:``."""
-    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1000).strip().removesuffix("...").strip()
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1000)
+    return text.strip().removesuffix("...").strip()
 
 
 def validate(data: Any, schema_name: str, *, file: Any = None, lines: dict[str, int] | None = None,
@@ -136,7 +137,7 @@ def _to_config_error(error: ValidationError, root: dict[str, Any], file: Any,
     key = key_path(parts) or None
     line = line_of(lines, parts)
     schema = error.schema if isinstance(error.schema, dict) else {}
-    example = _example_hint(parts, schema)
+    example = _example_hint(parts, schema, root) or schema.get("description")
     kind, expected, instance = error.validator, error.validator_value, error.instance
 
     if kind == "additionalProperties":
@@ -151,10 +152,10 @@ def _to_config_error(error: ValidationError, root: dict[str, Any], file: Any,
     if kind == "type":
         types = expected if isinstance(expected, list) else [expected]
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
-        if not example and "string" in types and isinstance(instance, (int, float, bool)):
-            example = f"quote it to make it text: {parts[-1]}: \"{flow_yaml(instance)}\""
+        if "string" in types and isinstance(instance, (int, float, bool)) and "examples" not in schema:
+            example = f"quote it to make it text: {_as_entry(parts, json.dumps(flow_yaml(instance)))}"
         return ConfigError(f"expected {wanted}, got {describe_value(instance)}",
-                           file=file, key=key, line=line, hint=example or schema.get("description"))
+                           file=file, key=key, line=line, hint=example)
     if kind == "enum":
         choices = ", ".join(str(choice) for choice in expected)
         guess = did_you_mean(instance, [str(c) for c in expected]) if isinstance(instance, str) else None
@@ -174,11 +175,24 @@ def _to_config_error(error: ValidationError, root: dict[str, Any], file: Any,
     return ConfigError(error.message, file=file, key=key, line=line, hint=example)
 
 
-def _example_hint(parts: list[str | int], schema: dict[str, Any]) -> str | None:
-    examples = schema.get("examples")
-    if not examples:
-        return None
-    shown = flow_yaml(examples[0])
+def _example_hint(parts: list[str | int], schema: dict[str, Any], root: dict[str, Any]) -> str | None:
+    example = _example_of(schema, root)
+    return None if example is None else f"for example: {_as_entry(parts, flow_yaml(example))}"
+
+
+def _example_of(schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    """The schema's first example, or for a section one made of its first key that has one."""
+    if schema.get("examples"):
+        return schema["examples"][0]
+    for name, sub in schema.get("properties", {}).items():
+        sub = resolve(sub, root)
+        if sub.get("examples") and not sub.get("deprecated"):
+            return {name: sub["examples"][0]}
+    return None
+
+
+def _as_entry(parts: list[str | int], shown: str) -> str:
+    """``shown`` as it is written at the end of ``parts``: after ``key:`` or as a list item."""
     if parts and isinstance(parts[-1], str):
-        return f"for example: {parts[-1]}: {shown}"
-    return f"for example: - {shown}" if parts else f"for example: {shown}"
+        return f"{parts[-1]}: {shown}"
+    return f"- {shown}" if parts else shown

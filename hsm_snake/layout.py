@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake import __version__
+from hsm_snake.errors import ConfigError
 from hsm_snake.expand import expand, param_hash
 from hsm_snake.paths import SweepPaths, task_id, task_number
 from hsm_snake.project_config import ProjectConfig, parse_walltime_seconds
 from hsm_snake.records import read_yaml, write_json_document, write_yaml
+from hsm_snake.render import render_override
 from hsm_snake.sweep_config import SweepSpec
 from hsm_snake.sweep_index import SweepIndex, TaskEntry, load_index, mapping_document
 
@@ -116,13 +118,24 @@ def plan_sweep(spec: SweepSpec, project: ProjectConfig, paths: SweepPaths) -> Sw
     if paths.task_mapping.exists():
         existing = load_index(paths.root).tasks
     tasks, new = number_tasks(existing, expand(spec))
-    return SweepPlan(
-        paths=paths,
-        tasks=tasks,
-        new_tasks=new,
-        runner=runner_settings(project, spec),
-        resources=rule_resources(project, spec),
-    )
+    runner = runner_settings(project, spec)
+    for name in new:
+        check_renderable(tasks[name], runner["arg_style"], spec)
+    return SweepPlan(paths=paths, tasks=tasks, new_tasks=new, runner=runner, resources=rule_resources(project, spec))
+
+
+def check_renderable(task: TaskEntry, style: str, spec: SweepSpec) -> None:
+    """Refuse at planning time a value the script could not receive exactly."""
+    for key, value in task.params.items():
+        try:
+            render_override(key, value, style)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{task.name}: value {value!r} cannot be passed as a {style}-style argument: {exc}",
+                file=spec.source,
+                key=key,
+                hint="change the value, or pick another task.arg_style (hydra, argparse, raw) in hsm.yaml",
+            ) from None
 
 
 def new_sweep_id(now: datetime | None = None) -> str:

@@ -2,7 +2,7 @@
 
 Also reads HPC Sweep Manager v1's files (``.hsm/config.yaml``, ``sweeps/hsm_config.yaml``,
 ``hsm_config.yaml``) unchanged: the schema marks each v1 key with its new home (``x-v1-use``),
-a conversion (``x-convert``) or why it is ignored (``x-v1-ignored``), and :class:`_V1Reader`
+a conversion (``x-convert``) or why it is ignored (``x-v1-ignored``), and :class:`_Normalizer`
 applies those marks. What it did is listed in :attr:`ProjectConfig.notices`.
 """
 
@@ -107,7 +107,7 @@ def load_project(path: Path | None, cwd: Path) -> ProjectConfig:
                           f"got {describe_value(data)}", file=path, line=1,
                           hint="start from: paths: {train_script: train.py}")
     validate(data, "project", file=path, lines=document.lines, format_checker=_FORMATS)
-    reader = _V1Reader(path, document.lines, lenient=_is_v1_file(path))
+    reader = _Normalizer(path, document.lines, lenient=_is_v1_file(path))
     data = reader.read(data)
     reader.check_interpreters(data)
     data = _with_defaults(data)
@@ -118,14 +118,16 @@ def load_project(path: Path | None, cwd: Path) -> ProjectConfig:
 
 def parse_walltime_seconds(value: Any, key: str) -> int:
     """Seconds of a walltime: ``"HH:MM:SS"``, ``"D-HH:MM:SS"``, minutes as an int, ``"90m"``, ``"2h"``."""
+    if isinstance(value, str) and re.fullmatch(r"\d+:\d+", value.strip()):
+        text = value.strip()
+        raise ConfigError(f"'{text}' is ambiguous: Slurm reads it as minutes:seconds, YAML 1.1 as hours:minutes",
+                          key=key, hint=f'write "HH:MM:SS": "00:{text}" or "{text}:00"')
     seconds = _walltime_seconds(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+:\d+\s*", value):
-        raise ConfigError(f"'{value}' is ambiguous: Slurm reads it as minutes:seconds, YAML 1.1 read it as hours:minutes",
-                          key=key, hint=f'write "HH:MM:SS": "00:{value.strip()}" or "{value.strip()}:00"')
     if seconds is None:
         raise ConfigError(f"{describe_value(value)} is not a walltime", key=key, hint=WALLTIME_HINT)
     if seconds <= 0:
-        raise ConfigError("a walltime must be longer than zero", key=key, hint=f"leave the key out for no limit, or {WALLTIME_HINT}")
+        raise ConfigError("a walltime must be longer than zero", key=key,
+                          hint=f"leave the key out for no limit, or {WALLTIME_HINT}")
     return seconds
 
 
@@ -251,8 +253,10 @@ class _Move:
     only_if_unset: bool = False
 
 
-class _V1Reader:
-    """Applies the schema's v1 marks: moves, converts or drops keys, and notes what it did."""
+class _Normalizer:
+    """Applies the schema's marks: v1 keys move to their new names (``x-v1-use``), values are
+    converted to one form (``x-convert``), ignored keys are dropped (``x-v1-ignored``); every
+    v1 key it meets is noted."""
 
     def __init__(self, path: Path, lines: dict[str, int], lenient: bool) -> None:
         self.path = path
@@ -364,29 +368,29 @@ class _V1Reader:
             )
 
 
-Converter = Callable[[_V1Reader, Any, Parts, Parts], list[_Move]]
+Converter = Callable[[_Normalizer, Any, Parts, Parts], list[_Move]]
 
 
-def _keep(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _keep(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     return [_Move(dest, value, where)]
 
 
-def _seconds_to_walltime(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _seconds_to_walltime(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     if value is None:
         return []
     hours, rest = divmod(value, 3600)
     return [_Move(dest, f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}", where)]
 
 
-def _join_lines(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _join_lines(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     return [_Move(dest, "\n".join(value) if isinstance(value, list) else value, where)]
 
 
-def _as_list(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _as_list(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     return [_Move(dest, [value] if isinstance(value, str) else value, where)]
 
 
-def _directive_list(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _directive_list(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     if isinstance(value, list):
         return [_Move(dest, value, where)]
     directives = []
@@ -398,23 +402,24 @@ def _directive_list(reader: _V1Reader, value: Any, where: Parts, dest: Parts) ->
     return [_Move(dest, directives, where)]
 
 
-def _single_gpu_type(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _single_gpu_type(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     if isinstance(value, list):
         if len(value) > 1:
             raise reader.error(f"several GPU types {value} (v1's per-type planning) are not supported", where,
-                               hint="pick one gpu_type, or run one sweep per type with resources: {slurm: {gpu_type: ...}}")
+                               hint="pick one gpu_type, or run one sweep per type "
+                                    "with resources: {slurm: {gpu_type: ...}}")
         value = value[0]
     return [_Move(dest, value, where)]
 
 
-def _strategy(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _strategy(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     if value == "capability_based":
         reader.note(where, "capability_based is a v1 strategy: read as least_loaded")
         value = "least_loaded"
     return [_Move(dest, value, where)]
 
 
-def _remote_gpus(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _remote_gpus(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     remote = reader.original["distributed"]["remotes"][where[-2]]
     visible = [*where[:-1], "visible_gpus"]
     if isinstance(value, int):
@@ -439,14 +444,14 @@ def _remote_gpus(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> li
                        hint="GPUs per task as a number (gpus: 1); list allowed GPUs in visible_gpus: [0, 1]")
 
 
-def _remote_enabled(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _remote_enabled(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     if value:
         return []
     reader.note(where[:-1], "has enabled: false (v1): left out of the pool")
     return [_Move(where[:-1], _DROP, where)]
 
 
-def _remote_backend(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _remote_backend(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     if value == "slurm":
         raise reader.error("remotes that submit to Slurm over SSH (v1's backend: slurm) are not supported", where,
                            hint="run hsm-snake on the cluster's login node with --profile slurm, "
@@ -454,7 +459,7 @@ def _remote_backend(reader: _V1Reader, value: Any, where: Parts, dest: Parts) ->
     return []
 
 
-def _remote_spec(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _remote_spec(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     rest = sorted(key for key in value if key != "gpus")
     if rest:
         reader.note(where, f"is v1's per-remote resources: {', '.join(rest)} ignored")
@@ -464,7 +469,7 @@ def _remote_spec(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> li
     return []
 
 
-def _env_for_remotes(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _env_for_remotes(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     remotes = reader.original["distributed"].get("remotes") or {}
     targets = [alias for alias, remote in remotes.items()
                if remote.get("enabled", True) and not (remote.get("conda_env") or remote.get("python_path"))]
@@ -472,7 +477,7 @@ def _env_for_remotes(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -
     return [_Move(["distributed", "remotes", alias, where[-1]], value, where, only_if_unset=True) for alias in targets]
 
 
-def _hpc_block(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+def _hpc_block(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     resources = (value.get("default_resources") or "").strip()
     system = str(value.get("system") or "").lower()
     if system == "slurm" or (system not in ("pbs", "torque", "pbspro") and resources.startswith("--")):
@@ -503,7 +508,7 @@ def _hpc_block(reader: _V1Reader, value: Any, where: Parts, dest: Parts) -> list
             for target, fields in per_target.items() for name, setting in fields.items()]
 
 
-def _pbs_resources(reader: _V1Reader, text: str, where: Parts) -> dict[str, Any]:
+def _pbs_resources(reader: _Normalizer, text: str, where: Parts) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for chunk in text.split(":"):
         name, _, setting = chunk.partition("=")
@@ -521,7 +526,7 @@ def _pbs_resources(reader: _V1Reader, text: str, where: Parts) -> dict[str, Any]
     return fields
 
 
-def _slurm_resources(reader: _V1Reader, text: str, where: Parts) -> dict[str, Any]:
+def _slurm_resources(reader: _Normalizer, text: str, where: Parts) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     extra: list[str] = []
     named = {"cpus-per-task": "cpus_per_task", "ntasks": "cpus_per_task", "gpus": "gpus", "mem": "mem",

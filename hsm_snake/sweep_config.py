@@ -77,8 +77,8 @@ class _SweepParser:
         if data is None:
             raise ConfigError("the file is empty", file=self.source, hint=f"a sweep needs parameters, e.g. {STARTER}")
         if not isinstance(data, dict):
-            raise ConfigError(f"a sweep file must be a mapping of keys such as grid: and paired:, got {describe_value(data)}",
-                              file=self.source, line=1, hint=f"start from: {STARTER}")
+            raise ConfigError("a sweep file must be a mapping of keys such as grid: and paired:, "
+                              f"got {describe_value(data)}", file=self.source, line=1, hint=f"start from: {STARTER}")
         validate(data, "sweep", file=self.source, lines=self.lines)
 
         body, prefix = data, []
@@ -222,7 +222,8 @@ class _SweepParser:
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    raise self.error(f"mapping key {key!r} inside a value must be text", where, hint=f"quote it: '{key}'")
+                    raise self.error(f"mapping key {key!r} inside a value must be text", where,
+                                     hint=f"quote it: '{key}'")
                 self.check_value(item, [*where, key])
             return
         raise self.error(f"a value of type {type(value).__name__} cannot be passed to a script", where,

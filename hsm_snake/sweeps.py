@@ -64,6 +64,7 @@ def plan(spec: SweepSpec, project: ProjectConfig, sweep_id: str | None = None) -
 
 def create(spec: SweepSpec, project: ProjectConfig, command: list[str], sweep_id: str | None = None) -> SweepIndex:
     """Write a new sweep directory, or re-expand an edited sweep into an existing one."""
+    layout.plan_sweep(spec, project, sweep_paths_for(project, sweep_id))  # refuse bad input before any write
     paths = layout.allocate_sweep_dir(project.output_dir, sweep_id)
     with SweepLock(paths) as lock:
         lock.acquire(command)

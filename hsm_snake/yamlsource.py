@@ -139,7 +139,8 @@ def _index_node(loader: ConfigLoader, node: yaml.Node, parts: list[Any], lines: 
                 continue
             line = key_node.start_mark.line + 1
             # The constructed key (True for an unquoted `on:`), so paths match the loaded data.
-            key = loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else f"<key on line {line}>"
+            is_scalar = isinstance(key_node, yaml.ScalarNode)
+            key = loader.construct_object(key_node) if is_scalar else f"<key on line {line}>"
             child = [*parts, key]
             identity = (key_node.tag, str(key_node.value))
             if identity in seen:
@@ -168,8 +169,9 @@ def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: Path | None) -> 
     if error.context:
         problem = f"{problem} ({error.context})"
     if isinstance(error, yaml.constructor.ConstructorError):
-        return ConfigError(problem, file=path, line=line,
-                           hint="config files hold plain values: remove the '!tag' or quote the value")
+        hint = ("a key must be plain text, not a list or mapping" if "unhashable" in problem
+                else "config files hold plain values: remove the '!tag' or quote the value")
+        return ConfigError(problem, file=path, line=line, hint=hint)
     source_lines = text.splitlines()
     marked_lines = {m.line for m in (error.problem_mark, error.context_mark) if m is not None}
     if any(n < len(source_lines) and "\t" in _indentation(source_lines[n]) for n in marked_lines):

@@ -1,0 +1,103 @@
+"""Sweep directory layout: ids that never collide, task numbers that never shift."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from hsm_snake import layout, sweeps
+from hsm_snake.errors import ConfigError
+from hsm_snake.project_config import load_project
+from hsm_snake.records import read_json_document
+from hsm_snake.sweep_config import load_sweep
+from hsm_snake.sweep_index import load_index, parse_task_selection
+
+
+def create(project, data, sweep_id="s"):
+    sweep = project.write_sweep(data)
+    return sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["test"], sweep_id)
+
+
+def test_two_sweeps_in_the_same_second_get_distinct_ids(tmp_path):
+    ids = {layout.allocate_sweep_dir(tmp_path, None).sweep_id for _ in range(5)}
+    assert len(ids) == 5
+    stamp = datetime.now().strftime("sweep_%Y%m%d_")
+    assert all(i.startswith(stamp) for i in ids)
+
+
+def test_reexpanding_an_edited_sweep_keeps_numbers_and_appends(project):
+    first = create(project, {"grid": {"lr": [0.1, 0.2], "bs": [8, 16]}})
+    numbers = {json.dumps(t.params, sort_keys=True): t.name for t in first.active()}
+    params_mtime = (first.paths.task("task_001").params).stat().st_mtime_ns
+    # Insert a value in the middle of one axis and drop another: v1's positional ids would shift.
+    second = create(project, {"grid": {"lr": [0.05, 0.1, 0.2], "bs": [16]}})
+    for entry in second.active():
+        key = json.dumps(entry.params, sort_keys=True)
+        if key in numbers:
+            assert entry.name == numbers[key]
+    assert [t.name for t in second.active()] == ["task_002", "task_004", "task_005"]
+    new = second.tasks["task_005"]
+    assert new.params == {"lr": 0.05, "bs": 16}
+    retired = {name for name, t in second.tasks.items() if t.retired}
+    assert retired == {"task_001", "task_003"}
+    assert (first.paths.task("task_001").params).stat().st_mtime_ns == params_mtime
+    mapping = read_json_document(second.paths.task_mapping)
+    assert mapping["tasks"]["task_001"]["retired"] is True
+    # Bringing a value back revives its old number.
+    third = create(project, {"grid": {"lr": [0.1], "bs": [8]}})
+    assert [t.name for t in third.active()] == ["task_001"]
+
+
+def test_task_mapping_is_valid_yaml_and_round_trips(project):
+    import yaml
+
+    index = create(project, {"grid": {"name": ["it's", "é"], "x": [[1, 2]]}})
+    as_yaml = yaml.safe_load(index.paths.task_mapping.read_text())
+    assert as_yaml["tasks"]["task_001"]["params"] == {"name": "it's", "x": [1, 2]}
+    assert load_index(index.paths.root).tasks["task_002"].params == {"name": "é", "x": [1, 2]}
+
+
+def test_metadata_records_command_versions_and_git(project):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], cwd=project.root, check=True)
+    subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"],
+                   cwd=project.root, check=True)
+    (project.root / "dirty.txt").write_text("uncommitted")
+    subprocess.run(["git", "add", "dirty.txt"], cwd=project.root, check=True)
+    index = create(project, {"grid": {"a": [1]}})
+    import yaml
+
+    meta = yaml.safe_load(index.paths.metadata.read_text())
+    assert meta["command"] == ["test"]
+    assert meta["versions"]["snakemake"].startswith("9.")
+    assert meta["git"]["dirty"] is True and len(meta["git"]["commit"]) == 40
+    assert "uncommitted" in (index.paths.root / meta["git"]["diff"]).read_text()
+
+
+@pytest.mark.parametrize("text, expected", [("1,5,10-12", {1, 5, 10, 11, 12}), (" 3 ", {3}), ("2-2", {2})])
+def test_task_selection(text, expected):
+    assert parse_task_selection(text) == expected
+
+
+@pytest.mark.parametrize("text, fix", [("1,a", "e.g. 1,5,10-20"), ("5-2", "write it as 2-5"), ("", "e.g.")])
+def test_bad_task_selection(text, fix):
+    with pytest.raises(ConfigError) as err:
+        parse_task_selection(text)
+    assert fix in str(err.value)
+
+
+def test_compress_selection():
+    assert sweeps.compress_selection([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8"
+    assert parse_task_selection(sweeps.compress_selection(list(range(1, 10001, 2)))) == set(range(1, 10001, 2))
+
+
+def test_value_the_script_cannot_receive_is_refused_before_anything_is_written(project):
+    project.write_project({"task": {"arg_style": "hydra"}})
+    sweep = project.write_sweep({"grid": {"name": ["ok", "???"]}})
+    result = project.cli("run", str(sweep), expect=2)
+    assert "task_002" in result.output and "name" in result.output and "arg_style" in result.output
+    assert "Traceback" not in result.output
+    assert not (project.root / "sweeps").exists()
