@@ -84,7 +84,7 @@ def validate(data: Any, schema_name: str, *, file: Any = None, lines: dict[str, 
     errors = list(validator.iter_errors(data))
     if not errors:
         return
-    first = min(errors, key=lambda e: (line_of(lines, _error_parts(e, root)) or 0, -len(e.absolute_path)))
+    first = min(errors, key=lambda e: (line_of(lines, _error_parts(e)) or 0, -len(e.absolute_path)))
     raise _to_config_error(first, root, file, lines)
 
 
@@ -113,17 +113,13 @@ def apply_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) 
     return result
 
 
-def _error_parts(error: ValidationError, root: dict[str, Any]) -> list[str | int]:
+def _error_parts(error: ValidationError) -> list[str | int]:
+    """The key path of an error; for an unknown key, the path of that key."""
     parts = list(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        unknown = _unknown_keys(error.instance, error.schema)
-        if unknown:
-            parts.append(unknown[0])
+        known = error.schema.get("properties", {})
+        parts += [key for key in error.instance if key not in known][:1]
     return parts
-
-
-def _unknown_keys(instance: dict[str, Any], schema: dict[str, Any]) -> list[Any]:
-    return [key for key in instance if key not in schema.get("properties", {})]
 
 
 def _known_keys(schema: dict[str, Any], root: dict[str, Any]) -> list[str]:
@@ -133,7 +129,7 @@ def _known_keys(schema: dict[str, Any], root: dict[str, Any]) -> list[str]:
 
 def _to_config_error(error: ValidationError, root: dict[str, Any], file: Any,
                      lines: dict[str, int] | None) -> ConfigError:
-    parts = _error_parts(error, root)
+    parts = _error_parts(error)
     key = key_path(parts) or None
     line = line_of(lines, parts)
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -170,8 +166,6 @@ def _to_config_error(error: ValidationError, root: dict[str, Any], file: Any,
         return ConfigError("must not be empty", file=file, key=key, line=line, hint=example)
     if kind == "format" and isinstance(error.cause, ConfigError):
         return ConfigError(error.cause.message, file=file, key=key, line=line, hint=error.cause.hint)
-    if kind == "required":
-        return ConfigError(error.message, file=file, key=key, line=line, hint=example)
     return ConfigError(error.message, file=file, key=key, line=line, hint=example)
 
 

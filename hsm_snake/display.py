@@ -34,8 +34,9 @@ def tasks_table(title: str, rows: Iterable[tuple[str, str, dict[str, Any], list[
     table = Table(title=title, show_lines=False, expand=False)
     table.add_column("task", no_wrap=True)
     table.add_column("state", no_wrap=True)
-    table.add_column("parameters")
-    table.add_column("command")
+    # The command must be shown whole (fold, never an ellipsis): users copy it.
+    table.add_column("parameters", overflow="fold")
+    table.add_column("command", overflow="fold")
     for name, state, params, argv, note in rows:
         state_text = Text(state, style=STATE_STYLES.get(state, "white"))
         if note:

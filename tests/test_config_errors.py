@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from hsm_snake.errors import ConfigError
 from hsm_snake.project_config import load_project
-from hsm_snake.sweep_config import load_sweep
+from hsm_snake.sweep_config import load_sweep, parse_sweep
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ PROJECT_CASES = [
     Bad("duplicate section", "local: {max_parallel: 2}\nlocal: {max_parallel: 3}\n", "local", 2,
         ("duplicate key 'local'", "first defined on line 1")),
 ]
-PROJECT_CASES = [Bad(**{**case.__dict__, "file": "hsm.yaml"}) for case in PROJECT_CASES]
+PROJECT_CASES = [replace(case, file="hsm.yaml") for case in PROJECT_CASES]
 
 
 def load(path: Path):
@@ -197,3 +197,19 @@ def test_errors_never_leak_other_exceptions(tmp_path):
         path.write_text(text)
         with pytest.raises(ConfigError):
             load_sweep(path)
+
+
+def test_the_first_mistake_in_the_file_is_reported(tmp_path):
+    path = tmp_path / "hsm.yaml"
+    path.write_text("task:\n  arg_style: hidra\nlocal:\n  max_parallel: four\nslurm: {mem: lots}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_project(path, cwd=tmp_path)
+    assert (caught.value.key, caught.value.line) == ("task.arg_style", 2)
+
+
+def test_parsed_data_without_lines_still_names_the_key():
+    with pytest.raises(ConfigError) as caught:
+        parse_sweep({"grid": {"model": {"lr": 0.1}}})
+    error = caught.value
+    assert (error.key, error.line, error.file) == ("grid.model.lr", None, None)
+    assert "wrap it in a list: lr: [0.1]" in str(error)
