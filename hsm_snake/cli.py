@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from hsm_snake import __version__, scan, sweeps
 from hsm_snake.display import counts_line, make_console, tasks_table
@@ -45,8 +51,13 @@ def _print_plan(console: Any, title: str, tasks: list[sweeps.PlannedTask], as_js
         click.echo(
             json.dumps(
                 [
-                    {"task": t.entry.name, "state": t.state, "param_hash": t.entry.param_hash,
-                     "params": t.entry.params, "command": t.argv}
+                    {
+                        "task": t.entry.name,
+                        "state": t.state,
+                        "param_hash": t.entry.param_hash,
+                        "params": t.entry.params,
+                        "command": t.argv,
+                    }
                     for t in tasks
                 ],
                 ensure_ascii=False,
@@ -127,31 +138,57 @@ def _last_lines(path: Path, count: int) -> list[str]:
 
 @cli.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-p", "--project", "project_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Project config (default: hsm.yaml, .hsm/config.yaml or sweeps/hsm_config.yaml found from here).")
+@click.option(
+    "-p",
+    "--project",
+    "project_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Project config (default: hsm.yaml, .hsm/config.yaml or sweeps/hsm_config.yaml found from here).",
+)
 @click.option("--profile", default="local", show_default=True, help=PROFILE_HELP)
 @click.option("-n", "--dry-run", is_flag=True, help="Write nothing; list the tasks that would run and their commands.")
-@click.option("--sweep-id", help="Name the sweep (an existing one is re-expanded: unchanged tasks keep their numbers).")
-@click.option("-j", "--cores", type=int, help="Tasks at once on this machine (default: local.max_parallel, or every CPU).")
+@click.option(
+    "--sweep-id",
+    callback=lambda _c, _p, value: sweeps.check_sweep_id(value),
+    help="Name the sweep (an existing one is re-expanded: unchanged tasks keep their numbers).",
+)
+@click.option(
+    "-j", "--cores", type=int, help="Tasks at once on this machine (default: local.max_parallel, or every CPU)."
+)
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the tasks as JSON.")
-def run(sweep_file: Path, project_file: Path | None, profile: str, dry_run: bool, sweep_id: str | None,
-        cores: int | None, as_json: bool) -> None:
+def run(
+    sweep_file: Path,
+    project_file: Path | None,
+    profile: str,
+    dry_run: bool,
+    sweep_id: str | None,
+    cores: int | None,
+    as_json: bool,
+) -> None:
     """Expand SWEEP_FILE into tasks, lay out the sweep directory and run every task."""
     spec, project = sweeps.load_inputs(sweep_file, project_file, Path.cwd())
     console = make_console()
+    for notice in (*spec.notices, *project.notices):
+        click.echo(f"note: {notice}", err=True)
     if dry_run:
         plan = sweeps.plan(spec, project, sweep_id)
         entries = [plan.tasks[name] for name in plan.tasks if not plan.tasks[name].retired]
         if plan.paths.root.exists():
             state = scan.scan(load_index(plan.paths.root))
             missing = {t.task.name: t.state for t in state.missing()}
-            todo = [sweeps.PlannedTask(e, a.argv, missing.get(e.name, scan.PENDING))
-                    for e, a in zip(entries, sweeps.planned_tasks(plan, entries, plan.runner))
-                    if e.name in missing or e.name in plan.new_tasks]
+            todo = [
+                sweeps.PlannedTask(e, a.argv, missing.get(e.name, scan.PENDING))
+                for e, a in zip(entries, sweeps.planned_tasks(plan, entries, plan.runner), strict=True)
+                if e.name in missing or e.name in plan.new_tasks
+            ]
         else:
             todo = sweeps.planned_tasks(plan, entries, plan.runner)
-        _print_plan(console, f"{len(todo)} task(s) would run (sweep {plan.paths.sweep_id}, dry run: nothing written)",
-                    todo, as_json)
+        _print_plan(
+            console,
+            f"{len(todo)} task(s) would run (sweep {plan.paths.sweep_id}, dry run: nothing written)",
+            todo,
+            as_json,
+        )
         return
     index = sweeps.create(spec, project, _command_line(), sweep_id)
     console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
@@ -161,14 +198,25 @@ def run(sweep_file: Path, project_file: Path | None, profile: str, dry_run: bool
 @cli.command()
 @click.argument("sweep", required=False)
 @click.option("--profile", default="local", show_default=True, help=PROFILE_HELP)
-@click.option("--retry-failed/--no-retry-failed", default=True, show_default=True,
-              help="Also rerun tasks that failed or were cancelled (not only never-finished ones).")
+@click.option(
+    "--retry-failed/--no-retry-failed",
+    default=True,
+    show_default=True,
+    help="Also rerun tasks that failed or were cancelled (not only never-finished ones).",
+)
 @click.option("--tasks", help="Only these task numbers, e.g. 1,5,10-20.")
 @click.option("--only-category", help="Only failed tasks of this error category (e.g. timeout).")
 @click.option("-j", "--cores", type=int, help="Tasks at once on this machine.")
 @click.option("-n", "--dry-run", is_flag=True, help="List what would run, run nothing.")
-def complete(sweep: str | None, profile: str, retry_failed: bool, tasks: str | None, only_category: str | None,
-             cores: int | None, dry_run: bool) -> None:
+def complete(
+    sweep: str | None,
+    profile: str,
+    retry_failed: bool,
+    tasks: str | None,
+    only_category: str | None,
+    cores: int | None,
+    dry_run: bool,
+) -> None:
     """Run only the tasks of SWEEP (id or path; default: newest) that are not completed."""
     paths = sweeps.find_sweep(sweep, Path.cwd())
     if dry_run:
@@ -176,12 +224,19 @@ def complete(sweep: str | None, profile: str, retry_failed: bool, tasks: str | N
         return
     sweeps.refresh_project_settings(paths, Path.cwd())
     default = sweeps.default_cores(sweeps.recorded_project(paths))
-    _run_and_report(paths, profile=profile, cores=cores or default, retry_failed=retry_failed,
-                    tasks=tasks, only_category=only_category)
+    _run_and_report(
+        paths,
+        profile=profile,
+        cores=cores or default,
+        retry_failed=retry_failed,
+        tasks=tasks,
+        only_category=only_category,
+    )
 
 
-def _show_missing(paths: Any, *, as_json: bool, retry_failed: bool = True, tasks: str | None = None,
-                  only_category: str | None = None) -> None:
+def _show_missing(
+    paths: Any, *, as_json: bool, retry_failed: bool = True, tasks: str | None = None, only_category: str | None = None
+) -> None:
     index = load_index(paths.root)
     state = scan.scan(index, selection=tasks)
     chosen = {e.name for e in sweeps.select_missing(state, retry_failed, only_category)}
@@ -189,10 +244,14 @@ def _show_missing(paths: Any, *, as_json: bool, retry_failed: bool = True, tasks
     missing = [t for t in state.missing() if t.task.name in chosen]
     planned = [
         sweeps.PlannedTask(t.task, p.argv, t.state)
-        for t, p in zip(missing, sweeps.planned_tasks(index, [t.task for t in missing], runner))
+        for t, p in zip(missing, sweeps.planned_tasks(index, [t.task for t in missing], runner), strict=True)
     ]
-    _print_plan(make_console(), f"sweep {paths.sweep_id}: {len(planned)} of {len(state.tasks)} task(s) not completed",
-                planned, as_json)
+    _print_plan(
+        make_console(),
+        f"sweep {paths.sweep_id}: {len(planned)} of {len(state.tasks)} task(s) not completed",
+        planned,
+        as_json,
+    )
 
 
 @cli.command()
@@ -213,22 +272,46 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool) -> None:
     state = scan.scan(load_index(paths.root), with_status=list_tasks or as_json)
     counts = state.counts()
     if as_json:
-        click.echo(json.dumps({
-            "sweep_id": paths.sweep_id, "path": str(paths.root), "total": len(state.tasks),
-            "counts": dict(counts), "running_by": state.holder,
-            "tasks": [{"task": t.task.name, "state": t.state, "note": t.note,
-                       **{k: (t.status or {}).get(k) for k in ("attempt", "duration_s", "host", "job_id",
-                                                               "error_category", "error_summary")}}
-                      for t in state.tasks],
-        }, indent=1, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "sweep_id": paths.sweep_id,
+                    "path": str(paths.root),
+                    "total": len(state.tasks),
+                    "counts": dict(counts),
+                    "running_by": state.holder,
+                    "tasks": [
+                        {
+                            "task": t.task.name,
+                            "state": t.state,
+                            "note": t.note,
+                            **{
+                                k: (t.status or {}).get(k)
+                                for k in ("attempt", "duration_s", "host", "job_id", "error_category", "error_summary")
+                            },
+                        }
+                        for t in state.tasks
+                    ],
+                },
+                indent=1,
+                ensure_ascii=False,
+            )
+        )
         return
     console = make_console()
     console.print(f"sweep {paths.sweep_id}: " + counts_line(counts, len(state.tasks)))
     console.print(f"[dim]{paths.root}[/dim]", soft_wrap=True)
     console.print(f"run in progress: {state.holder}" if state.holder else "no run in progress")
     if list_tasks:
-        console.print(tasks_table("tasks", ((t.task.name, t.state, t.task.params, (t.status or {}).get("command") or [],
-                                             t.note) for t in state.tasks)))
+        console.print(
+            tasks_table(
+                "tasks",
+                (
+                    (t.task.name, t.state, t.task.params, (t.status or {}).get("command") or [], t.note)
+                    for t in state.tasks
+                ),
+            )
+        )
 
 
 def main() -> None:

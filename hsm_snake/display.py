@@ -26,7 +26,9 @@ STATE_STYLES = {
 
 
 def format_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}" for k, v in params.items())
+    return " ".join(
+        f"{k}={json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}" for k, v in params.items()
+    )
 
 
 def tasks_table(title: str, rows: Iterable[tuple[str, str, dict[str, Any], list[str], str]]) -> Table:

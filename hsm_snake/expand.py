@@ -100,7 +100,7 @@ def _first_repeat(entries: list[Any], where: str) -> RepeatedEntry | None:
 
 def _group_rows(params: dict[str, list[Any]]) -> list[dict[str, Any]]:
     names = list(params)
-    return [dict(zip(names, row)) for row in zip(*params.values())]
+    return [dict(zip(names, row, strict=True)) for row in zip(*params.values(), strict=True)]
 
 
 def _group_size(params: dict[str, list[Any]]) -> int:

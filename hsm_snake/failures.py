@@ -25,10 +25,10 @@ LAUNCH_ERROR = "launch_error"
 # Most specific first: a CUDA OOM is also a RuntimeError.
 _STDERR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (CUDA_OOM, re.compile(r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError: CUDA")),
-    (OUT_OF_MEMORY, re.compile(r"^MemoryError\b|std::bad_alloc|Cannot allocate memory", re.M)),
-    (MISSING_MODULE, re.compile(r"^(ModuleNotFoundError|ImportError)\b", re.M)),
-    (MISSING_FILE, re.compile(r"^(FileNotFoundError|No such file or directory)\b", re.M)),
-    (SYNTAX_ERROR, re.compile(r"^(SyntaxError|IndentationError|TabError)\b", re.M)),
+    (OUT_OF_MEMORY, re.compile(r"^MemoryError\b|std::bad_alloc|Cannot allocate memory", re.MULTILINE)),
+    (MISSING_MODULE, re.compile(r"^(ModuleNotFoundError|ImportError)\b", re.MULTILINE)),
+    (MISSING_FILE, re.compile(r"^(FileNotFoundError|No such file or directory)\b", re.MULTILINE)),
+    (SYNTAX_ERROR, re.compile(r"^(SyntaxError|IndentationError|TabError)\b", re.MULTILINE)),
 ]
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b)(?::\s*(.*))?$")
 

@@ -31,8 +31,7 @@ from hsm_snake.sweep_config import SweepSpec
 from hsm_snake.sweep_index import SweepIndex, TaskEntry, load_index, mapping_document
 
 MAPPING_HEADER = (
-    "hsm-snake task mapping: task id -> param hash -> parameters. Numbers are never reused. "
-    "(JSON, which is also YAML.)"
+    "hsm-snake task mapping: task id -> param hash -> parameters. Numbers are never reused. (JSON, which is also YAML.)"
 )
 
 
@@ -47,7 +46,9 @@ class SweepPlan:
     resources: dict[str, Any]
 
 
-def number_tasks(existing: dict[str, TaskEntry], expanded: list[dict[str, Any]]) -> tuple[dict[str, TaskEntry], list[str]]:
+def number_tasks(
+    existing: dict[str, TaskEntry], expanded: list[dict[str, Any]]
+) -> tuple[dict[str, TaskEntry], list[str]]:
     """Give each parameter set its task id: the old one if it had one, else the next number."""
     by_hash = {entry.param_hash: entry for entry in existing.values()}
     next_number = max((task_number(name) for name in existing), default=0) + 1
@@ -178,6 +179,18 @@ def write_sweep(plan: SweepPlan, spec: SweepSpec, project: ProjectConfig, comman
     write_json_document(paths.task_mapping, mapping_document(plan.tasks, paths.sweep_id), MAPPING_HEADER)
     record_metadata(paths, project.root, command)
     return SweepIndex(paths, plan.tasks, plan.resources)
+
+
+def restore_missing_params(index: SweepIndex) -> list[str]:
+    """Rewrite params.yaml of tasks whose folder or file was deleted, from task_mapping.yaml."""
+    restored = []
+    for entry in index.active():
+        task = index.paths.task(entry.name)
+        if not task.params.exists():
+            task.results.mkdir(parents=True, exist_ok=True)
+            write_yaml(task.params, entry.params)
+            restored.append(entry.name)
+    return restored
 
 
 def record_metadata(paths: SweepPaths, project_root: Path, command: list[str]) -> None:

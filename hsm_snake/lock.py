@@ -12,7 +12,6 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from hsm_snake.errors import SweepLockedError
 from hsm_snake.paths import SweepPaths
@@ -65,10 +64,10 @@ class SweepLock:
             os.close(self.fd)
             self.fd = None
 
-    def __enter__(self) -> "SweepLock":
+    def __enter__(self) -> SweepLock:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 

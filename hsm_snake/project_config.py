@@ -20,7 +20,13 @@ from typing import Any
 
 from jsonschema import FormatChecker
 
-from hsm_snake.config_schema import apply_defaults, describe_value, load_schema, resolve, validate
+from hsm_snake.config_schema import (
+    apply_defaults,
+    describe_value,
+    load_schema,
+    resolve,
+    validate,
+)
 from hsm_snake.errors import ConfigError
 from hsm_snake.yamlsource import key_path, line_of, load_yaml_file
 

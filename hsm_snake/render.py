@@ -237,5 +237,5 @@ def _argparse_text(key: str, value: object) -> str:
         except (TypeError, ValueError) as error:
             raise ValueError(
                 f"parameter {key!r}: cannot write {value!r} as JSON: {error}"
-            )
+            ) from None
     return _scalar_text(value)

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hsm_snake.config_schema import describe_value, flow_yaml, load_schema, resolve, validate
+from hsm_snake.config_schema import (
+    describe_value,
+    flow_yaml,
+    load_schema,
+    resolve,
+    validate,
+)
 from hsm_snake.errors import ConfigError
 from hsm_snake.expand import find_repeated_entry
 from hsm_snake.yamlsource import key_path, line_of, load_yaml_file

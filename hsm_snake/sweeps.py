@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake import engine, layout, scan
-from hsm_snake.errors import SweepNotFoundError
+from hsm_snake.errors import ConfigError, SweepNotFoundError
 from hsm_snake.lock import SweepLock
 from hsm_snake.paths import SweepPaths, TaskPaths
 from hsm_snake.project_config import ProjectConfig, find_project_config, load_project
@@ -53,6 +54,20 @@ def load_inputs(sweep_file: Path, project_file: Path | None, cwd: Path) -> tuple
     return spec, project
 
 
+_SWEEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_sweep_id(sweep_id: str | None) -> str | None:
+    """A sweep id names one folder under the output dir: no separators, no leading dot."""
+    if sweep_id is not None and not _SWEEP_ID.match(sweep_id):
+        raise ConfigError(
+            f"{sweep_id!r} is not a usable sweep id",
+            key="--sweep-id",
+            hint="use letters, digits, '.', '_' and '-', starting with a letter or digit (e.g. lr_scan_2)",
+        )
+    return sweep_id
+
+
 def sweep_paths_for(project: ProjectConfig, sweep_id: str | None) -> SweepPaths:
     """Where a new sweep would go (the id is only allocated when it is written)."""
     return SweepPaths(project.output_dir / (sweep_id or layout.new_sweep_id()))
@@ -64,6 +79,7 @@ def plan(spec: SweepSpec, project: ProjectConfig, sweep_id: str | None = None) -
 
 def create(spec: SweepSpec, project: ProjectConfig, command: list[str], sweep_id: str | None = None) -> SweepIndex:
     """Write a new sweep directory, or re-expand an edited sweep into an existing one."""
+    check_sweep_id(sweep_id)
     layout.plan_sweep(spec, project, sweep_paths_for(project, sweep_id))  # refuse bad input before any write
     paths = layout.allocate_sweep_dir(project.output_dir, sweep_id)
     with SweepLock(paths) as lock:
@@ -71,7 +87,9 @@ def create(spec: SweepSpec, project: ProjectConfig, command: list[str], sweep_id
         return layout.write_sweep(layout.plan_sweep(spec, project, paths), spec, project, command)
 
 
-def planned_tasks(index_or_plan: SweepIndex | layout.SweepPlan, entries: list[TaskEntry], runner: dict[str, Any]) -> list[PlannedTask]:
+def planned_tasks(
+    index_or_plan: SweepIndex | layout.SweepPlan, entries: list[TaskEntry], runner: dict[str, Any]
+) -> list[PlannedTask]:
     paths = index_or_plan.paths
     return [
         PlannedTask(entry, build_argv(runner, entry.params, TaskPaths(paths.task(entry.name).dir), paths.sweep_id))
@@ -121,7 +139,8 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
     sweeps = _sweep_dirs(output_dir)
     if not sweeps:
         raise SweepNotFoundError(
-            f"no sweeps under {output_dir}.\n  hint: start one with `hsm-snake run sweep.yaml`, or name a sweep directory"
+            f"no sweeps under {output_dir}.\n"
+            "  hint: start one with `hsm-snake run sweep.yaml`, or name a sweep directory"
         )
     return SweepPaths(max(sweeps, key=lambda p: (p / "task_mapping.yaml").stat().st_mtime))
 
@@ -132,7 +151,9 @@ def _sweep_dirs(output_dir: Path) -> list[Path]:
     return [p for p in output_dir.iterdir() if (p / "task_mapping.yaml").exists()]
 
 
-def select_missing(state: scan.SweepState, retry_failed: bool = True, only_category: str | None = None) -> list[TaskEntry]:
+def select_missing(
+    state: scan.SweepState, retry_failed: bool = True, only_category: str | None = None
+) -> list[TaskEntry]:
     chosen = []
     for task in state.missing():
         if not retry_failed and task.state in (scan.FAILED, scan.CANCELLED):
@@ -192,6 +213,7 @@ def run(
     lock.acquire(command)
     try:
         kept = engine.recover_after_kill(paths)
+        layout.restore_missing_params(index)
         before = scan.scan(index, selection=tasks)
         todo = select_missing(before, retry_failed, only_category)
         if not todo:
@@ -220,8 +242,7 @@ def run(
         counts = after.counts()
         append_sweep_log(
             paths,
-            f"run ended (Snakemake exit {code}): "
-            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+            f"run ended (Snakemake exit {code}): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
         )
         return RunOutcome(paths, snakemake, code, after, kept, interrupted)
     finally:

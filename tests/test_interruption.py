@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import read_status
-
-from hsm_snake.cli import cli  # noqa: F401  (the console script below runs the same code)
 
 
 def start_run(project, *args: str) -> subprocess.Popen:
@@ -35,8 +34,12 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def started(project) -> set[str]:
+    return {line.split()[0] for line in project.runs() if line.endswith("start")}
+
+
 def held_tasks_started(project, count: int):
-    return lambda: sum(1 for line in project.runs() if line.endswith("start")) >= count
+    return lambda: len(started(project)) >= count
 
 
 def engine_pid(sweep_dir) -> int:
@@ -50,12 +53,40 @@ def group_gone(pgid: int) -> bool:
         if not entry.isdigit():
             continue
         try:
-            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if int(fields[2]) == pgid and fields[0] != "Z":
             return False
     return True
+
+
+def kill_everything(project, proc: subprocess.Popen) -> None:
+    """kill -9 of hsm-snake's group and of its engine's group (it runs in a group of its own)."""
+    for lock in project.root.glob("sweeps/outputs/*/.hsm/run.lock"):
+        try:
+            kill_group(json.loads(lock.read_text())["snakemake_pid"])
+        except (ValueError, KeyError, OSError):
+            pass
+    kill_group(proc.pid)
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def background(project):
+    """Start `hsm-snake ...` in the background; whatever is left is killed after the test."""
+    started_procs = []
+
+    def start(*args: str) -> subprocess.Popen:
+        proc = start_run(project, *args)
+        started_procs.append(proc)
+        return proc
+
+    yield start
+    project.release()
+    for proc in started_procs:
+        if proc.poll() is None:
+            kill_everything(project, proc)
 
 
 def kill_group(pid: int) -> None:
@@ -65,36 +96,38 @@ def kill_group(pid: int) -> None:
         pass
 
 
-def test_kill_9_everything_then_complete_runs_each_task_exactly_once(project):
-    # Tasks 1-3 finish at once; tasks 4-6 hold until released, so the kill lands mid-task.
+def test_kill_9_everything_then_complete_runs_each_task_exactly_once(project, background):
+    # hold=1 tasks wait until released, so the kill lands while two of them surely run.
+    # Which tasks Snakemake starts first is its choice; the test does not depend on it.
     sweep = project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2, 3]}})
-    proc = start_run(project, "run", str(sweep))
-    wait_for(held_tasks_started(project, 5), what="two held tasks to start")
-    (sweep_dir,) = project.sweep_dirs()
-    engine = engine_pid(sweep_dir)
-    kill_group(engine)
-    kill_group(proc.pid)
-    proc.wait(timeout=30)
+    held = {"task_004", "task_005", "task_006"}
+    proc = background("run", str(sweep))
+    try:
+        wait_for(lambda: len(started(project) & held) == 2, what="two held tasks to start")
+        (sweep_dir,) = project.sweep_dirs()
+        engine = engine_pid(sweep_dir)
+    finally:
+        kill_everything(project, proc)
     wait_for(lambda: group_gone(engine), what="the engine's processes to die")
 
     status = json.loads(project.cli("status", sweep_dir.name, "--json").output)
-    assert status["counts"]["completed"] == 3
-    assert status["counts"].get("stale") == 2, status["counts"]
+    killed = sorted(t["task"] for t in status["tasks"] if t["state"] == "stale")
+    assert len(killed) == 2 and set(killed) <= held, status["counts"]
+    assert status["counts"].get("completed", 0) == len(project.completions())
     assert status["running_by"] is None
 
     project.release()
     result = project.cli("complete", sweep_dir.name)
     assert "6 completed" in result.output
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 7)}
-    killed = sorted(t["task"] for t in status["tasks"] if t["state"] == "stale")
     starts = [line.split()[0] for line in project.runs() if line.endswith("start")]
     assert sorted(starts) == sorted([f"task_{i:03d}" for i in range(1, 7)] + killed)
     assert read_status(sweep_dir / "tasks" / killed[0])["attempt"] == 2
 
 
-def test_second_run_on_same_sweep_is_refused_naming_the_holder(project):
+def test_second_run_on_same_sweep_is_refused_naming_the_holder(project, background):
     sweep = project.write_sweep({"grid": {"hold": [1], "x": [1]}})
-    proc = start_run(project, "run", str(sweep))
+    proc = background("run", str(sweep))
     try:
         wait_for(held_tasks_started(project, 1), what="the held task to start")
         (sweep_dir,) = project.sweep_dirs()
@@ -109,9 +142,9 @@ def test_second_run_on_same_sweep_is_refused_naming_the_holder(project):
     assert project.completions() == {"task_001": 1}
 
 
-def test_ctrl_c_stops_tasks_marks_them_cancelled_and_complete_resumes(project):
+def test_ctrl_c_stops_tasks_marks_them_cancelled_and_complete_resumes(project, background):
     sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
-    proc = start_run(project, "run", str(sweep))
+    proc = background("run", str(sweep))
     wait_for(held_tasks_started(project, 2), what="both tasks to start")
     (sweep_dir,) = project.sweep_dirs()
     engine = engine_pid(sweep_dir)
