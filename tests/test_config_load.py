@@ -9,7 +9,12 @@ import pytest
 
 from hsm_snake.errors import ConfigError
 from hsm_snake.expand import count
-from hsm_snake.project_config import find_project_config, load_project, parse_mem_mb, parse_walltime_seconds
+from hsm_snake.project_config import (
+    find_project_config,
+    load_project,
+    parse_mem_mb,
+    parse_walltime_seconds,
+)
 from hsm_snake.resources import profiles_dir, schema_dir, workflow_dir
 from hsm_snake.sweep_config import PairedGroup, load_sweep
 from hsm_snake.yamlsource import parse_yaml_text

@@ -89,8 +89,8 @@ def test_task_selection_runs_only_named_tasks(project):
     project.cli("run", str(sweep), "--sweep-id", sweep_id, "--dry-run")
     # Create the sweep and run only some tasks via complete --tasks.
     from hsm_snake import sweeps
-    from hsm_snake.sweep_config import load_sweep
     from hsm_snake.project_config import load_project
+    from hsm_snake.sweep_config import load_sweep
 
     sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["test"], sweep_id)
     project.cli("complete", sweep_id, "--tasks", "2,4-5")
