@@ -1,0 +1,62 @@
+"""Real scripts that fail in known ways are recorded with the right category and cause."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from hsm_snake.failures import classify
+
+FAILING_SCRIPT = """
+    import os, signal, sys, time
+    mode = sys.argv[1].partition("=")[2]
+    if mode == "exception":
+        raise ValueError("learning rate must be positive")
+    if mode == "memory":
+        raise MemoryError()
+    if mode == "module":
+        import torch_that_is_not_installed  # noqa
+    if mode == "sleep":
+        time.sleep(60)
+    if mode == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "exit":
+        sys.exit(3)
+"""
+
+
+def test_real_failures_get_their_categories(project):
+    (project.root / "fail.py").write_text(textwrap.dedent(FAILING_SCRIPT))
+    project.write_project({"paths": {"train_script": "fail.py"}, "local": {"walltime": "00:00:02", "max_parallel": 2}})
+    modes = ["exception", "memory", "module", "sleep", "sigkill", "exit"]
+    project.write_sweep({"grid": {"mode": modes}})
+    project.cli("run", "sweep.yaml", expect=1)
+    status = json.loads(project.cli("status", "--json").output)
+    by_task = {t["task"]: t for t in status["tasks"]}
+    got = {mode: by_task[f"task_{i:03d}"] for i, mode in enumerate(modes, start=1)}
+    assert got["exception"]["error_category"] == "python_exception"
+    assert got["exception"]["error_summary"] == "ValueError: learning rate must be positive"
+    assert got["memory"]["error_category"] == "out_of_memory"
+    assert got["module"]["error_category"] == "missing_module"
+    assert "torch_that_is_not_installed" in got["module"]["error_summary"]
+    assert got["sleep"]["error_category"] == "timeout"
+    assert got["sigkill"]["error_category"] == "killed"
+    assert got["exit"]["error_category"] == "nonzero_exit"
+    assert all(t["state"] == "failed" for t in got.values())
+
+
+@pytest.mark.parametrize(
+    "returncode, stderr, category",
+    [
+        (1, "Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory. Tried", "cuda_out_of_memory"),
+        (1, 'Traceback:\n  File "x.py", line 1\n    def (\nSyntaxError: invalid syntax', "syntax_error"),
+        (1, "FileNotFoundError: [Errno 2] No such file or directory: 'data.csv'", "missing_file"),
+        (-15, "", "cancelled"),
+        (-11, "", "killed"),
+        (2, "usage: train.py [-h]\ntrain.py: error: unrecognized arguments", "nonzero_exit"),
+    ],
+)
+def test_classify(returncode, stderr, category):
+    assert classify(returncode, timed_out=False, timeout_s=None, stderr_tail=stderr).category == category
