@@ -16,9 +16,11 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from hsm_snake import __version__, scan, sweeps
+from hsm_snake import __version__, scan
 from hsm_snake.display import counts_line, make_console, tasks_table
 from hsm_snake.errors import HsmError
+from hsm_snake.locate import find_sweep
+from hsm_snake.missing import PlannedTask, missing_tasks, planned_tasks
 from hsm_snake.render import display_command
 from hsm_snake.sweep_index import load_index
 
@@ -46,7 +48,7 @@ def cli() -> None:
     """Hyper-parameter sweeps: hsm-snake plans, Snakemake schedules, the sweep directory keeps the state."""
 
 
-def _print_plan(console: Any, title: str, tasks: list[sweeps.PlannedTask], as_json: bool) -> None:
+def _print_plan(console: Any, title: str, tasks: list[PlannedTask], as_json: bool) -> None:
     if as_json:
         click.echo(
             json.dumps(
@@ -61,7 +63,6 @@ def _print_plan(console: Any, title: str, tasks: list[sweeps.PlannedTask], as_js
                     for t in tasks
                 ],
                 ensure_ascii=False,
-                indent=1,
             )
         )
         return
@@ -90,7 +91,16 @@ def _progress_reporter(console: Any, total: int):
     return progress, on_tick
 
 
+def _sweeps():
+    """The module that creates and runs sweeps; imported only by commands that do that, so that
+    status/missing stay light (no schema validator, no layout code)."""
+    from hsm_snake import sweeps
+
+    return sweeps
+
+
 def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: Any) -> None:
+    sweeps = _sweeps()
     console = make_console()
     index = load_index(paths.root)
     progress, on_tick = _progress_reporter(console, len(index.active()))
@@ -149,7 +159,7 @@ def _last_lines(path: Path, count: int) -> list[str]:
 @click.option("-n", "--dry-run", is_flag=True, help="Write nothing; list the tasks that would run and their commands.")
 @click.option(
     "--sweep-id",
-    callback=lambda _c, _p, value: sweeps.check_sweep_id(value),
+    callback=lambda _c, _p, value: _sweeps().check_sweep_id(value),
     help="Name the sweep (an existing one is re-expanded: unchanged tasks keep their numbers).",
 )
 @click.option(
@@ -166,29 +176,20 @@ def run(
     as_json: bool,
 ) -> None:
     """Expand SWEEP_FILE into tasks, lay out the sweep directory and run every task."""
+    sweeps = _sweeps()
     spec, project = sweeps.load_inputs(sweep_file, project_file, Path.cwd())
     console = make_console()
     for notice in (*spec.notices, *project.notices):
         click.echo(f"note: {notice}", err=True)
     if dry_run:
         plan = sweeps.plan(spec, project, sweep_id)
-        entries = [plan.tasks[name] for name in plan.tasks if not plan.tasks[name].retired]
+        states = {name: scan.PENDING for name in plan.new_tasks}
         if plan.paths.root.exists():
-            state = scan.scan(load_index(plan.paths.root))
-            missing = {t.task.name: t.state for t in state.missing()}
-            todo = [
-                sweeps.PlannedTask(e, a.argv, missing.get(e.name, scan.PENDING))
-                for e, a in zip(entries, sweeps.planned_tasks(plan, entries, plan.runner), strict=True)
-                if e.name in missing or e.name in plan.new_tasks
-            ]
-        else:
-            todo = sweeps.planned_tasks(plan, entries, plan.runner)
-        _print_plan(
-            console,
-            f"{len(todo)} task(s) would run (sweep {plan.paths.sweep_id}, dry run: nothing written)",
-            todo,
-            as_json,
-        )
+            states.update({t.task.name: t.state for t in scan.scan(load_index(plan.paths.root)).missing()})
+        entries = [entry for entry in plan.tasks.values() if not entry.retired and entry.name in states]
+        todo = planned_tasks(plan.paths, entries, plan.runner, states)
+        title = f"{len(todo)} task(s) would run (sweep {plan.paths.sweep_id}, dry run: nothing written)"
+        _print_plan(console, title, todo, as_json)
         return
     index = sweeps.create(spec, project, _command_line(), sweep_id)
     console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
@@ -218,10 +219,11 @@ def complete(
     dry_run: bool,
 ) -> None:
     """Run only the tasks of SWEEP (id or path; default: newest) that are not completed."""
-    paths = sweeps.find_sweep(sweep, Path.cwd())
+    paths = find_sweep(sweep, Path.cwd())
     if dry_run:
         _show_missing(paths, as_json=False, retry_failed=retry_failed, tasks=tasks, only_category=only_category)
         return
+    sweeps = _sweeps()
     sweeps.refresh_project_settings(paths, Path.cwd())
     default = sweeps.default_cores(sweeps.recorded_project(paths))
     _run_and_report(
@@ -234,24 +236,10 @@ def complete(
     )
 
 
-def _show_missing(
-    paths: Any, *, as_json: bool, retry_failed: bool = True, tasks: str | None = None, only_category: str | None = None
-) -> None:
-    index = load_index(paths.root)
-    state = scan.scan(index, selection=tasks)
-    chosen = {e.name for e in sweeps.select_missing(state, retry_failed, only_category)}
-    runner = sweeps.runner_settings_of(paths)
-    missing = [t for t in state.missing() if t.task.name in chosen]
-    planned = [
-        sweeps.PlannedTask(t.task, p.argv, t.state)
-        for t, p in zip(missing, sweeps.planned_tasks(index, [t.task for t in missing], runner), strict=True)
-    ]
-    _print_plan(
-        make_console(),
-        f"sweep {paths.sweep_id}: {len(planned)} of {len(state.tasks)} task(s) not completed",
-        planned,
-        as_json,
-    )
+def _show_missing(paths: Any, *, as_json: bool, **selection: Any) -> None:
+    state, planned = missing_tasks(paths, **selection)
+    title = f"sweep {paths.sweep_id}: {len(planned)} of {len(state.tasks)} task(s) not completed"
+    _print_plan(make_console(), title, planned, as_json)
 
 
 @cli.command()
@@ -259,7 +247,7 @@ def _show_missing(
 @click.option("--json", "as_json", is_flag=True, help="Print the tasks as JSON.")
 def missing(sweep: str | None, as_json: bool) -> None:
     """List the tasks of SWEEP that are not completed (pending, failed, interrupted) and their commands."""
-    _show_missing(sweeps.find_sweep(sweep, Path.cwd()), as_json=as_json)
+    _show_missing(find_sweep(sweep, Path.cwd()), as_json=as_json)
 
 
 @cli.command()
@@ -268,7 +256,7 @@ def missing(sweep: str | None, as_json: bool) -> None:
 @click.option("--tasks", "list_tasks", is_flag=True, help="List every task with its state.")
 def status(sweep: str | None, as_json: bool, list_tasks: bool) -> None:
     """Counts of SWEEP's tasks by state, read from the sweep directory alone."""
-    paths = sweeps.find_sweep(sweep, Path.cwd())
+    paths = find_sweep(sweep, Path.cwd())
     state = scan.scan(load_index(paths.root), with_status=list_tasks or as_json)
     counts = state.counts()
     if as_json:
@@ -293,7 +281,6 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool) -> None:
                         for t in state.tasks
                     ],
                 },
-                indent=1,
                 ensure_ascii=False,
             )
         )

@@ -116,14 +116,19 @@ def parse_record(text: str) -> dict[str, Any]:
 
 def read_record(path: Path) -> dict[str, Any]:
     """A record file, or RecordError; FileNotFoundError passes through."""
+    return read_record_text(str(path))
+
+
+def read_record_text(path: str) -> dict[str, Any]:
+    """read_record for a path given as a string (no pathlib cost in bulk scans)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordError(f"{path}: not UTF-8 text") from exc
-    try:
-        return parse_record(text)
+        return parse_record(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RecordError(f"{path}: not UTF-8 text") from None
     except RecordError as exc:
-        raise RecordError(f"{path}: {exc}") from exc
+        raise RecordError(f"{path}: {exc}") from None
 
 
 def write_json_document(path: Path, data: Any, header: str) -> None:

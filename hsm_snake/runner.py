@@ -89,8 +89,8 @@ def runner_settings(sweep: SweepPaths) -> dict[str, Any]:
     return settings
 
 
-def build_argv(settings: dict[str, Any], params: dict[str, Any], task: TaskPaths, sweep_id: str) -> list[str]:
-    """The exact argv of the user's script for one task."""
+def build_argv(settings: dict[str, Any], params: dict[str, Any], task_dir: str, sweep_id: str) -> list[str]:
+    """The exact argv of the user's script for one task (``task_dir``: absolute path)."""
     style = settings.get("arg_style", "hydra")
     argv = list(settings["python_command"])
     if settings.get("train_script"):
@@ -98,7 +98,7 @@ def build_argv(settings: dict[str, Any], params: dict[str, Any], task: TaskPaths
     argv += list(settings.get("extra_args") or [])
     argv += render_overrides(params, style)
     if settings.get("output_dir_arg"):
-        argv += render_override(settings["output_dir_arg"], str(task.dir.resolve()), style)
+        argv += render_override(settings["output_dir_arg"], task_dir, style)
     if settings.get("wandb_group_arg"):
         argv += render_override(settings["wandb_group_arg"], sweep_id, style)
     return argv
@@ -107,7 +107,7 @@ def build_argv(settings: dict[str, Any], params: dict[str, Any], task: TaskPaths
 def build_launch(
     settings: dict[str, Any], params: dict[str, Any], task: TaskPaths, sweep: SweepPaths, backend: str
 ) -> Launch:
-    argv = build_argv(settings, params, task, sweep.sweep_id)
+    argv = build_argv(settings, params, str(task.dir.resolve()), sweep.sweep_id)
     env = dict(os.environ)
     env.update({str(k): str(v) for k, v in (settings.get("env") or {}).items()})
     env.update(

@@ -12,23 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake import engine, layout, scan
-from hsm_snake.errors import ConfigError, SweepNotFoundError
+from hsm_snake.errors import ConfigError
 from hsm_snake.lock import SweepLock
-from hsm_snake.paths import SweepPaths, TaskPaths
+from hsm_snake.missing import select_missing
+from hsm_snake.paths import SweepPaths
 from hsm_snake.project_config import ProjectConfig, find_project_config, load_project
 from hsm_snake.records import read_yaml, write_yaml
-from hsm_snake.runner import build_argv
 from hsm_snake.sweep_config import SweepSpec, load_sweep
-from hsm_snake.sweep_index import SweepIndex, TaskEntry, load_index
-
-
-@dataclass(frozen=True)
-class PlannedTask:
-    """A task that would run, with the exact argv its runner would start."""
-
-    entry: TaskEntry
-    argv: list[str]
-    state: str = scan.PENDING
+from hsm_snake.sweep_index import SweepIndex, load_index
 
 
 @dataclass
@@ -87,20 +78,6 @@ def create(spec: SweepSpec, project: ProjectConfig, command: list[str], sweep_id
         return layout.write_sweep(layout.plan_sweep(spec, project, paths), spec, project, command)
 
 
-def planned_tasks(
-    index_or_plan: SweepIndex | layout.SweepPlan, entries: list[TaskEntry], runner: dict[str, Any]
-) -> list[PlannedTask]:
-    paths = index_or_plan.paths
-    return [
-        PlannedTask(entry, build_argv(runner, entry.params, TaskPaths(paths.task(entry.name).dir), paths.sweep_id))
-        for entry in entries
-    ]
-
-
-def runner_settings_of(paths: SweepPaths) -> dict[str, Any]:
-    return read_yaml(paths.project_config)["runner"]
-
-
 def refresh_project_settings(paths: SweepPaths, cwd: Path) -> bool:
     """Re-read the project config a sweep came from, so `complete` uses the user's fixes.
 
@@ -120,48 +97,6 @@ def refresh_project_settings(paths: SweepPaths, cwd: Path) -> bool:
     write_yaml(paths.project_config, refreshed)
     append_sweep_log(paths, f"project settings re-read from {project.source or 'defaults'}")
     return True
-
-
-def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
-    """A sweep by path, by id under the project's output dir, or the newest one there."""
-    if ref:
-        candidate = Path(ref).expanduser()
-        if (candidate / "task_mapping.yaml").exists():
-            return SweepPaths(candidate.resolve())
-    output_dir = load_project(None, cwd=cwd).output_dir
-    if ref:
-        by_id = output_dir / ref
-        if (by_id / "task_mapping.yaml").exists():
-            return SweepPaths(by_id)
-        known = sorted(p.name for p in _sweep_dirs(output_dir))
-        hint = f"sweeps under {output_dir}: {', '.join(known[-5:])}" if known else f"no sweeps under {output_dir}"
-        raise SweepNotFoundError(f"no sweep {ref!r} (neither a sweep directory nor a sweep id).\n  hint: {hint}")
-    sweeps = _sweep_dirs(output_dir)
-    if not sweeps:
-        raise SweepNotFoundError(
-            f"no sweeps under {output_dir}.\n"
-            "  hint: start one with `hsm-snake run sweep.yaml`, or name a sweep directory"
-        )
-    return SweepPaths(max(sweeps, key=lambda p: (p / "task_mapping.yaml").stat().st_mtime))
-
-
-def _sweep_dirs(output_dir: Path) -> list[Path]:
-    if not output_dir.is_dir():
-        return []
-    return [p for p in output_dir.iterdir() if (p / "task_mapping.yaml").exists()]
-
-
-def select_missing(
-    state: scan.SweepState, retry_failed: bool = True, only_category: str | None = None
-) -> list[TaskEntry]:
-    chosen = []
-    for task in state.missing():
-        if not retry_failed and task.state in (scan.FAILED, scan.CANCELLED):
-            continue
-        if only_category and (task.status or {}).get("error_category") != only_category:
-            continue
-        chosen.append(task.task)
-    return chosen
 
 
 def compress_selection(numbers: list[int]) -> str:
