@@ -64,7 +64,7 @@ def snakemake_command(
     command = [
         sys.executable,
         "-m",
-        "snakemake",
+        "hsm_snake.snakemake_cli",
         "--snakefile",
         str(workflow_dir() / "Snakefile"),
         "--directory",

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import read_status
 
+from hsm_snake.lock import lock_holder
+from hsm_snake.paths import SweepPaths
+
 
 def start_run(project, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
@@ -109,6 +112,9 @@ def test_kill_9_everything_then_complete_runs_each_task_exactly_once(project, ba
     finally:
         kill_everything(project, proc)
     wait_for(lambda: group_gone(engine), what="the engine's processes to die")
+    # A killed multi-threaded process shows as a zombie before its last thread has exited
+    # and closed its files: wait for the kernel to drop the sweep lock.
+    wait_for(lambda: lock_holder(SweepPaths(sweep_dir)) is None, what="the sweep lock to be released")
 
     status = json.loads(project.cli("status", sweep_dir.name, "--json").output)
     killed = sorted(t["task"] for t in status["tasks"] if t["state"] == "stale")
