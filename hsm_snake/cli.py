@@ -111,9 +111,10 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
     finally:
         if progress is not None:
             progress.stop()
-    if outcome.kept_after_kill:
+    if outcome.kept_results:
         console.print(
-            f"kept {len(outcome.kept_after_kill)} result(s) that finished just before an earlier run was killed"
+            f"kept {len(outcome.kept_results)} finished result(s) whose completion Snakemake had not recorded "
+            f"(a killed run, or a marker Snakemake removed): {', '.join(outcome.kept_results[:10])}"
         )
     if outcome.command:
         console.print(f"[dim]snakemake: {display_command(outcome.command)}[/dim]", soft_wrap=True)

@@ -7,7 +7,6 @@ sweep directory, so every sweep has its own ``.snakemake/`` (locks, incomplete f
 
 from __future__ import annotations
 
-import base64
 import difflib
 import os
 import signal
@@ -21,7 +20,6 @@ from typing import Any
 from hsm_snake.errors import ConfigError
 from hsm_snake.lock import SweepLock
 from hsm_snake.paths import SweepPaths
-from hsm_snake.records import RecordError, read_record
 from hsm_snake.resources import profiles_dir, workflow_dir
 
 DEFAULT_PROFILE = "local"
@@ -82,44 +80,6 @@ def snakemake_command(
         command += ["--dry-run"]
     command += list(extra_args)
     return command
-
-
-def recover_after_kill(paths: SweepPaths) -> list[str]:
-    """Clear what a killed run left, once we hold the sweep lock (so nothing else runs it).
-
-    - Snakemake's own locks stay after kill -9; they would make the next run fail.
-    - An incomplete flag on a task whose runner finished (marker written after status
-      ``completed``) only means Snakemake died before noting it: the result is kept, not rerun.
-    Returns the tasks whose finished result was kept.
-    """
-    for lock_file in _listdir(paths.snakemake_locks_dir):
-        (paths.snakemake_locks_dir / lock_file).unlink(missing_ok=True)
-    kept = []
-    if not paths.snakemake_incomplete_dir.is_dir():
-        return kept
-    for flag in _listdir(paths.snakemake_incomplete_dir):
-        try:
-            target = base64.urlsafe_b64decode(flag).decode()
-        except (ValueError, UnicodeDecodeError):
-            continue
-        task_dir = paths.root / Path(target).parent
-        if not target.endswith(paths.marker_target(task_dir.name)) or not (paths.root / target).exists():
-            continue
-        try:
-            finished = read_record(paths.task(task_dir.name).status).get("status") == "completed"
-        except (FileNotFoundError, RecordError):
-            finished = False
-        if finished:
-            (paths.snakemake_incomplete_dir / flag).unlink(missing_ok=True)
-            kept.append(task_dir.name)
-    return kept
-
-
-def _listdir(folder: Path) -> list[str]:
-    try:
-        return os.listdir(folder)
-    except FileNotFoundError:
-        return []
 
 
 class EngineProcess:

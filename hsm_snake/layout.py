@@ -93,9 +93,22 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         "extra_args": list(task.get("extra_args") or []),
         "env": dict(task.get("env") or {}),
         "metrics_regex": dict(task.get("metrics_regex") or {}),
-        "pre_script": local.get("pre_script"),
+        "pre_scripts": {
+            backend: setup for backend in ("local", "slurm", "pbs") if (setup := setup_script(project, backend))
+        },
         "timeout_s": timeouts,
     }
+
+
+def setup_script(project: ProjectConfig, backend: str) -> str | None:
+    """The shell set-up a task runs before its script on a backend: modules, then pre_script."""
+    section = project.section(backend)
+    lines = []
+    if section.get("modules"):
+        lines.append("module load " + " ".join(section["modules"]))
+    if section.get("pre_script"):
+        lines.append(section["pre_script"])
+    return "\n".join(lines) or None
 
 
 def rule_resources(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
@@ -110,6 +123,7 @@ def project_record(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         "project": project.data,
         "runner": runner_settings(project, spec),
         "resources": rule_resources(project, spec),
+        "sweep_resources": spec.resources,
     }
 
 

@@ -121,7 +121,7 @@ def build_launch(
             "PYTHONUNBUFFERED": "1",
         }
     )
-    pre_script = settings.get("pre_script")
+    pre_script = (settings.get("pre_scripts") or {}).get(backend)
     if pre_script:
         # The set-up snippet is the only shell part; the script's argv reaches it as "$@",
         # so no parameter value is ever parsed by a shell.

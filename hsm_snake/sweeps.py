@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import engine, layout, scan
+from hsm_snake import backends, engine, layout, recovery, scan
 from hsm_snake.errors import ConfigError
 from hsm_snake.lock import SweepLock
 from hsm_snake.missing import select_missing
@@ -28,7 +28,7 @@ class RunOutcome:
     command: list[str]
     exit_code: int
     state: scan.SweepState
-    kept_after_kill: list[str] = field(default_factory=list)
+    kept_results: list[str] = field(default_factory=list)
     interrupted: bool = False
 
     @property
@@ -147,8 +147,9 @@ def run(
     lock = SweepLock(paths)
     lock.acquire(command)
     try:
-        kept = engine.recover_after_kill(paths)
+        recovery.clear_snakemake_locks(paths)
         layout.restore_missing_params(index)
+        kept = recovery.keep_finished_results(scan.scan(index))
         before = scan.scan(index, selection=tasks)
         todo = select_missing(before, retry_failed, only_category)
         if not todo:
@@ -156,7 +157,13 @@ def run(
         selection = None
         if tasks or not retry_failed or only_category or len(todo) != len(before.missing()):
             selection = compress_selection([t.number for t in todo])
-        snakemake = engine.snakemake_command(paths, profile_dir, cores=cores, tasks=selection, extra_args=extra_args)
+        recorded = read_yaml(paths.project_config) or {}
+        backend_args = backends.snakemake_args(
+            profile_dir.name, recorded.get("project") or {}, recorded.get("sweep_resources") or {}
+        )
+        snakemake = engine.snakemake_command(
+            paths, profile_dir, cores=cores, tasks=selection, extra_args=(*backend_args, *extra_args)
+        )
         append_sweep_log(paths, f"run: {len(todo)} task(s) with profile {profile} (pid {os.getpid()})")
         proc = engine.EngineProcess(snakemake, paths, lock)
         interrupted = False
@@ -173,6 +180,7 @@ def run(
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        kept += recovery.keep_finished_results(scan.scan(index))
         after = scan.scan(index, selection=tasks)
         counts = after.counts()
         append_sweep_log(

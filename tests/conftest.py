@@ -97,6 +97,14 @@ class Project:
         return counts
 
 
+@pytest.fixture(scope="session")
+def tb():
+    """The real Slurm / PBS-wrapper / sshd test bed, started once per session."""
+    from testbed_support import start_testbed
+
+    return start_testbed()
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     return Project(tmp_path, monkeypatch)

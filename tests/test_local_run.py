@@ -97,3 +97,16 @@ def test_task_selection_runs_only_named_tasks(project):
     assert sorted(project.completions()) == ["task_002", "task_004", "task_005"]
     status = json.loads(project.cli("status", sweep_id, "--json").output)
     assert status["counts"] == {"completed": 3, "pending": 3}
+
+
+def test_a_finished_task_whose_marker_was_removed_is_kept_not_rerun(project):
+    # Snakemake removes the marker of a job it believes failed (the slurm plugin's arrays do
+    # this to innocent tasks); the runner's completed status is the truth.
+    sweep = project.write_sweep({"grid": {"x": [1, 2]}})
+    project.cli("run", str(sweep))
+    (sweep_dir,) = project.sweep_dirs()
+    (sweep_dir / "tasks" / "task_002" / MARKER_NAME).unlink()
+    result = project.cli("complete", sweep_dir.name)
+    assert "kept 1 finished result" in result.output and "task_002" in result.output
+    assert project.completions() == {"task_001": 1, "task_002": 1}
+    assert (sweep_dir / "tasks" / "task_002" / MARKER_NAME).exists()

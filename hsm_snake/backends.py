@@ -1,0 +1,131 @@
+"""Map the backend sections of hsm.yaml onto Snakemake options, so profiles stay thin.
+
+``slurm:`` becomes ``--default-resources`` for snakemake-executor-plugin-slurm (``runtime``,
+``mem_mb``, ``cpus_per_task``, ``slurm_partition``, ``slurm_account``, ``qos``, ``constraint``,
+``gpu``/``gpu_model``, ``slurm_extra``) plus its executor settings. The per-sweep ``resources:``
+of sweep.yaml win over hsm.yaml.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from hsm_snake.errors import ConfigError
+from hsm_snake.project_config import parse_mem_mb, parse_walltime_seconds
+
+# A Snakemake job on a compute node starts a Python with Snakemake in it (~200 MB) before the
+# user's script: asking for less than this would have every task killed by the memory limit.
+DEFAULT_SLURM_MEM_MB = 1000
+DEFAULT_SLURM_RUNTIME_MIN = 60
+
+# sbatch options the slurm plugin sets itself; passing them again would fight it.
+PLUGIN_MANAGED_SBATCH_OPTIONS = {
+    "-J": "job name",
+    "--job-name": "job name",
+    "-o": "log file",
+    "--output": "log file",
+    "-e": "log file",
+    "--error": "log file",
+    "-a": "array",
+    "--array": "array",
+    "-t": "walltime",
+    "--time": "walltime",
+    "--mem": "mem",
+    "--mem-per-cpu": "mem_per_cpu",
+    "-p": "partition",
+    "--partition": "partition",
+    "-A": "account",
+    "--account": "account",
+    "-c": "cpus_per_task",
+    "--cpus-per-task": "cpus_per_task",
+    "-C": "constraint",
+    "--constraint": "constraint",
+    "--qos": "qos",
+    "-q": "qos",
+    "--gres": "gpus + gpu_type",
+    "-G": "gpus",
+    "--gpus": "gpus",
+    "--comment": "(used by Snakemake)",
+    "--wckey": "(used by Snakemake)",
+}
+
+
+def backend_of_profile(profile_name: str) -> str:
+    """The hsm.yaml section a packaged profile takes its resources from."""
+    return profile_name if profile_name in ("slurm", "pbs", "ssh") else "local"
+
+
+def merged_section(project_data: dict[str, Any], sweep_resources: dict[str, Any], backend: str) -> dict[str, Any]:
+    section = dict(project_data.get(backend) or {})
+    section.update((sweep_resources or {}).get(backend) or {})
+    return section
+
+
+def slurm_resources(section: dict[str, Any]) -> dict[str, Any]:
+    """Snakemake resources for the slurm plugin from a ``slurm:`` section."""
+    resources: dict[str, Any] = {
+        "runtime": DEFAULT_SLURM_RUNTIME_MIN,
+        "mem_mb": DEFAULT_SLURM_MEM_MB,
+    }
+    if section.get("walltime") is not None:
+        seconds = parse_walltime_seconds(section["walltime"], "slurm.walltime")
+        resources["runtime"] = max(1, -(-int(seconds) // 60))
+    if section.get("mem") is not None:
+        resources["mem_mb"] = parse_mem_mb(section["mem"], "slurm.mem")
+    if section.get("mem_per_cpu") is not None:
+        del resources["mem_mb"]
+        resources["mem_mb_per_cpu"] = parse_mem_mb(section["mem_per_cpu"], "slurm.mem_per_cpu")
+    simple = {
+        "cpus_per_task": "cpus_per_task",
+        "partition": "slurm_partition",
+        "account": "slurm_account",
+        "qos": "qos",
+        "constraint": "constraint",
+    }
+    for key, resource in simple.items():
+        if section.get(key) is not None:
+            resources[resource] = section[key]
+    if section.get("gpus"):
+        resources["gpu"] = int(section["gpus"])
+        if section.get("gpu_type"):
+            resources["gpu_model"] = section["gpu_type"]
+    extra = check_extra_directives(section.get("extra_directives") or [])
+    if extra:
+        resources["slurm_extra"] = shlex.join(extra)
+    return resources
+
+
+def check_extra_directives(directives: list[str]) -> list[str]:
+    for directive in directives:
+        option = directive.split("=", 1)[0].split()[0] if directive.strip() else directive
+        managed = PLUGIN_MANAGED_SBATCH_OPTIONS.get(option)
+        if managed:
+            raise ConfigError(
+                f"{directive!r} is an option hsm-snake's Slurm executor sets itself",
+                key="slurm.extra_directives",
+                hint=f"set it through slurm: {managed} in hsm.yaml instead",
+            )
+    return list(directives)
+
+
+def default_resources_args(resources: dict[str, Any]) -> list[str]:
+    """``--default-resources k=v …``; strings are quoted as Snakemake evaluates the values."""
+    if not resources:
+        return []
+    items = [f"{k}={v}" if isinstance(v, int) else f"{k}={v!r}" for k, v in resources.items()]
+    return ["--default-resources", *items]
+
+
+def snakemake_args(profile_name: str, project_data: dict[str, Any], sweep_resources: dict[str, Any]) -> list[str]:
+    """The Snakemake options a backend needs on top of its profile."""
+    backend = backend_of_profile(profile_name)
+    if backend != "slurm":
+        return []
+    section = merged_section(project_data, sweep_resources, "slurm")
+    args = default_resources_args(slurm_resources(section))
+    if not section.get("account"):
+        args.append("--slurm-no-account")
+    if section.get("max_array_size"):
+        args += ["--slurm-array-limit", str(section["max_array_size"])]
+    return args

@@ -1,0 +1,82 @@
+"""The Slurm backend on the real single-node test cluster (tests/testbed/start.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from conftest import read_status
+
+pytestmark = pytest.mark.testbed
+
+
+@pytest.fixture
+def slurm_project(project, tb, monkeypatch):
+    tb.need("slurm")
+    for key, value in tb.facts["env"].items():
+        monkeypatch.setenv(key, value)
+    project.write_project({"slurm": {"partition": tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug"),
+                                     "walltime": "00:05:00", "mem": "1000M"}})
+    return project
+
+
+def array_parents(job_ids: list[str]) -> set[str]:
+    return {job.split("_")[0] for job in job_ids}
+
+
+def task_files(sweep_dir, name):
+    return sorted(p.name for p in (sweep_dir / "tasks" / name).iterdir())
+
+
+def test_sweep_runs_on_slurm_as_job_arrays_with_the_local_layout(slurm_project):
+    project = slurm_project
+    project.write_sweep({"grid": {"x": list(range(20))}})
+    result = project.cli("run", "sweep.yaml", "--profile", "slurm")
+    assert "20 completed" in result.output
+    (sweep_dir,) = project.sweep_dirs()
+    statuses = [read_status(sweep_dir / "tasks" / f"task_{i:03d}") for i in range(1, 21)]
+    assert {s["backend"] for s in statuses} == {"slurm"}
+    job_ids = [s["job_id"] for s in statuses]
+    assert all(job_ids) and len(set(job_ids)) == 20
+    # 20 ready tasks of one rule: a few sbatch --array calls, not 20 sbatch calls.
+    assert len(array_parents(job_ids)) <= 3, job_ids
+    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 21)}
+    assert task_files(sweep_dir, "task_001") == [".completed", "metrics.json", "params.yaml", "results",
+                                                 "status.yaml", "stderr.log", "stdout.log"]
+
+
+def test_started_locally_completed_on_slurm_with_identical_task_folders(slurm_project):
+    project = slurm_project
+    project.write_sweep({"grid": {"x": [1, 2, 3, 4]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "mixed", "--dry-run")
+    from hsm_snake import sweeps
+    from hsm_snake.project_config import load_project
+    from hsm_snake.sweep_config import load_sweep
+
+    sweeps.create(load_sweep(project.root / "sweep.yaml"), load_project(None, cwd=project.root), ["t"], "mixed")
+    project.cli("complete", "mixed", "--tasks", "1-2")           # local
+    project.cli("complete", "mixed", "--profile", "slurm")        # the rest on Slurm
+    sweep_dir = project.root / "sweeps" / "outputs" / "mixed"
+    backends = [read_status(sweep_dir / "tasks" / f"task_00{i}")["backend"] for i in range(1, 5)]
+    assert backends == ["local", "local", "slurm", "slurm"]
+    assert task_files(sweep_dir, "task_001") == task_files(sweep_dir, "task_004")
+    assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}
+    assert json.loads(project.cli("status", "mixed", "--json").output)["counts"] == {"completed": 4}
+
+
+def test_failed_slurm_task_keeps_its_cause_and_complete_reruns_only_it(slurm_project):
+    project = slurm_project
+    project.write_sweep({"grid": {"fail": [0, 5]}})
+    project.cli("run", "sweep.yaml", "--profile", "slurm", expect=1)
+    (sweep_dir,) = project.sweep_dirs()
+    failed = read_status(sweep_dir / "tasks" / "task_002")
+    assert failed["status"] == "failed" and failed["exit_code"] == 5 and failed["backend"] == "slurm"
+    assert failed["job_id"]
+    env = dict(os.environ)
+    env["FORCE_OK"] = "1"
+    project.write_project({"task": {"env": {"FORCE_OK": "1"}}})
+    project.cli("complete", sweep_dir.name, "--profile", "slurm")
+    assert project.completions() == {"task_001": 1, "task_002": 1}
+    assert subprocess.run(["true"]).returncode == 0
