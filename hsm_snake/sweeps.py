@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import backends, engine, layout, recovery, scan
+from hsm_snake import backends, engine, layout, recovery, scan, slurm_accounting
 from hsm_snake.errors import ConfigError
 from hsm_snake.lock import SweepLock
 from hsm_snake.missing import select_missing
@@ -181,6 +181,8 @@ def run(
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         kept += recovery.keep_finished_results(scan.scan(index))
+        if backends.backend_of_profile(profile_dir.name) == "slurm":
+            slurm_accounting.record_scheduler_verdicts(scan.scan(index, selection=tasks))
         after = scan.scan(index, selection=tasks)
         counts = after.counts()
         append_sweep_log(

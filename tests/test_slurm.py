@@ -80,3 +80,28 @@ def test_failed_slurm_task_keeps_its_cause_and_complete_reruns_only_it(slurm_pro
     project.cli("complete", sweep_dir.name, "--profile", "slurm")
     assert project.completions() == {"task_001": 1, "task_002": 1}
     assert subprocess.run(["true"]).returncode == 0
+
+
+HOG = """
+import os, sys, time
+if sys.argv[1] == "hog=1":
+    block = b"x" * (3 << 30)   # touched memory, far over the job's request
+    time.sleep(5)
+print("fine")
+"""
+
+
+def test_task_over_its_memory_is_recorded_out_of_memory_from_slurm(slurm_project, tb):
+    if tb.facts["slurm"].get("mem_enforcement") != "cgroup":
+        pytest.skip("the test cluster does not enforce memory with cgroups here")
+    project = slurm_project
+    (project.root / "hog.py").write_text(HOG)
+    project.write_project({"paths": {"train_script": "hog.py"}})
+    project.write_sweep({"grid": {"hog": [0, 1]}})
+    project.cli("run", "sweep.yaml", "--profile", "slurm", expect=1)
+    (sweep_dir,) = project.sweep_dirs()
+    hog = read_status(sweep_dir / "tasks" / "task_002")
+    assert hog["status"] == "failed"
+    assert hog["error_category"] == "out_of_memory", hog
+    assert "OUT_OF_MEMORY" in hog["error_summary"] and hog["job_id"] in hog["error_summary"]
+    assert read_status(sweep_dir / "tasks" / "task_001")["status"] == "completed"

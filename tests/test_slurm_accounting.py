@@ -1,0 +1,17 @@
+"""Parsing sacct's answer (pure logic; the real cluster is exercised in test_slurm.py)."""
+
+from hsm_snake.slurm_accounting import SLURM_STATES, parse_sacct
+
+
+def test_parse_sacct_keeps_first_word_of_state():
+    text = "88_1|COMPLETED|0:0|None\n88_2|CANCELLED by 0|0:15|None\n89|OUT_OF_MEMORY|0:125|None\n\n"
+    jobs = parse_sacct(text)
+    assert jobs["88_2"] == ("CANCELLED", "0:15", "None")
+    assert jobs["89"][0] == "OUT_OF_MEMORY"
+    assert SLURM_STATES["OUT_OF_MEMORY"] == ("failed", "out_of_memory")
+    assert "88_1" in jobs and "" not in jobs
+
+
+def test_an_out_of_memory_step_wins_over_its_failed_job():
+    text = "99_2|FAILED|1:0|None\n99_2.batch|FAILED|1:0|\n99_2.0|OUT_OF_MEMORY|0:125|\n"
+    assert parse_sacct(text)["99_2"] == ("OUT_OF_MEMORY", "0:125", "")
