@@ -302,6 +302,30 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool) -> None:
         )
 
 
+@cli.command()
+@click.argument("sweep", required=False)
+def cancel(sweep: str | None) -> None:
+    """Stop a running SWEEP (local run, Slurm jobs); finished results stay, `complete` resumes."""
+    from hsm_snake.cancel import cancel as cancel_sweep
+
+    paths = find_sweep(sweep, Path.cwd())
+    outcome = cancel_sweep(paths)
+    console = make_console()
+    if outcome.stopped_run:
+        console.print(f"stopped the run of sweep {paths.sweep_id}: {outcome.stopped_run}")
+    if outcome.cancelled_jobs:
+        console.print(f"cancelled {len(outcome.cancelled_jobs)} Slurm job(s): {' '.join(outcome.cancelled_jobs[:20])}")
+    if outcome.remote_holder:
+        console.print(f"sweep {paths.sweep_id} is run by {outcome.remote_holder}: cancel it there")
+        sys.exit(1)
+    if not (outcome.stopped_run or outcome.cancelled_jobs):
+        console.print(f"nothing to cancel: no run of sweep {paths.sweep_id} is in progress")
+        return
+    counts = scan.scan(load_index(paths.root)).counts()
+    console.print(f"sweep {paths.sweep_id}: " + counts_line(counts, sum(counts.values())))
+    console.print(f"resume with: hsm-snake complete {paths.sweep_id}")
+
+
 def main() -> None:
     cli()
 

@@ -12,6 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from hsm_snake.errors import SweepLockedError
 from hsm_snake.paths import SweepPaths
@@ -71,10 +72,19 @@ class SweepLock:
         self.release()
 
 
-def _read_holder(fd: int) -> str:
+def _holder_record(fd: int) -> dict[str, Any]:
     try:
-        holder = json.loads(os.pread(fd, 65536, 0) or b"{}")
+        return json.loads(os.pread(fd, 65536, 0) or b"{}")
     except ValueError:
+        return {}
+
+
+def _read_holder(fd: int) -> str:
+    return describe_holder(_holder_record(fd))
+
+
+def describe_holder(holder: dict[str, Any]) -> str:
+    if not holder:
         return "another process"
     text = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
     if holder.get("snakemake_pid"):
@@ -84,6 +94,12 @@ def _read_holder(fd: int) -> str:
 
 def lock_holder(paths: SweepPaths) -> str | None:
     """Who runs the sweep now, or None: asks the kernel, so a dead holder never counts."""
+    holder = holder_record(paths)
+    return None if holder is None else describe_holder(holder)
+
+
+def holder_record(paths: SweepPaths) -> dict[str, Any] | None:
+    """The holder's record (pid, host, since, command, snakemake_pid), or None when free."""
     try:
         fd = os.open(paths.lock, os.O_RDONLY)
     except FileNotFoundError:
@@ -91,7 +107,7 @@ def lock_holder(paths: SweepPaths) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return _read_holder(fd)
+        return _holder_record(fd)
     finally:
         os.close(fd)
     return None

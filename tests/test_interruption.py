@@ -166,3 +166,18 @@ def test_ctrl_c_stops_tasks_marks_them_cancelled_and_complete_resumes(project, b
     project.release()
     project.cli("complete", sweep_dir.name)
     assert project.completions() == {"task_001": 1, "task_002": 1}
+
+
+def test_cancel_stops_a_running_sweep_and_complete_resumes(project, background):
+    sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
+    proc = background("run", str(sweep))
+    wait_for(held_tasks_started(project, 2), what="both tasks to start")
+    (sweep_dir,) = project.sweep_dirs()
+    result = project.cli("cancel", sweep_dir.name)
+    assert "stopped the run" in result.output and "2 cancelled" in result.output
+    proc.communicate(timeout=60)
+    assert lock_holder(SweepPaths(sweep_dir)) is None
+    assert "nothing to cancel" in project.cli("cancel", sweep_dir.name).output
+    project.release()
+    project.cli("complete", sweep_dir.name)
+    assert project.completions() == {"task_001": 1, "task_002": 1}

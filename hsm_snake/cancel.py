@@ -1,0 +1,75 @@
+"""Stop a running sweep on any backend; finished results are untouched and `complete` resumes.
+
+- A run on this host: SIGINT to its Snakemake's process group (Snakemake stops, cancels the
+  cluster jobs it submitted, and the local scripts see SIGINT; their runners record
+  ``cancelled``); SIGKILL to the group if it has not stopped after a grace period.
+- Cluster jobs whose tasks still say ``running`` (a run that died, or one on another host):
+  ``scancel`` by their recorded job ids, then the scheduler's verdict is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from hsm_snake import scan, slurm_accounting
+from hsm_snake.lock import holder_record
+from hsm_snake.paths import SweepPaths
+from hsm_snake.sweep_index import load_index
+
+SCANCEL_TIMEOUT_S = 30
+
+
+@dataclass
+class CancelOutcome:
+    stopped_run: str | None = None
+    cancelled_jobs: list[str] = field(default_factory=list)
+    remote_holder: str | None = None
+
+
+def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
+    outcome = CancelOutcome()
+    holder = holder_record(paths)
+    if holder is not None:
+        if holder.get("host") == socket.gethostname() and holder.get("snakemake_pid"):
+            _stop_group(int(holder["snakemake_pid"]), paths, grace_s)
+            outcome.stopped_run = f"pid {holder.get('pid')} (Snakemake pid {holder['snakemake_pid']})"
+        else:
+            outcome.remote_holder = f"pid {holder.get('pid')} on {holder.get('host')}"
+    state = scan.scan(load_index(paths.root))
+    jobs = [
+        t.status["job_id"]
+        for t in state.tasks
+        if t.state in (scan.RUNNING, scan.STALE)
+        and (t.status or {}).get("backend") == "slurm"
+        and t.status.get("job_id")
+    ]
+    if jobs:
+        _scancel(jobs)
+        outcome.cancelled_jobs = jobs
+        slurm_accounting.record_scheduler_verdicts(scan.scan(load_index(paths.root)))
+    return outcome
+
+
+def _stop_group(pgid: int, paths: SweepPaths, grace_s: float) -> None:
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if holder_record(paths) is None:
+                return
+            time.sleep(0.2)
+
+
+def _scancel(job_ids: list[str]) -> None:
+    try:
+        subprocess.run(["scancel", *job_ids], capture_output=True, timeout=SCANCEL_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
