@@ -105,3 +105,37 @@ def test_task_over_its_memory_is_recorded_out_of_memory_from_slurm(slurm_project
     assert hog["error_category"] == "out_of_memory", hog
     assert "OUT_OF_MEMORY" in hog["error_summary"] and hog["job_id"] in hog["error_summary"]
     assert read_status(sweep_dir / "tasks" / "task_001")["status"] == "completed"
+
+
+def test_cancel_stops_slurm_jobs_and_complete_reruns_only_them(slurm_project):
+    import sys
+    import time
+
+    project = slurm_project
+    project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2]}})
+    proc = subprocess.Popen([sys.executable, "-m", "hsm_snake.cli", "run", "sweep.yaml", "--profile", "slurm"],
+                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            runs = project.runs()
+            held = {line.split()[0] for line in runs if line.endswith("start")} & {"task_003", "task_004"}
+            if len(held) == 2 and len(project.completions()) == 2:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"held tasks did not start on Slurm: {project.runs()}")
+        (sweep_dir,) = project.sweep_dirs()
+        result = project.cli("cancel", sweep_dir.name)
+        assert "stopped the run" in result.output
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    for name in ("task_003", "task_004"):
+        status = read_status(sweep_dir / "tasks" / name)
+        assert status["status"] == "cancelled", status
+    project.release()
+    project.cli("complete", sweep_dir.name, "--profile", "slurm")
+    assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}
