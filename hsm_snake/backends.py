@@ -1,8 +1,9 @@
 """Map the backend sections of hsm.yaml onto Snakemake options, so profiles stay thin.
 
-``slurm:`` becomes ``--default-resources`` for snakemake-executor-plugin-slurm (``runtime``,
+``slurm:`` becomes the task rule's resources for snakemake-executor-plugin-slurm (``runtime``,
 ``mem_mb``, ``cpus_per_task``, ``slurm_partition``, ``slurm_account``, ``qos``, ``constraint``,
-``gpu``/``gpu_model``, ``slurm_extra``) plus its executor settings. The per-sweep ``resources:``
+``gpu``/``gpu_model``, ``slurm_extra``; recorded in project_config.yaml and read by the workflow)
+plus executor settings on the command line. The per-sweep ``resources:``
 of sweep.yaml win over hsm.yaml.
 """
 
@@ -109,23 +110,12 @@ def check_extra_directives(directives: list[str]) -> list[str]:
     return list(directives)
 
 
-def default_resources_args(resources: dict[str, Any]) -> list[str]:
-    """``--default-resources k=v …``; strings are quoted as Snakemake evaluates the values."""
-    if not resources:
-        return []
-    items = [f"{k}={v}" if isinstance(v, int) else f"{k}={v!r}" for k, v in resources.items()]
-    return ["--default-resources", *items]
-
-
 def snakemake_args(profile_name: str, project_data: dict[str, Any], sweep_resources: dict[str, Any]) -> list[str]:
-    """The Snakemake options a backend needs on top of its profile."""
-    backend = backend_of_profile(profile_name)
-    if backend != "slurm":
+    """Executor options a backend needs on top of its profile (its resources are in the rule)."""
+    if backend_of_profile(profile_name) != "slurm":
         return []
     section = merged_section(project_data, sweep_resources, "slurm")
-    args = default_resources_args(slurm_resources(section))
-    if not section.get("account"):
-        args.append("--slurm-no-account")
+    args = [] if section.get("account") else ["--slurm-no-account"]
     if section.get("max_array_size"):
         args += ["--slurm-array-limit", str(section["max_array_size"])]
     return args

@@ -54,7 +54,7 @@ def snakemake_command(
     profile: Path,
     *,
     cores: int | None = None,
-    tasks: str | None = None,
+    config: dict[str, str] | None = None,
     dry_run: bool = False,
     extra_args: tuple[str, ...] = (),
 ) -> list[str]:
@@ -74,8 +74,8 @@ def snakemake_command(
     ]
     if cores is not None:
         command += ["--cores", str(cores)]
-    if tasks:
-        command += ["--config", f"tasks={tasks}"]
+    if config:
+        command += ["--config", *(f"{key}={value}" for key, value in config.items())]
     if dry_run:
         command += ["--dry-run"]
     command += list(extra_args)

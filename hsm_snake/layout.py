@@ -20,11 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import __version__
+from hsm_snake import __version__, backends
 from hsm_snake.errors import ConfigError
 from hsm_snake.expand import expand, param_hash
 from hsm_snake.paths import SweepPaths, task_id, task_number
-from hsm_snake.project_config import ProjectConfig, parse_walltime_seconds
+from hsm_snake.project_config import ProjectConfig, parse_mem_mb, parse_walltime_seconds
 from hsm_snake.records import read_yaml, write_json_document, write_yaml
 from hsm_snake.render import render_override
 from hsm_snake.sweep_config import SweepSpec
@@ -112,8 +112,29 @@ def setup_script(project: ProjectConfig, backend: str) -> str | None:
 
 
 def rule_resources(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
-    """Snakemake resources of the task rule. The local backend needs none yet."""
-    return {}
+    """Snakemake resources of the task rule, per backend (the local backend needs none)."""
+    return {"slurm": backends.slurm_resources(backends.merged_section(project.data, spec.resources, "slurm"))}
+
+
+def retry_policy(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
+    """How many times, on which failures, and how requests grow (caps in Snakemake's units)."""
+    retry = dict(project.data.get("retry") or {})
+    policy: dict[str, Any] = {
+        "retries": int((spec.resources or {}).get("retries", project.data.get("retries", 0)) or 0),
+        "on": list(retry.get("on") or []),
+        "mem_factor": retry.get("mem_factor", 2),
+        "time_factor": retry.get("time_factor", 2),
+        "max_mem_mb": None,
+        "max_runtime": None,
+        "max_walltime_s": None,
+    }
+    if retry.get("max_mem") is not None:
+        policy["max_mem_mb"] = parse_mem_mb(retry["max_mem"], "retry.max_mem")
+    if retry.get("max_walltime") is not None:
+        seconds = parse_walltime_seconds(retry["max_walltime"], "retry.max_walltime")
+        policy["max_walltime_s"] = seconds
+        policy["max_runtime"] = max(1, -(-int(seconds) // 60))
+    return policy
 
 
 def project_record(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
@@ -123,6 +144,7 @@ def project_record(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         "project": project.data,
         "runner": runner_settings(project, spec),
         "resources": rule_resources(project, spec),
+        "retry": retry_policy(project, spec),
         "sweep_resources": spec.resources,
     }
 

@@ -24,12 +24,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import failures
+from hsm_snake import escalation, failures
 from hsm_snake.paths import SweepPaths, TaskPaths
 from hsm_snake.records import (
     RecordError,
@@ -75,18 +75,18 @@ def now_iso() -> str:
     return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
-def runner_settings(sweep: SweepPaths) -> dict[str, Any]:
-    """The ``runner`` section of the sweep's project_config.yaml, cached per process."""
+def sweep_record(sweep: SweepPaths) -> dict[str, Any]:
+    """The sweep's project_config.yaml (runner settings, retry policy), cached per process."""
     path = sweep.project_config
     mtime = path.stat().st_mtime
     with _settings_lock:
         cached = _settings_cache.get(path)
         if cached and cached[0] == mtime:
             return cached[1]
-    settings = read_yaml(path)["runner"]
+    record = read_yaml(path)
     with _settings_lock:
-        _settings_cache[path] = (mtime, settings)
-    return settings
+        _settings_cache[path] = (mtime, record)
+    return record
 
 
 def build_argv(settings: dict[str, Any], params: dict[str, Any], task_dir: str, sweep_id: str) -> list[str]:
@@ -126,9 +126,16 @@ def build_launch(
         # The set-up snippet is the only shell part; the script's argv reaches it as "$@",
         # so no parameter value is ever parsed by a shell.
         argv = ["bash", "-c", f'{pre_script}\nexec "$@"', "hsm-task", *argv]
-    timeouts = settings.get("timeout_s") or {}
-    timeout = timeouts.get(backend)
-    return Launch(argv=argv, env=env, cwd=settings.get("workdir") or os.getcwd(), timeout_s=timeout)
+    return Launch(argv=argv, env=env, cwd=settings.get("workdir") or os.getcwd(), timeout_s=None)
+
+
+def task_timeout(settings: dict[str, Any], retry: dict[str, Any], task: TaskPaths, backend: str) -> float | None:
+    """The walltime the runner enforces (local backend), grown after earlier timeouts of the task."""
+    base = (settings.get("timeout_s") or {}).get(backend)
+    if base is None:
+        return None
+    timeouts = escalation.timeout_failures(escalation.failure_history(task))
+    return escalation.scaled(base, timeouts, float(retry.get("time_factor", 2)), retry.get("max_walltime_s"))
 
 
 def detect_backend() -> tuple[str, str | None]:
@@ -285,9 +292,11 @@ def run_task(task_dir: str | Path) -> dict[str, Any]:
     task.marker.unlink(missing_ok=True)
     task.results.mkdir(parents=True, exist_ok=True)
 
-    settings = runner_settings(sweep)
+    record = sweep_record(sweep)
+    settings = record["runner"]
     params = read_yaml(task.params) or {}
     launch = build_launch(settings, params, task, sweep, backend)
+    launch = replace(launch, timeout_s=task_timeout(settings, record.get("retry") or {}, task, backend))
     started = time.time()
     status: dict[str, Any] = {
         "status": "running",

@@ -34,6 +34,7 @@ class SweepIndex:
     paths: SweepPaths
     tasks: dict[str, TaskEntry]
     resources: dict[str, Any] = field(default_factory=dict)
+    retry: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sweep_id(self) -> str:
@@ -106,10 +107,10 @@ def load_index(root: str | Path) -> SweepIndex:
         }
     except (KeyError, TypeError, AttributeError) as exc:
         raise SweepStateError(f"{paths.task_mapping} is damaged: missing {exc}") from None
-    resources: dict[str, Any] = {}
+    recorded: dict[str, Any] = {}
     if paths.project_config.exists():
-        resources = (read_yaml(paths.project_config) or {}).get("resources") or {}
-    return SweepIndex(paths, tasks, resources)
+        recorded = read_yaml(paths.project_config) or {}
+    return SweepIndex(paths, tasks, recorded.get("resources") or {}, recorded.get("retry") or {})
 
 
 def mapping_document(tasks: dict[str, TaskEntry], sweep_id: str) -> dict[str, Any]:

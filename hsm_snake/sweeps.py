@@ -99,6 +99,43 @@ def refresh_project_settings(paths: SweepPaths, cwd: Path) -> bool:
     return True
 
 
+def retryable(state: scan.SweepState, retry: dict[str, Any], rounds_done: int) -> list:
+    """Failed tasks worth another attempt in this run: a retried category, retries left."""
+    if rounds_done > int(retry.get("retries") or 0):
+        return []
+    categories = set(retry.get("on") or [])
+    return [
+        t.task for t in state.tasks if t.state == scan.FAILED and (t.status or {}).get("error_category") in categories
+    ]
+
+
+def _run_engine(
+    snakemake: list[str],
+    paths: SweepPaths,
+    lock: SweepLock,
+    index: Any,
+    tasks: str | None,
+    on_tick: Callable[[scan.SweepState], None] | None,
+) -> tuple[int, bool]:
+    """Run one Snakemake to its end; Ctrl-C/SIGTERM stop it. Returns (exit code, stopped)."""
+    proc = engine.EngineProcess(snakemake, paths, lock)
+    interrupted = False
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+        proc.request_stop()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        tick = (lambda: on_tick(scan.scan(index, selection=tasks))) if on_tick else None
+        code = proc.wait(on_tick=tick)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code, interrupted
+
+
 def compress_selection(numbers: list[int]) -> str:
     """[1,2,3,5,7,8] → "1-3,5,7-8" (short enough for a command line even for 10k tasks)."""
     parts: list[str] = []
@@ -141,54 +178,52 @@ def run(
     extra_args: tuple[str, ...] = (),
     on_tick: Callable[[scan.SweepState], None] | None = None,
 ) -> RunOutcome:
-    """Run (or complete) a sweep: Snakemake runs exactly the tasks that are not done."""
+    """Run (or complete) a sweep: Snakemake runs exactly the tasks that are not done.
+
+    Tasks that fail in a category of ``retry.on`` run again, up to ``retries`` times, each
+    time with the memory/time request grown by their history (see escalation.py).
+    """
     index = load_index(paths.root)
     profile_dir = engine.resolve_profile(profile)
+    backend = backends.backend_of_profile(profile_dir.name)
+    recorded = read_yaml(paths.project_config) or {}
+    backend_args = backends.snakemake_args(
+        profile_dir.name, recorded.get("project") or {}, recorded.get("sweep_resources") or {}
+    )
+    retry = recorded.get("retry") or {}
     lock = SweepLock(paths)
     lock.acquire(command)
     try:
         recovery.clear_snakemake_locks(paths)
         layout.restore_missing_params(index)
         kept = recovery.keep_finished_results(scan.scan(index))
-        before = scan.scan(index, selection=tasks)
-        todo = select_missing(before, retry_failed, only_category)
-        if not todo:
-            return RunOutcome(paths, [], 0, before, kept)
-        selection = None
-        if tasks or not retry_failed or only_category or len(todo) != len(before.missing()):
-            selection = compress_selection([t.number for t in todo])
-        recorded = read_yaml(paths.project_config) or {}
-        backend_args = backends.snakemake_args(
-            profile_dir.name, recorded.get("project") or {}, recorded.get("sweep_resources") or {}
-        )
-        snakemake = engine.snakemake_command(
-            paths, profile_dir, cores=cores, tasks=selection, extra_args=(*backend_args, *extra_args)
-        )
-        append_sweep_log(paths, f"run: {len(todo)} task(s) with profile {profile} (pid {os.getpid()})")
-        proc = engine.EngineProcess(snakemake, paths, lock)
-        interrupted = False
-
-        def stop(signum: int, _frame: Any) -> None:
-            nonlocal interrupted
-            interrupted = True
-            proc.request_stop()
-
-        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            tick = (lambda: on_tick(scan.scan(index, selection=tasks))) if on_tick else None
-            code = proc.wait(on_tick=tick)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        kept += recovery.keep_finished_results(scan.scan(index))
-        if backends.backend_of_profile(profile_dir.name) == "slurm":
-            slurm_accounting.record_scheduler_verdicts(scan.scan(index, selection=tasks))
-        after = scan.scan(index, selection=tasks)
-        counts = after.counts()
-        append_sweep_log(
-            paths,
-            f"run ended (Snakemake exit {code}): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
-        )
-        return RunOutcome(paths, snakemake, code, after, kept, interrupted)
+        state = scan.scan(index, selection=tasks)
+        todo = select_missing(state, retry_failed, only_category)
+        attempted = {entry.name for entry in todo}
+        snakemake: list[str] = []
+        code, interrupted, round_number = 0, False, 0
+        while todo and not interrupted:
+            selection = None
+            if tasks or round_number or not retry_failed or only_category or len(todo) != len(state.missing()):
+                selection = compress_selection([t.number for t in todo])
+            config = {"backend": backend, **({"tasks": selection} if selection else {})}
+            snakemake = engine.snakemake_command(
+                paths, profile_dir, cores=cores, config=config, extra_args=(*backend_args, *extra_args)
+            )
+            what = "run" if round_number == 0 else f"retry {round_number}"
+            append_sweep_log(paths, f"{what}: {len(todo)} task(s) with profile {profile} (pid {os.getpid()})")
+            code, interrupted = _run_engine(snakemake, paths, lock, index, tasks, on_tick)
+            kept += recovery.keep_finished_results(scan.scan(index))
+            if backend == "slurm":
+                slurm_accounting.record_scheduler_verdicts(scan.scan(index, selection=tasks))
+            state = scan.scan(index, selection=tasks)
+            counts = state.counts()
+            append_sweep_log(
+                paths,
+                f"{what} ended (Snakemake exit {code}): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+            )
+            round_number += 1
+            todo = [entry for entry in retryable(state, retry, round_number) if entry.name in attempted]
+        return RunOutcome(paths, snakemake, code, state, kept, interrupted)
     finally:
         lock.release()

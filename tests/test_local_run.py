@@ -95,8 +95,10 @@ def test_task_selection_runs_only_named_tasks(project):
     sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["test"], sweep_id)
     project.cli("complete", sweep_id, "--tasks", "2,4-5")
     assert sorted(project.completions()) == ["task_002", "task_004", "task_005"]
+    project.cli("complete", sweep_id, "--tasks", "6")  # Snakemake reads a lone number as an int
+    assert sorted(project.completions()) == ["task_002", "task_004", "task_005", "task_006"]
     status = json.loads(project.cli("status", sweep_id, "--json").output)
-    assert status["counts"] == {"completed": 3, "pending": 3}
+    assert status["counts"] == {"completed": 4, "pending": 2}
 
 
 def test_a_finished_task_whose_marker_was_removed_is_kept_not_rerun(project):

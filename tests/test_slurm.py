@@ -139,3 +139,34 @@ def test_cancel_stops_slurm_jobs_and_complete_reruns_only_them(slurm_project):
     project.release()
     project.cli("complete", sweep_dir.name, "--profile", "slurm")
     assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}
+
+
+HOG_ONCE = """
+import sys, time
+from pathlib import Path
+marker = Path(sys.argv[0]).with_name("hogged-once")
+if not marker.exists():
+    marker.touch()
+block = b"x" * (1500 << 20)   # 1.5 GB touched: over 1000M with Snakemake in the job, under 2000M
+time.sleep(2)
+print("fine")
+"""
+
+
+def test_out_of_memory_is_retried_with_twice_the_memory(slurm_project, tb):
+    if tb.facts["slurm"].get("mem_enforcement") != "cgroup":
+        pytest.skip("the test cluster does not enforce memory with cgroups here")
+    project = slurm_project
+    (project.root / "hog.py").write_text(HOG_ONCE)
+    project.write_project({"paths": {"train_script": "hog.py"}})
+    (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
+    project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", "sweep.yaml", "--profile", "slurm")
+    (sweep_dir,) = project.sweep_dirs()
+    status = read_status(sweep_dir / "tasks" / "task_001")
+    assert status["status"] == "completed" and status["attempt"] == 2
+    first = read_status(sweep_dir / "tasks" / "task_001" / "attempts" / "1")
+    assert first["error_category"] == "out_of_memory"
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "ReqMem", "-j", status["job_id"]],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip().startswith("2000M"), out

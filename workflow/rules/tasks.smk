@@ -1,3 +1,4 @@
+from hsm_snake.escalation import rule_resources
 from hsm_snake.runner import run_task
 
 
@@ -18,6 +19,7 @@ rule task:
     wildcard_constraints:
         task=r"task_\d+",
     resources:
-        **SWEEP.resources,
+        # Per backend (--config backend=slurm); memory and time grow after a task ran out of them.
+        **rule_resources(SWEEP.resources.get(config.get("backend"), {}), SWEEP.retry, "tasks"),
     run:
         run_task(f"tasks/{wildcards.task}")
