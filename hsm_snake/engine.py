@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +31,10 @@ def available_profiles() -> list[str]:
 
 
 def resolve_profile(name_or_path: str) -> Path:
-    """A packaged profile by name (``local``, ``slurm`` …) or a folder holding a config.yaml."""
+    """A packaged profile by name (``local``, ``slurm`` …), ``hpc`` (the scheduler this machine
+    has), or a folder holding a config.yaml."""
+    if name_or_path == "hpc":
+        name_or_path = detect_scheduler()
     packaged = profiles_dir() / name_or_path
     if "/" not in name_or_path and (packaged / "config.yaml").exists():
         return packaged
@@ -45,7 +49,21 @@ def resolve_profile(name_or_path: str) -> Path:
     raise ConfigError(
         f"no profile named {name_or_path!r}",
         key="--profile",
-        hint=f"{hint}packaged profiles: {', '.join(names)}; or give a folder that holds a Snakemake config.yaml",
+        hint=f"{hint}packaged profiles: {', '.join(names)}, hpc; or give a folder that holds a Snakemake config.yaml",
+    )
+
+
+def detect_scheduler() -> str:
+    """``slurm`` where sbatch is on PATH, else ``pbs`` where qsub is (Slurm's torque wrappers
+    provide a qsub too, so sbatch is asked first)."""
+    if shutil.which("sbatch"):
+        return "slurm"
+    if shutil.which("qsub"):
+        return "pbs"
+    raise ConfigError(
+        "--profile hpc found neither sbatch (Slurm) nor qsub (PBS/Torque) on PATH",
+        key="--profile",
+        hint="load your cluster's module first, or name the profile: --profile slurm / --profile pbs",
     )
 
 

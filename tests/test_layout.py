@@ -101,3 +101,29 @@ def test_value_the_script_cannot_receive_is_refused_before_anything_is_written(p
     assert "task_002" in result.output and "name" in result.output and "arg_style" in result.output
     assert "Traceback" not in result.output
     assert not (project.root / "sweeps").exists()
+
+
+def test_profile_hpc_picks_the_scheduler_on_path(tmp_path, monkeypatch):
+    from hsm_snake.engine import resolve_profile
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(ConfigError) as err:
+        resolve_profile("hpc")
+    assert "neither sbatch" in str(err.value)
+    (bin_dir / "qsub").write_text("#!/bin/sh\n")
+    (bin_dir / "qsub").chmod(0o755)
+    with pytest.raises(ConfigError):  # no pbs profile is packaged yet
+        resolve_profile("hpc")
+    (bin_dir / "sbatch").write_text("#!/bin/sh\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    assert resolve_profile("hpc").name == "slurm"
+
+
+def test_unknown_profile_suggests_the_close_one():
+    from hsm_snake.engine import resolve_profile
+
+    with pytest.raises(ConfigError) as err:
+        resolve_profile("slrum")
+    assert "did you mean 'slurm'" in str(err.value)
