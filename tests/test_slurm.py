@@ -166,3 +166,15 @@ def test_out_of_memory_is_retried_with_twice_the_memory(slurm_project, tb):
     out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "ReqMem", "-j", status["job_id"]],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip().startswith("2000M"), out
+
+
+def test_many_tasks_need_few_sbatch_calls(slurm_project):
+    project = slurm_project
+    project.write_project({"slurm": {"max_array_size": 10}})
+    project.write_sweep({"grid": {"x": list(range(24))}})
+    project.cli("run", "sweep.yaml", "--profile", "slurm")
+    (sweep_dir,) = project.sweep_dirs()
+    job_ids = [read_status(sweep_dir / "tasks" / f"task_{i:03d}")["job_id"] for i in range(1, 25)]
+    # 24 ready tasks in arrays of at most 10: ceil(24 / 10) = 3 sbatch calls.
+    assert len(array_parents(job_ids)) <= 3, sorted(array_parents(job_ids))
+    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 25)}
