@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -128,9 +127,6 @@ class EngineProcess:
     def pid(self) -> int:
         return self.process.pid
 
-    def poll(self) -> int | None:
-        return self.process.poll()
-
     def request_stop(self) -> None:
         """First call: SIGINT to Snakemake and the tasks (clean stop). Later calls: SIGKILL."""
         self._stop_requests += 1
@@ -147,13 +143,3 @@ class EngineProcess:
             except subprocess.TimeoutExpired:
                 if on_tick is not None:
                     on_tick()
-
-
-def wait_for_stop(engine: EngineProcess, grace_s: float = 30.0) -> int:
-    """After a stop request: wait up to grace_s, then kill what is left of the group."""
-    deadline = time.monotonic() + grace_s
-    while engine.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if engine.poll() is None:
-        engine.request_stop()
-    return engine.wait()
