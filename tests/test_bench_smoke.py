@@ -1,0 +1,29 @@
+"""The benchmark script runs end to end at small sizes and prints every section's table.
+
+Timings are never asserted: the bench is for reading, not for failing CI on a busy machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "run_bench.py"
+SECTION_TITLES = ("planning:", "status:", "local:")
+
+
+def test_quick_bench_prints_a_table_per_section(tmp_path):
+    figures = tmp_path / "figures.json"
+    result = subprocess.run([sys.executable, str(BENCH), "--quick", "--json", str(figures)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for title in SECTION_TITLES:
+        start = next((i for i, line in enumerate(lines) if line.startswith(title)), None)
+        assert start is not None, f"no {title} table in:\n{result.stdout}"
+        assert lines[start + 1].startswith("┏"), f"{title} is not followed by a table:\n{result.stdout}"
+    sections = json.loads(figures.read_text())["sections"]
+    assert set(sections) == {"planning", "status", "local"}
+    assert all(section["rows"] for section in sections.values())
