@@ -1,0 +1,39 @@
+"""validate/show: warnings for what loads but will not run as meant."""
+
+from __future__ import annotations
+
+import sys
+
+from hsm_snake.validation import HUGE_SWEEP, validate
+
+
+def test_clean_project_has_no_findings(project):
+    sweep = project.write_sweep({"grid": {"x": [1, 2]}})
+    result = validate(sweep, None, project.root)
+    assert not result.errors and not result.warnings and result.task_count == 2
+    assert result.exit_code(strict=True) == 0
+
+
+def test_missing_script_bad_interpreter_gpus_and_huge_sweep_are_warned(project):
+    project.write_project({
+        "paths": {"python_interpreter": "/nonexistent/python", "train_script": "nope.py"},
+        "local": {"gpus": 2, "visible_gpus": [0]},
+    })
+    sweep = project.write_sweep({"grid": {"a": list(range(200)), "b": list(range(60))}})
+    result = validate(sweep, None, project.root)
+    keys = {w.key: str(w) for w in result.warnings}
+    assert "does not exist" in keys["paths.train_script"]
+    assert "not an executable" in keys["paths.python_interpreter"]
+    assert "local.visible_gpus lists 1" in keys["local.gpus"]
+    assert f"{200 * 60:,} tasks" in keys["grid"] and HUGE_SWEEP < 200 * 60
+    assert result.exit_code(strict=False) == 0 and result.exit_code(strict=True) == 1
+
+
+def test_errors_and_unpassable_values(project):
+    project.write_project({"paths": {"python_interpreter": sys.executable}, "task": {"arg_style": "hydra"}})
+    sweep = project.write_sweep({"grid": {"name": ["???"]}})
+    result = validate(sweep, None, project.root)
+    assert [w.key for w in result.warnings] == ["name"]
+    (project.root / "bad.yaml").write_text("grdi: {x: [1]}\n")
+    bad = validate(project.root / "bad.yaml", None, project.root)
+    assert bad.exit_code(strict=False) == 2 and "did you mean 'grid'" in str(bad.errors[0])
