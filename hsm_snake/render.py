@@ -19,6 +19,7 @@ Styles:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -102,7 +103,9 @@ def _check_style(style: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4096)
 def _check_key(key: object, style: str) -> None:
+    # Cached: a sweep has a handful of keys and checks them once per task.
     if not isinstance(key, str) or not key:
         raise ValueError(f"parameter key must be a non-empty string, got {key!r}")
     if style == "hydra":
