@@ -255,10 +255,20 @@ def missing(sweep: str | None, as_json: bool) -> None:
 @click.argument("sweep", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print counts and tasks as JSON.")
 @click.option("--tasks", "list_tasks", is_flag=True, help="List every task with its state.")
-def status(sweep: str | None, as_json: bool, list_tasks: bool) -> None:
-    """Counts of SWEEP's tasks by state, read from the sweep directory alone."""
+@click.option(
+    "--all-status",
+    is_flag=True,
+    help="Also read status.yaml of completed tasks (exact hosts/backends; slower on big sweeps).",
+)
+def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool) -> None:
+    """Counts of SWEEP's tasks by state, progress, throughput and ETA, read from the sweep directory alone."""
+    from hsm_snake.monitor import load_sweep_index
+    from hsm_snake.monitor_display import status_view
+    from hsm_snake.progress import summarize
+
     paths = find_sweep(sweep, Path.cwd())
-    state = scan.scan(load_index(paths.root), with_status=list_tasks or as_json)
+    state = scan.scan(load_sweep_index(paths.root), with_status=list_tasks or as_json or all_status)
+    progress = summarize(state)
     counts = state.counts()
     if as_json:
         click.echo(
@@ -269,6 +279,7 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool) -> None:
                     "total": len(state.tasks),
                     "counts": dict(counts),
                     "running_by": state.holder,
+                    "progress": progress.as_dict(),
                     "tasks": [
                         {
                             "task": t.task.name,
@@ -276,7 +287,15 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool) -> None:
                             "note": t.note,
                             **{
                                 k: (t.status or {}).get(k)
-                                for k in ("attempt", "duration_s", "host", "job_id", "error_category", "error_summary")
+                                for k in (
+                                    "attempt",
+                                    "duration_s",
+                                    "host",
+                                    "backend",
+                                    "job_id",
+                                    "error_category",
+                                    "error_summary",
+                                )
                             },
                         }
                         for t in state.tasks
@@ -287,9 +306,7 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool) -> None:
         )
         return
     console = make_console()
-    console.print(f"sweep {paths.sweep_id}: " + counts_line(counts, len(state.tasks)))
-    console.print(f"[dim]{paths.root}[/dim]", soft_wrap=True)
-    console.print(f"run in progress: {state.holder}" if state.holder else "no run in progress")
+    console.print(status_view(paths, state, progress), soft_wrap=True)
     if list_tasks:
         console.print(
             tasks_table(
@@ -324,6 +341,153 @@ def cancel(sweep: str | None) -> None:
     counts = scan.scan(load_index(paths.root)).counts()
     console.print(f"sweep {paths.sweep_id}: " + counts_line(counts, sum(counts.values())))
     console.print(f"resume with: hsm-snake complete {paths.sweep_id}")
+
+
+# -- monitoring: errors, results, recent, watch, report -------------------------------------------
+# Light on purpose: scan, records and the monitoring modules only (no Snakemake, no layout code).
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
+@click.option("--lines", default=10, show_default=True, help="Lines of each example's stderr.log to show.")
+def errors(sweep: str | None, as_json: bool, lines: int) -> None:
+    """Failed tasks of SWEEP grouped by cause, with an example's stderr and what to do about it.
+
+    Also writes logs/errors/failed_tasks.yaml and logs/errors/error_patterns.yaml.
+    """
+    from hsm_snake.monitor import load_sweep_index
+    from hsm_snake.monitor_display import errors_view
+    from hsm_snake.triage import triage, write_error_files
+
+    paths = find_sweep(sweep, Path.cwd())
+    report = triage(scan.scan(load_sweep_index(paths.root)), tail=lines)
+    try:
+        written = write_error_files(paths, report)
+    except OSError as exc:
+        written = []
+        click.echo(f"note: could not write {paths.errors_dir}: {exc}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+        return
+    console = make_console()
+    console.print(errors_view(report), soft_wrap=True)
+    if written and (report.groups or report.questionable):
+        console.print(f"[dim]written: {', '.join(written)}[/dim]", soft_wrap=True)
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of to stdout."
+)
+def results(sweep: str | None, fmt: str, output: Path | None) -> None:
+    """One row per task of SWEEP: state, parameters, metrics, duration, attempt, host, backend, job id.
+
+    reports/results.csv in the sweep directory is always (re)written.
+    """
+    from hsm_snake import results as results_mod
+    from hsm_snake.monitor import load_sweep_index
+
+    paths = find_sweep(sweep, Path.cwd())
+    table = results_mod.collect(scan.scan(load_sweep_index(paths.root), with_status=True))
+    try:
+        csv_path = results_mod.write_results_csv(paths, table)
+    except OSError as exc:
+        csv_path = None
+        click.echo(f"note: could not write {results_mod.results_csv_path(paths)}: {exc}", err=True)
+    if fmt == "parquet":
+        if output is None:
+            raise HsmError("--format parquet writes a binary file: name it with --output FILE.parquet")
+        results_mod.write_parquet(table, output)
+    elif output is not None:
+        from hsm_snake.records import write_text_atomic
+
+        write_text_atomic(output, results_mod.to_csv(table) if fmt == "csv" else results_mod.to_json(table) + "\n")
+    else:
+        click.echo(results_mod.to_csv(table) if fmt == "csv" else results_mod.to_json(table), nl=fmt == "json")
+        return
+    click.echo(f"{len(table.rows)} task(s) written to {output}" + (f" (and {csv_path})" if csv_path else ""))
+
+
+@cli.command()
+@click.option("-n", "--limit", default=10, show_default=True, help="How many sweeps.")
+@click.option("--json", "as_json", is_flag=True, help="Print the sweeps as JSON.")
+def recent(limit: int, as_json: bool) -> None:
+    """The latest sweeps of this project: tasks, completed, failed, backends, whether a run is in progress."""
+    from hsm_snake.monitor_display import recent_table
+    from hsm_snake.project_config import load_project
+    from hsm_snake.sweeps_list import recent_sweeps
+
+    output_dir = load_project(None, cwd=Path.cwd()).output_dir
+    found = recent_sweeps(output_dir, limit)
+    if as_json:
+        click.echo(json.dumps([s.as_dict() for s in found], ensure_ascii=False))
+        return
+    console = make_console()
+    if not found:
+        console.print(f"no sweeps under {output_dir}", soft_wrap=True)
+        return
+    console.print(recent_table(found, f"latest {len(found)} sweep(s) under {output_dir}"))
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option(
+    "--interval", default=2.0, show_default=True, type=click.FloatRange(min=0.05), help="Seconds between updates."
+)
+def watch(sweep: str | None, interval: float) -> None:
+    """Show SWEEP's status live until no run is in progress and no task runs (Ctrl-C stops watching)."""
+    import time
+
+    from rich.live import Live
+
+    from hsm_snake.monitor import load_sweep_index
+    from hsm_snake.monitor_display import status_view
+    from hsm_snake.progress import summarize
+
+    paths = find_sweep(sweep, Path.cwd())
+    console = make_console()
+
+    def view():
+        state = scan.scan(load_sweep_index(paths.root))
+        active = state.holder is not None or state.counts().get(scan.RUNNING, 0) > 0
+        return status_view(paths, state, summarize(state)), active
+
+    renderable, active = view()
+    try:
+        with Live(renderable, console=console, auto_refresh=False, transient=False) as live:
+            while active:
+                time.sleep(interval)
+                renderable, active = view()
+                live.update(renderable, refresh=True)
+    except KeyboardInterrupt:
+        console.print("stopped watching (the run goes on)")
+        return
+    console.print("no run in progress: done watching")
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option("--open", "open_browser", is_flag=True, help="Open the report in a web browser.")
+def report(sweep: str | None, open_browser: bool) -> None:
+    """Write SWEEP's HTML report (reports/completion_report.html), error analysis and performance figures."""
+    from hsm_snake.report import build_report
+
+    paths = find_sweep(sweep, Path.cwd())
+    files = build_report(paths)
+    console = make_console()
+    console.print(f"report of sweep {paths.sweep_id} ({files.tasks} task(s), {files.plots} plot(s)):")
+    for path in (files.html, files.errors_html, files.performance, files.results_csv):
+        console.print(f"  {path}", soft_wrap=True)
+    if open_browser:
+        import webbrowser
+
+        if not webbrowser.open(files.html.resolve().as_uri()):
+            console.print("no web browser found here: open the file above yourself")
 
 
 def main() -> None:

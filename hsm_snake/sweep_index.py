@@ -107,9 +107,14 @@ def load_index(root: str | Path) -> SweepIndex:
         }
     except (KeyError, TypeError, AttributeError) as exc:
         raise SweepStateError(f"{paths.task_mapping} is damaged: missing {exc}") from None
-    recorded: dict[str, Any] = {}
+    recorded: Any = {}
     if paths.project_config.exists():
-        recorded = read_yaml(paths.project_config) or {}
+        try:
+            recorded = read_yaml(paths.project_config) or {}
+        except RecordError as exc:
+            raise SweepStateError(f"cannot read {paths.project_config}: {exc}") from None
+    if not isinstance(recorded, dict):
+        raise SweepStateError(f"{paths.project_config} is damaged: not a mapping")
     return SweepIndex(paths, tasks, recorded.get("resources") or {}, recorded.get("retry") or {})
 
 

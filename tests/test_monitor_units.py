@@ -1,0 +1,154 @@
+"""Helpers of the monitoring commands, and the causes a local run cannot produce (Slurm verdicts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hsm_snake import sweeps
+from hsm_snake.monitor import compress_numbers, compress_tasks, format_duration, format_rate, tail_lines
+from hsm_snake.project_config import load_project
+from hsm_snake.records import write_record
+from hsm_snake.svgplot import histogram, nice_ticks, scatter, timeline, wants_log
+from hsm_snake.sweep_config import load_sweep
+from hsm_snake.triage import exception_type, missing_module
+
+
+@pytest.mark.parametrize(
+    "numbers, text",
+    [([], ""), ([7], "7"), ([1, 2, 3, 7], "1-3,7"), ([9, 1, 2, 2, 10, 4], "1-2,4,9-10"), ([5, 6], "5-6")],
+)
+def test_compress_numbers(numbers, text):
+    assert compress_numbers(numbers) == text
+
+
+def test_compress_tasks_ignores_non_task_names():
+    assert compress_tasks(["task_003", "task_001", "task_002", "junk", "task_1000"]) == "1-3,1000"
+
+
+@pytest.mark.parametrize(
+    "summary, kind, module",
+    [
+        ("ValueError: lr must be positive", "ValueError", None),
+        ("torch.OutOfMemoryError: CUDA out of memory", "torch.OutOfMemoryError", None),
+        ("ModuleNotFoundError: No module named 'torch'", "ModuleNotFoundError", "torch"),
+        ("ModuleNotFoundError: No module named 'sklearn.linear_model'", "ModuleNotFoundError", "sklearn"),
+        ("ImportError: cannot import name 'soft_max' from 'mylib'", "ImportError", "soft_max"),
+        (None, None, None),
+        ("exited with status 3", None, None),
+    ],
+)
+def test_exception_type_and_missing_module(summary, kind, module):
+    assert exception_type(summary) == kind
+    assert missing_module(summary) == module
+
+
+def test_formats():
+    assert format_duration(None) == "-" and format_duration(4.25) == "4.2s" and format_duration(42) == "42s"
+    assert format_duration(3725) == "1:02:05" and format_duration(90000) == "1d 1:00:00"
+    assert format_rate(None) == "-" and format_rate(0.5) == "30.0 task(s)/min"
+    assert format_rate(17) == "1,020 task(s)/min" and format_rate(1 / 3600) == "1 task(s)/h"
+
+
+def test_tail_lines_of_big_binary_and_missing_logs(tmp_path):
+    log = tmp_path / "stderr.log"
+    log.write_bytes(b"x" * 50000 + b"\n" + b"".join(f"line {i}\n".encode() for i in range(30)) + b"\xff\xfe end")
+    assert tail_lines(log, 3) == ["line 28", "line 29", "\ufffd\ufffd end"]
+    assert tail_lines(tmp_path / "absent.log") == []
+
+
+def test_svg_helpers_are_well_formed():
+    import xml.etree.ElementTree as ET
+
+    assert nice_ticks(0, 10) == [0, 2, 4, 6, 8, 10]
+    assert wants_log([0.001, 0.01, 0.1]) and not wants_log([1, 2, 3]) and not wants_log([-1, 100])
+    plots = [
+        scatter([(0.001, 1.0, "a <b>", "completed"), (0.1, 2.0, "c & d", "failed")], x_label="lr", y_label="loss"),
+        scatter([(1, 5, "same", "completed")], x_label="x", y_label="y"),
+        histogram([1.0, 1.0, 2.5, 9.0], label="duration"),
+        histogram([], label="nothing"),
+        timeline([("vm", 0, 5, "t1", "completed"), ("vm", 1, 3, "t2", "failed"), ("node<1>", 2, 9, "t3", "x")]),
+        timeline([]),
+    ]
+    for svg in plots:
+        root = ET.fromstring(svg)
+        assert root.tag.endswith("svg")
+    assert "a &lt;b&gt;" in plots[0] and "lr (log)" in plots[0]
+
+
+def test_scheduler_verdicts_and_other_causes_get_their_suggestions(project):
+    sweep = project.write_sweep({"grid": {"x": list(range(9))}})
+    project.write_project({"slurm": {"mem": "4G", "walltime": "01:00:00"}})
+    index = sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["test"], "verdicts")
+    causes = [
+        ("failed", "out_of_memory", "slurm", "Slurm: OUT_OF_MEMORY"),
+        ("failed", "timeout", "slurm", "Slurm: TIMEOUT"),
+        ("failed", "node_fail", "slurm", "Slurm: NODE_FAIL"),
+        ("failed", "preempted", "slurm", "Slurm: PREEMPTED"),
+        ("failed", "cuda_out_of_memory", "local", "torch.OutOfMemoryError: CUDA out of memory"),
+        ("failed", "killed", "local", "killed by SIGKILL"),
+        ("cancelled", "cancelled", "local", "stopped by SIGINT"),
+        ("failed", "launch_error", "local", "could not start '/nope/python': [Errno 2]"),
+        ("failed", None, "local", None),
+    ]
+    for number, (status, category, backend, summary) in enumerate(causes, start=1):
+        write_record(
+            index.paths.task(f"task_{number:03d}").status,
+            {"status": status, "attempt": 1, "backend": backend, "error_category": category, "error_summary": summary},
+        )
+    data = json.loads(project.cli("errors", "verdicts", "--json").output)
+    suggestion = {g["category"]: g["suggestion"] for g in data["groups"]}
+    assert data["failed"] == 9
+    assert "raise slurm.mem (now 4G) in hsm.yaml (or local.mem)" in suggestion["out_of_memory"]
+    assert "raise slurm.walltime (now 01:00:00)" in suggestion["timeout"]
+    assert "the node failed, not your code" in suggestion["node_fail"]
+    assert "slurm.qos" in suggestion["preempted"]
+    assert "lower the batch or model size" in suggestion["cuda_out_of_memory"]
+    assert "out-of-memory killer" in suggestion["killed"]
+    assert "hsm-snake complete verdicts --only-category cancelled" in suggestion["cancelled"]
+    assert "paths.python_interpreter" in suggestion["launch_error"]
+    assert "records no error category" in suggestion["unknown"]
+    assert [g["category"] for g in data["groups"]][-2:] == ["cancelled", "unknown"]
+
+
+def test_results_columns_never_collide_and_report_open_uses_a_browser(project, monkeypatch):
+    sweep = project.write_sweep({"grid": {"host": ["a", "b"], "loss": [1]}})
+    index = sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["test"], "clash")
+    status = {"status": "completed", "attempt": 1, "host": "vm", "backend": "local", "metrics": {"loss": 0.5}}
+    write_record(index.paths.task("task_001").status, status)
+    (index.paths.task("task_001").marker).touch()
+    data = json.loads(project.cli("results", "clash", "--format", "json").output)
+    assert data["columns"][:5] == ["task", "state", "param.host", "loss", "metric.loss"]
+    first = data["rows"][0]
+    assert first["param.host"] == "a" and first["host"] == "vm" and first["loss"] == 1 and first["metric.loss"] == 0.5
+
+    import webbrowser
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    project.cli("report", "clash", "--open")
+    assert opened == [(index.paths.reports_dir / "completion_report.html").resolve().as_uri()]
+
+
+def test_stale_tasks_are_flagged_by_status_and_errors(project):
+    sweep = project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    index = sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["test"], "stale")
+    for name in ("task_002", "task_003"):
+        write_record(
+            index.paths.task(name).status,
+            {
+                "status": "running",
+                "attempt": 1,
+                "backend": "local",
+                "host": "vm",
+                "started": "2026-01-01T00:00:00+00:00",
+            },
+        )
+    out = project.cli("status", "stale").output
+    assert "2 stale" in out and "stale: 2 task(s) (2-3) say running, but no run holds the sweep" in out
+    assert "`hsm-snake complete stale` reruns them" in out
+    data = json.loads(project.cli("errors", "stale", "--json").output)
+    assert data["failed"] == 0 and [q["task"] for q in data["questionable"]] == ["task_002", "task_003"]
+    assert {q["state"] for q in data["questionable"]} == {"stale"}
+    assert "cannot be trusted" in project.cli("errors", "stale").output

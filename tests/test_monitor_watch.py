@@ -1,0 +1,104 @@
+"""`hsm-snake watch` follows a real run and ends by itself when the run ends; Ctrl-C exits 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from click.testing import CliRunner
+from conftest import read_status
+
+from hsm_snake import sweeps
+from hsm_snake.cli import cli
+from hsm_snake.project_config import load_project
+from hsm_snake.records import write_record
+from hsm_snake.sweep_config import load_sweep
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def started(project) -> set[str]:
+    return {line.split()[0] for line in project.runs() if line.endswith("start")}
+
+
+def kill_run(project, proc: subprocess.Popen) -> None:
+    for lock in project.root.glob("sweeps/outputs/*/.hsm/run.lock"):
+        try:
+            os.killpg(json.loads(lock.read_text())["snakemake_pid"], signal.SIGKILL)
+        except (ValueError, KeyError, OSError):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+def test_watch_follows_a_run_and_exits_when_it_ends(project):
+    sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hsm_snake.cli", "run", str(sweep)],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: len(started(project)) == 2 or proc.poll() is not None, what="both held tasks to start")
+        assert proc.poll() is None, proc.communicate()[0]
+        (sweep_dir,) = project.sweep_dirs()
+        during = CliRunner().invoke(cli, ["status", str(sweep_dir)], catch_exceptions=False).output
+        assert "run in progress: pid" in during and "2 running" in during and "2 left" in during
+        assert "running on local ×2" in during
+        release = threading.Timer(1.0, project.release)
+        release.start()
+        begin = time.monotonic()
+        result = CliRunner().invoke(cli, ["watch", str(sweep_dir), "--interval", "0.2"], catch_exceptions=False)
+        waited = time.monotonic() - begin
+        release.join()
+        assert result.exit_code == 0, result.output
+        assert waited >= 1.0, "watch returned before the held tasks were released"
+        # watch ends when the run has released the sweep: the run process is done (or about to be).
+        out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0, out
+    finally:
+        project.release()
+        if proc.poll() is None:
+            kill_run(project, proc)
+    assert "2 task(s): 2 completed" in result.output
+    assert "100% 2/2 completed" in result.output
+    assert result.output.rstrip().endswith("no run in progress: done watching")
+    assert read_status(sweep_dir / "tasks" / "task_002")["status"] == "completed"
+
+
+def test_watch_of_an_idle_sweep_returns_at_once_and_ctrl_c_exits_0(project, monkeypatch):
+    sweep = project.write_sweep({"grid": {"x": [1, 2]}})
+    index = sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["test"], "idle")
+    result = CliRunner().invoke(cli, ["watch", "idle", "--interval", "0.1"], catch_exceptions=False)
+    assert result.exit_code == 0 and "no run in progress: done watching" in result.output
+    # A task Slurm still runs keeps watch going (no local run holds the sweep); Ctrl-C ends it.
+    write_record(
+        index.paths.task("task_001").status,
+        {"status": "running", "task_id": "task_001", "attempt": 1, "backend": "slurm", "host": "node7"},
+    )
+
+    def interrupt(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", interrupt)
+    result = CliRunner().invoke(cli, ["watch", "idle", "--interval", "0.1"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "stopped watching" in result.output and "1 running" in result.output
