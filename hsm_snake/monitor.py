@@ -18,8 +18,8 @@ from typing import Any
 
 from hsm_snake.errors import SweepStateError
 from hsm_snake.paths import SweepPaths, task_number
-from hsm_snake.records import RecordError, read_json_document, read_yaml
-from hsm_snake.sweep_index import SweepIndex, TaskEntry, load_index
+from hsm_snake.records import RecordError, read_yaml
+from hsm_snake.sweep_index import SweepIndex, load_index
 
 TAIL_BYTES = 16384
 
@@ -184,26 +184,13 @@ def text(value: Any) -> str:
 
 def load_sweep_index(root: os.PathLike[str] | str) -> SweepIndex:
     """:func:`~hsm_snake.sweep_index.load_index` for the monitoring commands, which also work when
-    project_config.yaml is damaged (they do not need the resources it records).
+    project_config.yaml is damaged (they do not need the resources it records), and refuse a
+    mapping whose parameters are not mappings.
 
     Raises SweepStateError (a clean message, exit status 2) only when task_mapping.yaml itself
     cannot be read.
     """
-    try:
-        index = load_index(root)
-    except (RecordError, OSError, UnicodeDecodeError):
-        paths = SweepPaths(Path(root))
-        try:
-            mapping = read_json_document(paths.task_mapping)
-            tasks = {
-                name: TaskEntry(name, entry["hash"], entry.get("params") or {}, bool(entry.get("retired")))
-                for name, entry in mapping["tasks"].items()
-            }
-        except FileNotFoundError:
-            raise SweepStateError(f"{paths.root} has no task_mapping.yaml: it is not a sweep directory") from None
-        except (RecordError, OSError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise SweepStateError(f"cannot read {paths.task_mapping}: {exc}") from None
-        index = SweepIndex(paths, tasks)
+    index = load_index(root, with_settings=False)
     bad = [t.name for t in index.tasks.values() if not isinstance(t.params, dict)]
     if bad:
         raise SweepStateError(f"{index.paths.task_mapping} is damaged: the parameters of {bad[0]} are not a mapping")

@@ -89,8 +89,9 @@ def parse_task_selection(text: str) -> set[int]:
     return numbers
 
 
-def load_index(root: str | Path) -> SweepIndex:
-    """Read a sweep directory's task mapping (and the rule resources of its project config)."""
+def load_index(root: str | Path, with_settings: bool = True) -> SweepIndex:
+    """Read a sweep directory's task mapping, and (``with_settings``) the rule resources and
+    retry policy of its project_config.yaml, which reading states alone does not need."""
     paths = SweepPaths(Path(root))
     try:
         mapping = read_json_document(paths.task_mapping)
@@ -98,7 +99,7 @@ def load_index(root: str | Path) -> SweepIndex:
         raise SweepStateError(
             f"{paths.root} has no task_mapping.yaml: it is not a sweep directory, or its mapping was deleted"
         ) from None
-    except (RecordError, UnicodeDecodeError) as exc:
+    except (RecordError, UnicodeDecodeError, OSError) as exc:
         raise SweepStateError(f"cannot read {paths.task_mapping}: {exc}") from None
     try:
         tasks = {
@@ -108,7 +109,7 @@ def load_index(root: str | Path) -> SweepIndex:
     except (KeyError, TypeError, AttributeError) as exc:
         raise SweepStateError(f"{paths.task_mapping} is damaged: missing {exc}") from None
     recorded: Any = {}
-    if paths.project_config.exists():
+    if with_settings and paths.project_config.exists():
         try:
             recorded = read_yaml(paths.project_config) or {}
         except RecordError as exc:
