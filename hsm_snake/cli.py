@@ -490,6 +490,67 @@ def report(sweep: str | None, open_browser: bool) -> None:
             console.print("no web browser found here: open the file above yourself")
 
 
+@cli.command()
+@click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-p", "--project", "project_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Project config (default: found beside the sweep file or from here).")
+@click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
+def validate(sweep_file: Path | None, project_file: Path | None, strict: bool) -> None:
+    """Check SWEEP_FILE and the project config: errors (exit 2), warnings (exit 1 with --strict)."""
+    from hsm_snake.validation import validate as check
+
+    result = check(sweep_file, project_file, Path.cwd())
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if not result.errors:
+        where = result.project.source if result.project and result.project.source else "defaults"
+        tasks = f"{result.task_count} task(s)" if sweep_file else "no sweep file given"
+        click.echo(f"ok: {tasks}; project config: {where}; {len(result.warnings)} warning(s)")
+    sys.exit(result.exit_code(strict))
+
+
+@cli.command()
+@click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-p", "--project", "project_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Project config (default: found beside the sweep file or from here).")
+@click.option("--first", default=5, show_default=True, help="How many tasks to show with their commands.")
+def show(sweep_file: Path | None, project_file: Path | None, first: int) -> None:
+    """The resolved project config (with where each value came from) and the sweep's expansion."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from hsm_snake.validation import config_sources, paired_tables
+    from hsm_snake.validation import validate as check
+
+    result = check(sweep_file, project_file, Path.cwd())
+    if result.errors:
+        raise result.errors[0]
+    console = make_console()
+    settings = Table(title=f"project config ({result.project.source or 'defaults'}, root {result.project.root})")
+    for column in ("key", "value", "from"):
+        settings.add_column(column, overflow="fold")
+    for key, value, origin in config_sources(result.project):
+        settings.add_row(key, Text(json.dumps(value, ensure_ascii=False)), origin)
+    console.print(settings)
+    if result.spec is None:
+        return
+    console.print(f"sweep {sweep_file}: {result.task_count} task(s)")
+    for name, columns, rows in paired_tables(result.spec):
+        group = Table(title=f"paired group {name!r}: the i-th values run together")
+        for column in columns:
+            group.add_column(column)
+        for row in rows:
+            group.add_row(*(Text(json.dumps(v, ensure_ascii=False)) for v in row))
+        console.print(group)
+    plan = _sweeps().plan(result.spec, result.project)
+    entries = [e for e in plan.tasks.values() if not e.retired][:first]
+    _print_plan(console, f"first {len(entries)} task(s)", planned_tasks(plan.paths, entries, plan.runner), False)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
 def main() -> None:
     cli()
 

@@ -37,3 +37,19 @@ def test_errors_and_unpassable_values(project):
     (project.root / "bad.yaml").write_text("grdi: {x: [1]}\n")
     bad = validate(project.root / "bad.yaml", None, project.root)
     assert bad.exit_code(strict=False) == 2 and "did you mean 'grid'" in str(bad.errors[0])
+
+
+def test_validate_and_show_commands(project):
+    sweep = project.write_sweep({"grid": {"x": [1, 2]}, "paired": [{"pair": {"a": [1, 2], "b": ["u", "v"]}}]})
+    ok = project.cli("validate", str(sweep))
+    assert "ok: 4 task(s)" in ok.output
+    project.write_project({"paths": {"train_script": "missing.py"}})
+    assert "missing.py does not exist" in project.cli("validate", str(sweep)).output
+    strict = project.cli("validate", str(sweep), "--strict", expect=1)
+    assert "warning:" in strict.output
+    (project.root / "bad.yaml").write_text("grid: {x: 1}\n")
+    bad = project.cli("validate", "bad.yaml", expect=2)
+    assert "error:" in bad.output and "Traceback" not in bad.output
+    shown = project.cli("show", str(sweep), "--first", "1").output
+    assert "paired group" in shown and "'pair'" in shown and "task_001" in shown and "missing.py" in shown
+    assert "hsm.yaml" in shown and "default" in shown
