@@ -538,7 +538,8 @@ def show(sweep_file: Path | None, project_file: Path | None, first: int) -> None
         return
     console.print(f"sweep {sweep_file}: {result.task_count} task(s)")
     for name, columns, rows in paired_tables(result.spec):
-        group = Table(title=f"paired group {name!r}: the i-th values run together")
+        console.print(f"paired group {name!r}: the i-th values of each column run together")
+        group = Table()
         for column in columns:
             group.add_column(column)
         for row in rows:
