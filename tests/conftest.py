@@ -97,6 +97,9 @@ class Project:
         return counts
 
 
+from background import background  # noqa: E402,F401  (fixture shared by several modules)
+
+
 @pytest.fixture(scope="session")
 def tb():
     """The real Slurm / PBS-wrapper / sshd test bed, started once per session."""

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 
+from background import kill_everything, start_run, started, wait_for
 from click.testing import CliRunner
 from conftest import read_status
 
@@ -20,42 +16,9 @@ from hsm_snake.records import write_record
 from hsm_snake.sweep_config import load_sweep
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def started(project) -> set[str]:
-    return {line.split()[0] for line in project.runs() if line.endswith("start")}
-
-
-def kill_run(project, proc: subprocess.Popen) -> None:
-    for lock in project.root.glob("sweeps/outputs/*/.hsm/run.lock"):
-        try:
-            os.killpg(json.loads(lock.read_text())["snakemake_pid"], signal.SIGKILL)
-        except (ValueError, KeyError, OSError):
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=30)
-
-
 def test_watch_follows_a_run_and_exits_when_it_ends(project):
     sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hsm_snake.cli", "run", str(sweep)],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_run(project, "run", str(sweep))
     try:
         wait_for(lambda: len(started(project)) == 2 or proc.poll() is not None, what="both held tasks to start")
         assert proc.poll() is None, proc.communicate()[0]
@@ -77,7 +40,7 @@ def test_watch_follows_a_run_and_exits_when_it_ends(project):
     finally:
         project.release()
         if proc.poll() is None:
-            kill_run(project, proc)
+            kill_everything(project, proc)
     assert "2 task(s): 2 completed" in result.output
     assert "100% 2/2 completed" in result.output
     assert result.output.rstrip().endswith("no run in progress: done watching")

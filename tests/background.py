@@ -1,0 +1,95 @@
+"""Running `hsm-snake` in the background for tests that interrupt, watch or race it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def start_run(project, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hsm_snake.cli", *args],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def started(project) -> set[str]:
+    return {line.split()[0] for line in project.runs() if line.endswith("start")}
+
+
+def held_tasks_started(project, count: int):
+    return lambda: len(started(project)) >= count
+
+
+def engine_pid(sweep_dir) -> int:
+    holder = json.loads((sweep_dir / ".hsm" / "run.lock").read_text())
+    return holder["snakemake_pid"]
+
+
+def group_gone(pgid: int) -> bool:
+    """No live (non-zombie) process left in the group. PID 1 here may not reap orphans."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return False
+    return True
+
+
+def kill_everything(project, proc: subprocess.Popen) -> None:
+    """kill -9 of hsm-snake's group and of its engine's group (it runs in a group of its own)."""
+    for lock in project.root.glob("sweeps/outputs/*/.hsm/run.lock"):
+        try:
+            kill_group(json.loads(lock.read_text())["snakemake_pid"])
+        except (ValueError, KeyError, OSError):
+            pass
+    kill_group(proc.pid)
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def background(project):
+    """Start `hsm-snake ...` in the background; whatever is left is killed after the test."""
+    started_procs = []
+
+    def start(*args: str) -> subprocess.Popen:
+        proc = start_run(project, *args)
+        started_procs.append(proc)
+        return proc
+
+    yield start
+    project.release()
+    for proc in started_procs:
+        if proc.poll() is None:
+            kill_everything(project, proc)
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
