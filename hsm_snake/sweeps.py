@@ -99,6 +99,26 @@ def refresh_project_settings(paths: SweepPaths, cwd: Path) -> bool:
     return True
 
 
+def record_where_tasks_ran(paths: SweepPaths, backend: str, state: scan.SweepState, names: set[str]) -> None:
+    """logs/sources/<backend>.log: one line per task a round ran — what ran where, and how it ended."""
+    lines = []
+    for task in state.tasks:
+        if task.task.name not in names:
+            continue
+        status = task.status or {}
+        lines.append(
+            f"{status.get('finished') or '-'} {task.task.name} {task.state} host={status.get('host') or '-'} "
+            f"job={status.get('job_id') or '-'} attempt={status.get('attempt') or '-'} "
+            f"duration_s={status.get('duration_s') if status.get('duration_s') is not None else '-'}"
+            + (f" category={status['error_category']}" if status.get("error_category") else "")
+        )
+    if lines:
+        log = paths.source_log(backend)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+
 def retryable(state: scan.SweepState, retry: dict[str, Any], rounds_done: int) -> list:
     """Failed tasks worth another attempt in this run: a retried category, retries left."""
     if rounds_done > int(retry.get("retries") or 0):
@@ -216,7 +236,8 @@ def run(
             kept += recovery.keep_finished_results(scan.scan(index))
             if backend == "slurm":
                 slurm_accounting.record_scheduler_verdicts(scan.scan(index, selection=tasks))
-            state = scan.scan(index, selection=tasks)
+            state = scan.scan(index, selection=tasks, with_status=True)
+            record_where_tasks_ran(paths, backend, state, {entry.name for entry in todo})
             counts = state.counts()
             append_sweep_log(
                 paths,

@@ -34,6 +34,9 @@ def test_run_lays_out_sweep_and_completes_every_task(project):
     assert json.loads((first / "results" / "argv.json").read_text()) == [
         "lr=0.1", "model.depth=2", "width=8", "heads=1"]
     assert project.completions() == {t.name: 1 for t in tasks}
+    sources = (sweep_dir / "logs" / "sources" / "local.log").read_text().splitlines()
+    assert len(sources) == 8 and all(" completed host=" in line for line in sources)
+    assert "task_001 completed" in sources[0]
     # Nothing to do the second time: no task runs again.
     again = project.cli("complete", sweep_dir.name)
     assert "8 completed" in again.output
