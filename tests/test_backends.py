@@ -1,0 +1,43 @@
+"""hsm.yaml backend sections → Snakemake resources and executor options (pure mapping)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hsm_snake.backends import merged_section, slurm_resources, snakemake_args
+from hsm_snake.errors import ConfigError
+
+
+def test_every_slurm_key_maps_to_a_plugin_resource():
+    resources = slurm_resources({
+        "walltime": "01:30:00", "mem": "16G", "cpus_per_task": 4, "partition": "gpu", "account": "proj",
+        "qos": "high", "constraint": "a100", "gpus": 2, "gpu_type": "A100",
+        "extra_directives": ["--mail-type=FAIL", "--exclude=node[1-3]"],
+    })
+    assert resources == {
+        "runtime": 90, "mem_mb": 16384, "cpus_per_task": 4, "slurm_partition": "gpu", "slurm_account": "proj",
+        "qos": "high", "constraint": "a100", "gpu": 2, "gpu_model": "A100",
+        "slurm_extra": "--mail-type=FAIL '--exclude=node[1-3]'",
+    }
+
+
+def test_defaults_leave_room_for_snakemake_in_the_job():
+    assert slurm_resources({}) == {"runtime": 60, "mem_mb": 1000}
+    assert "mem_mb" not in slurm_resources({"mem_per_cpu": "2G"})
+
+
+@pytest.mark.parametrize("directive, key", [("--time=10", "walltime"), ("-p debug", "partition"),
+                                            ("--mem=4G", "mem"), ("--array=1-3", "array")])
+def test_options_the_plugin_manages_are_refused_with_the_key_to_use(directive, key):
+    with pytest.raises(ConfigError) as err:
+        slurm_resources({"extra_directives": [directive]})
+    assert "slurm.extra_directives" in str(err.value) and key in str(err.value)
+
+
+def test_sweep_resources_win_and_executor_options():
+    section = merged_section({"slurm": {"mem": "4G", "partition": "a"}}, {"slurm": {"mem": "8G"}}, "slurm")
+    assert section == {"mem": "8G", "partition": "a"}
+    assert snakemake_args("slurm", {"slurm": {"max_array_size": 50}}, {}) == [
+        "--slurm-no-account", "--slurm-array-limit", "50"]
+    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}) == []
+    assert snakemake_args("local", {}, {}) == []
