@@ -5,6 +5,10 @@
 ``gpu``/``gpu_model``, ``slurm_extra``; recorded in project_config.yaml and read by the workflow)
 plus executor settings on the command line. The per-sweep ``resources:``
 of sweep.yaml win over hsm.yaml.
+
+``pbs:`` becomes the resources of hsm-snake's own PBS executor (``runtime``, ``mem_mb`` and
+``pbs_*``: flavor, chunks, ncpus, ngpus, queue, account, extra), turned into ``#PBS`` lines by
+``hsm_snake/pbs/script.py``.
 """
 
 from __future__ import annotations
@@ -106,6 +110,91 @@ def check_extra_directives(directives: list[str]) -> list[str]:
                 f"{directive!r} is an option hsm-snake's Slurm executor sets itself",
                 key="slurm.extra_directives",
                 hint=f"set it through slurm: {managed} in hsm.yaml instead",
+            )
+    return list(directives)
+
+
+# qsub options hsm-snake's PBS executor sets itself, and the hsm.yaml pbs: key for each.
+PBS_MANAGED_QSUB_OPTIONS = {
+    "-N": "(the job name: sweep and task)",
+    "-o": "(logs/pbs/ of the sweep)",
+    "-e": "(logs/pbs/ of the sweep)",
+    "-J": "(job arrays)",
+    "-t": "(job arrays)",
+    "-q": "queue",
+    "-A": "account",
+    "-V": "(the environment is always exported)",
+}
+# -l resources the executor writes from pbs: keys.
+PBS_MANAGED_RESOURCES = {
+    "walltime": "walltime",
+    "select": "select + ncpus + mem + ngpus",
+    "nodes": "nodes + ppn",
+    "ncpus": "ncpus",
+    "mem": "mem",
+    "ngpus": "ngpus",
+}
+PBS_FLAVORS = ("torque", "pro")
+
+
+def pbs_flavor(section: dict[str, Any]) -> str:
+    """``pbs.flavor``; unset, ``pro`` when PBS Pro-only keys (select, ncpus, ngpus) are used,
+    else ``torque``: ``-l nodes=N:ppn=C`` + ``-l mem`` is the request both understand (PBS Pro
+    converts it into a select statement, Torque knows no select)."""
+    if section.get("flavor"):
+        return str(section["flavor"])
+    if any(section.get(key) is not None for key in ("select", "ncpus", "ngpus")):
+        return "pro"
+    return "torque"
+
+
+def pbs_resources(section: dict[str, Any]) -> dict[str, Any]:
+    """Snakemake resources for hsm-snake's PBS executor (hsm-pbs) from a ``pbs:`` section."""
+    resources: dict[str, Any] = {
+        "runtime": DEFAULT_SLURM_RUNTIME_MIN,
+        "mem_mb": DEFAULT_SLURM_MEM_MB,
+        "pbs_flavor": pbs_flavor(section),
+    }
+    if section.get("walltime") is not None:
+        seconds = parse_walltime_seconds(section["walltime"], "pbs.walltime")
+        resources["runtime"] = max(1, -(-int(seconds) // 60))
+    if section.get("mem") is not None:
+        resources["mem_mb"] = parse_mem_mb(section["mem"], "pbs.mem")
+    chunks = section.get("select") if section.get("select") is not None else section.get("nodes")
+    cpus = section.get("ncpus") if section.get("ncpus") is not None else section.get("ppn")
+    resources["pbs_chunks"] = int(chunks or 1)
+    resources["pbs_ncpus"] = int(cpus or 1)
+    if section.get("ngpus"):
+        resources["pbs_ngpus"] = int(section["ngpus"])
+    if section.get("queue"):
+        resources["pbs_queue"] = str(section["queue"])
+    if section.get("account"):
+        resources["pbs_account"] = str(section["account"])
+    extra = check_pbs_directives(section.get("extra_directives") or [])
+    if extra:
+        resources["pbs_extra"] = shlex.join(extra)
+    return resources
+
+
+def check_pbs_directives(directives: list[str]) -> list[str]:
+    """Refuse extra qsub options that would fight the executor; point at the hsm.yaml key."""
+    for directive in directives:
+        words = directive.split()
+        if not words:
+            continue
+        option = words[0]
+        managed = PBS_MANAGED_QSUB_OPTIONS.get(option)
+        if option == "-l":
+            names = " ".join(words[1:]).replace(",", " ").split()
+            for item in names:
+                managed = PBS_MANAGED_RESOURCES.get(item.split("=", 1)[0].split(":", 1)[0]) or managed
+        if managed:
+            hint = (f"set it through pbs: {managed} in hsm.yaml instead" if not managed.startswith("(")
+                    else f"hsm-snake sets it {managed}")
+            raise ConfigError(
+                f"{directive!r} is an option hsm-snake's PBS executor sets itself",
+                key="pbs.extra_directives",
+                hint=hint,
             )
     return list(directives)
 

@@ -4,7 +4,7 @@
   cluster jobs it submitted, and the local scripts see SIGINT; their runners record
   ``cancelled``); SIGKILL to the group if it has not stopped after a grace period.
 - Cluster jobs whose tasks still say ``running`` (a run that died, or one on another host):
-  ``scancel`` by their recorded job ids, then the scheduler's verdict is recorded.
+  ``scancel`` (Slurm) / ``qdel`` (PBS) by their recorded job ids, then the verdict is recorded.
 """
 
 from __future__ import annotations
@@ -52,6 +52,17 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
         _scancel(jobs)
         outcome.cancelled_jobs = jobs
         slurm_accounting.record_scheduler_verdicts(scan.scan(load_index(paths.root)))
+    pbs_tasks = [
+        (str(paths.task(t.task.name).dir), t.status["job_id"])
+        for t in state.tasks
+        if t.state in (scan.RUNNING, scan.STALE)
+        and (t.status or {}).get("backend") == "pbs"
+        and t.status.get("job_id")
+    ]
+    if pbs_tasks:
+        from hsm_snake.pbs import accounting as pbs_accounting
+
+        outcome.cancelled_jobs += pbs_accounting.cancel_tasks(pbs_tasks)
     return outcome
 
 

@@ -331,7 +331,8 @@ def cancel(sweep: str | None) -> None:
     if outcome.stopped_run:
         console.print(f"stopped the run of sweep {paths.sweep_id}: {outcome.stopped_run}")
     if outcome.cancelled_jobs:
-        console.print(f"cancelled {len(outcome.cancelled_jobs)} Slurm job(s): {' '.join(outcome.cancelled_jobs[:20])}")
+        jobs = " ".join(outcome.cancelled_jobs[:20])
+        console.print(f"cancelled {len(outcome.cancelled_jobs)} scheduler job(s): {jobs}")
     if outcome.remote_holder:
         console.print(f"sweep {paths.sweep_id} is run by {outcome.remote_holder}: cancel it there")
         sys.exit(1)

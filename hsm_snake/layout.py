@@ -113,7 +113,10 @@ def setup_script(project: ProjectConfig, backend: str) -> str | None:
 
 def rule_resources(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
     """Snakemake resources of the task rule, per backend (the local backend needs none)."""
-    return {"slurm": backends.slurm_resources(backends.merged_section(project.data, spec.resources, "slurm"))}
+    return {
+        "slurm": backends.slurm_resources(backends.merged_section(project.data, spec.resources, "slurm")),
+        "pbs": backends.pbs_resources(backends.merged_section(project.data, spec.resources, "pbs")),
+    }
 
 
 def retry_policy(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:

@@ -122,6 +122,9 @@ def build_launch(
         }
     )
     pre_script = (settings.get("pre_scripts") or {}).get(backend)
+    # A job script that ran the set-up before Snakemake (hsm-pbs) says so: not twice.
+    if env.pop("HSM_SETUP_DONE", None) == backend:
+        pre_script = None
     if pre_script:
         # The set-up snippet is the only shell part; the script's argv reaches it as "$@",
         # so no parameter value is ever parsed by a shell.
@@ -140,6 +143,11 @@ def task_timeout(settings: dict[str, Any], retry: dict[str, Any], task: TaskPath
 
 def detect_backend() -> tuple[str, str | None]:
     """(backend, scheduler job id) of the environment this runner runs in."""
+    # A job script that names its backend wins: PBS jobs of Slurm's torque wrappers are Slurm
+    # jobs underneath (SLURM_JOB_ID is set), and hsm-pbs's scripts export HSM_BACKEND=pbs and
+    # HSM_JOB_ID=$PBS_JOBID.
+    if os.environ.get("HSM_BACKEND") and os.environ.get("HSM_JOB_ID"):
+        return os.environ["HSM_BACKEND"], os.environ["HSM_JOB_ID"]
     if os.environ.get("SLURM_JOB_ID"):
         job = os.environ["SLURM_JOB_ID"]
         array_task = os.environ.get("SLURM_ARRAY_TASK_ID")

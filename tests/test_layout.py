@@ -114,8 +114,7 @@ def test_profile_hpc_picks_the_scheduler_on_path(tmp_path, monkeypatch):
     assert "neither sbatch" in str(err.value)
     (bin_dir / "qsub").write_text("#!/bin/sh\n")
     (bin_dir / "qsub").chmod(0o755)
-    with pytest.raises(ConfigError):  # no pbs profile is packaged yet
-        resolve_profile("hpc")
+    assert resolve_profile("hpc").name == "pbs"
     (bin_dir / "sbatch").write_text("#!/bin/sh\n")
     (bin_dir / "sbatch").chmod(0o755)
     assert resolve_profile("hpc").name == "slurm"

@@ -178,3 +178,64 @@ def test_many_tasks_need_few_sbatch_calls(slurm_project):
     # 24 ready tasks in arrays of at most 10: ceil(24 / 10) = 3 sbatch calls.
     assert len(array_parents(job_ids)) <= 3, sorted(array_parents(job_ids))
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 25)}
+
+
+SLEEPER = """
+import sys, time
+time.sleep(float(sys.argv[1].partition("=")[2]))
+print("woke up")
+"""
+
+
+def test_walltime_kill_is_a_timeout_retried_with_more_time(slurm_project):
+    # Slurm enforces time limits on a ~30 s timer: a 1-minute job is killed 60-100 s in. A task of
+    # 150 s is surely killed at 1 minute, and surely fits the retry's 3 minutes.
+    project = slurm_project
+    (project.root / "sleeper.py").write_text(SLEEPER)
+    project.write_project({"paths": {"train_script": "sleeper.py"}, "slurm": {"walltime": "00:01:00"}})
+    (project.root / "hsm.yaml").write_text(
+        (project.root / "hsm.yaml").read_text() + "retries: 1\nretry:\n  time_factor: 3\n")
+    project.write_sweep({"grid": {"sleep": [150]}})
+    project.cli("run", "sweep.yaml", "--profile", "slurm")
+    (sweep_dir,) = project.sweep_dirs()
+    first = read_status(sweep_dir / "tasks" / "task_001" / "attempts" / "1")
+    assert first["error_category"] == "timeout" and first["scheduler_state"] == "TIMEOUT", first
+    final = read_status(sweep_dir / "tasks" / "task_001")
+    assert final["status"] == "completed" and final["attempt"] == 2
+    limit = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "Timelimit", "-j", final["job_id"]],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert limit == "00:03:00", limit
+
+
+def test_scancel_from_outside_is_recorded_cancelled_and_complete_reruns_only_those(slurm_project):
+    import sys
+    import time
+
+    project = slurm_project
+    project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2]}})
+    proc = subprocess.Popen([sys.executable, "-m", "hsm_snake.cli", "run", "sweep.yaml", "--profile", "slurm"],
+                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            held = {line.split()[0] for line in project.runs() if line.endswith("start")} & {"task_003", "task_004"}
+            if len(held) == 2 and len(project.completions()) == 2:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"held tasks did not start on Slurm: {project.runs()}")
+        (sweep_dir,) = project.sweep_dirs()
+        jobs = [read_status(sweep_dir / "tasks" / name)["job_id"] for name in ("task_003", "task_004")]
+        subprocess.run(["scancel", *jobs], check=True)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    assert proc.returncode == 1, out
+    for name in ("task_003", "task_004"):
+        status = read_status(sweep_dir / "tasks" / name)
+        assert status["status"] == "cancelled" and status["error_category"] == "cancelled", status
+    project.release()
+    project.cli("complete", sweep_dir.name, "--profile", "slurm")
+    assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}

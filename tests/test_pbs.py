@@ -1,0 +1,148 @@
+"""The PBS backend (executor hsm-pbs) through the real qsub/qstat/qdel of the test bed.
+
+The test bed's PBS front end is Slurm's torque wrappers (slurm-wlm-torque): every finished job
+shows state C with no exit status, so these tests exercise the marker-based success decision,
+the timeout verdict from the walltime and the qdel path for real. A logging shim in front of
+qsub/qstat/qdel counts the calls.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import read_status
+
+pytestmark = pytest.mark.testbed
+
+SHIM = """#!/bin/sh
+printf '%s\\n' "$*" >> {log}/{name}.calls
+exec {real} "$@"
+"""
+
+
+@pytest.fixture
+def pbs_project(project, tb, monkeypatch, tmp_path_factory):
+    tb.need("pbs")
+    for key, value in tb.facts["env"].items():
+        monkeypatch.setenv(key, value)
+    shims = tmp_path_factory.mktemp("pbs-shims")
+    for name in ("qsub", "qstat", "qdel"):
+        real = shutil.which(name)
+        assert real, f"{name} not on PATH"
+        (shims / name).write_text(SHIM.format(log=shims, name=name, real=real))
+        (shims / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    project.shims = shims
+    project.write_project({"pbs": {"queue": tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug"),
+                                   "walltime": "00:05:00", "mem": "500M"}})
+    return project
+
+
+def calls(project, name: str) -> list[list[str]]:
+    path = project.shims / f"{name}.calls"
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def task_files(sweep_dir, name):
+    return sorted(p.name for p in (sweep_dir / "tasks" / name).iterdir())
+
+
+def test_sweep_runs_on_pbs_with_the_local_layout(pbs_project):
+    project = pbs_project
+    project.write_sweep({"grid": {"x": list(range(20))}})
+    started = time.monotonic()
+    result = project.cli("run", "sweep.yaml", "--profile", "pbs")
+    took = time.monotonic() - started
+    assert "20 completed" in result.output
+    (sweep_dir,) = project.sweep_dirs()
+    statuses = [read_status(sweep_dir / "tasks" / f"task_{i:03d}") for i in range(1, 21)]
+    # The wrapper jobs are Slurm jobs underneath (SLURM_JOB_ID is set): still recorded as pbs.
+    assert {s["backend"] for s in statuses} == {"pbs"}
+    job_ids = [s["job_id"] for s in statuses]
+    assert all(job_ids) and len(set(job_ids)) == 20
+    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 21)}
+    assert task_files(sweep_dir, "task_001") == [".completed", "metrics.json", "params.yaml", "results",
+                                                 "status.yaml", "stderr.log", "stdout.log"]
+    # One job script per task in scripts/job_scripts/, qsub's -o/-e logs in logs/pbs/.
+    scripts = sorted(p.name for p in (sweep_dir / "scripts" / "job_scripts").iterdir())
+    assert scripts == [f"{sweep_dir.name}-task_{i:03d}.pbs" for i in range(1, 21)]
+    text = (sweep_dir / "scripts" / "job_scripts" / scripts[0]).read_text()
+    assert "#PBS -l walltime=00:05:00" in text and "#PBS -l mem=500mb" in text and "x=0" not in text
+    assert (sweep_dir / "logs" / "pbs" / f"{sweep_dir.name}-task_001.a1.out").exists()
+    qsubs = calls(project, "qsub")
+    assert len(qsubs) == 20 and all("-o" in c and "-e" in c for c in qsubs)
+    # Status: one qstat call per poll cycle for all active jobs, not one per job.
+    qstats = calls(project, "qstat")
+    assert max(len([a for a in c if a.isdigit()]) for c in qstats) > 1, qstats
+    assert len(qstats) <= took / 5 + 5, (len(qstats), took)
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def status_of(sweep_dir: Path, name: str) -> dict:
+    try:
+        return read_status(sweep_dir / "tasks" / name)
+    except (FileNotFoundError, AttributeError, TypeError):
+        return {}
+
+
+def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_them(pbs_project):
+    """task_001 holds (the echo script waits for a release file) past its 1-minute walltime:
+    Slurm kills it, recorded timeout. `complete` reruns only it, with the walltime doubled by the
+    timeout; `hsm-snake cancel` qdel's that job: recorded cancelled. After the release, `complete`
+    runs it a third time; task_002 ran once."""
+    project = pbs_project
+    project.write_project({"pbs": {"walltime": "00:01:00"}})
+    project.write_sweep({"paired": [{"cases": {"hold": [1, 0], "x": [1, 2]}}]})
+    project.cli("run", "sweep.yaml", "--profile", "pbs", expect=1)
+    (sweep_dir,) = project.sweep_dirs()
+    timed_out = status_of(sweep_dir, "task_001")
+    assert timed_out["status"] == "failed" and timed_out["error_category"] == "timeout", timed_out
+    assert timed_out["backend"] == "pbs" and timed_out["job_id"] in timed_out["error_summary"]
+    assert "walltime 00:01:00 exceeded" in timed_out["error_summary"], timed_out
+    assert status_of(sweep_dir, "task_002")["status"] == "completed"
+
+    proc = subprocess.Popen([sys.executable, "-m", "hsm_snake.cli", "complete", sweep_dir.name, "--profile", "pbs"],
+                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: status_of(sweep_dir, "task_001").get("attempt") == 2
+                 and status_of(sweep_dir, "task_001").get("status") == "running", 120, "task_001 running again")
+        script = (sweep_dir / "scripts" / "job_scripts" / f"{sweep_dir.name}-task_001.pbs").read_text()
+        assert "#PBS -l walltime=00:02:00" in script  # one timeout before: twice the walltime
+        result = project.cli("cancel", sweep_dir.name)
+        assert "stopped the run" in result.output
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    cancelled = status_of(sweep_dir, "task_001")
+    assert cancelled["status"] == "cancelled" and cancelled["error_category"] == "cancelled", cancelled
+    assert cancelled["backend"] == "pbs" and cancelled["job_id"] != timed_out["job_id"]
+    qdels = calls(project, "qdel")
+    assert qdels and cancelled["job_id"] in qdels[0], qdels   # one qdel with the active jobs' ids
+    assert status_of(sweep_dir, "task_002")["status"] == "completed"
+
+    project.release()
+    project.cli("complete", sweep_dir.name, "--profile", "pbs")
+    assert project.completions() == {"task_001": 1, "task_002": 1}
+    runs = project.runs()
+    assert runs.count("task_001 start") == 3 and runs.count("task_002 start") == 1, runs
+    final = status_of(sweep_dir, "task_001")
+    assert final["status"] == "completed" and final["attempt"] == 3
+    history = [read_status(sweep_dir / "tasks" / "task_001" / "attempts" / str(n))["error_category"] for n in (1, 2)]
+    assert history == ["timeout", "cancelled"]
