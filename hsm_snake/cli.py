@@ -194,7 +194,7 @@ def run(
         return
     index = sweeps.create(spec, project, _command_line(), sweep_id)
     console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
-    _run_and_report(index.paths, profile=profile, cores=cores or sweeps.default_cores(project.data))
+    _run_and_report(index.paths, profile=profile, cores=cores)
 
 
 @cli.command()
@@ -224,13 +224,11 @@ def complete(
     if dry_run:
         _show_missing(paths, as_json=False, retry_failed=retry_failed, tasks=tasks, only_category=only_category)
         return
-    sweeps = _sweeps()
-    sweeps.refresh_project_settings(paths, Path.cwd())
-    default = sweeps.default_cores(sweeps.recorded_project(paths))
     _run_and_report(
         paths,
         profile=profile,
-        cores=cores or default,
+        cores=cores,
+        refresh_from=Path.cwd(),
         retry_failed=retry_failed,
         tasks=tasks,
         only_category=only_category,

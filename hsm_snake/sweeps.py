@@ -182,10 +182,6 @@ def default_cores(project_data: dict[str, Any]) -> int:
     return int((project_data.get("local") or {}).get("max_parallel") or os.cpu_count() or 1)
 
 
-def recorded_project(paths: SweepPaths) -> dict[str, Any]:
-    return (read_yaml(paths.project_config) or {}).get("project") or {}
-
-
 def run(
     paths: SweepPaths,
     *,
@@ -197,23 +193,28 @@ def run(
     only_category: str | None = None,
     extra_args: tuple[str, ...] = (),
     on_tick: Callable[[scan.SweepState], None] | None = None,
+    refresh_from: Path | None = None,
 ) -> RunOutcome:
     """Run (or complete) a sweep: Snakemake runs exactly the tasks that are not done.
 
-    Tasks that fail in a category of ``retry.on`` run again, up to ``retries`` times, each
-    time with the memory/time request grown by their history (see escalation.py).
+    ``refresh_from`` (complete): first re-read the project config the sweep came from (found
+    from that folder if its recorded source is gone), under the lock. Tasks that fail in a
+    category of ``retry.on`` run again, up to ``retries`` times, each time with the memory/time
+    request grown by their history (see escalation.py). ``cores`` defaults to local.max_parallel.
     """
-    index = load_index(paths.root)
     profile_dir = engine.resolve_profile(profile)
     backend = backends.backend_of_profile(profile_dir.name)
-    recorded = read_yaml(paths.project_config) or {}
-    backend_args = backends.snakemake_args(
-        profile_dir.name, recorded.get("project") or {}, recorded.get("sweep_resources") or {}
-    )
-    retry = recorded.get("retry") or {}
     lock = SweepLock(paths)
     lock.acquire(command)
     try:
+        if refresh_from is not None:
+            refresh_project_settings(paths, refresh_from)
+        index = load_index(paths.root)
+        recorded = read_yaml(paths.project_config) or {}
+        project_data = recorded.get("project") or {}
+        backend_args = backends.snakemake_args(profile_dir.name, project_data, recorded.get("sweep_resources") or {})
+        retry = recorded.get("retry") or {}
+        cores = cores or default_cores(project_data)
         recovery.clear_snakemake_locks(paths)
         layout.restore_missing_params(index)
         kept = recovery.keep_finished_results(scan.scan(index))
