@@ -1,0 +1,353 @@
+"""hsm-snake's Snakemake executor for a pool of SSH hosts (``executor: hsm-ssh``).
+
+Snakemake finds it through the shim package ``snakemake_executor_plugin_hsm_ssh``. It runs the
+task runner itself on the hosts (no Snakemake there): see ``transfer.py`` for what goes where.
+
+- **hosts**: ``project.distributed`` of the sweep's project_config.yaml (remotes with
+  max_parallel_jobs slots each, plus ``local_slots`` on this machine). Each host is health-checked
+  before use (ssh + its Python importing yaml); a host that fails gets no tasks.
+- **slots**: every job gets a thread that waits for a free slot and takes the least loaded host
+  (running/slots); Snakemake sees the job as submitted meanwhile.
+- **outcome**: success iff the task's marker exists locally after the pull. A lost connection
+  (ssh or rsync exit 255) fails the job with ``error_category: host_lost`` (hsm-snake retries it
+  when ``retries`` > 0) and the host gets no more tasks in this run.
+- **cancel**: the remote runner runs in its own session (``setsid``), whose id it prints first;
+  cancel sends SIGTERM to that process group over ssh (the runner records ``cancelled``), then
+  pulls the task folder back.
+- Every start and end is a line in ``logs/sources/ssh.log`` (time, task, host, result).
+"""
+
+# No ``from __future__ import annotations``: Snakemake builds CLI options from the field types.
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
+
+from hsm_snake.paths import TaskPaths
+from hsm_snake.records import RecordError, read_record, read_yaml, write_record
+from hsm_snake.ssh import hosts as hostmod
+from hsm_snake.ssh import transfer
+from hsm_snake.ssh.hosts import Host, Ssh
+
+HOST_LOST = "host_lost"
+# After a lost connection, the attempt to fetch what the task left gets this long.
+LOST_PULL_TIMEOUT_S = 60
+STATUS_HEADER = "hsm-snake task status (written by the task runner; do not edit)"
+
+
+@dataclass
+class ExecutorSettings(ExecutorSettingsBase):
+    cancel_grace: int = field(
+        default=15,
+        metadata={
+            "help": "Seconds to wait after SIGTERM to a remote task before pulling its folder back.",
+            "env_var": False,
+            "required": False,
+        },
+    )
+
+
+common_settings = CommonSettings(
+    non_local_exec=True,
+    implies_no_shared_fs=False,
+    job_deploy_sources=False,
+    pass_default_storage_provider_args=False,
+    pass_default_resources_args=False,
+    pass_envvar_declarations_to_cmd=False,
+    auto_deploy_default_storage_provider=False,
+    init_seconds_before_status_checks=1,
+)
+
+
+@dataclass
+class Run:
+    """One job's life in the pool (kept in SubmittedJobInfo.aux)."""
+
+    task: TaskPaths | None
+    host: Host | None = None
+    remote_task: str | None = None
+    pgid: int | None = None
+    process: subprocess.Popen | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    success: bool = False
+    message: str = ""
+    cancelled: bool = False
+
+
+class Executor(RemoteExecutor):
+    def __post_init__(self) -> None:
+        self.sweep = Path.cwd()
+        self.cancel_grace = int(getattr(self.workflow.executor_settings, "cancel_grace", 15) or 0)
+        self.log_path = self.sweep / "logs" / "sources" / "ssh.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_lock = threading.Lock()
+        self.cond = threading.Condition()
+        self.setup_locks: dict[str, threading.Lock] = {}
+        self.set_up: set[str] = set()
+        self.control_dir = Path(tempfile.mkdtemp(prefix="hsm-ssh-"))
+        os.chmod(self.control_dir, 0o700)
+        self.ssh = Ssh(self.control_dir)
+        self.record = read_yaml(self.sweep / "project_config.yaml") or {}
+        self.sweep_id = self.sweep.name
+        self.pool = hostmod.pool_from_record(self.record, [sys.executable])
+        if not self.pool:
+            raise WorkflowError("hsm-ssh: no hosts: set distributed.remotes (and/or distributed.local_slots) "
+                                "in hsm.yaml")
+        threads = [threading.Thread(target=hostmod.check, args=(self.ssh, host)) for host in self.pool]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for host in self.pool:
+            self.setup_locks[host.alias] = threading.Lock()
+            if host.is_local:
+                line = f"host {host.alias}: this machine, {host.slots} slot(s)"
+            elif host.healthy:
+                line = (f"host {host.alias}: ok ({host.reason}), {host.slots} slot(s), "
+                        f"project_dir {host.project_dir}")
+            else:
+                line = f"host {host.alias}: UNUSABLE, gets no tasks: {host.reason}"
+            self.log(line)
+            (self.logger.info if host.healthy else self.logger.warning)(f"hsm-ssh: {line}")
+        self.log(f"ssh control dir {self.control_dir}"
+                 + (f", ssh -F {self.ssh.config}" if self.ssh.config else ""))
+        if not any(host.healthy for host in self.pool):
+            raise WorkflowError("hsm-ssh: no usable host: " + "; ".join(
+                f"{host.alias}: {host.reason}" for host in self.pool))
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def log(self, text: str) -> None:
+        stamp = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+        with self.log_lock, open(self.log_path, "a", encoding="utf-8") as out:
+            out.write(f"{stamp}\t{text}\n")
+
+    def job_task(self, job: JobExecutorInterface) -> TaskPaths | None:
+        for output in job.output:
+            path = Path(str(output))
+            if path.parent.parent.name == "tasks":
+                return TaskPaths(self.sweep / path.parent)
+        return None
+
+    # -- slots -----------------------------------------------------------------------------
+    def acquire(self, run: Run) -> Host | None:
+        with self.cond:
+            while True:
+                if run.cancelled:
+                    return None
+                usable = [h for h in self.pool if h.healthy]
+                if not usable:
+                    return None
+                free = [h for h in usable if h.running < h.slots]
+                if free:
+                    host = min(free, key=lambda h: (h.load(), h.is_local))
+                    host.running += 1
+                    return host
+                self.cond.wait(1.0)
+
+    def release(self, host: Host) -> None:
+        with self.cond:
+            host.running -= 1
+            self.cond.notify_all()
+
+    def lose(self, host: Host, why: str) -> None:
+        with self.cond:
+            if host.healthy:
+                host.healthy, host.reason = False, why
+                self.log(f"host {host.alias}: LOST, gets no more tasks in this run: {why}")
+                self.logger.warning(f"hsm-ssh: host {host.alias} lost: {why}")
+            self.cond.notify_all()
+
+    # -- submission ------------------------------------------------------------------------
+    def run_job(self, job: JobExecutorInterface) -> None:
+        run = Run(task=self.job_task(job))
+        info = SubmittedJobInfo(job, external_jobid=f"ssh-{job.jobid}", aux={"ssh": run})
+        if run.task is None:
+            run.message = f"hsm-ssh runs task jobs only (job {job.name} has no tasks/<task>/ output)"
+            run.done.set()
+        else:
+            threading.Thread(target=self.drive, args=(run,), daemon=True,
+                             name=f"hsm-ssh-{run.task.name}").start()
+        self.report_job_submission(info)
+
+    def drive(self, run: Run) -> None:
+        task = run.task
+        assert task is not None
+        try:
+            while not run.done.is_set():
+                host = self.acquire(run)
+                if host is None:
+                    run.message = "cancelled" if run.cancelled else "no usable SSH host left: " + "; ".join(
+                        f"{h.alias}: {h.reason}" for h in self.pool)
+                    if not run.cancelled:
+                        self.mark_host_lost(task, run.message)
+                    break
+                run.host = host
+                try:
+                    if self.attempt(run, host):
+                        break
+                finally:
+                    self.release(host)
+        except Exception as exc:  # noqa: BLE001 - a job thread must always report
+            run.message = f"hsm-ssh internal error: {exc!r}"
+        finally:
+            run.done.set()
+
+    def ensure_setup(self, host: Host) -> None:
+        if host.is_local:
+            return
+        with self.setup_locks[host.alias]:
+            if host.alias in self.set_up:
+                return
+            scratch = self.control_dir
+            transfer.push_setup(self.ssh, host, self.record, self.sweep_id, scratch)
+            self.set_up.add(host.alias)
+
+    def attempt(self, run: Run, host: Host) -> bool:
+        """One try on one host; False = not started there (host unusable): try another."""
+        task = run.task
+        assert task is not None
+        try:
+            self.ensure_setup(host)
+            if not host.is_local:
+                run.remote_task = transfer.push_task(self.ssh, host, task.dir, self.sweep_id)
+        except (transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
+            self.lose(host, f"push failed: {exc}")
+            return False
+        self.log(f"{task.name}\t{host.alias}\tstart")
+        if host.is_local:
+            argv, env = transfer.local_runner_argv(host.python, task.dir)
+            process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, start_new_session=True)
+            run.process, run.pgid = process, process.pid
+        else:
+            command = self.ssh.command(host, transfer.runner_command(host, run.remote_task, host.alias))
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+            run.process = process
+            first = process.stdout.readline()
+            if first.startswith("HSM_PGID "):
+                try:
+                    run.pgid = int(first.split()[1])
+                except ValueError:
+                    pass
+        out, err = process.communicate()
+        returncode = process.returncode
+        lost = None
+        if not host.is_local:
+            if returncode == 255:
+                lost = hostmod.explain_ssh_failure(err, returncode)
+                # Only the connection may have died: stop the task there if the host still answers,
+                # so that no orphan runs on while the task is retried elsewhere.
+                self.kill_remote(host, run.pgid)
+            try:
+                transfer.pull_task(self.ssh, host, task.dir, run.remote_task,
+                                   timeout=LOST_PULL_TIMEOUT_S if lost else transfer.RSYNC_TIMEOUT_S)
+            except (transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
+                lost = lost or f"pull failed: {exc}"
+        if task.marker.exists():
+            run.success = True
+            self.log(f"{task.name}\t{host.alias}\tcompleted")
+            return True
+        if lost and not run.cancelled:
+            self.lose(host, lost)
+            self.mark_host_lost(task, f"connection to {host.alias} lost: {lost}", host.alias)
+            run.message = f"{task.name} on {host.alias}: host lost: {lost}"
+            self.log(f"{task.name}\t{host.alias}\thost_lost")
+            return True
+        status = self.status_of(task)
+        run.message = (f"{task.name} on {host.alias}: {status.get('status', 'failed')}: "
+                       f"{status.get('error_category')}: {status.get('error_summary')}"
+                       + (f" (runner exit {returncode}: {err.strip()[-500:]})" if err.strip() else ""))
+        self.log(f"{task.name}\t{host.alias}\t{status.get('status', 'failed')}:{status.get('error_category')}")
+        return True
+
+    @staticmethod
+    def status_of(task: TaskPaths) -> dict[str, Any]:
+        try:
+            return read_record(task.status)
+        except (FileNotFoundError, RecordError):
+            return {}
+
+    def mark_host_lost(self, task: TaskPaths, summary: str, alias: str | None = None) -> None:
+        """status.yaml says host_lost unless the pulled record has a final outcome of the runner's."""
+        status = self.status_of(task)
+        if status and status.get("status") not in (None, "running", "pending", "cancelled"):
+            return
+        status.update({"status": "failed", "task_id": task.name, "backend": "ssh", "job_id": alias,
+                       "error_category": HOST_LOST, "error_summary": summary[:1000]})
+        status.setdefault("host", alias)
+        status.setdefault("attempt", 1)
+        write_record(task.status, status, STATUS_HEADER)
+
+    # -- status ----------------------------------------------------------------------------
+    async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]):
+        for job_info in active_jobs:
+            run: Run = job_info.aux["ssh"]
+            if not run.done.is_set():
+                yield job_info
+            elif run.success:
+                self.report_job_success(job_info)
+            else:
+                self.report_job_error(job_info, msg=run.message or "failed")
+
+    # -- cancel ----------------------------------------------------------------------------
+    def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
+        runs = [info.aux["ssh"] for info in active_jobs]
+        with self.cond:
+            for run in runs:
+                run.cancelled = True
+            self.cond.notify_all()
+        for run in runs:
+            if run.done.is_set() or run.host is None or run.pgid is None:
+                continue
+            self.kill_remote(run.host, run.pgid)
+            self.log(f"{run.task.name if run.task else '?'}\t{run.host.alias}\tcancel sent (pgid {run.pgid})")
+        deadline = time.monotonic() + self.cancel_grace
+        for run in runs:
+            run.done.wait(max(0.0, deadline - time.monotonic()))
+            if not run.done.is_set() and run.process is not None:
+                run.process.kill()
+
+    def kill_remote(self, host: Host, pgid: int | None) -> None:
+        """SIGTERM to the task's process group (runner + script); the runner records cancelled."""
+        if pgid is None or pgid <= 1:
+            return
+        if host.is_local:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            return
+        command = self.ssh.command(host, f"kill -TERM -- -{int(pgid)}")
+        try:
+            subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, timeout=20, check=False)
+        except (subprocess.TimeoutExpired, OSError):
+            pass
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        for host in self.pool:
+            if not host.is_local:
+                try:
+                    self.ssh.close(host)
+                except (subprocess.TimeoutExpired, OSError):
+                    pass
+        try:
+            for path in self.control_dir.iterdir():
+                path.unlink()
+            self.control_dir.rmdir()
+        except OSError:
+            pass

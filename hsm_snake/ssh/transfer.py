@@ -1,0 +1,129 @@
+"""rsync pushes and pulls of the SSH pool (push/pull mode: the host shares no file system).
+
+On a host, under its ``project_dir``:
+- ``.hsm-runner/hsm_snake/``: the task runner's modules (standard library + PyYAML only);
+- the project folder (the sweep's ``runner.workdir``), without ``sweeps/``;
+- ``sweeps/outputs/<sweep_id>/project_config.yaml``: a copy whose ``runner`` paths name the
+  host's project folder and Python (the user's files are never rewritten);
+- ``sweeps/outputs/<sweep_id>/tasks/<task>/``: pushed before the task, pulled back after it.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import hsm_snake
+from hsm_snake.records import write_yaml
+from hsm_snake.ssh.hosts import Host, Ssh
+
+RUNNER_MODULES = ("__init__.py", "runner.py", "paths.py", "records.py", "render.py", "failures.py",
+                  "escalation.py")
+RSYNC_TIMEOUT_S = 3600
+
+
+class TransferError(Exception):
+    def __init__(self, message: str, returncode: int) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+
+
+def remote_sweep_dir(host: Host, sweep_id: str) -> str:
+    return f"{host.project_dir}/sweeps/outputs/{sweep_id}"
+
+
+def host_record(record: dict[str, Any], host: Host) -> dict[str, Any]:
+    """project_config.yaml as the host must see it: runner paths mapped into its project_dir."""
+    mapped = copy.deepcopy(record)
+    runner = mapped.setdefault("runner", {})
+    workdir = runner.get("workdir")
+    script = runner.get("train_script")
+    if script and workdir:
+        try:
+            relative = Path(script).relative_to(workdir)
+        except ValueError:
+            relative = None
+        if relative is not None:
+            runner["train_script"] = f"{host.project_dir}/{relative.as_posix()}"
+    runner["workdir"] = host.project_dir
+    runner["python_command"] = list(host.python)
+    return mapped
+
+
+def rsync(ssh: Ssh, host: Host, sources: list[str], dest: str, *extra: str, pull: bool = False,
+          timeout: float = RSYNC_TIMEOUT_S) -> None:
+    args = [f"{host.host}:{src}" for src in sources] + [dest] if pull else [*sources, f"{host.host}:{dest}"]
+    command = ["rsync", "-a", "--mkpath", "-e", ssh.rsync_shell(host), *extra, *args]
+    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise TransferError(f"rsync {'from' if pull else 'to'} {host.alias} failed (exit {done.returncode}): "
+                            f"{done.stderr.strip()[-800:]}", done.returncode)
+
+
+def runner_modules(package: Path) -> list[str]:
+    """RUNNER_MODULES plus any hsm_snake module they import (found by reading their imports)."""
+    found: set[str] = set()
+    todo = list(RUNNER_MODULES)
+    while todo:
+        name = todo.pop()
+        if name in found or not (package / name).is_file():
+            continue
+        found.add(name)
+        tree = ast.parse((package / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "hsm_snake":
+                todo += [f"{alias.name}.py" for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hsm_snake."):
+                todo.append(node.module.split(".")[1] + ".py")
+            elif isinstance(node, ast.Import):
+                todo += [a.name.split(".")[1] + ".py" for a in node.names if a.name.startswith("hsm_snake.")]
+    return sorted(found)
+
+
+def push_setup(ssh: Ssh, host: Host, record: dict[str, Any], sweep_id: str, scratch: Path) -> None:
+    """Once per host per run: runner modules, project folder, the host's project_config.yaml."""
+    package = Path(hsm_snake.__file__).parent
+    rsync(ssh, host, [str(package / name) for name in runner_modules(package)],
+          f"{host.project_dir}/.hsm-runner/hsm_snake/")
+    workdir = (record.get("runner") or {}).get("workdir")
+    if workdir and Path(workdir).is_dir():
+        rsync(ssh, host, [str(Path(workdir)) + "/"], f"{host.project_dir}/",
+              "--exclude=/sweeps/", "--exclude=/.hsm-runner/", "--exclude=.git/", "--exclude=__pycache__/")
+    config = scratch / f"project_config.{host.alias}.yaml"
+    write_yaml(config, host_record(record, host))
+    rsync(ssh, host, [str(config)], f"{remote_sweep_dir(host, sweep_id)}/project_config.yaml")
+
+
+def push_task(ssh: Ssh, host: Host, task_dir: Path, sweep_id: str) -> str:
+    remote = f"{remote_sweep_dir(host, sweep_id)}/tasks/{task_dir.name}"
+    rsync(ssh, host, [str(task_dir) + "/"], remote + "/")
+    return remote
+
+
+def pull_task(ssh: Ssh, host: Host, task_dir: Path, remote: str, timeout: float = RSYNC_TIMEOUT_S) -> None:
+    rsync(ssh, host, [remote + "/"], str(task_dir) + "/", pull=True, timeout=timeout)
+
+
+def runner_command(host: Host, remote_task: str, alias: str) -> str:
+    """The remote shell command: a new session (so cancel can kill its process group), whose
+    id is printed first; then the runner. Only our own paths are in it, never a parameter."""
+    inner = shlex.join([
+        "env", f"PYTHONPATH={host.project_dir}/.hsm-runner", "HSM_BACKEND=ssh", f"HSM_JOB_ID={alias}",
+        *host.python, "-m", "hsm_snake.runner", remote_task,
+    ])
+    script = f'echo "HSM_PGID $$"; exec {inner}'
+    return f"cd {shlex.quote(host.project_dir)} && exec setsid -w sh -c {shlex.quote(script)}"
+
+
+def local_runner_argv(python: list[str], task_dir: Path) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ)
+    package_parent = str(Path(hsm_snake.__file__).parent.parent)
+    env["PYTHONPATH"] = package_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update({"HSM_BACKEND": "ssh", "HSM_JOB_ID": "local"})
+    return [*python, "-m", "hsm_snake.runner", str(task_dir)], env

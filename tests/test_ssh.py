@@ -1,0 +1,247 @@
+"""The SSH pool backend (executor hsm-ssh) against the test bed's real sshd hosts.
+
+The hosts hsmtb-h1/hsmtb-h2 live in network namespaces of this machine (same file system, own
+addresses); the executor still treats them as foreign: everything goes over ssh + rsync into
+each host's project_dir. ssh reads the test bed's config through HSM_SSH_CONFIG (ssh -F).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from background import held_tasks_started, wait_for
+from conftest import read_status
+
+pytestmark = pytest.mark.testbed
+
+START_SH = Path(__file__).parent / "testbed" / "start.sh"
+
+HOSTILE = ["two words", " padded ", "it's", 'say "hi"', "$HOME", "${HOME}", "`id`", "$(id)", "x;y",
+           "a|b && c", "tab\there", "é 中文 🚀", "", "trailing\\", "-x", "--flag=1"]
+
+ARGV_APP = """
+import json, os, sys
+out = os.path.join(os.environ["HSM_RESULTS_DIR"], "seen.json")
+with open(out, "w", encoding="utf-8") as f:
+    json.dump(sys.argv[1:], f, ensure_ascii=False)
+"""
+
+
+@pytest.fixture
+def ssh_project(project, tb, monkeypatch, tmp_path):
+    tb.need("hsmtb-h1")
+    tb.need("hsmtb-h2")
+    monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
+    hosts = tb.facts["ssh"]["hosts"]
+
+    def configure(aliases=("hsmtb-h1", "hsmtb-h2"), slots=2, **extra):
+        remotes = {}
+        for alias in aliases:
+            base = (hosts.get(alias) or hosts["hsmtb-lo"])["project_dir"]
+            remotes[alias] = {"project_dir": f"{base}/{tmp_path.name}", "max_parallel_jobs": slots,
+                              "python_path": "python3"}
+        config = {
+            # The remote script finds the run log through the task's environment (ssh passes none).
+            "task": {"env": {"RUN_LOG": str(project.run_log)}},
+            "distributed": {"remotes": remotes},
+        }
+        for key, value in extra.items():
+            config.setdefault(key, {}).update(value)
+        project.write_project(config)
+
+    project.configure_ssh = configure
+    configure()
+    return project
+
+
+def ssh_log(sweep_dir) -> str:
+    return (sweep_dir / "logs" / "sources" / "ssh.log").read_text()
+
+
+def test_six_tasks_over_two_hosts_with_the_local_layout(ssh_project):
+    project = ssh_project
+    project.write_sweep({"grid": {"x": list(range(6)), "sleep": [1]}})
+    started = time.monotonic()
+    result = project.cli("run", "sweep.yaml", "--profile", "ssh")
+    took = time.monotonic() - started
+    assert "6 completed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    statuses = {f"task_{i:03d}": read_status(sweep_dir / "tasks" / f"task_{i:03d}") for i in range(1, 7)}
+    assert {s["backend"] for s in statuses.values()} == {"ssh"}
+    assert {s["status"] for s in statuses.values()} == {"completed"}
+    assert {s["job_id"] for s in statuses.values()} == {"hsmtb-h1", "hsmtb-h2"}
+    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 7)}
+    for name in statuses:
+        assert sorted(p.name for p in (sweep_dir / "tasks" / name).iterdir()) == [
+            ".completed", "metrics.json", "params.yaml", "results", "status.yaml", "stderr.log", "stdout.log"]
+        assert (sweep_dir / "tasks" / name / "results" / "argv.json").exists()
+    log = ssh_log(sweep_dir)
+    assert "host hsmtb-h1: ok" in log and "host hsmtb-h2: ok" in log
+    for name, status in statuses.items():
+        assert f"{name}\t{status['job_id']}\tcompleted" in log
+    # 2 hosts x 2 slots, 1 s tasks: never more than 2 at once on a host.
+    assert took < 60, took
+
+
+def test_hostile_values_arrive_byte_exact_on_the_remote(ssh_project):
+    project = ssh_project
+    (project.root / "app.py").write_text(ARGV_APP)
+    project.configure_ssh(aliases=("hsmtb-h1",), paths={"train_script": "app.py"})
+    project.write_sweep({"grid": {f"v{i}": [value] for i, value in enumerate(HOSTILE)}})
+    result = project.cli("run", "sweep.yaml", "--profile", "ssh")
+    assert "1 completed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    seen = json.loads((sweep_dir / "tasks" / "task_001" / "results" / "seen.json").read_text(encoding="utf-8"))
+    assert seen == [f"v{i}={value}" for i, value in enumerate(HOSTILE)]
+    assert read_status(sweep_dir / "tasks" / "task_001")["job_id"] == "hsmtb-h1"
+
+
+def test_a_wrong_host_key_is_refused_with_a_clear_message(ssh_project, tb):
+    tb.need("badkey")
+    project = ssh_project
+    project.configure_ssh(aliases=("hsmtb-badkey",))
+    project.write_sweep({"grid": {"x": [1]}})
+    result = project.cli("run", "sweep.yaml", "--profile", "ssh", expect=None)
+    assert result.exit_code != 0, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    log = ssh_log(sweep_dir)
+    assert "host hsmtb-badkey: UNUSABLE" in log and "host key verification failed" in log, log
+    assert project.runs() == []
+
+
+def test_an_unreachable_host_gets_no_tasks(ssh_project, tb):
+    tb.need("badkey")
+    project = ssh_project
+    project.configure_ssh(aliases=("hsmtb-h1", "hsmtb-badkey"))
+    project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    result = project.cli("run", "sweep.yaml", "--profile", "ssh")
+    assert "3 completed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    assert {read_status(sweep_dir / "tasks" / f"task_00{i}")["job_id"] for i in (1, 2, 3)} == {"hsmtb-h1"}
+    assert "host hsmtb-badkey: UNUSABLE" in ssh_log(sweep_dir)
+
+
+def test_ctrl_c_kills_the_remote_tasks_and_records_cancelled(ssh_project, background):
+    project = ssh_project
+    project.configure_ssh(aliases=("hsmtb-h1",))
+    project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
+    proc = background("run", "sweep.yaml", "--profile", "ssh")
+    wait_for(held_tasks_started(project, 2), timeout=60, what="both remote tasks to start")
+    (sweep_dir,) = project.sweep_dirs()
+    os.kill(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 130, out
+    for task in ("task_001", "task_002"):
+        status = read_status(sweep_dir / "tasks" / task)
+        assert status["status"] == "cancelled", status
+    # No remote runner or script survives (the hosts share this machine's process table).
+    time.sleep(0.5)
+    leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_has(pid, str(sweep_dir.name))]
+    assert leftovers == [], leftovers
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().decode(errors="replace")
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return text in cmd and "hsm_snake.runner" in cmd.split("\0") and state != "Z"
+
+
+def _master_pid(tb, control_dir: str, alias: str) -> int:
+    done = tb.run("ssh", "-F", tb.facts["ssh"]["config"], "-o", f"ControlPath={control_dir}/%C", "-O", "check",
+                  alias, check=False)
+    text = done.stdout + done.stderr
+    assert "pid=" in text, text
+    return int(text.split("pid=")[1].split(")")[0])
+
+
+def _kill_groups_of(text: str) -> None:
+    """Kill what runs under a host's project dir (the 'dead' host's processes; same process table)."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and pid != str(os.getpid()):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().decode(errors="replace")
+            except OSError:
+                continue
+            argv = cmd.split("\0")
+            # The runner itself (python -m hsm_snake.runner DIR), not the local ssh client whose
+            # remote command line names it too (its group is the engine's).
+            if text in cmd and "hsm_snake.runner" in argv and os.path.basename(argv[0]) != "ssh":
+                try:
+                    os.killpg(os.getpgid(int(pid)), signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def test_a_host_lost_mid_run_is_retried_on_the_other_host(ssh_project, tb, background, tmp_path):
+    project = ssh_project
+    project.configure_ssh(slots=1)
+    text = (project.root / "hsm.yaml").read_text()
+    (project.root / "hsm.yaml").write_text(text + "retries: 1\n")
+    project.write_sweep({"grid": {"hold": [1], "x": [1, 2, 3, 4]}})
+    h2 = tb.facts["ssh"]["hosts"]["hsmtb-h2"]
+    proc = background("run", "sweep.yaml", "--profile", "ssh")
+    wait_for(held_tasks_started(project, 2), timeout=60, what="a task on each host")
+    (sweep_dir,) = project.sweep_dirs()
+    log = ssh_log(sweep_dir)
+    control_dir = log.split("ssh control dir ")[1].split(",")[0].split()[0]
+    lost_task = next(line.split("\t")[1] for line in log.splitlines() if line.endswith("\thsmtb-h2\tstart"))
+    sshd_pid = int((Path(h2["sshd_log"]).parent / "sshd.pid").read_text().strip())
+    try:
+        # h2 "dies": its sshd stops taking connections, our connection to it drops, its processes go.
+        os.kill(sshd_pid, signal.SIGTERM)
+        os.kill(_master_pid(tb, control_dir, "hsmtb-h2"), signal.SIGKILL)
+        _kill_groups_of(f"{h2['project_dir']}/{tmp_path.name}/")
+        wait_for(lambda: f"{lost_task}\thsmtb-h2\thost_lost" in ssh_log(sweep_dir), timeout=60,
+                 what="the lost task to be reported")
+        project.release()
+        out, _ = proc.communicate(timeout=180)
+        assert proc.returncode == 0, out
+        assert "4 completed" in out, out
+        assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 5)}
+        status = read_status(sweep_dir / "tasks" / lost_task)
+        assert status["job_id"] == "hsmtb-h1" and status["attempt"] == 2, status
+        log = ssh_log(sweep_dir)
+        assert "host hsmtb-h2: LOST" in log
+        assert "host hsmtb-h2: UNUSABLE" in log  # the retry round's health check
+        starts_after_loss = log.split("host hsmtb-h2: LOST")[1]
+        assert "\thsmtb-h2\tstart" not in starts_after_loss
+    finally:
+        tb.run("bash", str(START_SH), timeout=180)
+        assert tb.ssh("hsmtb-h2", "true").returncode == 0
+
+
+def test_a_failing_remote_task_is_pulled_back_with_its_record(ssh_project):
+    project = ssh_project
+    project.configure_ssh(aliases=("hsmtb-h1",))
+    project.write_sweep({"grid": {"fail": [0, 3]}})
+    result = project.cli("run", "sweep.yaml", "--profile", "ssh", expect=None)
+    assert "1 completed" in result.output and "1 failed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    status = read_status(sweep_dir / "tasks" / "task_002")
+    assert status["status"] == "failed" and status["exit_code"] == 3 and status["job_id"] == "hsmtb-h1"
+    assert "about to fail" in (sweep_dir / "tasks" / "task_002" / "stderr.log").read_text()
+    assert "task_002\thsmtb-h1\tfailed" in ssh_log(sweep_dir)
+
+
+def test_local_slots_run_next_to_the_remotes(ssh_project):
+    project = ssh_project
+    project.configure_ssh(aliases=("hsmtb-h1",), slots=1)
+    text = (project.root / "hsm.yaml").read_text()
+    (project.root / "hsm.yaml").write_text(text.replace("distributed:\n", "distributed:\n  local_slots: 1\n", 1))
+    project.write_sweep({"grid": {"x": [1, 2, 3, 4], "sleep": [0.5]}})
+    result = project.cli("run", "sweep.yaml", "--profile", "ssh")
+    assert "4 completed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    where = {read_status(sweep_dir / "tasks" / f"task_00{i}")["job_id"] for i in range(1, 5)}
+    assert where == {"hsmtb-h1", "local"}
