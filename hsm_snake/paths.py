@@ -181,6 +181,14 @@ class SweepPaths:
     def task(self, name: str) -> TaskPaths:
         return TaskPaths(self.tasks_dir / name)
 
+    def task_of_outputs(self, outputs) -> TaskPaths | None:
+        """The task folder whose marker is among a Snakemake job's outputs (executors need it)."""
+        for output in outputs:
+            relative = Path(str(output))
+            if relative.name == MARKER_NAME and relative.parent.parent.name == "tasks":
+                return TaskPaths(self.root / relative.parent)
+        return None
+
     def marker_target(self, name: str) -> str:
         """A task's Snakemake target, relative to the sweep directory (Snakemake's workdir)."""
         return f"tasks/{name}/{MARKER_NAME}"

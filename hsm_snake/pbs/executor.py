@@ -31,7 +31,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
-from hsm_snake.paths import TaskPaths
+from hsm_snake.paths import SweepPaths, TaskPaths
 from hsm_snake.pbs import accounting, script
 from hsm_snake.pbs.qstat import FORMATS, Qstat
 from hsm_snake.pbs.watch import Tracking, Watcher
@@ -130,11 +130,7 @@ class Executor(RemoteExecutor):
 
     def job_task(self, job: JobExecutorInterface) -> TaskPaths | None:
         """The task folder a job runs (its output is ``tasks/<task>/.completed``)."""
-        for output in job.output:
-            path = Path(str(output))
-            if path.parent.parent.name == "tasks":
-                return TaskPaths(self.sweep_dir() / path.parent)
-        return None
+        return SweepPaths(self.sweep_dir()).task_of_outputs(job.output)
 
     @staticmethod
     def next_attempt(task: TaskPaths | None) -> int:

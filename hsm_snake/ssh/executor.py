@@ -36,7 +36,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
-from hsm_snake.paths import TaskPaths
+from hsm_snake.paths import SweepPaths, TaskPaths
 from hsm_snake.records import RecordError, read_record, read_yaml, write_record
 from hsm_snake.ssh import hosts as hostmod
 from hsm_snake.ssh import transfer
@@ -135,11 +135,7 @@ class Executor(RemoteExecutor):
             out.write(f"{stamp}\t{text}\n")
 
     def job_task(self, job: JobExecutorInterface) -> TaskPaths | None:
-        for output in job.output:
-            path = Path(str(output))
-            if path.parent.parent.name == "tasks":
-                return TaskPaths(self.sweep / path.parent)
-        return None
+        return SweepPaths(self.sweep).task_of_outputs(job.output)
 
     # -- slots -----------------------------------------------------------------------------
     def acquire(self, run: Run) -> Host | None:
