@@ -60,3 +60,14 @@ def test_real_failures_get_their_categories(project):
 )
 def test_classify(returncode, stderr, category):
     assert classify(returncode, timed_out=False, timeout_s=None, stderr_tail=stderr).category == category
+
+
+def test_complete_only_category_reruns_just_that_class(project):
+    (project.root / "fail.py").write_text(textwrap.dedent(FAILING_SCRIPT))
+    project.write_project({"paths": {"train_script": "fail.py"}})
+    project.write_sweep({"grid": {"mode": ["exception", "exit"]}})
+    project.cli("run", "sweep.yaml", expect=1)
+    project.cli("complete", "--only-category", "nonzero_exit", expect=1)
+    status = {t["task"]: t for t in json.loads(project.cli("status", "--json").output)["tasks"]}
+    assert status["task_001"]["attempt"] == 1 and status["task_001"]["error_category"] == "python_exception"
+    assert status["task_002"]["attempt"] == 2 and status["task_002"]["error_category"] == "nonzero_exit"
