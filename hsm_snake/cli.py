@@ -167,6 +167,7 @@ def _last_lines(path: Path, count: int) -> list[str]:
     "-j", "--cores", type=int, help="Tasks at once on this machine (default: local.max_parallel, or every CPU)."
 )
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the tasks as JSON.")
+@click.option("--max-tasks", type=click.IntRange(min=1), help="Run only the first N tasks (complete runs the rest).")
 def run(
     sweep_file: Path,
     project_file: Path | None,
@@ -175,6 +176,7 @@ def run(
     sweep_id: str | None,
     cores: int | None,
     as_json: bool,
+    max_tasks: int | None,
 ) -> None:
     """Expand SWEEP_FILE into tasks, lay out the sweep directory and run every task."""
     sweeps = _sweeps()
@@ -187,14 +189,17 @@ def run(
         states = {name: scan.PENDING for name in plan.new_tasks}
         if plan.paths.root.exists():
             states.update({t.task.name: t.state for t in scan.scan(load_index(plan.paths.root)).missing()})
-        entries = [entry for entry in plan.tasks.values() if not entry.retired and entry.name in states]
+        entries = [entry for entry in plan.tasks.values() if not entry.retired][:max_tasks]
+        entries = [entry for entry in entries if entry.name in states]
         todo = planned_tasks(plan.paths, entries, plan.runner, states)
         title = f"{len(todo)} task(s) would run (sweep {plan.paths.sweep_id}, dry run: nothing written)"
         _print_plan(console, title, todo, as_json)
         return
     index = sweeps.create(spec, project, _command_line(), sweep_id)
     console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
-    _run_and_report(index.paths, profile=profile, cores=cores)
+    first = index.active()[:max_tasks] if max_tasks else None
+    selection = sweeps.compress_selection([t.number for t in first]) if first else None
+    _run_and_report(index.paths, profile=profile, cores=cores, tasks=selection)
 
 
 @cli.command()
