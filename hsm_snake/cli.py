@@ -495,6 +495,19 @@ def report(sweep: str | None, open_browser: bool) -> None:
 
 
 @cli.command()
+@click.option("--template", type=click.Choice(["grid", "paired", "slurm-gpu", "ssh"]), default="grid",
+              show_default=True, help="The kind of sweep and project to start from.")
+@click.option("--force", is_flag=True, help="Overwrite an existing hsm.yaml / sweep.yaml.")
+def init(template: str, force: bool) -> None:
+    """Write a commented hsm.yaml and sweep.yaml for the project in this folder."""
+    from hsm_snake.init_project import init_project
+
+    for path in init_project(Path.cwd(), template, force):
+        click.echo(f"wrote {path}")
+    click.echo("next: hsm-snake validate sweep.yaml, then hsm-snake run sweep.yaml --dry-run")
+
+
+@cli.command()
 @click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-p", "--project", "project_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Project config (default: found beside the sweep file or from here).")

@@ -1,0 +1,57 @@
+"""init → validate → run on a fresh project, in-process and as real commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+TRAIN = """
+import argparse, json, os
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float); p.add_argument("--seed", type=int)
+p.add_argument("--model.width", type=int); p.add_argument("--model.depth", type=int)
+p.add_argument("--output.dir")
+a = p.parse_args()
+print(json.dumps({"score": a.lr * a.seed}))
+"""
+
+
+@pytest.mark.parametrize("template, tasks", [("grid", 6), ("paired", 12), ("slurm-gpu", 6), ("ssh", 6)])
+def test_init_writes_configs_that_validate(tmp_path, monkeypatch, template, tasks):
+    from click.testing import CliRunner
+
+    from hsm_snake.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text(TRAIN)
+    result = CliRunner().invoke(cli, ["init", "--template", template])
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((tmp_path / "hsm.yaml").read_text())
+    assert config["paths"]["train_script"] == "train.py"
+    checked = CliRunner().invoke(cli, ["validate", "sweep.yaml", "--strict"])
+    assert checked.exit_code == 0 and f"ok: {tasks} task(s)" in checked.output, checked.output
+    again = CliRunner().invoke(cli, ["init"])
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_init_validate_run_as_commands(tmp_path):
+    (tmp_path / "train.py").write_text(TRAIN)
+    hsm = [sys.executable, "-m", "hsm_snake.cli"]
+    env = dict(os.environ)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*hsm, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    assert run("init").returncode == 0
+    assert run("validate", "sweep.yaml").returncode == 0
+    done = run("run", "sweep.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    status = json.loads(run("status", "--json").stdout)
+    assert status["counts"] == {"completed": 6}
+    assert Path(status["path"]).parent == tmp_path / "sweeps" / "outputs"
