@@ -50,8 +50,17 @@ def resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
 
 
 def did_you_mean(word: Any, options: Iterable[str]) -> str | None:
-    """The option closest to ``word``, if one is close enough to be a likely typo."""
-    matches = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    """The option closest to ``word``, if one is close enough to be a likely typo.
+
+    Swapped letters are the commonest slip and difflib scores them like any two edits
+    ('npcus' is as close to 'ngpus' as to 'ncpus'), so an option with exactly the same
+    letters wins first.
+    """
+    options = list(options)
+    same_letters = [option for option in options if sorted(option) == sorted(str(word))]
+    if same_letters:
+        return same_letters[0]
+    matches = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 
