@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from hsm_snake.errors import ConfigError
 from hsm_snake.expand import count, expand
 from hsm_snake.project_config import ProjectConfig, find_project_config, load_project
@@ -69,7 +71,43 @@ def validate(sweep_file: Path | None, project_file: Path | None, cwd: Path) -> V
     if result.spec is not None:
         result.task_count = count(result.spec)
         result.warnings += sweep_warnings(result.spec, result.project, result.task_count)
+        if result.project is not None:
+            result.warnings += hydra_key_warnings(result.spec, result.project)
     return result
+
+
+def hydra_key_warnings(spec: SweepSpec, project: ProjectConfig) -> list[Finding]:
+    """Swept keys that Hydra would refuse: not in the primary config's tree, not a config group,
+    and not marked new with ``+``. Only when ``paths.config_dir`` points at the Hydra configs."""
+    config_dir = project.section("paths").get("config_dir")
+    if not config_dir or project.section("task").get("arg_style", "hydra") != "hydra":
+        return []
+    root = project.root / config_dir
+    primary = next((root / name for name in ("config.yaml", "config.yml") if (root / name).is_file()), None)
+    if primary is None:
+        return []
+    try:
+        tree = yaml.safe_load(primary.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return []
+    keys = list(spec.grid) + [key for group in spec.paired for key in group.params]
+    found = []
+    for key in keys:
+        plain = key.lstrip("+~")
+        if plain != key or _in_tree(tree, plain.split(".")) or (root / plain.split(".")[0]).is_dir():
+            continue
+        found.append(Finding(str(spec.source) if spec.source else None, key,
+                             f"is not in the Hydra config tree of {primary}; Hydra will refuse `{key}=...`",
+                             f"add {key} to {primary.name}, or sweep `+{key}` to add a new key"))
+    return found
+
+
+def _in_tree(tree: Any, parts: list[str]) -> bool:
+    for part in parts:
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
 
 
 def project_warnings(project: ProjectConfig, spec: SweepSpec | None) -> list[Finding]:

@@ -53,3 +53,16 @@ def test_validate_and_show_commands(project):
     shown = project.cli("show", str(sweep), "--first", "1").output
     assert "paired group" in shown and "'pair'" in shown and "task_001" in shown and "missing.py" in shown
     assert "hsm.yaml" in shown and "default" in shown
+
+
+def test_hydra_keys_missing_from_the_config_tree_are_warned(project):
+    configs = project.root / "configs"
+    (configs / "model").mkdir(parents=True)
+    (configs / "config.yaml").write_text("optim:\n  lr: 0.1\nseed: 0\n")
+    (configs / "model" / "resnet.yaml").write_text("depth: 18\n")
+    project.write_project({"paths": {"config_dir": "configs"}, "task": {"arg_style": "hydra"}})
+    sweep = project.write_sweep({"grid": {"optim.lr": [0.1], "seed": [1], "model": ["resnet"],
+                                          "optim.mom": [0.9], "+extra": [1]}})
+    result = validate(sweep, None, project.root)
+    assert [w.key for w in result.warnings] == ["optim.mom"]
+    assert "+optim.mom" in str(result.warnings[0])
