@@ -569,6 +569,23 @@ def show(sweep_file: Path | None, project_file: Path | None, first: int) -> None
         click.echo(f"warning: {warning}", err=True)
 
 
+@cli.command()
+@click.argument("v1_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--to", "to", type=click.Path(path_type=Path), help="Migrate a copy into this new folder.")
+def migrate(v1_dir: Path, to: Path | None) -> None:
+    """Make a HPC Sweep Manager v1 sweep folder a standard sweep directory (nothing is lost)."""
+    from hsm_snake.migrate import migrate as migrate_v1
+    from hsm_snake.project_config import load_project
+
+    outcome = migrate_v1(v1_dir, load_project(None, cwd=Path.cwd()), to)
+    for old, new in outcome.renamed[:5]:
+        click.echo(f"renamed tasks/{old} -> tasks/{new}")
+    click.echo(
+        f"migrated {outcome.paths.root}: {outcome.tasks} task(s), {len(outcome.completed)} completed, "
+        f"{len(outcome.failed)} failed; next: hsm-snake missing {outcome.paths.root}"
+    )
+
+
 def main() -> None:
     cli()
 
