@@ -134,7 +134,6 @@ PBS_MANAGED_RESOURCES = {
     "mem": "mem",
     "ngpus": "ngpus",
 }
-PBS_FLAVORS = ("torque", "pro")
 
 
 def pbs_flavor(section: dict[str, Any]) -> str:

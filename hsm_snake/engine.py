@@ -22,8 +22,6 @@ from hsm_snake.lock import SweepLock
 from hsm_snake.paths import SweepPaths
 from hsm_snake.resources import profiles_dir, workflow_dir
 
-DEFAULT_PROFILE = "local"
-
 
 def available_profiles() -> list[str]:
     return sorted(p.name for p in profiles_dir().iterdir() if (p / "config.yaml").exists() and p.name != "default")

@@ -47,10 +47,6 @@ class Progress:
     hosts: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
 
-    @property
-    def fraction(self) -> float:
-        return self.completed / self.total if self.total else 1.0
-
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
