@@ -7,9 +7,10 @@ cannot give, a huge expansion, a value the chosen argument style cannot pass.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,10 @@ class Finding:
     key: str
     message: str
     hint: str
+    line: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}: " if self.file else ""
+        where = f"{self.file}{f':{self.line}' if self.line else ''}: " if self.file else ""
         return f"{where}{self.key}: {self.message}\n  hint: {self.hint}"
 
 
@@ -73,7 +75,30 @@ def validate(sweep_file: Path | None, project_file: Path | None, cwd: Path) -> V
         result.warnings += sweep_warnings(result.spec, result.project, result.task_count)
         if result.project is not None:
             result.warnings += hydra_key_warnings(result.spec, result.project)
+    result.warnings = [with_line(finding) for finding in result.warnings]
     return result
+
+
+def with_line(finding: Finding) -> Finding:
+    """The finding with the line of its key in its file: the key itself, or (a swept parameter)
+    the entry under grid:/paired: that names it."""
+    if not finding.file:
+        return finding
+    try:
+        lines = _line_map(finding.file)
+    except ConfigError:
+        return finding
+    line = lines.get(finding.key) or next(
+        (number for path, number in lines.items() if path.endswith(f".{finding.key}")), None
+    )
+    return replace(finding, line=line)
+
+
+@functools.lru_cache(maxsize=8)
+def _line_map(file: str) -> dict[str, int]:
+    from hsm_snake.yamlsource import load_yaml_file
+
+    return load_yaml_file(Path(file)).lines
 
 
 def hydra_key_warnings(spec: SweepSpec, project: ProjectConfig) -> list[Finding]:

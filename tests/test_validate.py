@@ -23,6 +23,7 @@ def test_missing_script_bad_interpreter_gpus_and_huge_sweep_are_warned(project):
     result = validate(sweep, None, project.root)
     keys = {w.key: str(w) for w in result.warnings}
     assert "does not exist" in keys["paths.train_script"]
+    assert "hsm.yaml:" in keys["paths.train_script"]  # file:line of the key
     assert "not an executable" in keys["paths.python_interpreter"]
     assert "local.visible_gpus lists 1" in keys["local.gpus"]
     assert f"{200 * 60:,} tasks" in keys["grid"] and HUGE_SWEEP < 200 * 60
@@ -65,4 +66,5 @@ def test_hydra_keys_missing_from_the_config_tree_are_warned(project):
                                           "optim.mom": [0.9], "+extra": [1]}})
     result = validate(sweep, None, project.root)
     assert [w.key for w in result.warnings] == ["optim.mom"]
+    assert result.warnings[0].line == 8 and "sweep.yaml:8: optim.mom" in str(result.warnings[0])
     assert "+optim.mom" in str(result.warnings[0])
