@@ -178,6 +178,15 @@ def test_many_tasks_need_few_sbatch_calls(slurm_project):
     # 24 ready tasks in arrays of at most 10: ceil(24 / 10) = 3 sbatch calls.
     assert len(array_parents(job_ids)) <= 3, sorted(array_parents(job_ids))
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 25)}
+    # Every sbatch call is kept, as a script that would submit the same job again.
+    calls = sorted((sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"))
+    assert len(calls) == len(array_parents(job_ids)), [c.name for c in calls]
+    answered = set()
+    for call in calls:
+        text = call.read_text()
+        assert "\nsbatch " in text and "--array=" in text and "--wrap=" in text, text[:2000]
+        answered.add(text.split("(exit 0): ", 1)[1].split(";")[0].split()[0])
+    assert answered == array_parents(job_ids)
 
 
 SLEEPER = """
