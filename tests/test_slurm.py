@@ -92,12 +92,17 @@ print("fine")
 """
 
 
-def test_task_over_its_memory_is_recorded_out_of_memory_from_slurm(slurm_project, tb):
+def memory_hog_project(project, tb, script: str):
+    """The project running `script` as hog.py, on a test cluster that enforces memory."""
     if tb.facts["slurm"].get("mem_enforcement") != "cgroup":
         pytest.skip("the test cluster does not enforce memory with cgroups here")
-    project = slurm_project
-    (project.root / "hog.py").write_text(HOG)
+    (project.root / "hog.py").write_text(script)
     project.write_project({"paths": {"train_script": "hog.py"}})
+    return project
+
+
+def test_task_over_its_memory_is_recorded_out_of_memory_from_slurm(slurm_project, tb):
+    project = memory_hog_project(slurm_project, tb, HOG)
     project.write_sweep({"grid": {"hog": [0, 1]}})
     project.cli("run", "sweep.yaml", "--profile", "slurm", expect=1)
     (sweep_dir,) = project.sweep_dirs()
@@ -140,11 +145,7 @@ print("fine")
 
 
 def test_out_of_memory_is_retried_with_twice_the_memory(slurm_project, tb):
-    if tb.facts["slurm"].get("mem_enforcement") != "cgroup":
-        pytest.skip("the test cluster does not enforce memory with cgroups here")
-    project = slurm_project
-    (project.root / "hog.py").write_text(HOG_ONCE)
-    project.write_project({"paths": {"train_script": "hog.py"}})
+    project = memory_hog_project(slurm_project, tb, HOG_ONCE)
     (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
     project.write_sweep({"grid": {"x": [1]}})
     project.cli("run", "sweep.yaml", "--profile", "slurm")
