@@ -12,6 +12,14 @@
   ones included, waited 10 s. ``SLURM_CONF`` points at an empty file during that import, so the
   query fails at once; the plugin asks again, with the real configuration, when it runs jobs.
 
+- snakemake-executor-plugin-slurm 2.8 submits array jobs only once a full chunk of a rule's
+  jobs has arrived (or all that are ready); jobs handed over in smaller numbers are set aside
+  and never submitted. Snakemake hands over as many jobs as slots are free, so once the queue is
+  full (``--jobs``, e.g. capped by MaxSubmitJobs) and slots free up one by one, every new job
+  was dropped and the run waited forever (seen on the test cluster with ``--jobs 3``). With the
+  plugin's count of still-ready jobs taken as 0, it submits what it is given: an array when
+  there are two or more, else a single job.
+
 Everything else is Snakemake's ``main``.
 """
 
@@ -35,8 +43,18 @@ def import_snakemake_cli() -> ModuleType:
     return cli
 
 
+def submit_every_array_chunk_at_once() -> None:
+    try:
+        import snakemake_executor_plugin_slurm as slurm_plugin
+    except ImportError:
+        return
+    if hasattr(slurm_plugin, "pending_jobs_for_rule"):
+        slurm_plugin.pending_jobs_for_rule = lambda dag, rule_name: 0
+
+
 def main(argv: list[str] | None = None) -> None:
     cli = import_snakemake_cli()
+    submit_every_array_chunk_at_once()
     snakemake_parse_args = cli.parse_args
 
     def parse_args_without_local_rate_limit(args):

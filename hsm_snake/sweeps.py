@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import backends, engine, layout, recovery, sbatch_record, scan, slurm_accounting
+from hsm_snake import backends, engine, layout, recovery, sbatch_record, scan, slurm_accounting, slurm_limits
 from hsm_snake.errors import ConfigError
 from hsm_snake.lock import SweepLock
 from hsm_snake.missing import select_missing
@@ -214,6 +214,13 @@ def run(
         recorded = read_yaml(paths.project_config) or {}
         project_data = recorded.get("project") or {}
         backend_args = backends.snakemake_args(profile_dir.name, project_data, recorded.get("sweep_resources") or {})
+        if backend == "slurm":
+            slurm = backends.merged_section(project_data, recorded.get("sweep_resources") or {}, "slurm")
+            caps, why = slurm_limits.submission_caps(profile_dir, slurm)
+            # Later options win: these come after the profile's and the max_array_size ones.
+            backend_args = [*backend_args, *caps]
+            if why:
+                append_sweep_log(paths, why)
         retry = recorded.get("retry") or {}
         cores = cores or default_cores(project_data)
         recovery.clear_snakemake_locks(paths)

@@ -180,6 +180,26 @@ def test_many_tasks_need_few_sbatch_calls(slurm_project):
     assert answered == array_parents(job_ids)
 
 
+def test_a_sweep_stays_within_the_submit_limit_of_its_qos(slurm_project):
+    # The test bed's QOS hsmtb_small allows 3 submitted jobs per user (array elements count one each).
+    project = slurm_project
+    project.write_project({"slurm": {"qos": "hsmtb_small"}})
+    project.write_sweep({"grid": {"x": list(range(8))}})
+    project.cli("run", "sweep.yaml", "--profile", "slurm")
+    (sweep_dir,) = project.sweep_dirs()
+    assert "MaxSubmitJobsPerUser of QOS hsmtb_small is 3" in (sweep_dir / "logs" / "sweep.log").read_text()
+    assert "--jobs 3" in (sweep_dir / "logs" / "engine.log").read_text()
+    arrays = []
+    for call in (sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"):
+        text = call.read_text()
+        assert "--qos" in text and "hsmtb_small" in text, text[:1000]
+        if "--array=" in text:
+            first, last = text.split("--array=", 1)[1].split()[0].split("-")
+            arrays.append(int(last) - int(first) + 1)
+    assert arrays and max(arrays) <= 3, arrays
+    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 9)}
+
+
 SLEEPER = """
 import sys, time
 time.sleep(float(sys.argv[1].partition("=")[2]))

@@ -325,6 +325,11 @@ part_slurm() {
         timeout 20 sacctmgr -i add cluster "$TB_CLUSTER" >>"$log" 2>&1 \
             || { fail slurmdbd "sacctmgr add cluster $TB_CLUSTER failed" "$log"; return 1; }
     fi
+    # A QOS with a submit limit, for the test that a sweep stays within MaxSubmitJobs.
+    if [ -z "$(timeout 10 sacctmgr -n -P show qos hsmtb_small format=Name 2>/dev/null)" ]; then
+        timeout 20 sacctmgr -i add qos hsmtb_small MaxSubmitJobsPerUser=3 >>"$log" 2>&1 \
+            || { fail slurmdbd "sacctmgr add qos hsmtb_small failed" "$log"; return 1; }
+    fi
 
     log="$SLURM_DIR/log/slurmctld.log" pid="$SLURM_DIR/slurmctld.pid"
     if ! tb_pid_alive "$pid" slurmctld; then

@@ -1,0 +1,45 @@
+"""MaxSubmitJobs: parsing sacctmgr's answers and capping a run's submissions (pure logic).
+
+On the real cluster: tests/test_slurm.py::test_a_sweep_stays_within_the_submit_limit_of_its_qos.
+"""
+
+from __future__ import annotations
+
+from hsm_snake.slurm_limits import SubmitRoom, capped_submission_args, parse_assoc, parse_qos, profile_jobs
+
+
+def test_association_limits_by_account_and_default_qos():
+    text = "proj_a|500|normal\nproj_b|200|\nproj_c||long\n"
+    assert parse_assoc(text, None) == (200, "normal")
+    assert parse_assoc(text, "proj_a") == (500, "normal")
+    assert parse_assoc(text, "proj_c") == (None, "long")
+    assert parse_assoc("root||\n", None) == (None, None)
+
+
+def test_qos_limit():
+    assert parse_qos("3\n") == 3
+    assert parse_qos("\n") is None
+    assert parse_qos("") is None
+
+
+def test_room_left_is_the_limit_minus_what_is_queued_and_never_zero():
+    assert SubmitRoom(limit=100, queued=30, source="x").free == 70
+    assert SubmitRoom(limit=100, queued=130, source="x").free == 1
+
+
+def test_caps_only_when_the_profile_would_submit_more_than_the_room():
+    room = SubmitRoom(limit=300, queued=0, source="x")
+    assert capped_submission_args(None, 1000, None) == []
+    assert capped_submission_args(room, 200, None) == []
+    assert capped_submission_args(room, 1000, None) == ["--jobs", "300", "--slurm-array-limit", "300"]
+    assert capped_submission_args(room, 1000, 100) == ["--jobs", "300"]
+    assert capped_submission_args(room, None, 1000) == ["--jobs", "300", "--slurm-array-limit", "300"]
+    full = SubmitRoom(limit=300, queued=299, source="x")
+    assert capped_submission_args(full, 1000, None) == ["--jobs", "1", "--slurm-array-jobs", ""]
+
+
+def test_profile_jobs_is_read_from_the_packaged_slurm_profile():
+    from hsm_snake.engine import resolve_profile
+
+    assert profile_jobs(resolve_profile("slurm")) == 10000
+    assert profile_jobs(resolve_profile("local")) is None
