@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import read_status
+from conftest import on_testbed, read_status
 
 pytestmark = pytest.mark.testbed
 
@@ -28,9 +28,7 @@ exec {real} "$@"
 
 @pytest.fixture
 def pbs_project(project, tb, monkeypatch, tmp_path_factory):
-    tb.need("pbs")
-    for key, value in tb.facts["env"].items():
-        monkeypatch.setenv(key, value)
+    on_testbed(project, tb, monkeypatch, "pbs", walltime="00:05:00", mem="500M")
     shims = tmp_path_factory.mktemp("pbs-shims")
     for name in ("qsub", "qstat", "qdel"):
         real = shutil.which(name)
@@ -39,8 +37,6 @@ def pbs_project(project, tb, monkeypatch, tmp_path_factory):
         (shims / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
     project.shims = shims
-    project.write_project({"pbs": {"queue": tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug"),
-                                   "walltime": "00:05:00", "mem": "500M"}})
     return project
 
 
@@ -53,7 +49,7 @@ def task_files(sweep_dir, name):
     return sorted(p.name for p in (sweep_dir / "tasks" / name).iterdir())
 
 
-def test_sweep_runs_on_pbs_with_the_local_layout(pbs_project):
+def test_sweep_runs_on_pbs_as_job_arrays_with_the_local_layout(pbs_project):
     project = pbs_project
     project.write_sweep({"grid": {"x": list(range(20))}})
     started = time.monotonic()
@@ -69,14 +65,21 @@ def test_sweep_runs_on_pbs_with_the_local_layout(pbs_project):
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 21)}
     assert task_files(sweep_dir, "task_001") == [".completed", "metrics.json", "params.yaml", "results",
                                                  "status.yaml", "stderr.log", "stdout.log"]
-    # One job script per task in scripts/job_scripts/, qsub's -o/-e logs in logs/pbs/.
+    # 20 ready tasks with the same request: one or two qsub -t arrays (flavor torque), each with
+    # its job script in scripts/job_scripts/; every element writes its task's logs in logs/pbs/.
+    qsubs = calls(project, "qsub")
+    sizes = [int(c[c.index("-t") + 1].removeprefix("1-")) for c in qsubs]
+    assert 1 <= len(qsubs) <= 2 and sum(sizes) == 20, qsubs
     scripts = sorted(p.name for p in (sweep_dir / "scripts" / "job_scripts").iterdir())
-    assert scripts == [f"{sweep_dir.name}-task_{i:03d}.pbs" for i in range(1, 21)]
+    assert len(scripts) == len(qsubs) and scripts[0] == f"{sweep_dir.name}-task_001+{sizes[0] - 1}.pbs", scripts
     text = (sweep_dir / "scripts" / "job_scripts" / scripts[0]).read_text()
     assert "#PBS -l walltime=00:05:00" in text and "#PBS -l mem=500mb" in text and "x=0" not in text
-    assert (sweep_dir / "logs" / "pbs" / f"{sweep_dir.name}-task_001.a1.out").exists()
-    qsubs = calls(project, "qsub")
-    assert len(qsubs) == 20 and all("-o" in c and "-e" in c for c in qsubs)
+    logs = sweep_dir / "logs" / "pbs"
+    for i in range(1, 21):
+        base = f"{logs}/{sweep_dir.name}-task_{i:03d}.a1"
+        assert Path(f"{base}.out").exists() and Path(f"{base}.err").exists()
+        # The element's own job id, as qstat knows it and status.yaml records it.
+        assert Path(f"{base}.jobid").read_text().strip() == str(job_ids[i - 1])
     # Status: one qstat call per poll cycle for all active jobs, not one per job.
     qstats = calls(project, "qstat")
     assert max(len([a for a in c if a.isdigit()]) for c in qstats) > 1, qstats

@@ -407,12 +407,13 @@ def watcher(**kwargs):
     return Watcher(**options), qdels
 
 
-def tracking(tmp_path: Path, walltime_s=60):
+def tracking(tmp_path: Path, walltime_s=60, job_id: str | None = "42", element=None):
     from hsm_snake.pbs.watch import Tracking
 
     task = TaskPaths(tmp_path / "tasks" / "task_001")
     task.dir.mkdir(parents=True, exist_ok=True)
-    return Tracking(task=task, script="s.pbs", stdout="o", stderr="e", walltime_s=walltime_s)
+    return Tracking(task=task, script="s.pbs", stdout="o", stderr="e", walltime_s=walltime_s, job_id=job_id,
+                    element=element)
 
 
 def answer(*jobs: JobInfo, ok: bool = True):
@@ -422,19 +423,19 @@ def answer(*jobs: JobInfo, ok: bool = True):
 def test_a_finished_wrapper_job_with_its_marker_succeeds(tmp_path):
     watch, _ = watcher()
     track = tracking(tmp_path)
-    assert watch.settle("42", track, answer(JobInfo("42", "Q")), 0) is None
-    assert watch.settle("42", track, answer(JobInfo("42", "R")), 5) is None
+    assert watch.settle(track, answer(JobInfo("42", "Q")), 0) is None
+    assert watch.settle(track, answer(JobInfo("42", "R")), 5) is None
     track.task.marker.touch()
-    assert watch.settle("42", track, answer(JobInfo("42", "C")), 10).success
+    assert watch.settle(track, answer(JobInfo("42", "C")), 10).success
 
 
 def test_a_job_gone_from_qstat_twice_is_decided_by_its_marker(tmp_path):
     watch, _ = watcher()
     track = tracking(tmp_path)
-    watch.settle("42", track, answer(JobInfo("42", "R")), 0)
-    assert watch.settle("42", track, answer(), 5) is None       # once could be a slow server
+    watch.settle(track, answer(JobInfo("42", "R")), 0)
+    assert watch.settle(track, answer(), 5) is None       # once could be a slow server
     write_status(tmp_path, status="failed", error_category="python_exception", error_summary="boom")
-    result = watch.settle("42", track, answer(), 10)
+    result = watch.settle(track, answer(), 10)
     assert not result.success and "gone from qstat" in result.summary and result.category is None
 
 
@@ -442,30 +443,30 @@ def test_a_job_killed_at_its_walltime_is_timeout(tmp_path):
     watch, _ = watcher()
     track = tracking(tmp_path)
     write_status(tmp_path)  # the runner started in job 42, then SIGKILL: still says running
-    watch.settle("42", track, answer(JobInfo("42", "R")), 0)
-    result = watch.settle("42", track, answer(JobInfo("42", "C")), 65)
+    watch.settle(track, answer(JobInfo("42", "R")), 0)
+    result = watch.settle(track, answer(JobInfo("42", "C")), 65)
     assert (result.status, result.category) == ("failed", "timeout")
 
 
 def test_a_job_running_far_past_its_walltime_is_qdeled(tmp_path):
     watch, qdels = watcher(walltime_grace=100)
     track = tracking(tmp_path)
-    watch.settle("42", track, answer(JobInfo("42", "R")), 0)
-    assert watch.settle("42", track, answer(JobInfo("42", "R")), 150) is None
-    result = watch.settle("42", track, answer(JobInfo("42", "R")), 170)
+    watch.settle(track, answer(JobInfo("42", "R")), 0)
+    assert watch.settle(track, answer(JobInfo("42", "R")), 150) is None
+    result = watch.settle(track, answer(JobInfo("42", "R")), 170)
     assert qdels == [["42"]] and result.category == "timeout" and "past its walltime" in result.summary
 
 
 def test_a_job_that_left_no_trace_gets_the_latency_wait(tmp_path):
     watch, _ = watcher(latency_wait=30)
     track = tracking(tmp_path)
-    assert watch.settle("42", track, answer(JobInfo("42", "C")), 0) is None
-    assert watch.settle("42", track, answer(), 20) is None
+    assert watch.settle(track, answer(JobInfo("42", "C")), 0) is None
+    assert watch.settle(track, answer(), 20) is None
     track.task.marker.touch()           # the marker showed up late on the network file system
-    assert watch.settle("42", track, answer(), 25).success
-    track = tracking(tmp_path / "other")
-    watch.settle("43", track, answer(JobInfo("43", "C")), 0)
-    assert not watch.settle("43", track, answer(), 31).success
+    assert watch.settle(track, answer(), 25).success
+    track = tracking(tmp_path / "other", job_id="43")
+    watch.settle(track, answer(JobInfo("43", "C")), 0)
+    assert not watch.settle(track, answer(), 31).success
 
 
 def test_while_qstat_fails_the_tasks_record_ends_the_wait_and_then_time_does(tmp_path):
@@ -473,12 +474,12 @@ def test_while_qstat_fails_the_tasks_record_ends_the_wait_and_then_time_does(tmp
     track = tracking(tmp_path)
     failing = answer(ok=False)
     assert watch.note(failing, 0) and not watch.note(failing, 5)
-    assert watch.settle("42", track, failing, 5) is None
+    assert watch.settle(track, failing, 5) is None
     write_status(tmp_path, status="completed")
     track.task.marker.touch()
-    assert watch.settle("42", track, failing, 10).success
-    other = tracking(tmp_path / "other")
-    assert watch.settle("43", other, failing, 50) is None
-    gave_up = watch.settle("43", other, failing, 101)
+    assert watch.settle(track, failing, 10).success
+    other = tracking(tmp_path / "other", job_id="43")
+    assert watch.settle(other, failing, 50) is None
+    gave_up = watch.settle(other, failing, 101)
     assert not gave_up.success and "qstat failed for 101 s" in gave_up.summary
     assert not watch.note(answer(), 102) and watch.failing_since is None
