@@ -149,3 +149,56 @@ def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_the
     assert final["status"] == "completed" and final["attempt"] == 3
     history = [read_status(sweep_dir / "tasks" / "task_001" / "attempts" / str(n))["error_category"] for n in (1, 2)]
     assert history == ["timeout", "cancelled"]
+
+
+def element_job_id(sweep_dir: Path, task: str, attempt: int = 1) -> str:
+    """The job id an array element wrote next to its logs (its own, as qstat knows it)."""
+    return (sweep_dir / "logs" / "pbs" / f"{sweep_dir.name}-{task}.a{attempt}.jobid").read_text().strip()
+
+
+def test_a_failing_array_element_is_recorded_with_its_cause_and_job_id(pbs_project):
+    project = pbs_project
+    project.write_sweep({"grid": {"fail": [0, 5, 0]}})
+    project.cli("run", "sweep.yaml", "--profile", "pbs", expect=1)
+    (sweep_dir,) = project.sweep_dirs()
+    assert len(calls(project, "qsub")) == 1        # the three tasks: one array
+    failed = status_of(sweep_dir, "task_002")
+    assert failed["status"] == "failed" and failed["exit_code"] == 5 and failed["error_category"], failed
+    assert failed["backend"] == "pbs" and failed["job_id"] == element_job_id(sweep_dir, "task_002")
+    assert project.completions() == {"task_001": 1, "task_003": 1}
+    ids = {status_of(sweep_dir, f"task_00{i}")["job_id"] for i in (1, 2, 3)}
+    assert len(ids) == 3
+
+
+def test_cancel_of_a_running_array_qdels_it_and_records_the_started_elements(pbs_project):
+    """Three held tasks in one array on a 2-CPU node: two run, one waits in the queue. `hsm-snake
+    cancel` stops the run, whose executor qdel's the array: nothing of it is left in the queue."""
+    project = pbs_project
+    project.write_sweep({"grid": {"hold": [1, 2, 3]}})
+    proc = subprocess.Popen([sys.executable, "-m", "hsm_snake.cli", "run", "sweep.yaml", "--profile", "pbs"],
+                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        sweep_dir = wait_for(lambda: (project.sweep_dirs() or [None])[0], 60, "the sweep directory")
+        wait_for(lambda: sum(status_of(sweep_dir, f"task_00{i}").get("status") == "running" for i in (1, 2, 3)) >= 2,
+                 120, "two elements running")
+        result = project.cli("cancel", sweep_dir.name)
+        assert "stopped the run" in result.output
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    (qsub,) = calls(project, "qsub")
+    assert qsub[qsub.index("-t") + 1] == "1-3"
+    started = [f"task_00{i}" for i in (1, 2, 3) if status_of(sweep_dir, f"task_00{i}")]
+    assert len(started) >= 2
+    for task in started:
+        record = status_of(sweep_dir, task)
+        assert (record["status"], record["error_category"]) == ("cancelled", "cancelled"), (task, record)
+        assert record["job_id"] == element_job_id(sweep_dir, task)
+    assert calls(project, "qdel"), "no qdel"
+    # Nothing of the array is left waiting or running.
+    array_name = f"{sweep_dir.name}-task_001+2"
+    squeue = subprocess.run(["squeue", "-h", "-n", array_name, "-o", "%i %T"], capture_output=True, text=True,
+                            check=True).stdout
+    assert not squeue.strip(), squeue
