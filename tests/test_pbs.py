@@ -157,11 +157,15 @@ def element_job_id(sweep_dir: Path, task: str, attempt: int = 1) -> str:
 
 
 def test_a_failing_array_element_is_recorded_with_its_cause_and_job_id(pbs_project):
+    """Flavor pro: the array goes out with qsub -J (the wrappers take -J and -t alike)."""
     project = pbs_project
-    project.write_sweep({"grid": {"fail": [0, 5, 0]}})
+    project.write_project({"pbs": {"flavor": "pro", "queue": os.environ["HSM_TB_SLURM_PARTITION"],
+                                   "walltime": "00:05:00", "mem": "500M"}})
+    project.write_sweep({"paired": [{"cases": {"fail": [0, 5, 0], "x": [1, 2, 3]}}]})
     project.cli("run", "sweep.yaml", "--profile", "pbs", expect=1)
     (sweep_dir,) = project.sweep_dirs()
-    assert len(calls(project, "qsub")) == 1        # the three tasks: one array
+    (qsub,) = calls(project, "qsub")               # the three tasks: one array
+    assert qsub[qsub.index("-J") + 1] == "1-3", qsub
     failed = status_of(sweep_dir, "task_002")
     assert failed["status"] == "failed" and failed["exit_code"] == 5 and failed["error_category"], failed
     assert failed["backend"] == "pbs" and failed["job_id"] == element_job_id(sweep_dir, "task_002")
@@ -181,7 +185,7 @@ def test_cancel_of_a_running_array_qdels_it_and_records_the_started_elements(pbs
     try:
         sweep_dir = wait_for(lambda: (project.sweep_dirs() or [None])[0], 60, "the sweep directory")
         wait_for(lambda: sum(status_of(sweep_dir, f"task_00{i}").get("status") == "running" for i in (1, 2, 3)) >= 2,
-                 120, "two elements running")
+                 300, "two elements running")
         result = project.cli("cancel", sweep_dir.name)
         assert "stopped the run" in result.output
         proc.communicate(timeout=120)
