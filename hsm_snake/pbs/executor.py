@@ -246,6 +246,10 @@ class Executor(RemoteExecutor):
             comment=f"{len(jobs)} tasks of sweep {sweep} ({first.what} …), one per array element",
         )
         job_script = self.write_script(name, text)
+        for job in jobs:
+            # Left by an element of an earlier array whose task never started (same attempt number):
+            # it would be taken for this element's id.
+            Path(script.id_file(job.log_base)).unlink(missing_ok=True)
         array_log = str(self.logs_dir() / name)
         command = script.qsub_command(job_script, f"{array_log}.out", f"{array_log}.err", export_env=self.export_env,
                                       array=script.array_option(first.flavor, len(jobs)))
