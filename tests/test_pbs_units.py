@@ -4,7 +4,8 @@ finished job, job script rendering, hsm.yaml pbs: → resources, the runner's ba
 Fixtures in tests/fixtures/pbs/: PBS Pro ``qstat -f -F json`` and ``qstat -x -f -F json`` (and the
 unescaped JSON of older PBS Pro), PBS Pro ``qstat -x -f`` text and ``qstat -x`` table, Torque
 ``qstat -f`` text, ``qstat -x -f`` XML and table, job arrays with their subjobs (``*_array*``: PBS
-Pro ``qstat -x -f -F json -t``, Torque ``qstat -x -t`` XML and ``qstat -t`` table), and real outputs
+Pro ``qstat -x -f -F json -t``, Torque ``qstat -x -t`` XML, ``qstat -f -t`` text and ``qstat -t``
+table), and real outputs
 of the test bed's Slurm torque wrappers (``wrapper_*``).
 """
 
@@ -52,6 +53,7 @@ def parsed(name: str) -> dict[str, JobInfo]:
     ("pro_qstat_x_f_json_t_array.json", "pro-json"),
     ("torque_qstat_x_t_array.xml", "torque-xml"),
     ("torque_qstat_t_array_table.txt", "table"),
+    ("torque_qstat_f_t_array.txt", "full"),
 ])
 def test_formats_are_told_apart_by_their_look(name, kind):
     assert qstat.sniff((FIXTURES / name).read_text()) == kind
@@ -352,14 +354,16 @@ def test_pro_array_parent_and_subjobs():
     assert qstat.lookup(jobs, "3001[5].pbs-head") is None
 
 
-@pytest.mark.parametrize("name", ["torque_qstat_x_t_array.xml", "torque_qstat_t_array_table.txt"])
+@pytest.mark.parametrize("name", ["torque_qstat_x_t_array.xml", "torque_qstat_f_t_array.txt",
+                                  "torque_qstat_t_array_table.txt"])
 def test_torque_array_elements(name):
     jobs = parsed(name)
     states = {i: qstat.lookup(jobs, f"4001[{i}].torque-head.example.org").state for i in range(1, 5)}
     assert states == {1: "C", 2: "C", 3: "R", 4: "Q"}
     assert qstat.lookup(jobs, "4001[].torque-head.example.org") is None
-    if name.endswith(".xml"):
-        assert qstat.lookup(jobs, "4001[2].torque-head.example.org").exit_status == -11
+    if "table" not in name:
+        killed = qstat.lookup(jobs, "4001[2].torque-head.example.org")
+        assert killed.exit_status == -11 and killed.used_walltime_s == 61
 
 
 def test_array_job_script_runs_the_task_of_its_index_with_its_logs(tmp_path):
@@ -400,6 +404,23 @@ def test_array_qsub_options_by_flavor():
     assert script.array_option("torque", 3) == ["-t", "1-3"]
     command = script.qsub_command("a.pbs", "o", "e", array=script.array_option("pro", 2))
     assert command == ["qsub", "-V", "-J", "1-2", "-o", "o", "-e", "e", "a.pbs"]
+
+
+def test_ready_jobs_with_the_same_request_share_arrays_of_at_most_the_limit():
+    from hsm_snake.pbs.executor import Prepared, array_batches
+
+    def prepared(what: str, mem_mb: int = 500) -> Prepared:
+        name = f"sw-{what}"
+        options = script.directives({"runtime": 5, "mem_mb": mem_mb}, name)
+        return Prepared(job=None, task=None, what=what, name=name, log_base=name, options=options,
+                        flavor="torque", walltime_s=300)
+
+    jobs = [prepared(f"task_{i:03d}") for i in (1000, 3, 1, 2, 999)] + [prepared("task_004", mem_mb=1000)]
+    batches = [[job.what for job in batch] for batch in array_batches(jobs, 3)]
+    # task_004's memory was escalated: its request differs, it goes alone.
+    assert batches == [["task_001", "task_002", "task_003"], ["task_999", "task_1000"], ["task_004"]]
+    assert [len(b) for b in array_batches(jobs, 1)] == [1] * 6
+    assert jobs[0].shared_options == ("-l walltime=00:05:00", "-l nodes=1:ppn=1", "-l mem=500mb")
 
 
 def element_tracking(tmp_path: Path, array_id: str = "3001[].pbs-head", index: int = 2):

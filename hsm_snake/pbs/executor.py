@@ -190,22 +190,18 @@ class Executor(RemoteExecutor):
 
     def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
         """All jobs Snakemake has ready: those with the same ``#PBS`` lines go out as arrays."""
-        batches: dict[tuple[str, ...], list[Prepared]] = {}
+        prepared = []
         for job in jobs:
             self.run_job_pre(job)
             if job.is_group() or self.array_limit <= 1:
                 self.run_job(job)
-                continue
-            prepared = self.prepare(job)
-            batches.setdefault(prepared.shared_options, []).append(prepared)
-        for batch in batches.values():
-            batch.sort(key=lambda prepared: prepared.what)  # element i is the i-th task: easy to follow
-            for start in range(0, len(batch), self.array_limit):
-                chunk = batch[start:start + self.array_limit]
-                if len(chunk) == 1:
-                    self.submit_single(chunk[0])
-                else:
-                    self.submit_array(chunk)
+            else:
+                prepared.append(self.prepare(job))
+        for batch in array_batches(prepared, self.array_limit):
+            if len(batch) == 1:
+                self.submit_single(batch[0])
+            else:
+                self.submit_array(batch)
 
     def run_job(self, job: JobExecutorInterface) -> None:
         self.submit_single(self.prepare(job))
@@ -343,3 +339,16 @@ class Prepared:
     def shared_options(self) -> tuple[str, ...]:
         """The #PBS lines but the job name: jobs with the same ones can share an array."""
         return tuple(option for option in self.options if not option.startswith("-N "))
+
+
+def array_batches(jobs: list[Prepared], limit: int) -> list[list[Prepared]]:
+    """Jobs with the same ``#PBS`` lines, in task order (element i runs the i-th task: easy to
+    follow), cut into arrays of at most ``limit``; a batch of one goes out as a single job."""
+    same: dict[tuple[str, ...], list[Prepared]] = {}
+    for job in jobs:
+        same.setdefault(job.shared_options, []).append(job)
+    batches = []
+    for group in same.values():
+        group.sort(key=lambda job: (len(job.what), job.what))  # task_999 before task_1000
+        batches += [group[start:start + limit] for start in range(0, len(group), max(1, limit))]
+    return batches
