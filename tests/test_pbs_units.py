@@ -434,7 +434,7 @@ def test_an_element_waits_on_its_array_until_it_tells_its_own_id(tmp_path):
     watch, _ = watcher()
     track = element_tracking(tmp_path)
     assert track.learn_job_id() is None and track.qstat_id() == "3001[].pbs-head"
-    assert track.label == "3001[].pbs-head[2]"
+    assert track.label == "3001[2].pbs-head" and element_tracking(tmp_path, array_id="845").label == "845[2]"
     assert watch.settle(track, answer(JobInfo("3001[].pbs-head", "Q")), 0) is None
     assert watch.settle(track, answer(), 5) is None         # the array missing once: a slow server
     track.element.id_file.write_text("3001[2].pbs-head\n")
@@ -480,7 +480,7 @@ def test_while_qstat_fails_an_unstarted_element_is_given_up_in_time(tmp_path):
     watch.note(failing, 0)
     assert watch.settle(track, failing, 50) is None
     gave_up = watch.settle(track, failing, 101)
-    assert not gave_up.success and "3001[].pbs-head[2]: qstat failed for 101 s" in gave_up.summary
+    assert not gave_up.success and "3001[2].pbs-head: qstat failed for 101 s" in gave_up.summary
 
 
 # --- runner, layout, plugin --------------------------------------------------------------------
@@ -525,7 +525,7 @@ def test_snakemake_finds_the_executor_plugin():
     plugin = ExecutorPluginRegistry().get_plugin("hsm-pbs")
     assert plugin.common_settings.non_local_exec
     names = {f.name for f in __import__("dataclasses").fields(plugin.settings_cls)}
-    assert {"qstat_format", "walltime_grace", "qstat_failure_timeout", "no_export_env"} <= names
+    assert {"qstat_format", "walltime_grace", "qstat_failure_timeout", "no_export_env", "array_limit"} <= names
 
 
 def test_cancel_qdels_running_pbs_tasks_and_records_them(project, tmp_path, monkeypatch):

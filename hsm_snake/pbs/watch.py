@@ -69,11 +69,13 @@ class Tracking:
 
     @property
     def label(self) -> str:
-        """The job's id, or ``<array id>[<index>]`` for an element that has not told its own."""
+        """The job's id; for an element that has not told its own, the id it will have on PBS
+        (``123[].server`` → ``123[4].server``), else ``<array id>[<index>]``."""
         if self.job_id is not None:
             return self.job_id
         assert self.element is not None
-        return f"{self.element.array_id}[{self.element.index}]"
+        array_id, index = self.element.array_id, self.element.index
+        return array_id.replace("[]", f"[{index}]", 1) if "[]" in array_id else f"{array_id}[{index}]"
 
     def learn_job_id(self) -> str | None:
         """The job id, read from the element's id file once it has started."""
