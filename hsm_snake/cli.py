@@ -8,13 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from hsm_snake import __version__, scan
 from hsm_snake.display import counts_line, make_console, tasks_table
@@ -73,6 +66,9 @@ def _progress_reporter(console: Any, total: int):
     """A live progress bar on a terminal; nothing when output is a pipe or a file."""
     if not console.is_terminal:
         return None, None
+    # Here, not at the top: status and missing must start fast, and only run draws a bar.
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -100,7 +100,7 @@ def snakemake_command(
 class EngineProcess:
     """A running Snakemake in a process group of its own, its output appended to engine.log."""
 
-    def __init__(self, command: list[str], paths: SweepPaths, lock: SweepLock):
+    def __init__(self, command: list[str], paths: SweepPaths, lock: SweepLock, env: dict[str, str] | None = None):
         self.command = command
         self.log_path = paths.engine_log
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,7 @@ class EngineProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=dict(os.environ, HSM_SWEEP_DIR=str(paths.root)),
+                env={**os.environ, **(env or {}), "HSM_SWEEP_DIR": str(paths.root)},
                 # Its own group: a stop reaches Snakemake and every task script at once.
                 process_group=0,
                 pass_fds=(lock.fd,),

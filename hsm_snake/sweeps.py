@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import backends, engine, layout, recovery, scan, slurm_accounting
+from hsm_snake import backends, engine, layout, recovery, sbatch_record, scan, slurm_accounting
 from hsm_snake.errors import ConfigError
 from hsm_snake.lock import SweepLock
 from hsm_snake.missing import select_missing
@@ -136,9 +136,10 @@ def _run_engine(
     index: Any,
     tasks: str | None,
     on_tick: Callable[[scan.SweepState], None] | None,
+    env: dict[str, str],
 ) -> tuple[int, bool]:
     """Run one Snakemake to its end; Ctrl-C/SIGTERM stop it. Returns (exit code, stopped)."""
-    proc = engine.EngineProcess(snakemake, paths, lock)
+    proc = engine.EngineProcess(snakemake, paths, lock, env)
     interrupted = False
 
     def stop(signum: int, _frame: Any) -> None:
@@ -233,7 +234,8 @@ def run(
             )
             what = "run" if round_number == 0 else f"retry {round_number}"
             append_sweep_log(paths, f"{what}: {len(todo)} task(s) with profile {profile} (pid {os.getpid()})")
-            code, interrupted = _run_engine(snakemake, paths, lock, index, tasks, on_tick)
+            engine_env = sbatch_record.recording_env(paths) if backend == "slurm" else {}
+            code, interrupted = _run_engine(snakemake, paths, lock, index, tasks, on_tick, engine_env)
             kept += recovery.keep_finished_results(scan.scan(index))
             if backend == "slurm":
                 slurm_accounting.record_scheduler_verdicts(scan.scan(index, selection=tasks))

@@ -46,6 +46,33 @@ ECHO_SCRIPT = textwrap.dedent(
 )
 
 
+# A script that fails in one known way per mode=<mode>: ok (prints metrics from lr=), exception,
+# memory, module, sleep (until the walltime kills it), sigkill, exit (status 3).
+FAILING_SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sys, time
+    args = dict(arg.partition("=")[::2] for arg in sys.argv[1:])
+    mode, lr = args["mode"], float(args.get("lr") or 0.01)
+    if mode == "ok":
+        print("training", file=sys.stderr)
+        print(json.dumps({"loss": round(lr * 10, 6), "acc": round(1 - lr, 6)}))
+        sys.exit(0)
+    if mode == "exception":
+        raise ValueError("learning rate must be positive")
+    if mode == "memory":
+        raise MemoryError()
+    if mode == "module":
+        import torch_that_is_not_installed  # noqa
+    if mode == "sleep":
+        time.sleep(60)
+    if mode == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "exit":
+        print("giving up with status 3", file=sys.stderr)
+        sys.exit(3)
+    """
+)
+
 class Project:
     """A temporary project folder: hsm.yaml, a script, sweep files, and CLI helpers."""
 

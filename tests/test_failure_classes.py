@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
+from conftest import FAILING_SCRIPT
 
 from hsm_snake.failures import classify
 
-FAILING_SCRIPT = """
-    import os, signal, sys, time
-    mode = sys.argv[1].partition("=")[2]
-    if mode == "exception":
-        raise ValueError("learning rate must be positive")
-    if mode == "memory":
-        raise MemoryError()
-    if mode == "module":
-        import torch_that_is_not_installed  # noqa
-    if mode == "sleep":
-        time.sleep(60)
-    if mode == "sigkill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    if mode == "exit":
-        sys.exit(3)
-"""
-
 
 def test_real_failures_get_their_categories(project):
-    (project.root / "fail.py").write_text(textwrap.dedent(FAILING_SCRIPT))
+    (project.root / "fail.py").write_text(FAILING_SCRIPT)
     project.write_project({"paths": {"train_script": "fail.py"}, "local": {"walltime": "00:00:02", "max_parallel": 2}})
     modes = ["exception", "memory", "module", "sleep", "sigkill", "exit"]
     project.write_sweep({"grid": {"mode": modes}})
@@ -63,7 +46,7 @@ def test_classify(returncode, stderr, category):
 
 
 def test_complete_only_category_reruns_just_that_class(project):
-    (project.root / "fail.py").write_text(textwrap.dedent(FAILING_SCRIPT))
+    (project.root / "fail.py").write_text(FAILING_SCRIPT)
     project.write_project({"paths": {"train_script": "fail.py"}})
     project.write_sweep({"grid": {"mode": ["exception", "exit"]}})
     project.cli("run", "sweep.yaml", expect=1)

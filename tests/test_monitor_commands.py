@@ -10,34 +10,12 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Project
+from conftest import FAILING_SCRIPT, Project
 
-# mode=ok prints metrics; the other modes fail in one known way each.
-SCRIPT = """
-    import json, sys, time
-    args = dict(arg.partition("=")[::2] for arg in sys.argv[1:])
-    mode, lr = args["mode"], float(args["lr"])
-    if mode == "ok":
-        print("training", file=sys.stderr)
-        print(json.dumps({"loss": round(lr * 10, 6), "acc": round(1 - lr, 6)}))
-        sys.exit(0)
-    if mode == "exception":
-        raise ValueError("learning rate must be positive")
-    if mode == "memory":
-        raise MemoryError()
-    if mode == "module":
-        import torch_that_is_not_installed  # noqa
-    if mode == "sleep":
-        time.sleep(30)
-    if mode == "exit":
-        print("giving up with status 3", file=sys.stderr)
-        sys.exit(3)
-"""
 MODES = ["ok", "exception", "memory", "module", "sleep", "exit"]
 LRS = [0.001, 0.01, 0.1]
 SWEEP_ID = "mixed"
@@ -59,7 +37,7 @@ def mixed(tmp_path_factory):
     root = tmp_path_factory.mktemp("monitor")
     with pytest.MonkeyPatch.context() as mp:
         project = Project(root, mp)
-        (root / "fail.py").write_text(textwrap.dedent(SCRIPT))
+        (root / "fail.py").write_text(FAILING_SCRIPT)
         project.write_project(
             {"paths": {"train_script": "fail.py"}, "local": {"walltime": "00:00:01", "max_parallel": 6}}
         )

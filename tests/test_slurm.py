@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+from background import started, wait_for
 from conftest import on_testbed, read_status
 
 pytestmark = pytest.mark.testbed
@@ -86,12 +87,17 @@ print("fine")
 """
 
 
-def test_task_over_its_memory_is_recorded_out_of_memory_from_slurm(slurm_project, tb):
+def memory_hog_project(project, tb, script: str):
+    """The project running `script` as hog.py, on a test cluster that enforces memory."""
     if tb.facts["slurm"].get("mem_enforcement") != "cgroup":
         pytest.skip("the test cluster does not enforce memory with cgroups here")
-    project = slurm_project
-    (project.root / "hog.py").write_text(HOG)
+    (project.root / "hog.py").write_text(script)
     project.write_project({"paths": {"train_script": "hog.py"}})
+    return project
+
+
+def test_task_over_its_memory_is_recorded_out_of_memory_from_slurm(slurm_project, tb):
+    project = memory_hog_project(slurm_project, tb, HOG)
     project.write_sweep({"grid": {"hog": [0, 1]}})
     project.cli("run", "sweep.yaml", "--profile", "slurm", expect=1)
     (sweep_dir,) = project.sweep_dirs()
@@ -102,32 +108,21 @@ def test_task_over_its_memory_is_recorded_out_of_memory_from_slurm(slurm_project
     assert read_status(sweep_dir / "tasks" / "task_001")["status"] == "completed"
 
 
-def test_cancel_stops_slurm_jobs_and_complete_reruns_only_them(slurm_project):
-    import sys
-    import time
+def held_tasks_running(project):
+    """The sweep of the cancel tests: tasks 3-4 hold on Slurm until released. Tasks 1-2 may not
+    have run yet: the array's element order is Snakemake's and the test node has 2 CPUs."""
+    return {"task_003", "task_004"} <= started(project)
 
+
+def test_cancel_stops_slurm_jobs_and_complete_reruns_only_them(slurm_project, background):
     project = slurm_project
     project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2]}})
-    proc = subprocess.Popen([sys.executable, "-m", "hsm_snake.cli", "run", "sweep.yaml", "--profile", "slurm"],
-                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            runs = project.runs()
-            held = {line.split()[0] for line in runs if line.endswith("start")} & {"task_003", "task_004"}
-            if len(held) == 2 and len(project.completions()) == 2:
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"held tasks did not start on Slurm: {project.runs()}")
-        (sweep_dir,) = project.sweep_dirs()
-        result = project.cli("cancel", sweep_dir.name)
-        assert "stopped the run" in result.output
-        proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
+    proc = background("run", "sweep.yaml", "--profile", "slurm")
+    wait_for(lambda: held_tasks_running(project), 180, "the held tasks to start on Slurm")
+    (sweep_dir,) = project.sweep_dirs()
+    result = project.cli("cancel", sweep_dir.name)
+    assert "stopped the run" in result.output
+    proc.communicate(timeout=120)
     for name in ("task_003", "task_004"):
         status = read_status(sweep_dir / "tasks" / name)
         assert status["status"] == "cancelled", status
@@ -145,11 +140,7 @@ print("fine")
 
 
 def test_out_of_memory_is_retried_with_twice_the_memory(slurm_project, tb):
-    if tb.facts["slurm"].get("mem_enforcement") != "cgroup":
-        pytest.skip("the test cluster does not enforce memory with cgroups here")
-    project = slurm_project
-    (project.root / "hog.py").write_text(HOG_ONCE)
-    project.write_project({"paths": {"train_script": "hog.py"}})
+    project = memory_hog_project(slurm_project, tb, HOG_ONCE)
     (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
     project.write_sweep({"grid": {"x": [1]}})
     project.cli("run", "sweep.yaml", "--profile", "slurm")
@@ -173,6 +164,15 @@ def test_many_tasks_need_few_sbatch_calls(slurm_project):
     # 24 ready tasks in arrays of at most 10: ceil(24 / 10) = 3 sbatch calls.
     assert len(array_parents(job_ids)) <= 3, sorted(array_parents(job_ids))
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 25)}
+    # Every sbatch call is kept, as a script that would submit the same job again.
+    calls = sorted((sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"))
+    assert len(calls) == len(array_parents(job_ids)), [c.name for c in calls]
+    answered = set()
+    for call in calls:
+        text = call.read_text()
+        assert "\nsbatch " in text and "--array=" in text and "--wrap=" in text, text[:2000]
+        answered.add(text.split("(exit 0): ", 1)[1].split(";")[0].split()[0])
+    assert answered == array_parents(job_ids)
 
 
 SLEEPER = """
@@ -202,31 +202,15 @@ def test_walltime_kill_is_a_timeout_retried_with_more_time(slurm_project):
     assert limit == "00:03:00", limit
 
 
-def test_scancel_from_outside_is_recorded_cancelled_and_complete_reruns_only_those(slurm_project):
-    import sys
-    import time
-
+def test_scancel_from_outside_is_recorded_cancelled_and_complete_reruns_only_those(slurm_project, background):
     project = slurm_project
     project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2]}})
-    proc = subprocess.Popen([sys.executable, "-m", "hsm_snake.cli", "run", "sweep.yaml", "--profile", "slurm"],
-                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            held = {line.split()[0] for line in project.runs() if line.endswith("start")} & {"task_003", "task_004"}
-            if len(held) == 2 and len(project.completions()) == 2:
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"held tasks did not start on Slurm: {project.runs()}")
-        (sweep_dir,) = project.sweep_dirs()
-        jobs = [read_status(sweep_dir / "tasks" / name)["job_id"] for name in ("task_003", "task_004")]
-        subprocess.run(["scancel", *jobs], check=True)
-        out, _ = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
+    proc = background("run", "sweep.yaml", "--profile", "slurm")
+    wait_for(lambda: held_tasks_running(project), 180, "the held tasks to start on Slurm")
+    (sweep_dir,) = project.sweep_dirs()
+    jobs = [read_status(sweep_dir / "tasks" / name)["job_id"] for name in ("task_003", "task_004")]
+    subprocess.run(["scancel", *jobs], check=True)
+    out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 1, out
     for name in ("task_003", "task_004"):
         status = read_status(sweep_dir / "tasks" / name)
