@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from background import wait_for
 from conftest import on_testbed, read_status
 
 pytestmark = pytest.mark.testbed
@@ -86,16 +86,6 @@ def test_sweep_runs_on_pbs_as_job_arrays_with_the_local_layout(pbs_project):
     assert len(qstats) <= took / 5 + 5, (len(qstats), took)
 
 
-def wait_for(predicate, timeout: float, what: str, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def status_of(sweep_dir: Path, name: str) -> dict:
     try:
         return read_status(sweep_dir / "tasks" / name)
@@ -103,7 +93,7 @@ def status_of(sweep_dir: Path, name: str) -> dict:
         return {}
 
 
-def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_them(pbs_project):
+def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_them(pbs_project, background):
     """task_001 holds (the echo script waits for a release file) past its 1-minute walltime:
     Slurm kills it, recorded timeout. `complete` reruns only it, with the walltime doubled by the
     timeout; `hsm-snake cancel` qdel's that job: recorded cancelled. After the release, `complete`
@@ -119,20 +109,14 @@ def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_the
     assert "walltime 00:01:00 exceeded" in timed_out["error_summary"], timed_out
     assert status_of(sweep_dir, "task_002")["status"] == "completed"
 
-    proc = subprocess.Popen([sys.executable, "-m", "hsm_snake.cli", "complete", sweep_dir.name, "--profile", "pbs"],
-                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        wait_for(lambda: status_of(sweep_dir, "task_001").get("attempt") == 2
-                 and status_of(sweep_dir, "task_001").get("status") == "running", 120, "task_001 running again")
-        script = (sweep_dir / "scripts" / "job_scripts" / f"{sweep_dir.name}-task_001.pbs").read_text()
-        assert "#PBS -l walltime=00:02:00" in script  # one timeout before: twice the walltime
-        result = project.cli("cancel", sweep_dir.name)
-        assert "stopped the run" in result.output
-        proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
+    proc = background("complete", sweep_dir.name, "--profile", "pbs")
+    wait_for(lambda: status_of(sweep_dir, "task_001").get("attempt") == 2
+             and status_of(sweep_dir, "task_001").get("status") == "running", 120, "task_001 running again")
+    script = (sweep_dir / "scripts" / "job_scripts" / f"{sweep_dir.name}-task_001.pbs").read_text()
+    assert "#PBS -l walltime=00:02:00" in script  # one timeout before: twice the walltime
+    result = project.cli("cancel", sweep_dir.name)
+    assert "stopped the run" in result.output
+    proc.communicate(timeout=120)
     cancelled = status_of(sweep_dir, "task_001")
     assert cancelled["status"] == "cancelled" and cancelled["error_category"] == "cancelled", cancelled
     assert cancelled["backend"] == "pbs" and cancelled["job_id"] != timed_out["job_id"]
@@ -174,24 +158,18 @@ def test_a_failing_array_element_is_recorded_with_its_cause_and_job_id(pbs_proje
     assert len(ids) == 3
 
 
-def test_cancel_of_a_running_array_qdels_it_and_records_the_started_elements(pbs_project):
+def test_cancel_of_a_running_array_qdels_it_and_records_the_started_elements(pbs_project, background):
     """Three held tasks in one array on a 2-CPU node: two run, one waits in the queue. `hsm-snake
     cancel` stops the run, whose executor qdel's the array: nothing of it is left in the queue."""
     project = pbs_project
     project.write_sweep({"grid": {"hold": [1, 2, 3]}})
-    proc = subprocess.Popen([sys.executable, "-m", "hsm_snake.cli", "run", "sweep.yaml", "--profile", "pbs"],
-                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        sweep_dir = wait_for(lambda: (project.sweep_dirs() or [None])[0], 60, "the sweep directory")
-        wait_for(lambda: sum(status_of(sweep_dir, f"task_00{i}").get("status") == "running" for i in (1, 2, 3)) >= 2,
-                 300, "two elements running")
-        result = project.cli("cancel", sweep_dir.name)
-        assert "stopped the run" in result.output
-        proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
+    proc = background("run", "sweep.yaml", "--profile", "pbs")
+    sweep_dir = wait_for(lambda: (project.sweep_dirs() or [None])[0], 60, "the sweep directory")
+    wait_for(lambda: sum(status_of(sweep_dir, f"task_00{i}").get("status") == "running" for i in (1, 2, 3)) >= 2,
+             300, "two elements running")
+    result = project.cli("cancel", sweep_dir.name)
+    assert "stopped the run" in result.output
+    proc.communicate(timeout=120)
     (qsub,) = calls(project, "qsub")
     assert qsub[qsub.index("-t") + 1] == "1-3"
     started = [f"task_00{i}" for i in (1, 2, 3) if status_of(sweep_dir, f"task_00{i}")]
