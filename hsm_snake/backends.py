@@ -200,10 +200,11 @@ def check_pbs_directives(directives: list[str]) -> list[str]:
 
 def snakemake_args(profile_name: str, project_data: dict[str, Any], sweep_resources: dict[str, Any]) -> list[str]:
     """Executor options a backend needs on top of its profile (its resources are in the rule)."""
-    if backend_of_profile(profile_name) != "slurm":
+    backend = backend_of_profile(profile_name)
+    if backend not in ("slurm", "pbs"):
         return []
-    section = merged_section(project_data, sweep_resources, "slurm")
-    args = [] if section.get("account") else ["--slurm-no-account"]
-    if section.get("max_array_size"):
-        args += ["--slurm-array-limit", str(section["max_array_size"])]
+    section = merged_section(project_data, sweep_resources, backend)
+    args = ["--slurm-no-account"] if backend == "slurm" and not section.get("account") else []
+    if section.get("max_array_size") is not None:
+        args += [f"--{'slurm' if backend == 'slurm' else 'hsm-pbs'}-array-limit", str(section["max_array_size"])]
     return args

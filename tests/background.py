@@ -24,11 +24,13 @@ def start_run(project, *args: str) -> subprocess.Popen:
     )
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    """The predicate's first true value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        value = predicate()
+        if value:
+            return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 

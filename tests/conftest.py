@@ -140,6 +140,21 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     return Project(tmp_path, monkeypatch)
 
 
+# The hsm.yaml key of each cluster backend that names the test bed's Slurm partition.
+TESTBED_QUEUE_KEY = {"slurm": "partition", "pbs": "queue"}
+
+
+def on_testbed(project: Project, tb, monkeypatch: pytest.MonkeyPatch, backend: str, **section) -> Project:
+    """The project set up to run on the test bed's ``backend`` (slurm, pbs): its environment, and
+    hsm.yaml's ``backend:`` section with the test bed's partition plus ``section``."""
+    tb.need(backend)
+    for key, value in tb.facts["env"].items():
+        monkeypatch.setenv(key, value)
+    queue = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
+    project.write_project({backend: {TESTBED_QUEUE_KEY[backend]: queue, **section}})
+    return project
+
+
 def read_status(task_dir: Path) -> dict:
     return yaml.safe_load((task_dir / "status.yaml").read_text())
 

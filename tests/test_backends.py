@@ -41,3 +41,6 @@ def test_sweep_resources_win_and_executor_options():
         "--slurm-no-account", "--slurm-array-limit", "50"]
     assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}) == []
     assert snakemake_args("local", {}, {}) == []
+    assert snakemake_args("pbs", {"pbs": {"max_array_size": 1}}, {}) == ["--hsm-pbs-array-limit", "1"]
+    assert snakemake_args("pbs", {"pbs": {}}, {"pbs": {"max_array_size": 20}}) == ["--hsm-pbs-array-limit", "20"]
+    assert snakemake_args("pbs", {"pbs": {"account": "x"}}, {}) == []

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import read_status
+from background import wait_for
+from conftest import on_testbed, read_status
 
 pytestmark = pytest.mark.testbed
 
@@ -28,9 +28,7 @@ exec {real} "$@"
 
 @pytest.fixture
 def pbs_project(project, tb, monkeypatch, tmp_path_factory):
-    tb.need("pbs")
-    for key, value in tb.facts["env"].items():
-        monkeypatch.setenv(key, value)
+    on_testbed(project, tb, monkeypatch, "pbs", walltime="00:05:00", mem="500M")
     shims = tmp_path_factory.mktemp("pbs-shims")
     for name in ("qsub", "qstat", "qdel"):
         real = shutil.which(name)
@@ -39,8 +37,6 @@ def pbs_project(project, tb, monkeypatch, tmp_path_factory):
         (shims / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
     project.shims = shims
-    project.write_project({"pbs": {"queue": tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug"),
-                                   "walltime": "00:05:00", "mem": "500M"}})
     return project
 
 
@@ -53,7 +49,7 @@ def task_files(sweep_dir, name):
     return sorted(p.name for p in (sweep_dir / "tasks" / name).iterdir())
 
 
-def test_sweep_runs_on_pbs_with_the_local_layout(pbs_project):
+def test_sweep_runs_on_pbs_as_job_arrays_with_the_local_layout(pbs_project):
     project = pbs_project
     project.write_sweep({"grid": {"x": list(range(20))}})
     started = time.monotonic()
@@ -69,28 +65,25 @@ def test_sweep_runs_on_pbs_with_the_local_layout(pbs_project):
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 21)}
     assert task_files(sweep_dir, "task_001") == [".completed", "metrics.json", "params.yaml", "results",
                                                  "status.yaml", "stderr.log", "stdout.log"]
-    # One job script per task in scripts/job_scripts/, qsub's -o/-e logs in logs/pbs/.
+    # 20 ready tasks with the same request: one or two qsub -t arrays (flavor torque), each with
+    # its job script in scripts/job_scripts/; every element writes its task's logs in logs/pbs/.
+    qsubs = calls(project, "qsub")
+    sizes = [int(c[c.index("-t") + 1].removeprefix("1-")) for c in qsubs]
+    assert 1 <= len(qsubs) <= 2 and sum(sizes) == 20, qsubs
     scripts = sorted(p.name for p in (sweep_dir / "scripts" / "job_scripts").iterdir())
-    assert scripts == [f"{sweep_dir.name}-task_{i:03d}.pbs" for i in range(1, 21)]
+    assert len(scripts) == len(qsubs) and scripts[0] == f"{sweep_dir.name}-task_001+{sizes[0] - 1}.pbs", scripts
     text = (sweep_dir / "scripts" / "job_scripts" / scripts[0]).read_text()
     assert "#PBS -l walltime=00:05:00" in text and "#PBS -l mem=500mb" in text and "x=0" not in text
-    assert (sweep_dir / "logs" / "pbs" / f"{sweep_dir.name}-task_001.a1.out").exists()
-    qsubs = calls(project, "qsub")
-    assert len(qsubs) == 20 and all("-o" in c and "-e" in c for c in qsubs)
+    logs = sweep_dir / "logs" / "pbs"
+    for i in range(1, 21):
+        base = f"{logs}/{sweep_dir.name}-task_{i:03d}.a1"
+        assert Path(f"{base}.out").exists() and Path(f"{base}.err").exists()
+        # The element's own job id, as qstat knows it and status.yaml records it.
+        assert Path(f"{base}.jobid").read_text().strip() == str(job_ids[i - 1])
     # Status: one qstat call per poll cycle for all active jobs, not one per job.
     qstats = calls(project, "qstat")
     assert max(len([a for a in c if a.isdigit()]) for c in qstats) > 1, qstats
     assert len(qstats) <= took / 5 + 5, (len(qstats), took)
-
-
-def wait_for(predicate, timeout: float, what: str, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def status_of(sweep_dir: Path, name: str) -> dict:
@@ -100,7 +93,7 @@ def status_of(sweep_dir: Path, name: str) -> dict:
         return {}
 
 
-def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_them(pbs_project):
+def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_them(pbs_project, background):
     """task_001 holds (the echo script waits for a release file) past its 1-minute walltime:
     Slurm kills it, recorded timeout. `complete` reruns only it, with the walltime doubled by the
     timeout; `hsm-snake cancel` qdel's that job: recorded cancelled. After the release, `complete`
@@ -116,20 +109,14 @@ def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_the
     assert "walltime 00:01:00 exceeded" in timed_out["error_summary"], timed_out
     assert status_of(sweep_dir, "task_002")["status"] == "completed"
 
-    proc = subprocess.Popen([sys.executable, "-m", "hsm_snake.cli", "complete", sweep_dir.name, "--profile", "pbs"],
-                            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        wait_for(lambda: status_of(sweep_dir, "task_001").get("attempt") == 2
-                 and status_of(sweep_dir, "task_001").get("status") == "running", 120, "task_001 running again")
-        script = (sweep_dir / "scripts" / "job_scripts" / f"{sweep_dir.name}-task_001.pbs").read_text()
-        assert "#PBS -l walltime=00:02:00" in script  # one timeout before: twice the walltime
-        result = project.cli("cancel", sweep_dir.name)
-        assert "stopped the run" in result.output
-        proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
+    proc = background("complete", sweep_dir.name, "--profile", "pbs")
+    wait_for(lambda: status_of(sweep_dir, "task_001").get("attempt") == 2
+             and status_of(sweep_dir, "task_001").get("status") == "running", 120, "task_001 running again")
+    script = (sweep_dir / "scripts" / "job_scripts" / f"{sweep_dir.name}-task_001.pbs").read_text()
+    assert "#PBS -l walltime=00:02:00" in script  # one timeout before: twice the walltime
+    result = project.cli("cancel", sweep_dir.name)
+    assert "stopped the run" in result.output
+    proc.communicate(timeout=120)
     cancelled = status_of(sweep_dir, "task_001")
     assert cancelled["status"] == "cancelled" and cancelled["error_category"] == "cancelled", cancelled
     assert cancelled["backend"] == "pbs" and cancelled["job_id"] != timed_out["job_id"]
@@ -146,3 +133,54 @@ def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_the
     assert final["status"] == "completed" and final["attempt"] == 3
     history = [read_status(sweep_dir / "tasks" / "task_001" / "attempts" / str(n))["error_category"] for n in (1, 2)]
     assert history == ["timeout", "cancelled"]
+
+
+def element_job_id(sweep_dir: Path, task: str, attempt: int = 1) -> str:
+    """The job id an array element wrote next to its logs (its own, as qstat knows it)."""
+    return (sweep_dir / "logs" / "pbs" / f"{sweep_dir.name}-{task}.a{attempt}.jobid").read_text().strip()
+
+
+def test_a_failing_array_element_is_recorded_with_its_cause_and_job_id(pbs_project):
+    """Flavor pro: the array goes out with qsub -J (the wrappers take -J and -t alike)."""
+    project = pbs_project
+    project.write_project({"pbs": {"flavor": "pro", "queue": os.environ["HSM_TB_SLURM_PARTITION"],
+                                   "walltime": "00:05:00", "mem": "500M"}})
+    project.write_sweep({"paired": [{"cases": {"fail": [0, 5, 0], "x": [1, 2, 3]}}]})
+    project.cli("run", "sweep.yaml", "--profile", "pbs", expect=1)
+    (sweep_dir,) = project.sweep_dirs()
+    (qsub,) = calls(project, "qsub")               # the three tasks: one array
+    assert qsub[qsub.index("-J") + 1] == "1-3", qsub
+    failed = status_of(sweep_dir, "task_002")
+    assert failed["status"] == "failed" and failed["exit_code"] == 5 and failed["error_category"], failed
+    assert failed["backend"] == "pbs" and failed["job_id"] == element_job_id(sweep_dir, "task_002")
+    assert project.completions() == {"task_001": 1, "task_003": 1}
+    ids = {status_of(sweep_dir, f"task_00{i}")["job_id"] for i in (1, 2, 3)}
+    assert len(ids) == 3
+
+
+def test_cancel_of_a_running_array_qdels_it_and_records_the_started_elements(pbs_project, background):
+    """Three held tasks in one array on a 2-CPU node: two run, one waits in the queue. `hsm-snake
+    cancel` stops the run, whose executor qdel's the array: nothing of it is left in the queue."""
+    project = pbs_project
+    project.write_sweep({"grid": {"hold": [1, 2, 3]}})
+    proc = background("run", "sweep.yaml", "--profile", "pbs")
+    sweep_dir = wait_for(lambda: (project.sweep_dirs() or [None])[0], 60, "the sweep directory")
+    wait_for(lambda: sum(status_of(sweep_dir, f"task_00{i}").get("status") == "running" for i in (1, 2, 3)) >= 2,
+             300, "two elements running")
+    result = project.cli("cancel", sweep_dir.name)
+    assert "stopped the run" in result.output
+    proc.communicate(timeout=120)
+    (qsub,) = calls(project, "qsub")
+    assert qsub[qsub.index("-t") + 1] == "1-3"
+    started = [f"task_00{i}" for i in (1, 2, 3) if status_of(sweep_dir, f"task_00{i}")]
+    assert len(started) >= 2
+    for task in started:
+        record = status_of(sweep_dir, task)
+        assert (record["status"], record["error_category"]) == ("cancelled", "cancelled"), (task, record)
+        assert record["job_id"] == element_job_id(sweep_dir, task)
+    assert calls(project, "qdel"), "no qdel"
+    # Nothing of the array is left waiting or running.
+    array_name = f"{sweep_dir.name}-task_001+2"
+    squeue = subprocess.run(["squeue", "-h", "-n", array_name, "-o", "%i %T"], capture_output=True, text=True,
+                            check=True).stdout
+    assert not squeue.strip(), squeue

@@ -3,13 +3,16 @@ finished job, job script rendering, hsm.yaml pbs: → resources, the runner's ba
 
 Fixtures in tests/fixtures/pbs/: PBS Pro ``qstat -f -F json`` and ``qstat -x -f -F json`` (and the
 unescaped JSON of older PBS Pro), PBS Pro ``qstat -x -f`` text and ``qstat -x`` table, Torque
-``qstat -f`` text, ``qstat -x -f`` XML and table, and real outputs of the test bed's Slurm torque
-wrappers (``wrapper_*``).
+``qstat -f`` text, ``qstat -x -f`` XML and table, job arrays with their subjobs (``*_array*``: PBS
+Pro ``qstat -x -f -F json -t``, Torque ``qstat -x -t`` XML, ``qstat -f -t`` text and ``qstat -t``
+table), and real outputs
+of the test bed's Slurm torque wrappers (``wrapper_*``).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -47,6 +50,10 @@ def parsed(name: str) -> dict[str, JobInfo]:
     ("torque_qstat_table.txt", "table"),
     ("wrapper_qstat_f.txt", "full"),
     ("wrapper_qstat_table.txt", "table"),
+    ("pro_qstat_x_f_json_t_array.json", "pro-json"),
+    ("torque_qstat_x_t_array.xml", "torque-xml"),
+    ("torque_qstat_t_array_table.txt", "table"),
+    ("torque_qstat_f_t_array.txt", "full"),
 ])
 def test_formats_are_told_apart_by_their_look(name, kind):
     assert qstat.sniff((FIXTURES / name).read_text()) == kind
@@ -329,6 +336,153 @@ def test_qsub_output(out, job_id):
     assert script.parse_qsub_output(out) == job_id
 
 
+
+# --- job arrays --------------------------------------------------------------------------------
+PRO_ARRAY = {"3001[].pbs-head": "B", "3001[1].pbs-head": "X", "3001[2].pbs-head": "X", "3001[3].pbs-head": "R",
+             "3001[4].pbs-head": "Q", "3002[].pbs-head": "F"}
+
+
+def test_pro_array_parent_and_subjobs():
+    jobs = parsed("pro_qstat_x_f_json_t_array.json")
+    assert {k: j.state for k, j in jobs.items()} == PRO_ARRAY
+    # The parent is begun (B) while elements run: neither running nor finished; F once all are.
+    parent = qstat.lookup(jobs, "3001[].pbs-head")
+    assert not parent.running and not parent.finished and qstat.lookup(jobs, "3002[].pbs-head").finished
+    # An element is found by the id its job script wrote (PBS_JOBID), never mixed up with the parent.
+    assert qstat.lookup(jobs, "3001[2].pbs-head").exit_status == 7
+    assert qstat.lookup(jobs, "3001[1].pbs-head").finished and qstat.lookup(jobs, "3001[3].pbs-head").running
+    assert qstat.lookup(jobs, "3001[5].pbs-head") is None
+
+
+@pytest.mark.parametrize("name", ["torque_qstat_x_t_array.xml", "torque_qstat_f_t_array.txt",
+                                  "torque_qstat_t_array_table.txt"])
+def test_torque_array_elements(name):
+    jobs = parsed(name)
+    states = {i: qstat.lookup(jobs, f"4001[{i}].torque-head.example.org").state for i in range(1, 5)}
+    assert states == {1: "C", 2: "C", 3: "R", 4: "Q"}
+    assert qstat.lookup(jobs, "4001[].torque-head.example.org") is None
+    if "table" not in name:
+        killed = qstat.lookup(jobs, "4001[2].torque-head.example.org")
+        assert killed.exit_status == -11 and killed.used_walltime_s == 61
+
+
+def test_array_job_script_runs_the_task_of_its_index_with_its_logs(tmp_path):
+    """The script really runs under bash, as a PBS Pro, Torque and wrapper element would."""
+    elements = [script.Element(1, str(tmp_path / "sw-task_001.a1"), "echo one; echo err-one >&2"),
+                script.Element(2, str(tmp_path / "logs dir" / "sw-task_002.a3"), "pwd; exit 7")]
+    (tmp_path / "logs dir").mkdir()
+    workdir = tmp_path / "the sweep"
+    workdir.mkdir()
+    text = script.render_array(name="sw-task_001+1", options=["-N sw-task_001+1", "-l walltime=00:01:00"],
+                               workdir=str(workdir), elements=elements, setup="echo set-up")
+    assert text.splitlines()[1:3] == ["#PBS -N sw-task_001+1", "#PBS -l walltime=00:01:00"]
+    job_script = tmp_path / "array.pbs"
+    job_script.write_text(text)
+
+    def run(**env):
+        return subprocess.run(["bash", str(job_script)], env={"PATH": os.environ["PATH"], **env},
+                              capture_output=True, text=True, timeout=30)
+
+    assert run(PBS_JOBID="12[1].pbs-head", PBS_ARRAY_INDEX="1").returncode == 0
+    assert Path(f"{elements[0].log_base}.out").read_text() == "set-up\none\n"
+    assert Path(f"{elements[0].log_base}.err").read_text() == "err-one\n"
+    assert Path(script.id_file(elements[0].log_base)).read_text() == "12[1].pbs-head\n"
+    assert run(PBS_JOBID="13[2].torque-head", PBS_ARRAYID="2").returncode == 7     # Torque's variable
+    assert Path(f"{elements[1].log_base}.out").read_text() == f"set-up\n{workdir}\n"
+    assert Path(script.id_file(elements[1].log_base)).read_text() == "13[2].torque-head\n"
+    # Slurm's torque wrappers: the element's own Slurm job id is its PBS_JOBID.
+    assert run(PBS_JOBID="846", SLURM_ARRAY_TASK_ID="1").returncode == 0
+    assert Path(script.id_file(elements[0].log_base)).read_text() == "846\n"
+    unknown = run(PBS_JOBID="12[3].pbs-head", PBS_ARRAY_INDEX="3")
+    assert unknown.returncode == script.UNKNOWN_INDEX_EXIT
+    assert "no task for array index '3' (elements 1-2)" in unknown.stderr
+    assert "no task for array index ''" in run().stderr
+
+
+def test_array_qsub_options_by_flavor():
+    assert script.array_option("pro", 20) == ["-J", "1-20"]
+    assert script.array_option("torque", 3) == ["-t", "1-3"]
+    command = script.qsub_command("a.pbs", "o", "e", array=script.array_option("pro", 2))
+    assert command == ["qsub", "-V", "-J", "1-2", "-o", "o", "-e", "e", "a.pbs"]
+
+
+def test_ready_jobs_with_the_same_request_share_arrays_of_at_most_the_limit():
+    from hsm_snake.pbs.executor import Prepared, array_batches
+
+    def prepared(what: str, mem_mb: int = 500) -> Prepared:
+        name = f"sw-{what}"
+        options = script.directives({"runtime": 5, "mem_mb": mem_mb}, name)
+        return Prepared(job=None, task=None, what=what, name=name, log_base=name, options=options,
+                        flavor="torque", walltime_s=300)
+
+    jobs = [prepared(f"task_{i:03d}") for i in (1000, 3, 1, 2, 999)] + [prepared("task_004", mem_mb=1000)]
+    batches = [[job.what for job in batch] for batch in array_batches(jobs, 3)]
+    # task_004's memory was escalated: its request differs, it goes alone.
+    assert batches == [["task_001", "task_002", "task_003"], ["task_999", "task_1000"], ["task_004"]]
+    assert [len(b) for b in array_batches(jobs, 1)] == [1] * 6
+    assert jobs[0].shared_options == ("-l walltime=00:05:00", "-l nodes=1:ppn=1", "-l mem=500mb")
+
+
+def element_tracking(tmp_path: Path, array_id: str = "3001[].pbs-head", index: int = 2):
+    from hsm_snake.pbs.watch import ArrayElement
+
+    element = ArrayElement(array_id, index, tmp_path / f"sw-task_00{index}.a1.jobid")
+    return tracking(tmp_path, job_id=None, element=element)
+
+
+def test_an_element_waits_on_its_array_until_it_tells_its_own_id(tmp_path):
+    watch, _ = watcher()
+    track = element_tracking(tmp_path)
+    assert track.learn_job_id() is None and track.qstat_id() == "3001[].pbs-head"
+    assert track.label == "3001[2].pbs-head" and element_tracking(tmp_path, array_id="845").label == "845[2]"
+    assert watch.settle(track, answer(JobInfo("3001[].pbs-head", "Q")), 0) is None
+    assert watch.settle(track, answer(), 5) is None         # the array missing once: a slow server
+    track.element.id_file.write_text("3001[2].pbs-head\n")
+    assert track.learn_job_id() == "3001[2].pbs-head" and track.qstat_id() == "3001[2].pbs-head"
+    assert watch.settle(track, answer(JobInfo("3001[2].pbs-head", "R")), 10) is None
+    # From now on the element's own entry decides: exit status 7 from PBS Pro's history.
+    jobs = parsed("pro_qstat_x_f_json_t_array.json")
+    write_status(tmp_path, job_id="3001[2].pbs-head", status="failed", error_category="script_error")
+    verdict = watch.settle(track, qstat.QstatAnswer(jobs, ok=True), 20)
+    assert not verdict.success and "exit_status 7" in verdict.summary and verdict.category is None
+
+
+def test_an_element_that_never_started_fails_after_the_latency_wait(tmp_path):
+    watch, _ = watcher(latency_wait=30)
+    finished = element_tracking(tmp_path / "a", array_id="3002[].pbs-head")
+    assert watch.settle(finished, answer(JobInfo("3002[].pbs-head", "F")), 0) is None
+    assert watch.settle(finished, answer(JobInfo("3002[].pbs-head", "F")), 20) is None
+    verdict = watch.settle(finished, answer(JobInfo("3002[].pbs-head", "F")), 31)
+    assert not verdict.success and "never started" in verdict.summary and "3002[].pbs-head" in verdict.summary
+    gone = element_tracking(tmp_path / "b", array_id="845")
+    assert watch.settle(gone, answer(), 0) is None
+    assert watch.settle(gone, answer(), 5) is None           # gone twice: the latency wait starts
+    gone.element.id_file.write_text("851\n")                # the element had started after all
+    gone.learn_job_id()
+    gone.task.marker.touch()
+    assert watch.settle(gone, answer(JobInfo("851", "C")), 10).success
+
+
+def test_an_element_past_its_walltime_is_qdeled_by_its_own_id(tmp_path):
+    watch, qdels = watcher(walltime_grace=100)
+    track = element_tracking(tmp_path, array_id="845")
+    track.element.id_file.write_text("846\n")
+    track.learn_job_id()
+    watch.settle(track, answer(JobInfo("846", "R")), 0)
+    result = watch.settle(track, answer(JobInfo("846", "R")), 170)
+    assert qdels == [["846"]] and result.category == "timeout"
+
+
+def test_while_qstat_fails_an_unstarted_element_is_given_up_in_time(tmp_path):
+    watch, _ = watcher(qstat_failure_timeout=100)
+    track = element_tracking(tmp_path)
+    failing = answer(ok=False)
+    watch.note(failing, 0)
+    assert watch.settle(track, failing, 50) is None
+    gave_up = watch.settle(track, failing, 101)
+    assert not gave_up.success and "3001[2].pbs-head: qstat failed for 101 s" in gave_up.summary
+
+
 # --- runner, layout, plugin --------------------------------------------------------------------
 def test_runner_records_pbs_inside_a_wrapper_job(monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "188")
@@ -371,7 +525,7 @@ def test_snakemake_finds_the_executor_plugin():
     plugin = ExecutorPluginRegistry().get_plugin("hsm-pbs")
     assert plugin.common_settings.non_local_exec
     names = {f.name for f in __import__("dataclasses").fields(plugin.settings_cls)}
-    assert {"qstat_format", "walltime_grace", "qstat_failure_timeout", "no_export_env"} <= names
+    assert {"qstat_format", "walltime_grace", "qstat_failure_timeout", "no_export_env", "array_limit"} <= names
 
 
 def test_cancel_qdels_running_pbs_tasks_and_records_them(project, tmp_path, monkeypatch):
@@ -407,12 +561,13 @@ def watcher(**kwargs):
     return Watcher(**options), qdels
 
 
-def tracking(tmp_path: Path, walltime_s=60):
+def tracking(tmp_path: Path, walltime_s=60, job_id: str | None = "42", element=None):
     from hsm_snake.pbs.watch import Tracking
 
     task = TaskPaths(tmp_path / "tasks" / "task_001")
     task.dir.mkdir(parents=True, exist_ok=True)
-    return Tracking(task=task, script="s.pbs", stdout="o", stderr="e", walltime_s=walltime_s)
+    return Tracking(task=task, script="s.pbs", stdout="o", stderr="e", walltime_s=walltime_s, job_id=job_id,
+                    element=element)
 
 
 def answer(*jobs: JobInfo, ok: bool = True):
@@ -422,19 +577,19 @@ def answer(*jobs: JobInfo, ok: bool = True):
 def test_a_finished_wrapper_job_with_its_marker_succeeds(tmp_path):
     watch, _ = watcher()
     track = tracking(tmp_path)
-    assert watch.settle("42", track, answer(JobInfo("42", "Q")), 0) is None
-    assert watch.settle("42", track, answer(JobInfo("42", "R")), 5) is None
+    assert watch.settle(track, answer(JobInfo("42", "Q")), 0) is None
+    assert watch.settle(track, answer(JobInfo("42", "R")), 5) is None
     track.task.marker.touch()
-    assert watch.settle("42", track, answer(JobInfo("42", "C")), 10).success
+    assert watch.settle(track, answer(JobInfo("42", "C")), 10).success
 
 
 def test_a_job_gone_from_qstat_twice_is_decided_by_its_marker(tmp_path):
     watch, _ = watcher()
     track = tracking(tmp_path)
-    watch.settle("42", track, answer(JobInfo("42", "R")), 0)
-    assert watch.settle("42", track, answer(), 5) is None       # once could be a slow server
+    watch.settle(track, answer(JobInfo("42", "R")), 0)
+    assert watch.settle(track, answer(), 5) is None       # once could be a slow server
     write_status(tmp_path, status="failed", error_category="python_exception", error_summary="boom")
-    result = watch.settle("42", track, answer(), 10)
+    result = watch.settle(track, answer(), 10)
     assert not result.success and "gone from qstat" in result.summary and result.category is None
 
 
@@ -442,30 +597,30 @@ def test_a_job_killed_at_its_walltime_is_timeout(tmp_path):
     watch, _ = watcher()
     track = tracking(tmp_path)
     write_status(tmp_path)  # the runner started in job 42, then SIGKILL: still says running
-    watch.settle("42", track, answer(JobInfo("42", "R")), 0)
-    result = watch.settle("42", track, answer(JobInfo("42", "C")), 65)
+    watch.settle(track, answer(JobInfo("42", "R")), 0)
+    result = watch.settle(track, answer(JobInfo("42", "C")), 65)
     assert (result.status, result.category) == ("failed", "timeout")
 
 
 def test_a_job_running_far_past_its_walltime_is_qdeled(tmp_path):
     watch, qdels = watcher(walltime_grace=100)
     track = tracking(tmp_path)
-    watch.settle("42", track, answer(JobInfo("42", "R")), 0)
-    assert watch.settle("42", track, answer(JobInfo("42", "R")), 150) is None
-    result = watch.settle("42", track, answer(JobInfo("42", "R")), 170)
+    watch.settle(track, answer(JobInfo("42", "R")), 0)
+    assert watch.settle(track, answer(JobInfo("42", "R")), 150) is None
+    result = watch.settle(track, answer(JobInfo("42", "R")), 170)
     assert qdels == [["42"]] and result.category == "timeout" and "past its walltime" in result.summary
 
 
 def test_a_job_that_left_no_trace_gets_the_latency_wait(tmp_path):
     watch, _ = watcher(latency_wait=30)
     track = tracking(tmp_path)
-    assert watch.settle("42", track, answer(JobInfo("42", "C")), 0) is None
-    assert watch.settle("42", track, answer(), 20) is None
+    assert watch.settle(track, answer(JobInfo("42", "C")), 0) is None
+    assert watch.settle(track, answer(), 20) is None
     track.task.marker.touch()           # the marker showed up late on the network file system
-    assert watch.settle("42", track, answer(), 25).success
-    track = tracking(tmp_path / "other")
-    watch.settle("43", track, answer(JobInfo("43", "C")), 0)
-    assert not watch.settle("43", track, answer(), 31).success
+    assert watch.settle(track, answer(), 25).success
+    track = tracking(tmp_path / "other", job_id="43")
+    watch.settle(track, answer(JobInfo("43", "C")), 0)
+    assert not watch.settle(track, answer(), 31).success
 
 
 def test_while_qstat_fails_the_tasks_record_ends_the_wait_and_then_time_does(tmp_path):
@@ -473,12 +628,12 @@ def test_while_qstat_fails_the_tasks_record_ends_the_wait_and_then_time_does(tmp
     track = tracking(tmp_path)
     failing = answer(ok=False)
     assert watch.note(failing, 0) and not watch.note(failing, 5)
-    assert watch.settle("42", track, failing, 5) is None
+    assert watch.settle(track, failing, 5) is None
     write_status(tmp_path, status="completed")
     track.task.marker.touch()
-    assert watch.settle("42", track, failing, 10).success
-    other = tracking(tmp_path / "other")
-    assert watch.settle("43", other, failing, 50) is None
-    gave_up = watch.settle("43", other, failing, 101)
+    assert watch.settle(track, failing, 10).success
+    other = tracking(tmp_path / "other", job_id="43")
+    assert watch.settle(other, failing, 50) is None
+    gave_up = watch.settle(other, failing, 101)
     assert not gave_up.success and "qstat failed for 101 s" in gave_up.summary
     assert not watch.note(answer(), 102) and watch.failing_since is None

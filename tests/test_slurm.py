@@ -8,19 +8,14 @@ import subprocess
 
 import pytest
 from background import started, wait_for
-from conftest import read_status
+from conftest import on_testbed, read_status
 
 pytestmark = pytest.mark.testbed
 
 
 @pytest.fixture
 def slurm_project(project, tb, monkeypatch):
-    tb.need("slurm")
-    for key, value in tb.facts["env"].items():
-        monkeypatch.setenv(key, value)
-    project.write_project({"slurm": {"partition": tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug"),
-                                     "walltime": "00:05:00", "mem": "1000M"}})
-    return project
+    return on_testbed(project, tb, monkeypatch, "slurm", walltime="00:05:00", mem="1000M")
 
 
 def array_parents(job_ids: list[str]) -> set[str]:

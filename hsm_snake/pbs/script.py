@@ -11,13 +11,20 @@ Snakemake resources, so that a task's memory and walltime can grow after it ran 
 ``-o``/``-e`` go on the qsub command line, not in the script: Slurm's torque wrappers ignore
 ``#PBS -o/-e``. No parameter value of a task ever appears in a job script: the task runner reads
 them from the task folder.
+
+An array job script (``render_array``) runs one task per element: it finds its index
+(``PBS_ARRAY_INDEX`` on PBS Pro and under Slurm's torque wrappers, ``PBS_ARRAYID`` on Torque,
+``SLURM_ARRAY_TASK_ID``), sends its output to that task's own logs, writes its own job id next to
+them (``<log>.jobid``: qsub prints only the array's id, and the wrappers' element ids cannot be
+derived from it) and runs that task's Snakemake job.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # PBS Pro accepts job names of up to 236 characters; the first one must not be a digit on
@@ -85,6 +92,60 @@ def directives(resources: Mapping[str, Any], name: str, threads: int = 1) -> lis
     return lines
 
 
+# Where an array element finds its index: PBS Pro (and Slurm's torque wrappers), Torque, Slurm.
+INDEX_VARIABLES = ("PBS_ARRAY_INDEX", "PBS_ARRAYID", "SLURM_ARRAY_TASK_ID")
+# Exit status of an element whose index the script has no task for.
+UNKNOWN_INDEX_EXIT = 2
+JOB_ID_SUFFIX = ".jobid"
+
+
+@dataclass(frozen=True)
+class Element:
+    """One task of an array job: its index, its logs (``<log_base>.out/.err``, its job id in
+    ``<log_base>.jobid``) and the Snakemake job command that runs it."""
+
+    index: int
+    log_base: str
+    exec_job: str
+
+
+def id_file(log_base: str) -> str:
+    return f"{log_base}{JOB_ID_SUFFIX}"
+
+
+def _header(options: Sequence[str], comment: str) -> list[str]:
+    return [
+        "#!/bin/bash",
+        *(f"#PBS {option}" for option in options),
+        f"# {comment}: written by hsm-snake's PBS executor (hsm-pbs).",
+    ]
+
+
+def _backend_lines() -> list[str]:
+    return [
+        "",
+        "# Tell the task runner who runs it: under Slurm's torque wrappers a PBS job is a Slurm",
+        "# job too (SLURM_JOB_ID is set), and status.yaml must say pbs with the PBS job id.",
+        "export HSM_BACKEND=pbs",
+        'export HSM_JOB_ID="${PBS_JOBID:-}"',
+    ]
+
+
+def _setup_and_cd(setup: str | None, workdir: str) -> list[str]:
+    lines = []
+    if setup:
+        lines += [
+            "",
+            "# Task set-up from hsm.yaml pbs: (modules, pre_script); never a parameter value.",
+            setup.rstrip("\n"),
+            # The runner skips its own copy of the set-up when this says it ran here.
+            "export HSM_SETUP_DONE=pbs",
+        ]
+    # PBS starts jobs in $HOME (Torque, PBS Pro) or the submit directory; Snakemake needs the
+    # sweep directory, and the set-up above may have changed directory.
+    return [*lines, "", f"cd {shlex.quote(workdir)} || exit 1"]
+
+
 def render(
     *,
     name: str,
@@ -95,43 +156,66 @@ def render(
     comment: str = "",
 ) -> str:
     """The job script: directives, the backend marker for the runner, set-up, the job."""
-    lines = ["#!/bin/bash"]
-    lines += [f"#PBS {option}" for option in options]
-    lines += [
-        f"# {comment or name}: written by hsm-snake's PBS executor (hsm-pbs).",
+    lines = [
+        *_header(options, comment or name),
         "# Its logs are named by qsub -o/-e (logs/pbs/ of the sweep).",
-        "",
-        "# Tell the task runner who runs it: under Slurm's torque wrappers a PBS job is a Slurm",
-        "# job too (SLURM_JOB_ID is set), and status.yaml must say pbs with the PBS job id.",
-        "export HSM_BACKEND=pbs",
-        'export HSM_JOB_ID="${PBS_JOBID:-}"',
-    ]
-    if setup:
-        lines += [
-            "",
-            "# Task set-up from hsm.yaml pbs: (modules, pre_script); never a parameter value.",
-            setup.rstrip("\n"),
-            # The runner skips its own copy of the set-up when this says it ran here.
-            "export HSM_SETUP_DONE=pbs",
-        ]
-    lines += [
-        "",
-        # PBS starts jobs in $HOME (Torque, PBS Pro) or the submit directory; Snakemake needs
-        # the sweep directory, and the set-up above may have changed directory.
-        f"cd {shlex.quote(workdir)} || exit 1",
+        *_backend_lines(),
+        *_setup_and_cd(setup, workdir),
         exec_job,
         "",
     ]
     return "\n".join(lines)
 
 
-def qsub_command(script: str, stdout: str, stderr: str, export_env: bool = True, qsub: str = "qsub") -> list[str]:
+def render_array(
+    *,
+    name: str,
+    options: list[str],
+    workdir: str,
+    elements: Sequence[Element],
+    setup: str | None = None,
+    comment: str = "",
+) -> str:
+    """An array job script: each element runs the task of its index, with that task's logs."""
+    first, last = elements[0].index, elements[-1].index
+    part = f'"$log{JOB_ID_SUFFIX}.part"'
+    index = '"' + "".join(f"${{{variable}:-" for variable in INDEX_VARIABLES) + "}" * len(INDEX_VARIABLES) + '"'
+    lines = [
+        *_header(options, comment or name),
+        "# qsub -o/-e name the array's logs; each element writes its task's own (logs/pbs/ of the sweep).",
+        *_backend_lines(),
+        "",
+        f"index={index}",
+        'case "$index" in',
+        *(f"    {element.index}) log={shlex.quote(element.log_base)} ;;" for element in elements),
+        f'    *) echo "hsm-pbs: $0 has no task for array index \'$index\' (elements {first}-{last})" >&2',
+        f"       exit {UNKNOWN_INDEX_EXIT} ;;",
+        "esac",
+        'exec >"$log.out" 2>"$log.err"',
+        "# hsm-pbs learns this element's job id (qstat's name for it) from this file.",
+        f'printf \'%s\\n\' "$HSM_JOB_ID" >{part} && mv -f {part} "$log{JOB_ID_SUFFIX}"',
+        *_setup_and_cd(setup, workdir),
+        'case "$index" in',
+    ]
+    for element in elements:
+        lines += [f"    {element.index})", f"        {element.exec_job}", "        ;;"]
+    lines += ["esac", ""]
+    return "\n".join(lines)
+
+
+def array_option(flavor: str, count: int) -> list[str]:
+    """qsub's array request: ``-J 1-N`` on PBS Pro, ``-t 1-N`` on Torque."""
+    return ["-J" if flavor == "pro" else "-t", f"1-{count}"]
+
+
+def qsub_command(script: str, stdout: str, stderr: str, export_env: bool = True, qsub: str = "qsub",
+                 array: Sequence[str] = ()) -> list[str]:
     command = [qsub]
     if export_env:
         # Like sbatch's default: the job sees the submitting environment (PATH, a user's
         # exported variables), so a sweep behaves as it does locally and on Slurm.
         command.append("-V")
-    return [*command, "-o", stdout, "-e", stderr, script]
+    return [*command, *array, "-o", stdout, "-e", stderr, script]
 
 
 def parse_qsub_output(text: str) -> str | None:

@@ -10,6 +10,12 @@ Each poll cycle the executor asks qstat once about all active jobs and hands the
 - while qstat fails: its task's record, written in this job, is final; or qstat has failed for
   ``qstat_failure_timeout`` seconds (then it is given up with an error).
 
+An element of a job array is tracked by (array id, index) until it starts and writes its own
+job id (``script.id_file``): from then on it is settled like a job of its own, by its own qstat
+entry (``123[4].server`` on PBS Pro and Torque, the element's own Slurm job id under Slurm's
+torque wrappers). Until then qstat is asked about the array; an element that has not started when
+the array has finished or left qstat fails after ``latency_wait``.
+
 So nothing leaves Snakemake waiting forever. The verdict itself is ``accounting.decide``; a job
 that ended leaving neither a completion marker nor a record of its task is given
 ``latency_wait`` seconds (files written on a compute node may show late on a network file
@@ -21,12 +27,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hsm_snake.paths import TaskPaths
 from hsm_snake.pbs import accounting
 from hsm_snake.pbs.qstat import JobInfo, QstatAnswer
 
 MISSING_POLLS = 2
+
+
+@dataclass(frozen=True)
+class ArrayElement:
+    """Where a task sits in a job array: qsub's id of the array, the task's index in it, and the
+    file the element writes its own job id to when it starts."""
+
+    array_id: str
+    index: int
+    id_file: Path
 
 
 @dataclass
@@ -38,6 +55,9 @@ class Tracking:
     stdout: str
     stderr: str
     walltime_s: int | None
+    # qsub's id of a single job; an array element's own id once it has written it (see learn_job_id).
+    job_id: str | None = None
+    element: ArrayElement | None = None
     submitted: float = field(default_factory=time.monotonic)
     first_running: float | None = None
     finished_seen: float | None = None
@@ -45,6 +65,35 @@ class Tracking:
     last_info: JobInfo | None = None
     killed_overdue: bool = False
     how: str = ""  # how the job was found to have ended, when not by its qstat state
+    array_ended: float | None = None  # when the array of a not yet started element was seen ended
+
+    @property
+    def label(self) -> str:
+        """The job's id; for an element that has not told its own, the id it will have on PBS
+        (``123[].server`` → ``123[4].server``), else ``<array id>[<index>]``."""
+        if self.job_id is not None:
+            return self.job_id
+        assert self.element is not None
+        array_id, index = self.element.array_id, self.element.index
+        return array_id.replace("[]", f"[{index}]", 1) if "[]" in array_id else f"{array_id}[{index}]"
+
+    def learn_job_id(self) -> str | None:
+        """The job id, read from the element's id file once it has started."""
+        if self.job_id is None and self.element is not None:
+            try:
+                self.job_id = self.element.id_file.read_text().strip() or None
+            except OSError:
+                pass
+            if self.job_id is not None:
+                self.missing_polls = 0  # from now on: polls that missed the element's own entry
+        return self.job_id
+
+    def qstat_id(self) -> str:
+        """What to ask qstat about: the job, or the array of an element that has not started."""
+        if self.job_id is not None:
+            return self.job_id
+        assert self.element is not None
+        return self.element.array_id
 
 
 class Watcher:
@@ -74,8 +123,11 @@ class Watcher:
             self.failing_since = now
         return started
 
-    def settle(self, job_id: str, track: Tracking, answer: QstatAnswer, now: float) -> accounting.Verdict | None:
+    def settle(self, track: Tracking, answer: QstatAnswer, now: float) -> accounting.Verdict | None:
         """The job's verdict once it has left the wait; None while it is queued or running."""
+        job_id = track.job_id
+        if job_id is None:
+            return self._settle_unstarted(track, answer, now)
         if track.finished_seen is None:
             info = answer.get(job_id) if answer.ok else None
             if answer.ok and info is None:
@@ -91,9 +143,8 @@ class Watcher:
                     track.finished_seen = now
             elif self._record_says_ended(job_id, track):
                 track.finished_seen, track.how = now, "ended (its task says so; qstat is failing)"
-            elif self.failing_since is not None and now - self.failing_since > self.qstat_failure_timeout:
-                return accounting.Verdict(False, None, None, f"PBS job {job_id}: qstat failed for "
-                                          f"{int(now - self.failing_since)} s ({answer.error}); giving up on it")
+            elif self._qstat_failed_too_long(now):
+                return self._give_up(job_id, answer, now)
             if track.finished_seen is None and self._overdue(track, now):
                 self.qdel([job_id])
                 track.killed_overdue, track.finished_seen = True, now
@@ -101,6 +152,36 @@ class Watcher:
             if track.finished_seen is None:
                 return None
         return self._conclude(job_id, track, now)
+
+    def _settle_unstarted(self, track: Tracking, answer: QstatAnswer, now: float) -> accounting.Verdict | None:
+        """An array element that has not written its job id: wait while its array is in qstat."""
+        assert track.element is not None
+        if not answer.ok:
+            return self._give_up(track.label, answer, now) if self._qstat_failed_too_long(now) else None
+        array = answer.get(track.element.array_id)
+        if array is not None and not array.finished:
+            track.missing_polls, track.array_ended = 0, None
+            return None
+        if array is None:
+            track.missing_polls += 1
+            if track.missing_polls < MISSING_POLLS:
+                return None
+        if track.array_ended is None:
+            track.array_ended = now
+        if now - track.array_ended < self.latency_wait:
+            return None
+        ended = f"finished in state {array.state}" if array is not None else "is gone from qstat"
+        return accounting.Verdict(False, "failed", None,
+                                  f"PBS job array {track.element.array_id} {ended}; its element {track.element.index} "
+                                  "never started its task")
+
+    def _qstat_failed_too_long(self, now: float) -> bool:
+        return self.failing_since is not None and now - self.failing_since > self.qstat_failure_timeout
+
+    def _give_up(self, label: str, answer: QstatAnswer, now: float) -> accounting.Verdict:
+        assert self.failing_since is not None
+        return accounting.Verdict(False, None, None, f"PBS job {label}: qstat failed for "
+                                  f"{int(now - self.failing_since)} s ({answer.error}); giving up on it")
 
     def _record_says_ended(self, job_id: str, track: Tracking) -> bool:
         record = accounting.task_record(track.task, job_id) if track.task is not None else None
