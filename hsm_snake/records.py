@@ -41,7 +41,14 @@ class RecordError(Exception):
     """A state file exists but cannot be parsed."""
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write a temp file in the same folder and rename it over ``path``: readers, and a process
+    killed at any moment, see the old file or the new one, never a part.
+
+    ``durable`` also fsyncs the data before the rename, so that it survives a machine crash;
+    that costs a disk flush (milliseconds on a busy disk), worth it for results, not for
+    records that are soon replaced (a task's "running" status).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -49,7 +56,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             os.fchmod(handle.fileno(), _FILE_MODE)
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -59,8 +67,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: Path, text: str, durable: bool = True) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), durable)
 
 
 def dump_yaml(data: Any) -> str:
@@ -83,12 +91,12 @@ def read_yaml(path: Path) -> Any:
         raise RecordError(f"{path}: not valid YAML ({exc})") from exc
 
 
-def write_record(path: Path, record: dict[str, Any], header: str = "") -> None:
+def write_record(path: Path, record: dict[str, Any], header: str = "", durable: bool = True) -> None:
     """A flat mapping as YAML whose values are JSON (status.yaml)."""
     lines = [f"# {header}"] if header else []
     for key, value in record.items():
         lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n", durable)
 
 
 def parse_record(text: str) -> dict[str, Any]:
