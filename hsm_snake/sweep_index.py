@@ -64,9 +64,6 @@ class SweepIndex:
     def targets(self, selection: str | None = None) -> list[str]:
         return [self.paths.marker_target(t.name) for t in self.select(selection)]
 
-    def param_hash(self, name: str) -> str:
-        return self.tasks[name].param_hash
-
 
 def parse_task_selection(text: str) -> set[int]:
     """``"1,5,10-20"`` → {1, 5, 10, …, 20}; ConfigError naming the bad part."""

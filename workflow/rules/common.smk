@@ -1,8 +1,9 @@
-from snakemake.utils import validate
-
+from hsm_snake.config_schema import validate
 from hsm_snake.sweep_index import load_index
 
-validate(config, "../schemas/workflow_config.schema.json")
+# The same schema check as snakemake.utils.validate, without its first step: that imports
+# pandas (~0.25 s, in every run and every cluster job) to see whether the config is a DataFrame.
+validate(dict(config), "workflow_config", file="the workflow config (--config)")
 
 if config.get("sweep_dir"):
     workflow.workdir(config["sweep_dir"])

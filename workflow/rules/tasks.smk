@@ -12,10 +12,6 @@ localrules:
 rule task:
     output:
         "tasks/{task}/.completed",
-    params:
-        # A task's parameters never change (new values get a new task), so this only
-        # documents the identity in Snakemake's metadata and keeps the params trigger exact.
-        param_hash=lambda wildcards: SWEEP.param_hash(wildcards.task),
     wildcard_constraints:
         task=r"task_\d+",
     resources:
