@@ -63,21 +63,15 @@ def remove(alias: str) -> None:
 
 @remote.command("list")
 def list_remotes() -> None:
-    """The hosts and their settings."""
-    from rich.table import Table
-
-    from hsm_snake.display import make_console
-
-    pool = _remotes().remotes(Path.cwd())
+    """The hosts and their settings, one line each."""
+    remotes = _remotes()
+    pool = remotes.remotes(Path.cwd())
     if not pool:
         click.echo("no remotes; add one with: hsm-snake remote add ALIAS --host HOST")
-        return
-    table = Table("alias", "address", "python", "project_dir", "slots", "gpus", "shared_fs")
     for alias, host in pool.items():
-        gpus = f"{host.gpus_per_task}/task of {','.join(host.gpu_free)}" if host.gpu_free else "-"
-        table.add_row(alias, _remotes().address(host), " ".join(host.python), host.project_dir, str(host.slots), gpus,
-                      "yes" if host.shared_fs else "no")
-    make_console().print(table)
+        gpus = f"  gpus {host.gpus_per_task}/task of {','.join(host.gpu_free)}" if host.gpu_free else ""
+        click.echo(f"{alias}  {remotes.address(host)}  python {' '.join(host.python)}  project_dir {host.project_dir}"
+                   f"  slots {host.slots}{gpus}" + ("  shared_fs" if host.shared_fs else ""))
 
 
 @remote.command("test")
