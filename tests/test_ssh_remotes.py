@@ -127,3 +127,9 @@ def test_accept_new_hostkey_records_an_unknown_key_only_when_asked(here, tb, mon
            "--accept-new-hostkey")
     assert "[127.0.0.1]:2222" in known.read_text()
     assert "fresh is ready" in remote("test", "fresh").output
+
+
+def test_a_damaged_distributed_section_is_reported_not_a_traceback(here):
+    (here / "hsm.yaml").write_text("distributed: 3\n")
+    assert "distributed.remotes" in remote("add", "box", "--host", "h", expect=2).output
+    assert (here / "hsm.yaml").read_text() == "distributed: 3\n"

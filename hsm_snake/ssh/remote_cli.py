@@ -42,6 +42,7 @@ def add(alias: str, host: str, port: int | None, user: str | None, ssh_key: str 
               "python_path": python_path, "conda_env": conda_env, "max_parallel_jobs": max_jobs,
               "shared_fs": shared_fs}
     path = remotes.project_file(Path.cwd())
+    remotes.check_new_alias(path, alias)
     if accept_new_hostkey:
         from hsm_snake.ssh.hosts import host_from_remote
 

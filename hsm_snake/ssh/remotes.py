@@ -82,20 +82,30 @@ def _remotes_of(document: dict[str, Any], create: bool) -> dict[str, Any] | None
     distributed = document.get("distributed")
     if distributed is None and create:
         distributed = document["distributed"] = CommentedMap()
-    if distributed is None:
+    if not isinstance(distributed, dict):
         return None
     remotes = distributed.get("remotes")
     if remotes is None and create:
         remotes = distributed["remotes"] = CommentedMap()
-    return remotes
+    return remotes if isinstance(remotes, dict) else None
+
+
+def check_new_alias(path: Path, alias: str, remotes: dict[str, Any] | None = None) -> None:
+    if remotes is None:
+        document = _round_trip().load(path.read_text(encoding="utf-8")) if path.exists() else None
+        remotes = _remotes_of(document, create=False) if isinstance(document, dict) else None
+    if alias in (remotes or {}):
+        raise ConfigError(f"remote '{alias}' exists already", file=path, key=f"distributed.remotes.{alias}",
+                          hint=f"hsm-snake remote remove {alias} first, or edit {path.name}")
 
 
 def add_remote(path: Path, alias: str, fields: dict[str, Any]) -> None:
     def change(document: dict[str, Any]) -> None:
         remotes = _remotes_of(document, create=True)
-        if alias in remotes:
-            raise ConfigError(f"remote '{alias}' exists already", file=path, key=f"distributed.remotes.{alias}",
-                              hint=f"hsm-snake remote remove {alias} first, or edit {path.name}")
+        if remotes is None:
+            raise ConfigError("is not a mapping of remotes", file=path, key="distributed.remotes",
+                              hint="distributed: {remotes: {ALIAS: {host: ...}}}")
+        check_new_alias(path, alias, remotes)
         remotes[alias] = CommentedMap((key, value) for key, value in fields.items() if value is not None)
 
     _edit(path, change)
