@@ -43,6 +43,9 @@ from hsm_snake.records import write_record
 from hsm_snake.sweep_config import load_sweep
 
 SECTIONS = ("planning", "status", "local")
+OPT_IN_SECTIONS = ("ssh",)  # needs the test bed (tests/testbed/start.sh): only with --only ssh
+TESTBED_JSON = Path(os.environ.get("HSM_TESTBED_DIR", "/tmp/hsm-testbed")) / "testbed.json"
+SSH_HOSTS = ("hsmtb-lo", "hsmtb-h1")
 PYTHON = sys.executable  # the real interpreter: a pyenv shim adds ~50 ms to every start
 TIME_BIN = Path("/usr/bin/time")
 V1_REFERENCE = "HPC Sweep Manager v1 measured 1.40× on this machine kind (from the perf issue)"
@@ -86,11 +89,13 @@ class Sizes:
     local_tasks: int
     sleep_tasks: int
     repeats: int
+    ssh_tasks: int = 200
 
 
 def choose_sizes(quick: bool, big: bool, repeats: int | None) -> Sizes:
     if quick:
-        return Sizes(planning=(100, 300), status=(100, 300), local_tasks=20, sleep_tasks=4, repeats=repeats or 1)
+        return Sizes(planning=(100, 300), status=(100, 300), local_tasks=20, sleep_tasks=4, repeats=repeats or 1,
+                     ssh_tasks=20)
     return Sizes(
         planning=(1000, 10000) + ((50000,) if big else ()),
         status=(1000, 10000) + ((100000,) if big else ()),
@@ -473,12 +478,79 @@ def bench_local(ws: Workspace, sizes: Sizes) -> list[Row]:
     return trivial + one_second
 
 
+# -- section 4: ssh (opt-in) -----------------------------------------------------------------------
+
+SSH_LOCAL, SSH_PUSH, SSH_SHARED = (
+    "(a) hsm-snake run --profile local, 2 at a time",
+    "(b) --profile ssh, 2 hosts x 1 slot, rsync push/pull",
+    "(c) --profile ssh, 2 hosts x 1 slot, shared_fs",
+)
+
+
+def testbed_ssh() -> tuple[dict | None, str]:
+    """The test bed's ssh facts, or why the ssh section cannot run."""
+    try:
+        facts = json.loads(TESTBED_JSON.read_text())
+    except (OSError, ValueError):
+        return None, f"no running test bed ({TESTBED_JSON} missing): start it with sudo tests/testbed/start.sh"
+    down = [alias for alias in SSH_HOSTS if not facts["ssh"]["hosts"].get(alias, {}).get("up")]
+    if down:
+        return None, f"test bed hosts not up: {', '.join(down)} (see {TESTBED_JSON})"
+    return facts["ssh"], ""
+
+
+def write_ssh_project(root: Path, facts: dict, shared_fs: bool) -> Path:
+    project = write_project(root, max_parallel=2)
+    config = yaml.safe_load((project / "hsm.yaml").read_text())
+    config["distributed"] = {"remotes": {
+        alias: {"project_dir": f"{facts['hosts'][alias]['project_dir']}/bench-{root.name}", "max_parallel_jobs": 1,
+                "python_path": "python3", **({"shared_fs": True} if shared_fs else {})}
+        for alias in SSH_HOSTS}}
+    (project / "hsm.yaml").write_text(yaml.safe_dump(config))
+    return project
+
+
+def bench_ssh(ws: Workspace, sizes: Sizes) -> list[Row]:
+    facts, why_not = testbed_ssh()
+    if facts is None:
+        print(f"ssh: skipped: {why_not}")
+        return []
+    os.environ["HSM_SSH_CONFIG"] = facts["config"]
+    n = sizes.ssh_tasks
+    local = write_project(ws.fresh_folder("ssh_local"), max_parallel=2)
+    pushed = write_ssh_project(ws.fresh_folder("ssh_push"), facts, shared_fs=False)
+    shared = write_ssh_project(ws.fresh_folder("ssh_shared"), facts, shared_fs=True)
+
+    def ssh_run(project: Path) -> Command:
+        command = hsm_run_command(project, n, 0)
+        return Command([*command.argv, "--profile", "ssh"], command.cwd)
+
+    try:
+        return measure_rows("ssh", n, [
+            Spec(SSH_LOCAL, lambda: hsm_run_command(local, n, 0), SSH_LOCAL),
+            Spec(SSH_PUSH, lambda: ssh_run(pushed), SSH_LOCAL),
+            Spec(SSH_SHARED, lambda: ssh_run(shared), SSH_LOCAL),
+        ], 1)
+    finally:
+        for alias in SSH_HOSTS:
+            for folder in Path(facts["hosts"][alias]["project_dir"]).glob("bench-ssh_*"):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def ssh_per_task_lines(rows: list[Row]) -> list[str]:
+    base = next(row for row in rows if row.what == SSH_LOCAL)
+    return [f"{row.what}: {row.n / row.seconds:.1f} tasks/s"
+            + ("" if row is base else f", {(row.seconds - base.seconds) / row.n * 1000:+.0f} ms per task vs (a)")
+            for row in rows]
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 SECTION_TITLES = {
     "planning": "planning: listing what would run (ratios to (c))",
     "status": "status: counting task states (ratios to the scandir floor)",
     "local": "local: running trivial tasks 2 at a time (ratios to the xargs floor)",
+    "ssh": "ssh: trivial tasks over 2 test-bed sshd hosts (ratios to the local profile)",
 }
 
 
@@ -538,6 +610,9 @@ def report(console: Console, section: str, rows: list[Row]) -> list[Growth]:
         console.print(growth_table(section, growth))
     if section == "local":
         console.print(V1_REFERENCE)
+    if section == "ssh":
+        for line in ssh_per_task_lines(rows):
+            console.print(line)
     console.print()
     return growth
 
@@ -548,6 +623,7 @@ BENCHES: dict[str, Callable[[Workspace, Sizes], list[Row]]] = {
     "planning": bench_planning,
     "status": bench_status,
     "local": bench_local,
+    "ssh": bench_ssh,
 }
 
 
@@ -555,7 +631,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each (a smoke test, < 60 s)")
     parser.add_argument("--big", action="store_true", help="also 50k-task planning and 100k-task status")
-    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this section (repeatable)")
+    parser.add_argument("--only", choices=SECTIONS + OPT_IN_SECTIONS, action="append",
+                        help="run only this section (repeatable); ssh (needs the test bed) runs only when named")
     parser.add_argument("--repeats", type=int,
                         help="runs per command for sizes up to 10k tasks, median kept (default 3; --quick 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
@@ -575,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         for section in args.only or SECTIONS:
             started = time.perf_counter()
             rows = BENCHES[section](ws, sizes)
+            if not rows:
+                continue
             fill_ratios(rows)
             growth = report(console, section, rows)
             results[section] = {"rows": [r.as_json() for r in rows], "growth": [asdict(g) for g in growth],

@@ -15,6 +15,7 @@ from hsm_snake.errors import HsmError
 from hsm_snake.locate import find_sweep
 from hsm_snake.missing import PlannedTask, missing_tasks, planned_tasks
 from hsm_snake.render import display_command
+from hsm_snake.ssh.remote_cli import remote as remote_group
 from hsm_snake.sweep_index import load_index
 
 PROFILE_HELP = "Snakemake profile: a packaged name (local, ssh, pbs, slurm) or a folder with a config.yaml."
@@ -580,6 +581,9 @@ def migrate(v1_dir: Path, to: Path | None) -> None:
         f"migrated {outcome.paths.root}: {outcome.tasks} task(s), {len(outcome.completed)} completed, "
         f"{len(outcome.failed)} failed; next: hsm-snake missing {outcome.paths.root}"
     )
+
+
+cli.add_command(remote_group)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ Timings are never asserted: the bench is for reading, not for failing CI on a bu
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,11 @@ def test_quick_bench_prints_a_table_per_section(tmp_path):
     sections = json.loads(figures.read_text())["sections"]
     assert set(sections) == {"planning", "status", "local"}
     assert all(section["rows"] for section in sections.values())
+
+
+def test_the_ssh_section_skips_with_a_reason_without_the_test_bed(tmp_path):
+    env = {**os.environ, "HSM_TESTBED_DIR": str(tmp_path / "no-testbed")}
+    result = subprocess.run([sys.executable, str(BENCH), "--quick", "--only", "ssh"], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ssh: skipped: no running test bed" in result.stdout and "tests/testbed/start.sh" in result.stdout

@@ -39,12 +39,12 @@ def ssh_project(project, tb, monkeypatch, tmp_path):
     monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
     hosts = tb.facts["ssh"]["hosts"]
 
-    def configure(aliases=("hsmtb-h1", "hsmtb-h2"), slots=2, **extra):
+    def configure(aliases=("hsmtb-h1", "hsmtb-h2"), slots=2, remote=None, **extra):
         remotes = {}
         for alias in aliases:
             base = (hosts.get(alias) or hosts["hsmtb-lo"])["project_dir"]
             remotes[alias] = {"project_dir": f"{base}/{tmp_path.name}", "max_parallel_jobs": slots,
-                              "python_path": "python3"}
+                              "python_path": "python3", **(remote or {})}
         config = {
             # The remote script finds the run log through the task's environment (ssh passes none).
             "task": {"env": {"RUN_LOG": str(project.run_log)}},
@@ -183,6 +183,13 @@ def _kill_groups_of(text: str) -> None:
                     pass
 
 
+def restart_sshd(tb) -> None:
+    """Bring back the sshd a test stopped (start.sh is idempotent). Its exit status is not checked:
+    other parts (a Slurm busy with other tests' jobs) may fail its smoke checks; the ssh check after
+    it is what counts here."""
+    tb.run("bash", str(START_SH), timeout=180, check=False)
+
+
 def test_a_host_lost_mid_run_is_retried_on_the_other_host(ssh_project, tb, background, tmp_path):
     project = ssh_project
     project.configure_ssh(slots=1)
@@ -217,7 +224,7 @@ def test_a_host_lost_mid_run_is_retried_on_the_other_host(ssh_project, tb, backg
         starts_after_loss = log.split("host hsmtb-h2: LOST")[1]
         assert "\thsmtb-h2\tstart" not in starts_after_loss
     finally:
-        tb.run("bash", str(START_SH), timeout=180)
+        restart_sshd(tb)
         assert tb.ssh("hsmtb-h2", "true").returncode == 0
 
 
@@ -245,3 +252,92 @@ def test_local_slots_run_next_to_the_remotes(ssh_project):
     (sweep_dir,) = project.sweep_dirs()
     where = {read_status(sweep_dir / "tasks" / f"task_00{i}")["job_id"] for i in range(1, 5)}
     assert where == {"hsmtb-h1", "local"}
+
+
+GPU_APP = """
+import json, os, sys, time
+start = time.time()
+time.sleep(1)
+out = os.path.join(os.environ["HSM_RESULTS_DIR"], "gpus.json")
+with open(out, "w", encoding="utf-8") as f:
+    json.dump({"devices": os.environ.get("HSM_GPU_DEVICES"), "start": start, "end": time.time()}, f)
+"""
+
+
+def test_gpu_slots_hand_each_task_distinct_devices_never_shared_at_once(ssh_project):
+    project = ssh_project
+    (project.root / "app.py").write_text(GPU_APP)
+    # 4 fake devices, 2 per task: 2 tasks at once (max_parallel_jobs 0 = as the GPU slots allow).
+    project.configure_ssh(aliases=("hsmtb-h1",), slots=0, paths={"train_script": "app.py"},
+                          remote={"gpus": 2, "visible_gpus": [0, 1, 2, 3]})
+    project.write_sweep({"grid": {"x": list(range(6))}})
+    result = project.cli("run", "sweep.yaml", "--profile", "ssh")
+    assert "6 completed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    seen = [json.loads((sweep_dir / "tasks" / f"task_{i:03d}" / "results" / "gpus.json").read_text())
+            for i in range(1, 7)]
+    for run in seen:
+        devices = run["devices"].split(",")
+        assert len(set(devices)) == 2 and set(devices) <= {"0", "1", "2", "3"}, run
+    for i, one in enumerate(seen):
+        for other in seen[i + 1:]:
+            if one["start"] < other["end"] and other["start"] < one["end"]:
+                assert not set(one["devices"].split(",")) & set(other["devices"].split(",")), (one, other)
+    assert "start gpus " in (sweep_dir / "logs" / "sources" / "hsmtb-h1.log").read_text()
+
+
+def test_a_shared_fs_host_writes_straight_into_the_sweep(ssh_project, tb, tmp_path):
+    tb.need("hsmtb-lo")
+    project = ssh_project
+    project.configure_ssh(aliases=("hsmtb-lo",), remote={"shared_fs": True})
+    project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    result = project.cli("run", "sweep.yaml", "--profile", "ssh")
+    assert "3 completed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    assert {read_status(sweep_dir / "tasks" / f"task_00{i}")["job_id"] for i in (1, 2, 3)} == {"hsmtb-lo"}
+    # Nothing was pushed: the host's project_dir for this test was never created.
+    assert not Path(f"{tb.facts['ssh']['hosts']['hsmtb-lo']['project_dir']}/{tmp_path.name}").exists()
+    per_host = (sweep_dir / "logs" / "sources" / "hsmtb-lo.log").read_text()
+    assert per_host.count("\tstart") == 3 and per_host.count("\tcompleted") == 3
+
+
+def test_a_host_short_of_disk_space_gets_no_tasks(ssh_project):
+    project = ssh_project
+    project.configure_ssh(distributed={"min_free_gb": 1e9})
+    project.write_sweep({"grid": {"x": [1]}})
+    result = project.cli("run", "sweep.yaml", "--profile", "ssh", expect=None)
+    assert result.exit_code != 0, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    log = ssh_log(sweep_dir)
+    assert "host hsmtb-h1: UNUSABLE" in log and "GB free in" in log and "min_free_gb: 1e+09" in log, log
+    assert project.runs() == []
+
+
+def test_a_lost_host_rejoins_once_healthy_again(ssh_project, tb, background, tmp_path):
+    project = ssh_project
+    project.configure_ssh(slots=1, distributed={"health_interval": 1})
+    project.write_sweep({"grid": {"hold": [1], "x": [1, 2, 3, 4]}})
+    h2 = tb.facts["ssh"]["hosts"]["hsmtb-h2"]
+    proc = background("run", "sweep.yaml", "--profile", "ssh")
+    try:
+        wait_for(held_tasks_started(project, 2), timeout=60, what="a task on each host")
+        (sweep_dir,) = project.sweep_dirs()
+        log = ssh_log(sweep_dir)
+        control_dir = log.split("ssh control dir ")[1].split(",")[0].split()[0]
+        sshd_pid = int((Path(h2["sshd_log"]).parent / "sshd.pid").read_text().strip())
+        os.kill(sshd_pid, signal.SIGTERM)
+        os.kill(_master_pid(tb, control_dir, "hsmtb-h2"), signal.SIGKILL)
+        _kill_groups_of(f"{h2['project_dir']}/{tmp_path.name}/")
+        # Lost by the task's dropped connection or found unhealthy by a periodic check, whichever is first.
+        wait_for(lambda: any(f"host hsmtb-h2: {word}" in ssh_log(sweep_dir) for word in ("LOST", "UNHEALTHY")),
+                 timeout=60, what="h2 to be lost")
+        restart_sshd(tb)
+        wait_for(lambda: "host hsmtb-h2: BACK" in ssh_log(sweep_dir), timeout=60, what="h2 to rejoin")
+        wait_for(lambda: "\thsmtb-h2\tstart" in ssh_log(sweep_dir).split("host hsmtb-h2: BACK")[1], timeout=60,
+                 what="a task to start on h2 again")
+        project.release()
+        out, _ = proc.communicate(timeout=180)
+        assert "3 completed" in out and "1 failed" in out, out  # the lost one (no retries here)
+    finally:
+        restart_sshd(tb)
+        assert tb.ssh("hsmtb-h2", "true").returncode == 0

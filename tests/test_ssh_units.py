@@ -64,3 +64,56 @@ def test_the_runner_modules_are_the_runner_and_its_imports():
     names = transfer.runner_modules(Path(hsm_snake.__file__).parent)
     assert {"runner.py", "paths.py", "records.py", "__init__.py"} <= set(names)
     assert "cli.py" not in names and "engine.py" not in names
+
+
+def test_gpu_slots_give_distinct_devices_and_bound_the_slots():
+    host = hosts.host_from_remote("g", {"gpus": 2, "visible_gpus": [0, 1, 2, 3], "tasks_per_gpu": 1})
+    assert host.slots == 2 and host.gpus_per_task == 2
+    first, second = host.take_gpus(), host.take_gpus()
+    assert len(set(first)) == 2 and len(set(second)) == 2 and not set(first) & set(second)
+    assert not host.has_room()  # every device taken
+    host.give_back_gpus(first)
+    assert sorted(host.take_gpus()) == sorted(first)
+    shared = hosts.host_from_remote("s", {"gpus": 1, "visible_gpus": [5], "tasks_per_gpu": 2})
+    assert shared.slots == 2 and shared.take_gpus() == ["5"] and shared.take_gpus() == ["5"]
+    assert hosts.host_from_remote("c", {"max_parallel_jobs": 3}).gpu_free == {}
+
+
+def test_strategy_defaults_to_round_robin_and_reads_capability_based_as_least_loaded():
+    assert hosts.strategy_of({}) == "round_robin"
+    assert hosts.strategy_of({"project": {"distributed": {"strategy": "capability_based"}}}) == "least_loaded"
+
+
+def _picker(strategy, pool):
+    from types import SimpleNamespace
+
+    from hsm_snake.ssh.executor import Executor
+    state = SimpleNamespace(strategy=strategy, pool=pool, next_turn=0)
+    return lambda free: Executor.pick(state, free)
+
+
+def test_round_robin_takes_hosts_in_turn_and_least_loaded_the_emptiest():
+    a, b = hosts.Host("a", "a", slots=4), hosts.Host("b", "b", slots=1)
+    pick = _picker("round_robin", [a, b])
+    assert [pick([a, b]).alias for _ in range(4)] == ["a", "b", "a", "b"]
+    assert pick([a]).alias == "a"
+    a.running = 1
+    pick = _picker("least_loaded", [a, b])
+    assert pick([a, b]).alias == "b"
+
+
+def test_probe_problems_name_the_fix():
+    probe = hosts.Probe(python="3.11.2", yaml=None, directory="/srv/p", free_bytes=int(0.5e9), writable=False,
+                        rsync=None)
+    text = "; ".join(probe.problems(min_free_gb=1))
+    assert "pip install pyyaml" in text and "not writable" in text and "rsync" in text and "0.50 GB free" in text
+    assert "rsync" not in "; ".join(probe.problems(min_free_gb=0, need_rsync=False))
+
+
+def test_the_gpu_devices_travel_in_the_environment_of_the_remote_command():
+    host = hosts.host_from_remote("g", {"project_dir": "/srv/p"})
+    words = shlex.split(shlex.split(transfer.runner_command(host, "/srv/p/t", "g", ["0", "3"]))[-1])
+    assert "HSM_GPU_DEVICES=0,3" in words
+    shared = hosts.host_from_remote("s", {"shared_fs": True})
+    command = transfer.runner_command(shared, "/data/sweep/tasks/task_001", "s", None, "/data/proj")
+    assert shlex.split(command)[:2] == ["cd", "/data/proj"] and ".hsm-runner" not in command

@@ -5,16 +5,23 @@ task runner itself on the hosts (no Snakemake there): see ``transfer.py`` for wh
 
 - **hosts**: ``project.distributed`` of the sweep's project_config.yaml (remotes with
   max_parallel_jobs slots each, plus ``local_slots`` on this machine). Each host is health-checked
-  before use (ssh + its Python importing yaml); a host that fails gets no tasks.
-- **slots**: every job gets a thread that waits for a free slot and takes the least loaded host
-  (running/slots); Snakemake sees the job as submitted meanwhile.
+  before use and every ``health_interval`` seconds (ssh, its Python importing yaml, rsync, the
+  project_dir writable with ``min_free_gb`` free); an unhealthy host gets no new tasks until a
+  later check finds it healthy again.
+- **slots**: every job gets a thread that waits for a free slot and takes a host by ``strategy``
+  (round_robin: the next host in turn that has room; least_loaded: the lowest running/slots);
+  Snakemake sees the job as submitted meanwhile. A host with GPU slots (visible_gpus x
+  tasks_per_gpu) also hands the task ``gpus`` distinct devices, passed as ``HSM_GPU_DEVICES``.
 - **outcome**: success iff the task's marker exists locally after the pull. A lost connection
   (ssh or rsync exit 255) fails the job with ``error_category: host_lost`` (hsm-snake retries it
-  when ``retries`` > 0) and the host gets no more tasks in this run.
+  when ``retries`` > 0) and the host is unhealthy until a health check finds it back.
+- **shared_fs**: such a host sees the sweep at the same path: nothing is pushed or pulled, the
+  runner (this machine's hsm_snake package) writes straight into the task folder.
 - **cancel**: the remote runner runs in its own session (``setsid``), whose id it prints first;
   cancel sends SIGTERM to that process group over ssh (the runner records ``cancelled``), then
   pulls the task folder back.
-- Every start and end is a line in ``logs/sources/ssh.log`` (time, task, host, result).
+- Every start and end is a line in ``logs/sources/ssh.log`` (time, task, host, result) and in
+  ``logs/sources/<alias>.log`` of the host.
 """
 
 # No ``from __future__ import annotations``: Snakemake builds CLI options from the field types.
@@ -85,6 +92,7 @@ class Run:
     success: bool = False
     message: str = ""
     cancelled: bool = False
+    gpu_devices: list[str] = field(default_factory=list)
 
 
 class Executor(RemoteExecutor):
@@ -106,7 +114,11 @@ class Executor(RemoteExecutor):
         if not self.pool:
             raise WorkflowError("hsm-ssh: no hosts: set distributed.remotes (and/or distributed.local_slots) "
                                 "in hsm.yaml")
-        threads = [threading.Thread(target=hostmod.check, args=(self.ssh, host)) for host in self.pool]
+        self.strategy = hostmod.strategy_of(self.record)
+        self.health_interval = hostmod.health_interval_of(self.record)
+        self.next_turn = 0
+        self.stopping = threading.Event()
+        threads = [threading.Thread(target=self.check_host, args=(host,)) for host in self.pool]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -127,12 +139,49 @@ class Executor(RemoteExecutor):
         if not any(host.healthy for host in self.pool):
             raise WorkflowError("hsm-ssh: no usable host: " + "; ".join(
                 f"{host.alias}: {host.reason}" for host in self.pool))
+        self.log(f"strategy {self.strategy}, health checks every {self.health_interval:g} s")
+        threading.Thread(target=self.watch_health, daemon=True, name="hsm-ssh-health").start()
+
+    # -- health ----------------------------------------------------------------------------
+    def check_host(self, host: Host) -> None:
+        hostmod.check(self.ssh, host, shared_dir=str(self.sweep))
+
+    def watch_health(self) -> None:
+        """Re-check every remote host periodically: a failing one gets no new tasks, a recovered one
+        (lost or unhealthy before) gets tasks again."""
+        while not self.stopping.wait(self.health_interval):
+            for host in self.pool:
+                if host.is_local or self.stopping.is_set():
+                    continue
+                was_healthy = host.healthy
+                probe = Host(**{**host.__dict__, "gpu_free": {}})
+                self.check_host(probe)
+                with self.cond:
+                    host.reason = probe.reason
+                    if probe.healthy and not was_healthy and not host.healthy:
+                        host.healthy, host.project_dir = True, probe.project_dir
+                        # Its files may be gone (a rebuilt host): set it up again before its next task.
+                        self.set_up.discard(host.alias)
+                        self.log(f"host {host.alias}: BACK, gets tasks again ({probe.reason})")
+                        self.logger.info(f"hsm-ssh: host {host.alias} is back")
+                    elif not probe.healthy and host.healthy:
+                        host.healthy = False
+                        self.log(f"host {host.alias}: UNHEALTHY, gets no new tasks: {probe.reason}")
+                        self.logger.warning(f"hsm-ssh: host {host.alias} unhealthy: {probe.reason}")
+                    self.cond.notify_all()
 
     # -- bookkeeping -----------------------------------------------------------------------
     def log(self, text: str) -> None:
         stamp = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
         with self.log_lock, open(self.log_path, "a", encoding="utf-8") as out:
             out.write(f"{stamp}\t{text}\n")
+
+    def log_task(self, task: TaskPaths, host: Host, event: str) -> None:
+        """A task's start/end: in ssh.log and in the host's own logs/sources/<alias>.log."""
+        self.log(f"{task.name}\t{host.alias}\t{event}")
+        stamp = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+        with self.log_lock, open(self.log_path.parent / f"{host.alias}.log", "a", encoding="utf-8") as out:
+            out.write(f"{stamp}\t{task.name}\t{event}\n")
 
     def job_task(self, job: JobExecutorInterface) -> TaskPaths | None:
         return SweepPaths(self.sweep).task_of_outputs(job.output)
@@ -146,23 +195,35 @@ class Executor(RemoteExecutor):
                 usable = [h for h in self.pool if h.healthy]
                 if not usable:
                     return None
-                free = [h for h in usable if h.running < h.slots]
-                if free:
-                    host = min(free, key=lambda h: (h.load(), h.is_local))
+                host = self.pick([h for h in usable if h.has_room()])
+                if host is not None:
                     host.running += 1
+                    run.gpu_devices = host.take_gpus()
                     return host
                 self.cond.wait(1.0)
 
-    def release(self, host: Host) -> None:
+    def pick(self, free: list[Host]) -> Host | None:
+        if not free:
+            return None
+        if self.strategy == "least_loaded":
+            return min(free, key=lambda h: (h.load(), h.is_local))
+        order = self.pool[self.next_turn:] + self.pool[:self.next_turn]
+        host = next(h for h in order if h in free)
+        self.next_turn = (self.pool.index(host) + 1) % len(self.pool)
+        return host
+
+    def release(self, host: Host, run: Run) -> None:
         with self.cond:
             host.running -= 1
+            host.give_back_gpus(run.gpu_devices)
+            run.gpu_devices = []
             self.cond.notify_all()
 
     def lose(self, host: Host, why: str) -> None:
         with self.cond:
             if host.healthy:
                 host.healthy, host.reason = False, why
-                self.log(f"host {host.alias}: LOST, gets no more tasks in this run: {why}")
+                self.log(f"host {host.alias}: LOST, gets no tasks until a health check finds it back: {why}")
                 self.logger.warning(f"hsm-ssh: host {host.alias} lost: {why}")
             self.cond.notify_all()
 
@@ -195,14 +256,14 @@ class Executor(RemoteExecutor):
                     if self.attempt(run, host):
                         break
                 finally:
-                    self.release(host)
+                    self.release(host, run)
         except Exception as exc:  # noqa: BLE001 - a job thread must always report
             run.message = f"hsm-ssh internal error: {exc!r}"
         finally:
             run.done.set()
 
     def ensure_setup(self, host: Host) -> None:
-        if host.is_local:
+        if host.is_local or host.shared_fs:
             return
         with self.setup_locks[host.alias]:
             if host.alias in self.set_up:
@@ -217,19 +278,23 @@ class Executor(RemoteExecutor):
         assert task is not None
         try:
             self.ensure_setup(host)
-            if not host.is_local:
+            if host.shared_fs:
+                run.remote_task = str(task.dir.resolve())
+            elif not host.is_local:
                 run.remote_task = transfer.push_task(self.ssh, host, task.dir, self.sweep_id)
         except (transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
             self.lose(host, f"push failed: {exc}")
             return False
-        self.log(f"{task.name}\t{host.alias}\tstart")
+        self.log_task(task, host, "start" + (f" gpus {','.join(run.gpu_devices)}" if run.gpu_devices else ""))
         if host.is_local:
             argv, env = transfer.local_runner_argv(host.python, task.dir)
             process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, text=True, start_new_session=True)
             run.process, run.pgid = process, process.pid
         else:
-            command = self.ssh.command(host, transfer.runner_command(host, run.remote_task, host.alias))
+            workdir = (self.record.get("runner") or {}).get("workdir")
+            command = self.ssh.command(host, transfer.runner_command(host, run.remote_task, host.alias,
+                                                                     run.gpu_devices, workdir))
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, text=True)
             run.process = process
@@ -242,12 +307,12 @@ class Executor(RemoteExecutor):
         out, err = process.communicate()
         returncode = process.returncode
         lost = None
-        if not host.is_local:
-            if returncode == 255:
-                lost = hostmod.explain_ssh_failure(err, returncode)
-                # Only the connection may have died: stop the task there if the host still answers,
-                # so that no orphan runs on while the task is retried elsewhere.
-                self.kill_remote(host, run.pgid)
+        if not host.is_local and returncode == 255:
+            lost = hostmod.explain_ssh_failure(err, returncode)
+            # Only the connection may have died: stop the task there if the host still answers,
+            # so that no orphan runs on while the task is retried elsewhere.
+            self.kill_remote(host, run.pgid)
+        if not host.is_local and not host.shared_fs:
             try:
                 transfer.pull_task(self.ssh, host, task.dir, run.remote_task,
                                    timeout=LOST_PULL_TIMEOUT_S if lost else transfer.RSYNC_TIMEOUT_S)
@@ -255,19 +320,19 @@ class Executor(RemoteExecutor):
                 lost = lost or f"pull failed: {exc}"
         if task.marker.exists():
             run.success = True
-            self.log(f"{task.name}\t{host.alias}\tcompleted")
+            self.log_task(task, host, "completed")
             return True
         if lost and not run.cancelled:
             self.lose(host, lost)
             self.mark_host_lost(task, f"connection to {host.alias} lost: {lost}", host.alias)
             run.message = f"{task.name} on {host.alias}: host lost: {lost}"
-            self.log(f"{task.name}\t{host.alias}\thost_lost")
+            self.log_task(task, host, "host_lost")
             return True
         status = self.status_of(task)
         run.message = (f"{task.name} on {host.alias}: {status.get('status', 'failed')}: "
                        f"{status.get('error_category')}: {status.get('error_summary')}"
                        + (f" (runner exit {returncode}: {err.strip()[-500:]})" if err.strip() else ""))
-        self.log(f"{task.name}\t{host.alias}\t{status.get('status', 'failed')}:{status.get('error_category')}")
+        self.log_task(task, host, f"{status.get('status', 'failed')}:{status.get('error_category')}")
         return True
 
     @staticmethod
@@ -334,6 +399,7 @@ class Executor(RemoteExecutor):
             pass
 
     def shutdown(self) -> None:
+        self.stopping.set()
         super().shutdown()
         for host in self.pool:
             if not host.is_local:

@@ -8,6 +8,7 @@ socket in a private directory of this run.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -18,8 +19,25 @@ from typing import Any
 SSH_CONFIG_ENV = "HSM_SSH_CONFIG"
 LOCAL = "local"
 HEALTH_TIMEOUT_S = 30
-# Printed by the health check: Python version and the remote home (to expand ~ in project_dir).
-HEALTH_CODE = "import os, sys, yaml; print(sys.version.split()[0]); print(os.path.expanduser('~'))"
+DEFAULT_MIN_FREE_GB = 1.0
+DEFAULT_HEALTH_INTERVAL_S = 60
+STRATEGIES = ("round_robin", "least_loaded")
+# Run by the host's Python with the directory to check as argv[1]; prints one JSON line. Standard
+# library only, so that a missing PyYAML is reported rather than crashing the probe.
+PROBE_CODE = """
+import json, os, shutil, sys
+d = os.path.abspath(os.path.expanduser(sys.argv[1]))
+p = d
+while not os.path.isdir(p):
+    p = os.path.dirname(p)
+try:
+    import yaml
+    y = getattr(yaml, "__version__", "?")
+except Exception as e:
+    y = None
+print(json.dumps({"python": sys.version.split()[0], "yaml": y, "dir": d, "free": shutil.disk_usage(p).free,
+                  "writable": os.access(p, os.W_OK), "rsync": shutil.which("rsync")}))
+"""
 
 
 @dataclass
@@ -32,6 +50,11 @@ class Host:
     python: list[str] = field(default_factory=lambda: ["python3"])
     project_dir: str = "~/hsm-project"
     slots: int = 1
+    shared_fs: bool = False
+    min_free_gb: float = DEFAULT_MIN_FREE_GB
+    # GPU device slots: device id -> tasks it can still take; a task takes gpus_per_task distinct ones.
+    gpu_free: dict[str, int] = field(default_factory=dict)
+    gpus_per_task: int = 0
     running: int = 0
     healthy: bool = True
     reason: str = ""
@@ -43,6 +66,23 @@ class Host:
     def load(self) -> float:
         return self.running / self.slots if self.slots else 1.0
 
+    def has_room(self) -> bool:
+        if self.running >= self.slots:
+            return False
+        return sum(1 for left in self.gpu_free.values() if left > 0) >= self.gpus_per_task
+
+    def take_gpus(self) -> list[str]:
+        """gpus_per_task distinct devices, the least shared first (caller holds the pool lock)."""
+        chosen = sorted((d for d, left in self.gpu_free.items() if left > 0), key=lambda d: -self.gpu_free[d])
+        chosen = chosen[:self.gpus_per_task]
+        for device in chosen:
+            self.gpu_free[device] -= 1
+        return chosen
+
+    def give_back_gpus(self, devices: list[str]) -> None:
+        for device in devices:
+            self.gpu_free[device] += 1
+
 
 def python_of(remote: dict[str, Any]) -> list[str]:
     if remote.get("python_path"):
@@ -52,26 +92,59 @@ def python_of(remote: dict[str, Any]) -> list[str]:
     return ["python3"]
 
 
+def distributed_of(record: dict[str, Any]) -> dict[str, Any]:
+    return ((record.get("project") or {}).get("distributed")) or {}
+
+
+def strategy_of(record: dict[str, Any]) -> str:
+    strategy = distributed_of(record).get("strategy") or "round_robin"
+    return "least_loaded" if strategy == "capability_based" else strategy
+
+
+def health_interval_of(record: dict[str, Any]) -> float:
+    return float(distributed_of(record).get("health_interval") or DEFAULT_HEALTH_INTERVAL_S)
+
+
+def gpu_slots(remote: dict[str, Any]) -> tuple[dict[str, int], int]:
+    """(device -> shares, GPUs per task) of a remote: visible_gpus (default 0..gpus-1) x tasks_per_gpu."""
+    per_task = int(remote.get("gpus") or 0) if isinstance(remote.get("gpus"), int) else 0
+    devices = remote.get("visible_gpus")
+    if devices is None:
+        devices = list(range(per_task))
+    if not devices or per_task == 0:
+        return {}, 0
+    shares = max(1, int(remote.get("tasks_per_gpu") or 1))
+    return {str(device): shares for device in devices}, per_task
+
+
+def host_from_remote(alias: str, remote: dict[str, Any], min_free_gb: float = DEFAULT_MIN_FREE_GB) -> Host:
+    gpu_free, per_task = gpu_slots(remote)
+    slots = int(remote.get("max_parallel_jobs") or 0)
+    if slots <= 0:
+        slots = max(1, sum(gpu_free.values()) // per_task) if per_task else 1
+    return Host(
+        alias=str(alias),
+        host=str(remote.get("host") or alias),
+        port=remote.get("port"),
+        user=remote.get("user"),
+        ssh_key=os.path.expanduser(remote["ssh_key"]) if remote.get("ssh_key") else None,
+        python=python_of(remote),
+        project_dir=str(remote.get("project_dir") or f"~/hsm-projects/{alias}"),
+        slots=slots,
+        shared_fs=bool(remote.get("shared_fs")),
+        min_free_gb=float(remote.get("min_free_gb", min_free_gb)),
+        gpu_free=gpu_free,
+        gpus_per_task=per_task if gpu_free else 0,
+    )
+
+
 def pool_from_record(record: dict[str, Any], local_python: list[str]) -> list[Host]:
     """The hosts of project_config.yaml ``project.distributed`` (plus this machine if local_slots)."""
-    distributed = ((record.get("project") or {}).get("distributed")) or {}
-    hosts = []
-    for alias, remote in (distributed.get("remotes") or {}).items():
-        remote = remote or {}
-        if remote.get("enabled") is False:
-            continue
-        hosts.append(
-            Host(
-                alias=str(alias),
-                host=str(remote.get("host") or alias),
-                port=remote.get("port"),
-                user=remote.get("user"),
-                ssh_key=os.path.expanduser(remote["ssh_key"]) if remote.get("ssh_key") else None,
-                python=python_of(remote),
-                project_dir=str(remote.get("project_dir") or f"~/hsm-projects/{alias}"),
-                slots=max(1, int(remote.get("max_parallel_jobs") or 1)),
-            )
-        )
+    distributed = distributed_of(record)
+    min_free_gb = float(distributed.get("min_free_gb", DEFAULT_MIN_FREE_GB))
+    hosts = [host_from_remote(str(alias), remote or {}, min_free_gb)
+             for alias, remote in (distributed.get("remotes") or {}).items()
+             if (remote or {}).get("enabled") is not False]
     local_slots = int(distributed.get("local_slots") or 0)
     if local_slots > 0:
         hosts.append(Host(alias=LOCAL, host=LOCAL, python=list(local_python), project_dir="", slots=local_slots))
@@ -134,31 +207,67 @@ def explain_ssh_failure(stderr: str, returncode: int) -> str:
     return f"exit {returncode}: " + (text[-500:] or "no output")
 
 
-def check(ssh: Ssh, host: Host) -> None:
-    """Health check: the host answers and its Python imports yaml. Sets healthy/reason/project_dir."""
-    if host.is_local:
-        return
-    code = shlex.join([*host.python, "-c", HEALTH_CODE])
+@dataclass
+class Probe:
+    """What a host's Python reported about itself, or why it could not (error)."""
+
+    error: str = ""
+    python: str = ""
+    yaml: str | None = None
+    directory: str = ""
+    free_bytes: int = 0
+    writable: bool = False
+    rsync: str | None = None
+
+    def problems(self, min_free_gb: float, need_rsync: bool = True) -> list[str]:
+        if self.error:
+            return [self.error]
+        found = []
+        if self.yaml is None:
+            found.append(f"python {self.python} there cannot import yaml: install PyYAML in it "
+                         "(python3 -m pip install pyyaml) or set python_path/conda_env to a Python that has it")
+        if not self.writable:
+            found.append(f"{self.directory} is not writable there")
+        if need_rsync and not self.rsync:
+            found.append("rsync is not installed there (needed to copy tasks; or set shared_fs: true)")
+        if self.free_bytes < min_free_gb * 1e9:
+            found.append(f"only {self.free_bytes / 1e9:.2f} GB free in {self.directory} (min_free_gb: {min_free_gb:g})")
+        return found
+
+
+def probe(ssh: Ssh, host: Host, directory: str) -> Probe:
+    """Run PROBE_CODE on the host (ssh + its Python) for ``directory``."""
+    code = shlex.join([*host.python, "-c", PROBE_CODE, directory])
     try:
         done = subprocess.run(ssh.command(host, code), capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, timeout=HEALTH_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        host.healthy, host.reason = False, f"no answer within {HEALTH_TIMEOUT_S} s"
-        return
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or len(lines) < 2:
-        host.healthy = False
-        if done.returncode in (0, 255):
-            host.reason = explain_ssh_failure(done.stderr, done.returncode)
-        else:
-            host.reason = (f"{shlex.join(host.python)} cannot import yaml there (exit {done.returncode}): "
+        return Probe(error=f"no answer within {HEALTH_TIMEOUT_S} s")
+    if done.returncode == 255:
+        return Probe(error=explain_ssh_failure(done.stderr, done.returncode))
+    if done.returncode == 127 or "No such file or directory" in done.stderr and done.returncode != 0:
+        return Probe(error=f"no Python '{shlex.join(host.python)}' there ({done.stderr.strip()[-200:]}): "
+                           "install Python 3 there or set python_path (or conda_env) of this remote")
+    try:
+        facts = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return Probe(error=f"{shlex.join(host.python)} failed there (exit {done.returncode}): "
                            f"{done.stderr.strip()[-300:]}")
+    return Probe(python=facts["python"], yaml=facts["yaml"], directory=facts["dir"], free_bytes=int(facts["free"]),
+                 writable=bool(facts["writable"]), rsync=facts["rsync"])
+
+
+def check(ssh: Ssh, host: Host, shared_dir: str = "") -> None:
+    """Health check (ssh, Python + yaml, rsync, disk): sets healthy/reason and the absolute project_dir.
+    A shared-fs host is checked in ``shared_dir`` (where its tasks write)."""
+    if host.is_local:
         return
-    home = lines[1]
-    if host.project_dir == "~":
-        host.project_dir = home
-    elif host.project_dir.startswith("~/"):
-        host.project_dir = home + host.project_dir[1:]
-    elif not host.project_dir.startswith("/"):
-        host.project_dir = f"{home}/{host.project_dir}"
-    host.reason = f"python {lines[0]}"
+    found = probe(ssh, host, shared_dir if host.shared_fs else host.project_dir)
+    problems = found.problems(host.min_free_gb, need_rsync=not host.shared_fs)
+    host.healthy = not problems
+    if problems:
+        host.reason = "; ".join(problems)
+        return
+    if not host.shared_fs:
+        host.project_dir = found.directory
+    host.reason = f"python {found.python}, {found.free_bytes / 1e9:.1f} GB free"

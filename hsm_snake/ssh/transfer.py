@@ -1,4 +1,5 @@
-"""rsync pushes and pulls of the SSH pool (push/pull mode: the host shares no file system).
+"""rsync pushes and pulls of the SSH pool (push/pull mode: the host shares no file system; a
+``shared_fs: true`` host sees the sweep at the same path and gets none of this).
 
 On a host, under its ``project_dir``:
 - ``.hsm-runner/hsm_snake/``: the task runner's modules (standard library + PyYAML only);
@@ -110,15 +111,22 @@ def pull_task(ssh: Ssh, host: Host, task_dir: Path, remote: str, timeout: float 
     rsync(ssh, host, [remote + "/"], str(task_dir) + "/", pull=True, timeout=timeout)
 
 
-def runner_command(host: Host, remote_task: str, alias: str) -> str:
+def runner_command(host: Host, remote_task: str, alias: str, gpu_devices: list[str] | None = None,
+                   shared_workdir: str | None = None) -> str:
     """The remote shell command: a new session (so cancel can kill its process group), whose
-    id is printed first; then the runner. Only our own paths are in it, never a parameter."""
+    id is printed first; then the runner. Only our own paths are in it, never a parameter.
+    A shared-fs host runs this machine's hsm_snake package in ``shared_workdir``."""
+    if host.shared_fs:
+        pythonpath, workdir = str(Path(hsm_snake.__file__).parent.parent), shared_workdir or host.project_dir
+    else:
+        pythonpath, workdir = f"{host.project_dir}/.hsm-runner", host.project_dir
     inner = shlex.join([
-        "env", f"PYTHONPATH={host.project_dir}/.hsm-runner", "HSM_BACKEND=ssh", f"HSM_JOB_ID={alias}",
+        "env", f"PYTHONPATH={pythonpath}", "HSM_BACKEND=ssh", f"HSM_JOB_ID={alias}",
+        *([f"HSM_GPU_DEVICES={','.join(gpu_devices)}"] if gpu_devices else []),
         *host.python, "-m", "hsm_snake.runner", remote_task,
     ])
     script = f'echo "HSM_PGID $$"; exec {inner}'
-    return f"cd {shlex.quote(host.project_dir)} && exec setsid -w sh -c {shlex.quote(script)}"
+    return f"cd {shlex.quote(workdir)} && exec setsid -w sh -c {shlex.quote(script)}"
 
 
 def local_runner_argv(python: list[str], task_dir: Path) -> tuple[list[str], dict[str, str]]:
