@@ -27,7 +27,7 @@ import os
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from snakemake_interface_common.exceptions import WorkflowError
@@ -40,6 +40,7 @@ from hsm_snake.paths import SweepPaths, TaskPaths
 from hsm_snake.pbs import accounting, script
 from hsm_snake.pbs.qstat import FORMATS, Qstat
 from hsm_snake.pbs.watch import ArrayElement, Tracking, Watcher
+from hsm_snake.plugin_settings import setting
 from hsm_snake.records import RecordError, read_record, read_yaml, write_text_atomic
 
 QSUB_TIMEOUT_S = 120
@@ -48,49 +49,29 @@ DEFAULT_ARRAY_LIMIT = 1000
 
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
-    array_limit: int = field(
-        default=DEFAULT_ARRAY_LIMIT,
-        metadata={
-            "help": "Most tasks in one job array (hsm.yaml pbs: max_array_size; the server's "
-            "max_array_size on PBS Pro, max_job_array_size on Torque). 0 or 1: one job per task.",
-            "env_var": False,
-            "required": False,
-        },
+    array_limit: int = setting(
+        DEFAULT_ARRAY_LIMIT,
+        "Most tasks in one job array (hsm.yaml pbs: max_array_size; the server's "
+        "max_array_size on PBS Pro, max_job_array_size on Torque). 0 or 1: one job per task.",
     )
-    qstat_format: str = field(
-        default="auto",
-        metadata={
-            "help": "qstat output to ask for: auto (the richest this qstat accepts), "
-            + ", ".join(FORMATS),
-            "env_var": False,
-            "required": False,
-        },
+    qstat_format: str = setting(
+        "auto",
+        "qstat output to ask for: auto (the richest this qstat accepts), "
+        + ", ".join(FORMATS),
     )
-    walltime_grace: int = field(
-        default=300,
-        metadata={
-            "help": "Seconds a job may stay running past its walltime before hsm-pbs qdel's it and "
-            "records a timeout (the scheduler normally kills it first).",
-            "env_var": False,
-            "required": False,
-        },
+    walltime_grace: int = setting(
+        300,
+        "Seconds a job may stay running past its walltime before hsm-pbs qdel's it and "
+        "records a timeout (the scheduler normally kills it first).",
     )
-    qstat_failure_timeout: int = field(
-        default=900,
-        metadata={
-            "help": "Seconds qstat may fail in a row before the jobs it cannot report are given up.",
-            "env_var": False,
-            "required": False,
-        },
+    qstat_failure_timeout: int = setting(
+        900,
+        "Seconds qstat may fail in a row before the jobs it cannot report are given up.",
     )
-    no_export_env: bool = field(
-        default=False,
-        metadata={
-            "help": "Do not pass the submitting environment to the jobs (by default qsub -V, as sbatch "
-            "exports it by default).",
-            "env_var": False,
-            "required": False,
-        },
+    no_export_env: bool = setting(
+        False,
+        "Do not pass the submitting environment to the jobs (by default qsub -V, as sbatch "
+        "exports it by default).",
     )
 
 

@@ -44,6 +44,7 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
 from hsm_snake.paths import SweepPaths, TaskPaths
+from hsm_snake.plugin_settings import setting
 from hsm_snake.records import RecordError, read_record, read_yaml, write_record
 from hsm_snake.ssh import hosts as hostmod
 from hsm_snake.ssh import transfer
@@ -57,13 +58,9 @@ STATUS_HEADER = "hsm-snake task status (written by the task runner; do not edit)
 
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
-    cancel_grace: int = field(
-        default=15,
-        metadata={
-            "help": "Seconds to wait after SIGTERM to a remote task before pulling its folder back.",
-            "env_var": False,
-            "required": False,
-        },
+    cancel_grace: int = setting(
+        15,
+        "Seconds to wait after SIGTERM to a remote task before pulling its folder back.",
     )
 
 
