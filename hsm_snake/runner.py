@@ -314,7 +314,8 @@ def _forward_signals_to(child: subprocess.Popen) -> Any:
 def run_task(task_dir: str | Path) -> dict[str, Any]:
     """Run one task to the end and return its final status; raise TaskFailed unless it completed."""
     task = TaskPaths(Path(task_dir))
-    sweep = SweepPaths(task.dir.parent.parent)
+    # Resolved: Snakemake passes a relative task dir, and the sweep id is the folder's name.
+    sweep = SweepPaths(task.dir.resolve().parent.parent)
     backend, job_id = detect_backend()
     previous = previous_status(task)
     attempt = int(previous.get("attempt") or 0) + 1
