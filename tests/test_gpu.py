@@ -28,7 +28,7 @@ GPU_SCRIPT = textwrap.dedent(
     log = Path(os.environ["GPU_LOG"])
     def record(event):
         with open(log, "a") as out:
-            out.write(json.dumps({"task": os.environ["HSM_TASK_ID"], "event": event, "time": time.time(),
+            out.write(json.dumps({"task": os.environ["HSM_SWEEP_ID"] + "/" + os.environ["HSM_TASK_ID"], "event": event, "time": time.time(),
                                   "devices": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\\n")
     record("start")
     time.sleep(float(args.get("sleep") or 0))
@@ -183,3 +183,17 @@ def test_nvidia_smi_list_is_parsed():
     text = "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-1)\nGPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-2)\n"
     assert gpu_slots.parse_device_list(text) == [0, 1]
     assert gpu_slots.parse_device_list("No devices were found") == []
+
+
+def test_two_sweeps_at_once_share_the_machines_slots(gpu_project, background, tmp_path):
+    gpu_project.write_project(
+        {"paths": {"train_script": "gpu.py"}, "local": {"max_parallel": 2, "gpus": 1, "visible_gpus": [0]}}
+    )
+    first = gpu_project.write_sweep({"grid": {"sleep": [0.4], "x": [1, 2]}}, "a.yaml")
+    second = gpu_project.write_sweep({"grid": {"sleep": [0.4], "y": [1, 2]}}, "b.yaml")
+    runs = [background("run", str(first)), background("run", str(second))]
+    for proc in runs:
+        assert proc.wait(timeout=300) == 0, proc.stdout.read()
+    records = events(tmp_path / "gpu.log")
+    assert len(records) == 8 and {r["devices"] for r in records} == {"0"}
+    assert_within_slots(records, per_device=1, at_once=1)
