@@ -41,3 +41,11 @@ def test_sweep_resources_win_and_executor_options():
         "--slurm-no-account", "--slurm-array-limit", "50"]
     assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}) == []
     assert snakemake_args("local", {}, {}) == []
+
+
+def test_local_snakemake_args_give_the_device_slots():
+    gpus = {"per_task": 1, "visible": [0, 1, 2], "tasks_per_gpu": 2}
+    assert snakemake_args("local", {}, {}, gpus) == ["--resources", "gpu=6"]
+    assert snakemake_args("local", {}, {}, {**gpus, "per_task": 0}) == []
+    assert snakemake_args("local", {}, {}, {**gpus, "visible": []}) == []
+    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}, gpus) == []
