@@ -198,9 +198,19 @@ def check_pbs_directives(directives: list[str]) -> list[str]:
     return list(directives)
 
 
-def snakemake_args(profile_name: str, project_data: dict[str, Any], sweep_resources: dict[str, Any]) -> list[str]:
-    """Executor options a backend needs on top of its profile (its resources are in the rule)."""
+def snakemake_args(
+    profile_name: str, project_data: dict[str, Any], sweep_resources: dict[str, Any], gpus: dict[str, Any] | None = None
+) -> list[str]:
+    """Executor options a backend needs on top of its profile (its resources are in the rule).
+
+    Local: the machine's device slots (``gpus``: the runner's recorded GPU settings) as the
+    ``gpu`` resource, so Snakemake never starts more GPU tasks than there are slots.
+    """
     backend = backend_of_profile(profile_name)
+    if backend == "local":
+        if gpus and gpus.get("per_task") and gpus.get("visible"):
+            return ["--resources", f"gpu={len(gpus['visible']) * int(gpus.get('tasks_per_gpu') or 1)}"]
+        return []
     if backend not in ("slurm", "pbs"):
         return []
     section = merged_section(project_data, sweep_resources, backend)

@@ -295,6 +295,8 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
                                     "job_id",
                                     "error_category",
                                     "error_summary",
+                                    "cuda_visible_devices",
+                                    "tracker_url",
                                 )
                             },
                         }
@@ -312,7 +314,14 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
             tasks_table(
                 "tasks",
                 (
-                    (t.task.name, t.state, t.task.params, (t.status or {}).get("command") or [], t.note)
+                    (
+                        t.task.name,
+                        t.state,
+                        t.task.params,
+                        (t.status or {}).get("command") or [],
+                        # The tracker's run page, where a tracker printed one.
+                        " ".join(str(n) for n in (t.note, (t.status or {}).get("tracker_url")) if n) or None,
+                    )
                     for t in state.tasks
                 ),
             )

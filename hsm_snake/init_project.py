@@ -12,6 +12,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from hsm_snake.errors import HsmError
+from hsm_snake.gpu_slots import detect_devices
 from hsm_snake.records import write_text_atomic
 
 TEMPLATES = ("grid", "paired", "slurm-gpu", "ssh")
@@ -28,6 +29,7 @@ class Findings:
     config_dir: str | None
     has_sbatch: bool
     has_qsub: bool
+    gpus: list[int]
 
 
 def inspect(root: Path) -> Findings:
@@ -43,6 +45,7 @@ def inspect(root: Path) -> Findings:
         config_dir=config_dir,
         has_sbatch=shutil.which("sbatch") is not None,
         has_qsub=shutil.which("qsub") is not None,
+        gpus=detect_devices(),
     )
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import __version__, backends
+from hsm_snake import __version__, backends, gpu_slots
 from hsm_snake.errors import ConfigError
 from hsm_snake.expand import expand, param_hash
 from hsm_snake.paths import SweepPaths, task_id, task_number
@@ -79,6 +79,7 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
     script = spec.script or project.data.get("paths", {}).get("train_script")
     train_script = str((project.root / script).resolve()) if script else None
     wandb = project.data.get("wandb")
+    mlflow = project.data.get("mlflow")
     local = project.section("local")
     timeouts = {}
     if local.get("walltime") is not None:
@@ -89,7 +90,7 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         "workdir": str(project.root),
         "arg_style": task.get("arg_style", "hydra"),
         "output_dir_arg": task.get("output_dir_arg"),
-        "wandb_group_arg": "wandb.group" if wandb and wandb.get("group_override", True) else None,
+        "wandb_group_arg": "wandb.group" if wandb is not None and wandb.get("group_override", True) else None,
         "extra_args": list(task.get("extra_args") or []),
         "env": dict(task.get("env") or {}),
         "metrics_regex": dict(task.get("metrics_regex") or {}),
@@ -97,6 +98,20 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
             backend: setup for backend in ("local", "slurm", "pbs") if (setup := setup_script(project, backend))
         },
         "timeout_s": timeouts,
+        "gpus": local_gpus(project, spec),
+        "wandb": {key: wandb.get(key) for key in ("project", "entity")} if wandb is not None else None,
+        "mlflow": dict(mlflow) if mlflow is not None else None,
+    }
+
+
+def local_gpus(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
+    """GPUs per task and this machine's device slots (visible_gpus: configured, else detected)."""
+    section = backends.merged_section(project.data, spec.resources, "local")
+    visible = section.get("visible_gpus")
+    return {
+        "per_task": int(section.get("gpus") or 0),
+        "visible": list(visible) if visible is not None else gpu_slots.detect_devices(),
+        "tasks_per_gpu": int(section.get("tasks_per_gpu") or 1),
     }
 
 
@@ -112,8 +127,10 @@ def setup_script(project: ProjectConfig, backend: str) -> str | None:
 
 
 def rule_resources(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
-    """Snakemake resources of the task rule, per backend (the local backend needs none)."""
+    """Snakemake resources of the task rule, per backend (local: the device slots a task takes)."""
+    gpus = local_gpus(project, spec)
     return {
+        "local": {"gpu": gpus["per_task"]} if gpus["per_task"] and gpus["visible"] else {},
         "slurm": backends.slurm_resources(backends.merged_section(project.data, spec.resources, "slurm")),
         "pbs": backends.pbs_resources(backends.merged_section(project.data, spec.resources, "pbs")),
     }

@@ -194,7 +194,10 @@ def _cells(table: ResultTable) -> list[list[dict[str, str]]]:
             if column == "duration_s" and number(value) is not None:
                 shown = format_duration(number(value))
             sort = repr(number(value)) if number(value) is not None else text(value)
-            cells.append({"text": shown, "sort": sort, "state": row["state"] if column == "state" else ""})
+            link = shown if column == "tracker_url" and shown.startswith(("https://", "http://")) else ""
+            cells.append(
+                {"text": shown, "sort": sort, "state": row["state"] if column == "state" else "", "link": link}
+            )
         rows.append(cells)
     return rows
 

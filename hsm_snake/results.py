@@ -20,7 +20,18 @@ from hsm_snake.paths import SweepPaths
 from hsm_snake.records import write_text_atomic
 
 FIXED_BEFORE = ("task", "state")
-FIXED_AFTER = ("duration_s", "attempt", "host", "backend", "job_id", "started", "finished", "error_category")
+FIXED_AFTER = (
+    "duration_s",
+    "attempt",
+    "host",
+    "backend",
+    "job_id",
+    "started",
+    "finished",
+    "error_category",
+    "cuda_visible_devices",
+    "tracker_url",
+)
 FORMATS = ("csv", "json", "parquet")
 
 
@@ -65,7 +76,7 @@ def collect(state: scan.SweepState) -> ResultTable:
         row["duration_s"] = number(status.get("duration_s"))
         attempt = status.get("attempt")
         row["attempt"] = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None
-        for key in ("host", "backend", "job_id", "started", "finished", "error_category"):
+        for key in FIXED_AFTER[2:]:
             value = status.get(key)
             row[key] = value if isinstance(value, str | int | float) and not isinstance(value, bool) else None
         rows.append(row)

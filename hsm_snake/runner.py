@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import escalation, failures
+from hsm_snake import escalation, failures, gpu_slots, trackers
 from hsm_snake.paths import SweepPaths, TaskPaths
 from hsm_snake.records import (
     RecordError,
@@ -109,6 +109,8 @@ def build_launch(
 ) -> Launch:
     argv = build_argv(settings, params, str(task.dir.resolve()), sweep.sweep_id)
     env = dict(os.environ)
+    # The user's task.env wins over the tracker variables, hsm-snake's own variables win over both.
+    env.update(trackers.tracker_env(settings, sweep.sweep_id, task.name, task.dir.resolve()))
     env.update({str(k): str(v) for k, v in (settings.get("env") or {}).items()})
     env.update(
         {
@@ -139,6 +141,26 @@ def task_timeout(settings: dict[str, Any], retry: dict[str, Any], task: TaskPath
         return None
     timeouts = escalation.timeout_failures(escalation.failure_history(task))
     return escalation.scaled(base, timeouts, float(retry.get("time_factor", 2)), retry.get("max_walltime_s"))
+
+
+def assign_gpus(settings: dict[str, Any], backend: str) -> tuple[str | None, gpu_slots.HeldSlots | None]:
+    """The task's CUDA_VISIBLE_DEVICES (None: left as the environment has it) and the slots held for it.
+
+    Devices an executor assigned (``HSM_GPU_DEVICES``, the SSH backend) are used as they are. On
+    the local backend with devices configured or detected, a task asking for k GPUs holds a slot on
+    k distinct devices, and a task asking for none sees none (an empty CUDA_VISIBLE_DEVICES).
+    Schedulers (Slurm, PBS) set the variable themselves.
+    """
+    assigned = os.environ.get("HSM_GPU_DEVICES")
+    if assigned is not None:
+        return assigned, None
+    gpus = settings.get("gpus") or {}
+    if backend != "local" or not gpus.get("visible"):
+        return None, None
+    if not gpus.get("per_task"):
+        return "", None
+    held = gpu_slots.acquire(list(gpus["visible"]), int(gpus["tasks_per_gpu"]), int(gpus["per_task"]))
+    return ",".join(str(device) for device in held.devices), held
 
 
 def detect_backend() -> tuple[str, str | None]:
@@ -292,7 +314,8 @@ def _forward_signals_to(child: subprocess.Popen) -> Any:
 def run_task(task_dir: str | Path) -> dict[str, Any]:
     """Run one task to the end and return its final status; raise TaskFailed unless it completed."""
     task = TaskPaths(Path(task_dir))
-    sweep = SweepPaths(task.dir.parent.parent)
+    # Resolved: Snakemake passes a relative task dir, and the sweep id is the folder's name.
+    sweep = SweepPaths(task.dir.resolve().parent.parent)
     backend, job_id = detect_backend()
     previous = previous_status(task)
     attempt = int(previous.get("attempt") or 0) + 1
@@ -305,6 +328,33 @@ def run_task(task_dir: str | Path) -> dict[str, Any]:
     params = read_yaml(task.params) or {}
     launch = build_launch(settings, params, task, sweep, backend)
     launch = replace(launch, timeout_s=task_timeout(settings, record.get("retry") or {}, task, backend))
+    if settings.get("wandb") is not None:
+        (task.dir / "wandb").mkdir(exist_ok=True)
+    held = None
+    launch_error = None
+    try:
+        devices, held = assign_gpus(settings, backend)
+    except gpu_slots.NoFreeSlots as exc:
+        devices, launch_error = None, failures.Failure("failed", failures.LAUNCH_ERROR, str(exc))
+    if devices is not None:
+        launch = replace(launch, env={**launch.env, "CUDA_VISIBLE_DEVICES": devices})
+    try:
+        return _run_and_record(task, launch, backend, job_id, attempt, devices, launch_error, settings)
+    finally:
+        if held is not None:
+            held.release()
+
+
+def _run_and_record(
+    task: TaskPaths,
+    launch: Launch,
+    backend: str,
+    job_id: str | None,
+    attempt: int,
+    devices: str | None,
+    launch_error: failures.Failure | None,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
     started = time.time()
     status: dict[str, Any] = {
         "status": "running",
@@ -322,26 +372,21 @@ def run_task(task_dir: str | Path) -> dict[str, Any]:
         "error_category": None,
         "error_summary": None,
         "command": launch.argv,
+        "cuda_visible_devices": devices,
+        "tracker_url": None,
     }
     write_record(task.status, status, STATUS_HEADER)
 
-    try:
-        returncode, timed_out = _run_child(launch, task)
-    except OSError as exc:
-        returncode, timed_out = None, False
-        failure = failures.Failure("failed", failures.LAUNCH_ERROR, f"could not start {launch.argv[0]!r}: {exc}")
+    if launch_error is not None:
+        returncode, timed_out, failure = None, False, launch_error
     else:
-        failure = None
-        if returncode != 0 or timed_out:
-            failure = failures.classify(
-                returncode, timed_out=timed_out, timeout_s=launch.timeout_s, stderr_tail=tail(task.stderr)
-            )
-
+        returncode, timed_out, failure = _run_script(launch, task)
     status.update(
         finished=now_iso(),
         duration_s=round(time.time() - started, 3),
         exit_code=returncode if returncode is not None and returncode >= 0 else None,
         signal=failures.signal_name(-returncode) if returncode is not None and returncode < 0 else None,
+        tracker_url=trackers.find_run_url(tail(task.stdout), tail(task.stderr)),
     )
     if failure is None:
         metrics = extract_metrics(task, settings.get("metrics_regex") or {})
@@ -353,6 +398,21 @@ def run_task(task_dir: str | Path) -> dict[str, Any]:
     status.update(status=failure.status, error_category=failure.category, error_summary=failure.summary)
     write_record(task.status, status, STATUS_HEADER)
     raise TaskFailed(task.name, status)
+
+
+def _run_script(launch: Launch, task: TaskPaths) -> tuple[int | None, bool, failures.Failure | None]:
+    """Run the script; (returncode, timed_out, failure or None)."""
+    try:
+        returncode, timed_out = _run_child(launch, task)
+    except OSError as exc:
+        summary = f"could not start {launch.argv[0]!r}: {exc}"
+        return None, False, failures.Failure("failed", failures.LAUNCH_ERROR, summary)
+    failure = None
+    if returncode != 0 or timed_out:
+        failure = failures.classify(
+            returncode, timed_out=timed_out, timeout_s=launch.timeout_s, stderr_tail=tail(task.stderr)
+        )
+    return returncode, timed_out, failure
 
 
 def main(argv: list[str] | None = None) -> int:

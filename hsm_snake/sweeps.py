@@ -213,7 +213,12 @@ def run(
         index = load_index(paths.root)
         recorded = read_yaml(paths.project_config) or {}
         project_data = recorded.get("project") or {}
-        backend_args = backends.snakemake_args(profile_dir.name, project_data, recorded.get("sweep_resources") or {})
+        backend_args = backends.snakemake_args(
+            profile_dir.name,
+            project_data,
+            recorded.get("sweep_resources") or {},
+            (recorded.get("runner") or {}).get("gpus"),
+        )
         if backend == "slurm":
             slurm = backends.merged_section(project_data, recorded.get("sweep_resources") or {}, "slurm")
             caps, why = slurm_limits.submission_caps(profile_dir, slurm)

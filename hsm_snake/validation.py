@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from hsm_snake import backends, gpu_slots
 from hsm_snake.errors import ConfigError
 from hsm_snake.expand import count, expand
 from hsm_snake.project_config import ProjectConfig, find_project_config, load_project
@@ -150,12 +151,16 @@ def project_warnings(project: ProjectConfig, spec: SweepSpec | None) -> list[Fin
         key = "paths.conda_env" if project.section("paths").get("conda_env") else "paths.python_interpreter"
         found.append(Finding(file, key, f"{interpreter!r} is not an executable on this machine",
                              "give the full path of the Python that has your training dependencies"))
-    local = project.section("local")
+    local = backends.merged_section(project.data, spec.resources if spec else {}, "local")
     visible = local.get("visible_gpus")
     if local.get("gpus") and visible is not None and local["gpus"] > len(visible):
         found.append(Finding(file, "local.gpus", f"each task asks for {local['gpus']} GPUs but "
                              f"local.visible_gpus lists {len(visible)}",
                              "lower local.gpus or list more device ids in local.visible_gpus"))
+    elif local.get("gpus") and visible is None and not gpu_slots.detect_devices():
+        found.append(Finding(file, "local.gpus", f"each task asks for {local['gpus']} GPU(s) but nvidia-smi -L "
+                             "finds none and local.visible_gpus is not set: local tasks get no device assignment",
+                             "list the device ids in local.visible_gpus (or set local.gpus: 0)"))
     return found
 
 

@@ -44,3 +44,11 @@ def test_sweep_resources_win_and_executor_options():
     assert snakemake_args("pbs", {"pbs": {"max_array_size": 1}}, {}) == ["--hsm-pbs-array-limit", "1"]
     assert snakemake_args("pbs", {"pbs": {}}, {"pbs": {"max_array_size": 20}}) == ["--hsm-pbs-array-limit", "20"]
     assert snakemake_args("pbs", {"pbs": {"account": "x"}}, {}) == []
+
+
+def test_local_snakemake_args_give_the_device_slots():
+    gpus = {"per_task": 1, "visible": [0, 1, 2], "tasks_per_gpu": 2}
+    assert snakemake_args("local", {}, {}, gpus) == ["--resources", "gpu=6"]
+    assert snakemake_args("local", {}, {}, {**gpus, "per_task": 0}) == []
+    assert snakemake_args("local", {}, {}, {**gpus, "visible": []}) == []
+    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}, gpus) == []

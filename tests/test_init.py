@@ -55,3 +55,27 @@ def test_init_validate_run_as_commands(tmp_path):
     status = json.loads(run("status", "--json").stdout)
     assert status["counts"] == {"completed": 6}
     assert Path(status["path"]).parent == tmp_path / "sweeps" / "outputs"
+
+
+def test_init_lists_the_gpus_nvidia_smi_finds(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from hsm_snake import gpu_slots
+    from hsm_snake.cli import cli
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA A100 (UUID: GPU-a)'\necho 'GPU 1: NVIDIA A100 (UUID: GPU-b)'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text(TRAIN)
+    gpu_slots.detect_devices.cache_clear()  # asked once per process; this test changes the answer
+    try:
+        result = CliRunner().invoke(cli, ["init"])
+    finally:
+        gpu_slots.detect_devices.cache_clear()
+    assert result.exit_code == 0, result.output
+    local = yaml.safe_load((tmp_path / "hsm.yaml").read_text())["local"]
+    assert local["visible_gpus"] == [0, 1] and local["gpus"] == 1 and local["tasks_per_gpu"] == 1

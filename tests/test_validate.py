@@ -68,3 +68,19 @@ def test_hydra_keys_missing_from_the_config_tree_are_warned(project):
     assert [w.key for w in result.warnings] == ["optim.mom"]
     assert result.warnings[0].line == 8 and "sweep.yaml:8: optim.mom" in str(result.warnings[0])
     assert "+optim.mom" in str(result.warnings[0])
+
+
+def test_gpus_per_task_without_any_device_is_warned(project, monkeypatch):
+    from hsm_snake import gpu_slots
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi
+    gpu_slots.detect_devices.cache_clear()
+    project.write_project({"local": {"gpus": 1}})
+    sweep = project.write_sweep({"grid": {"x": [1]}, "resources": {"local": {"gpus": 2, "visible_gpus": [0]}}})
+    try:
+        assert "local.visible_gpus lists 1" in str(validate(sweep, None, project.root).warnings)
+        project.write_sweep({"grid": {"x": [1]}})
+        warnings = {w.key: str(w) for w in validate(sweep, None, project.root).warnings}
+    finally:
+        gpu_slots.detect_devices.cache_clear()
+    assert "nvidia-smi -L finds none" in warnings["local.gpus"]
