@@ -244,7 +244,8 @@ def extract_metrics(task: TaskPaths, regexes: dict[str, str]) -> dict[str, Any] 
                 metrics[name] = _number_or_text(found[-1])
         metrics = metrics or None
     if metrics is not None:
-        write_text_atomic(task.metrics, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+        # Not fsynced: the metrics also go into the (durable) final status.yaml.
+        write_text_atomic(task.metrics, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", durable=False)
     return metrics
 
 
@@ -375,7 +376,8 @@ def _run_and_record(
         "cuda_visible_devices": devices,
         "tracker_url": None,
     }
-    write_record(task.status, status, STATUS_HEADER)
+    # Not fsynced: soon replaced by the final status (one disk flush per task, not three).
+    write_record(task.status, status, STATUS_HEADER, durable=False)
 
     if launch_error is not None:
         returncode, timed_out, failure = None, False, launch_error
@@ -393,7 +395,7 @@ def _run_and_record(
         status.update(status="completed", metrics=metrics)
         write_record(task.status, status, STATUS_HEADER)
         # Last: the marker is what makes the task count as done.
-        write_bytes_atomic(task.marker, b"")
+        write_bytes_atomic(task.marker, b"", durable=False)  # empty: nothing to flush
         return status
     status.update(status=failure.status, error_category=failure.category, error_summary=failure.summary)
     write_record(task.status, status, STATUS_HEADER)
