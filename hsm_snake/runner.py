@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import escalation, failures
+from hsm_snake import escalation, failures, parent_death
 from hsm_snake.paths import SweepPaths, TaskPaths
 from hsm_snake.records import (
     RecordError,
@@ -246,6 +246,7 @@ def _run_child(launch: Launch, task: TaskPaths) -> tuple[int, bool]:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
+            preexec_fn=parent_death.preexec_fn(),
         )
         restore = _forward_signals_to(child)
         try:
