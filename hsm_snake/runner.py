@@ -347,6 +347,8 @@ def run_task(task_dir: str | Path) -> dict[str, Any]:
     if failure is None:
         metrics = extract_metrics(task, settings.get("metrics_regex") or {})
         status.update(status="completed", metrics=metrics)
+        if metrics is None and task.metrics.exists():
+            status["metrics_error"] = f"{task.metrics} is not a JSON object (half-written?): no metrics recorded"
         write_record(task.status, status, STATUS_HEADER)
         # Last: the marker is what makes the task count as done.
         write_bytes_atomic(task.marker, b"")
