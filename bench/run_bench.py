@@ -42,7 +42,8 @@ from hsm_snake.project_config import load_project
 from hsm_snake.records import write_record
 from hsm_snake.sweep_config import load_sweep
 
-SECTIONS = ("planning", "status", "local")
+SECTIONS = ("planning", "status", "local", "scale")
+DEFAULT_SECTIONS = ("planning", "status", "local")  # scale runs 10,000 tasks three ways: ~15 min, --only scale
 PYTHON = sys.executable  # the real interpreter: a pyenv shim adds ~50 ms to every start
 TIME_BIN = Path("/usr/bin/time")
 V1_REFERENCE = "HPC Sweep Manager v1 measured 1.40× on this machine kind (from the perf issue)"
@@ -85,12 +86,14 @@ class Sizes:
     status: tuple[int, ...]
     local_tasks: int
     sleep_tasks: int
+    scale: tuple[int, ...]
     repeats: int
 
 
 def choose_sizes(quick: bool, big: bool, repeats: int | None) -> Sizes:
     if quick:
-        return Sizes(planning=(100, 300), status=(100, 300), local_tasks=20, sleep_tasks=4, repeats=repeats or 1)
+        return Sizes(planning=(100, 300), status=(100, 300), local_tasks=20, sleep_tasks=4, scale=(20, 60),
+                     repeats=repeats or 1)
     return Sizes(
         planning=(1000, 10000) + ((50000,) if big else ()),
         status=(1000, 10000) + ((100000,) if big else ()),
@@ -98,6 +101,7 @@ def choose_sizes(quick: bool, big: bool, repeats: int | None) -> Sizes:
         # 100 one-second tasks, 2 at a time: a 50 s floor, so the row measures the per-task cost
         # and not only the ~1.5 s it takes to start Snakemake once.
         sleep_tasks=100,
+        scale=(1000, 10000),
         repeats=repeats or 3,
     )
 
@@ -225,6 +229,7 @@ class Growth:
     n1: int
     n2: int
     exponent: float
+    rss_exponent: float
 
 
 def fill_ratios(rows: list[Row]) -> None:
@@ -242,8 +247,9 @@ def growth_of(rows: list[Row]) -> list[Growth]:
     for what, series in by_what.items():
         series.sort(key=lambda r: r.n)
         for small, large in itertools.pairwise(series):
-            exponent = math.log(large.seconds / small.seconds) / math.log(large.n / small.n)
-            growth.append(Growth(what, small.n, large.n, exponent))
+            steps = math.log(large.n / small.n)
+            exponent = math.log(large.seconds / small.seconds) / steps
+            growth.append(Growth(what, small.n, large.n, exponent, math.log(large.rss_mb / small.rss_mb) / steps))
     return growth
 
 
@@ -473,12 +479,34 @@ def bench_local(ws: Workspace, sizes: Sizes) -> list[Row]:
     return trivial + one_second
 
 
+# -- section 4: scale -----------------------------------------------------------------------------
+
+SCALE_XARGS, SCALE_HSM, SCALE_BARE = (
+    "(a) xargs -P 2 (floor)",
+    "(b) hsm-snake run to completion",
+    "(c) snakemake --cores 2, greedy, 1000/1s",
+)
+
+
+def bench_scale(ws: Workspace, sizes: Sizes) -> list[Row]:
+    """Trivial tasks run to completion at growing N, one round each (a 10k round takes minutes)."""
+    project = write_project(ws.fresh_folder("scale_project"), max_parallel=2)
+    script = project / "triv.py"
+    tuned = ["--scheduler", "greedy", "--max-jobs-per-timespan", "1000/1s"]
+    return [row for n in sizes.scale for row in measure_rows("scale", n, [
+        Spec(SCALE_XARGS, lambda n=n: xargs_command(ws, script, n, 0), SCALE_XARGS),
+        Spec(SCALE_HSM, lambda n=n: hsm_run_command(project, n, 0), SCALE_XARGS),
+        Spec(SCALE_BARE, lambda n=n: bare_snakemake_command(ws, script, n, tuned), SCALE_XARGS),
+    ], 1)]
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 SECTION_TITLES = {
     "planning": "planning: listing what would run (ratios to (c))",
     "status": "status: counting task states (ratios to the scandir floor)",
     "local": "local: running trivial tasks 2 at a time (ratios to the xargs floor)",
+    "scale": "scale: trivial tasks run to completion, 2 at a time (ratios to the xargs floor)",
 }
 
 
@@ -523,17 +551,17 @@ def results_table(section: str, rows: list[Row]) -> Table:
 
 
 def growth_table(section: str, growth: list[Growth]) -> Table:
-    table = Table(title=f"{section} growth: t ∝ N^k (k = 1 is linear)", title_justify="left")
-    for column in ("what", "N1 → N2", "k"):
+    table = Table(title=f"{section} growth: t ∝ N^k, peak RSS ∝ N^m (1 is linear)", title_justify="left")
+    for column in ("what", "N1 → N2", "k", "m"):
         table.add_column(column, justify="left" if column == "what" else "right")
     for item in growth:
-        table.add_row(item.what, f"{item.n1:,} → {item.n2:,}", f"{item.exponent:.2f}")
+        table.add_row(item.what, f"{item.n1:,} → {item.n2:,}", f"{item.exponent:.2f}", f"{item.rss_exponent:.2f}")
     return table
 
 
 def report(console: Console, section: str, rows: list[Row]) -> list[Growth]:
     console.print(results_table(section, rows))
-    growth = growth_of(rows) if section in ("planning", "status") else []
+    growth = growth_of(rows) if section in ("planning", "status", "scale") else []
     if growth:
         console.print(growth_table(section, growth))
     if section == "local":
@@ -548,6 +576,7 @@ BENCHES: dict[str, Callable[[Workspace, Sizes], list[Row]]] = {
     "planning": bench_planning,
     "status": bench_status,
     "local": bench_local,
+    "scale": bench_scale,
 }
 
 
@@ -555,7 +584,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each (a smoke test, < 60 s)")
     parser.add_argument("--big", action="store_true", help="also 50k-task planning and 100k-task status")
-    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this section (repeatable)")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="run only this section (repeatable; scale runs only when named)")
     parser.add_argument("--repeats", type=int,
                         help="runs per command for sizes up to 10k tasks, median kept (default 3; --quick 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
@@ -572,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     ws = Workspace()
     results: dict[str, dict] = {}
     try:
-        for section in args.only or SECTIONS:
+        for section in args.only or DEFAULT_SECTIONS:
             started = time.perf_counter()
             rows = BENCHES[section](ws, sizes)
             fill_ratios(rows)
