@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "run_bench.py"
 SECTION_TITLES = ("planning:", "status:", "local:")
 
@@ -27,3 +29,15 @@ def test_quick_bench_prints_a_table_per_section(tmp_path):
     sections = json.loads(figures.read_text())["sections"]
     assert set(sections) == {"planning", "status", "local"}
     assert all(section["rows"] for section in sections.values())
+
+
+@pytest.mark.slow
+def test_quick_scale_section_prints_rows_and_growth(tmp_path):
+    figures = tmp_path / "figures.json"
+    result = subprocess.run([sys.executable, str(BENCH), "--quick", "--only", "scale", "--json", str(figures)],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "scale growth" in result.stdout, result.stdout
+    scale = json.loads(figures.read_text())["sections"]["scale"]
+    assert {row["n"] for row in scale["rows"]} == {20, 60}
+    assert all("rss_exponent" in item for item in scale["growth"])
