@@ -96,7 +96,7 @@ def choose_sizes(quick: bool, big: bool, repeats: int | None) -> Sizes:
                      repeats=repeats or 1)
     return Sizes(
         planning=(1000, 10000) + ((50000,) if big else ()),
-        status=(1000, 10000) + ((100000,) if big else ()),
+        status=(1000, 10000) + ((50000, 100000) if big else ()),
         local_tasks=500,
         # 100 one-second tasks, 2 at a time: a 50 s floor, so the row measures the per-task cost
         # and not only the ~1.5 s it takes to start Snakemake once.
