@@ -42,8 +42,9 @@ from hsm_snake.project_config import load_project
 from hsm_snake.records import write_record
 from hsm_snake.sweep_config import load_sweep
 
-SECTIONS = ("planning", "status", "local")
-OPT_IN_SECTIONS = ("ssh",)  # needs the test bed (tests/testbed/start.sh): only with --only ssh
+SECTIONS = ("planning", "status", "local", "scale", "ssh")
+# scale runs 10,000 tasks three ways (~15 min); ssh needs the test bed (tests/testbed/start.sh): only with --only
+DEFAULT_SECTIONS = ("planning", "status", "local")
 TESTBED_JSON = Path(os.environ.get("HSM_TESTBED_DIR", "/tmp/hsm-testbed")) / "testbed.json"
 SSH_HOSTS = ("hsmtb-lo", "hsmtb-h1")
 PYTHON = sys.executable  # the real interpreter: a pyenv shim adds ~50 ms to every start
@@ -88,21 +89,23 @@ class Sizes:
     status: tuple[int, ...]
     local_tasks: int
     sleep_tasks: int
+    scale: tuple[int, ...]
     repeats: int
     ssh_tasks: int = 200
 
 
 def choose_sizes(quick: bool, big: bool, repeats: int | None) -> Sizes:
     if quick:
-        return Sizes(planning=(100, 300), status=(100, 300), local_tasks=20, sleep_tasks=4, repeats=repeats or 1,
-                     ssh_tasks=20)
+        return Sizes(planning=(100, 300), status=(100, 300), local_tasks=20, sleep_tasks=4, scale=(20, 60),
+                     repeats=repeats or 1, ssh_tasks=20)
     return Sizes(
         planning=(1000, 10000) + ((50000,) if big else ()),
-        status=(1000, 10000) + ((100000,) if big else ()),
+        status=(1000, 10000) + ((50000, 100000) if big else ()),
         local_tasks=500,
         # 100 one-second tasks, 2 at a time: a 50 s floor, so the row measures the per-task cost
         # and not only the ~1.5 s it takes to start Snakemake once.
         sleep_tasks=100,
+        scale=(1000, 10000),
         repeats=repeats or 3,
     )
 
@@ -230,6 +233,7 @@ class Growth:
     n1: int
     n2: int
     exponent: float
+    rss_exponent: float
 
 
 def fill_ratios(rows: list[Row]) -> None:
@@ -247,8 +251,9 @@ def growth_of(rows: list[Row]) -> list[Growth]:
     for what, series in by_what.items():
         series.sort(key=lambda r: r.n)
         for small, large in itertools.pairwise(series):
-            exponent = math.log(large.seconds / small.seconds) / math.log(large.n / small.n)
-            growth.append(Growth(what, small.n, large.n, exponent))
+            steps = math.log(large.n / small.n)
+            exponent = math.log(large.seconds / small.seconds) / steps
+            growth.append(Growth(what, small.n, large.n, exponent, math.log(large.rss_mb / small.rss_mb) / steps))
     return growth
 
 
@@ -478,7 +483,28 @@ def bench_local(ws: Workspace, sizes: Sizes) -> list[Row]:
     return trivial + one_second
 
 
-# -- section 4: ssh (opt-in) -----------------------------------------------------------------------
+# -- section 4: scale (opt-in) ---------------------------------------------------------------------
+
+SCALE_XARGS, SCALE_HSM, SCALE_BARE = (
+    "(a) xargs -P 2 (floor)",
+    "(b) hsm-snake run to completion",
+    "(c) snakemake --cores 2, greedy, 1000/1s",
+)
+
+
+def bench_scale(ws: Workspace, sizes: Sizes) -> list[Row]:
+    """Trivial tasks run to completion at growing N, one round each (a 10k round takes minutes)."""
+    project = write_project(ws.fresh_folder("scale_project"), max_parallel=2)
+    script = project / "triv.py"
+    tuned = ["--scheduler", "greedy", "--max-jobs-per-timespan", "1000/1s"]
+    return [row for n in sizes.scale for row in measure_rows("scale", n, [
+        Spec(SCALE_XARGS, lambda n=n: xargs_command(ws, script, n, 0), SCALE_XARGS),
+        Spec(SCALE_HSM, lambda n=n: hsm_run_command(project, n, 0), SCALE_XARGS),
+        Spec(SCALE_BARE, lambda n=n: bare_snakemake_command(ws, script, n, tuned), SCALE_XARGS),
+    ], 1)]
+
+
+# -- section 5: ssh (opt-in) -----------------------------------------------------------------------
 
 SSH_LOCAL, SSH_PUSH, SSH_SHARED = (
     "(a) hsm-snake run --profile local, 2 at a time",
@@ -551,6 +577,7 @@ SECTION_TITLES = {
     "status": "status: counting task states (ratios to the scandir floor)",
     "local": "local: running trivial tasks 2 at a time (ratios to the xargs floor)",
     "ssh": "ssh: trivial tasks over 2 test-bed sshd hosts (ratios to the local profile)",
+    "scale": "scale: trivial tasks run to completion, 2 at a time (ratios to the xargs floor)",
 }
 
 
@@ -595,17 +622,17 @@ def results_table(section: str, rows: list[Row]) -> Table:
 
 
 def growth_table(section: str, growth: list[Growth]) -> Table:
-    table = Table(title=f"{section} growth: t ∝ N^k (k = 1 is linear)", title_justify="left")
-    for column in ("what", "N1 → N2", "k"):
+    table = Table(title=f"{section} growth: t ∝ N^k, peak RSS ∝ N^m (1 is linear)", title_justify="left")
+    for column in ("what", "N1 → N2", "k", "m"):
         table.add_column(column, justify="left" if column == "what" else "right")
     for item in growth:
-        table.add_row(item.what, f"{item.n1:,} → {item.n2:,}", f"{item.exponent:.2f}")
+        table.add_row(item.what, f"{item.n1:,} → {item.n2:,}", f"{item.exponent:.2f}", f"{item.rss_exponent:.2f}")
     return table
 
 
 def report(console: Console, section: str, rows: list[Row]) -> list[Growth]:
     console.print(results_table(section, rows))
-    growth = growth_of(rows) if section in ("planning", "status") else []
+    growth = growth_of(rows) if section in ("planning", "status", "scale") else []
     if growth:
         console.print(growth_table(section, growth))
     if section == "local":
@@ -624,6 +651,7 @@ BENCHES: dict[str, Callable[[Workspace, Sizes], list[Row]]] = {
     "status": bench_status,
     "local": bench_local,
     "ssh": bench_ssh,
+    "scale": bench_scale,
 }
 
 
@@ -631,8 +659,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each (a smoke test, < 60 s)")
     parser.add_argument("--big", action="store_true", help="also 50k-task planning and 100k-task status")
-    parser.add_argument("--only", choices=SECTIONS + OPT_IN_SECTIONS, action="append",
-                        help="run only this section (repeatable); ssh (needs the test bed) runs only when named")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="run only this section (repeatable); scale and ssh (test bed) run only when named")
     parser.add_argument("--repeats", type=int,
                         help="runs per command for sizes up to 10k tasks, median kept (default 3; --quick 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
@@ -649,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     ws = Workspace()
     results: dict[str, dict] = {}
     try:
-        for section in args.only or SECTIONS:
+        for section in args.only or DEFAULT_SECTIONS:
             started = time.perf_counter()
             rows = BENCHES[section](ws, sizes)
             if not rows:

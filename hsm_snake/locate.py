@@ -14,6 +14,7 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
         candidate = Path(ref).expanduser()
         if (candidate / "task_mapping.yaml").exists():
             return SweepPaths(candidate.resolve())
+        _refuse_sweep_without_mapping(candidate)
     # Only an id or "newest" needs the project config (for its output dir).
     from hsm_snake.project_config import load_project
 
@@ -22,6 +23,7 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
         by_id = output_dir / ref
         if (by_id / "task_mapping.yaml").exists():
             return SweepPaths(by_id)
+        _refuse_sweep_without_mapping(by_id)
         known = sorted(p.name for p in sweep_dirs(output_dir))
         hint = f"sweeps under {output_dir}: {', '.join(known[-5:])}" if known else f"no sweeps under {output_dir}"
         raise SweepNotFoundError(f"no sweep {ref!r} (neither a sweep directory nor a sweep id).\n  hint: {hint}")
@@ -32,6 +34,16 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
             "  hint: start one with `hsm-snake run sweep.yaml`, or name a sweep directory"
         )
     return SweepPaths(max(found, key=lambda p: (p / "task_mapping.yaml").stat().st_mtime))
+
+
+def _refuse_sweep_without_mapping(folder: Path) -> None:
+    """A sweep folder (it has tasks/) whose task list is gone: say so rather than "no sweep"."""
+    if (folder / "tasks").is_dir():
+        raise SweepNotFoundError(
+            f"{folder / 'task_mapping.yaml'} is missing: it lists the sweep's tasks, and without it "
+            "hsm-snake cannot tell which task is which.\n"
+            "  hint: restore the file (from a backup or version control); nothing in the sweep was changed"
+        )
 
 
 def sweep_dirs(output_dir: Path) -> list[Path]:

@@ -92,6 +92,22 @@ def describe_holder(holder: dict[str, Any]) -> str:
     return text
 
 
+def engine_alive(holder: dict[str, Any]) -> bool:
+    """Whether the holder's Snakemake still runs (another host's: assumed so)."""
+    pid = holder.get("snakemake_pid")
+    if not pid:
+        return False
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def lock_holder(paths: SweepPaths) -> str | None:
     """Who runs the sweep now, or None: asks the kernel, so a dead holder never counts."""
     holder = holder_record(paths)

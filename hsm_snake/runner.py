@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import escalation, failures, gpu_slots, trackers
+from hsm_snake import escalation, failures, gpu_slots, parent_death, trackers
 from hsm_snake.paths import SweepPaths, TaskPaths
 from hsm_snake.records import (
     RecordError,
@@ -269,6 +269,7 @@ def _run_child(launch: Launch, task: TaskPaths) -> tuple[int, bool]:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
+            preexec_fn=parent_death.preexec_fn(),
         )
         restore = _forward_signals_to(child)
         try:
@@ -393,6 +394,8 @@ def _run_and_record(
     if failure is None:
         metrics = extract_metrics(task, settings.get("metrics_regex") or {})
         status.update(status="completed", metrics=metrics)
+        if metrics is None and task.metrics.exists():
+            status["metrics_error"] = f"{task.metrics} is not a JSON object (half-written?): no metrics recorded"
         write_record(task.status, status, STATUS_HEADER)
         # Last: the marker is what makes the task count as done.
         write_bytes_atomic(task.marker, b"", durable=False)  # empty: nothing to flush

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from hsm_snake.lock import lock_holder
+from hsm_snake.lock import describe_holder, engine_alive, holder_record
 from hsm_snake.records import RecordError, read_record_text
 from hsm_snake.sweep_index import SweepIndex, TaskEntry
 
@@ -23,7 +23,7 @@ RUNNING = "running"
 PENDING = "pending"
 # A status that says running although no run holds the sweep: its process is gone.
 STALE = "stale"
-# Finished by the runner but its marker is missing or flagged incomplete.
+# Finished by the runner but its marker is missing or flagged incomplete, and no live run will record it.
 INTERRUPTED = "interrupted"
 UNREADABLE = "unreadable"
 
@@ -59,7 +59,9 @@ def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None 
     """Classify every active task. ``with_status`` also reads status.yaml of completed tasks."""
     paths = index.paths
     incomplete = paths.incomplete_targets()
-    holder = lock_holder(paths)
+    record = holder_record(paths)
+    holder = None if record is None else describe_holder(record)
+    recording = record is not None and engine_alive(record)
     # Plain strings, not Path objects: pathlib's joins cost more than the stat calls at 10k tasks.
     tasks_dir = str(paths.tasks_dir)
     marker, status_name = paths.task("x").marker.name, paths.task("x").status.name
@@ -78,11 +80,15 @@ def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None 
         except RecordError as exc:
             states.append(TaskState(entry, COMPLETED if done else UNREADABLE, note=str(exc)))
             continue
-        states.append(_classify(entry, status, done, holder))
+        if "status" not in status:  # e.g. cut off after its header by a full disk or a crashed editor
+            note = f"{task_dir}/{status_name}: has no status: line (truncated?)"
+            states.append(TaskState(entry, COMPLETED if done else UNREADABLE, note=note))
+            continue
+        states.append(_classify(entry, status, done, holder, recording))
     return SweepState(index, states, holder)
 
 
-def _classify(entry: TaskEntry, status: dict[str, Any], done: bool, holder: str | None) -> TaskState:
+def _classify(entry: TaskEntry, status: dict[str, Any], done: bool, holder: str | None, recording: bool) -> TaskState:
     if done:
         return TaskState(entry, COMPLETED, status)
     recorded = status.get("status")
@@ -91,6 +97,9 @@ def _classify(entry: TaskEntry, status: dict[str, Any], done: bool, holder: str 
             return TaskState(entry, STALE, status, "status says running, but no hsm-snake run holds the sweep")
         return TaskState(entry, RUNNING, status)
     if recorded == COMPLETED:
+        if recording:
+            # The runner's last writes and Snakemake's bookkeeping are not one step: seen mid-run.
+            return TaskState(entry, RUNNING, status, "finished; its run is recording it")
         return TaskState(entry, INTERRUPTED, status, "finished, but its run was killed before it was recorded")
     if recorded in (FAILED, CANCELLED):
         return TaskState(entry, recorded, status)

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "run_bench.py"
 SECTION_TITLES = ("planning:", "status:", "local:")
 
@@ -36,3 +38,15 @@ def test_the_ssh_section_skips_with_a_reason_without_the_test_bed(tmp_path):
                             timeout=60, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ssh: skipped: no running test bed" in result.stdout and "tests/testbed/start.sh" in result.stdout
+
+
+@pytest.mark.slow
+def test_quick_scale_section_prints_rows_and_growth(tmp_path):
+    figures = tmp_path / "figures.json"
+    result = subprocess.run([sys.executable, str(BENCH), "--quick", "--only", "scale", "--json", str(figures)],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "scale growth" in result.stdout, result.stdout
+    scale = json.loads(figures.read_text())["sections"]["scale"]
+    assert {row["n"] for row in scale["rows"]} == {20, 60}
+    assert all("rss_exponent" in item for item in scale["growth"])
