@@ -10,12 +10,15 @@ import fcntl
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hsm_snake.errors import SweepLockedError
 from hsm_snake.paths import SweepPaths
+
+HOLDER_RECORD_WAITS = 25  # x 20 ms
 
 
 @dataclass
@@ -80,7 +83,13 @@ def _holder_record(fd: int) -> dict[str, Any]:
 
 
 def _read_holder(fd: int) -> str:
-    return describe_holder(_holder_record(fd))
+    # A holder that has just taken the lock writes its record a moment later: wait for it a little.
+    for _ in range(HOLDER_RECORD_WAITS):
+        record = _holder_record(fd)
+        if record:
+            break
+        time.sleep(0.02)
+    return describe_holder(record)
 
 
 def describe_holder(holder: dict[str, Any]) -> str:

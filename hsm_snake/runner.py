@@ -263,13 +263,12 @@ def _run_child(launch: Launch, task: TaskPaths) -> tuple[int, bool]:
     """Run the script; return (returncode, timed_out). Negative returncode = signal."""
     with open(task.stdout, "wb") as out, open(task.stderr, "wb") as err:
         child = subprocess.Popen(
-            launch.argv,
+            parent_death.with_parent_death_signal(launch.argv, launch.cwd, launch.env),
             cwd=launch.cwd,
             env=launch.env,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
-            preexec_fn=parent_death.preexec_fn(),
         )
         restore = _forward_signals_to(child)
         try:
