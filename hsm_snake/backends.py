@@ -214,7 +214,22 @@ def snakemake_args(
     if backend not in ("slurm", "pbs"):
         return []
     section = merged_section(project_data, sweep_resources, backend)
-    args = ["--slurm-no-account"] if backend == "slurm" and not section.get("account") else []
+    if backend == "slurm":
+        args = [] if section.get("account") else ["--slurm-no-account"]
+        return [*args, "--slurm-array-limit", str(slurm_array_limit(section))]
     if section.get("max_array_size") is not None:
-        args += [f"--{'slurm' if backend == 'slurm' else 'hsm-pbs'}-array-limit", str(section["max_array_size"])]
-    return args
+        return ["--hsm-pbs-array-limit", str(section["max_array_size"])]
+    return []
+
+
+# snakemake-executor-plugin-slurm 2.8 passes the commands of all of an array's elements in one
+# argument (~1.6 KB per task here). Past the kernel's 128 KiB limit for one argument it falls back
+# to a job script that runs the array's first task in every element (seen on the test cluster:
+# one task run 94 times in an array of 100). Arrays stay well under that size.
+SLURM_SAFE_ARRAY_SIZE = 50
+
+
+def slurm_array_limit(section: dict[str, Any]) -> int:
+    """Tasks per sbatch --array: slurm.max_array_size, at most SLURM_SAFE_ARRAY_SIZE."""
+    asked = section.get("max_array_size")
+    return min(int(asked), SLURM_SAFE_ARRAY_SIZE) if asked else SLURM_SAFE_ARRAY_SIZE

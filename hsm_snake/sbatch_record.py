@@ -5,7 +5,8 @@ debug level. For a Slurm run, hsm-snake puts a pass-through ``sbatch`` first on 
 PATH (``<sweep>/.hsm/bin/sbatch``): it runs the real sbatch with the same arguments and input,
 passes its answer and exit status back unchanged, and writes the call (plus the script fed on
 stdin, if any) to ``scripts/job_scripts/sbatch-<UTC time>-<pid>.sh`` as a shell script that
-would submit the same job again.
+would submit the same job again. It refuses (exit 1, nothing submitted) the one job script
+snakemake-executor-plugin-slurm 2.8 gets wrong: see BROKEN_ARRAY_SCRIPT.
 
 The shim is ``python -m hsm_snake.sbatch_record REAL_SBATCH RECORD_DIR ARGS...``.
 """
@@ -68,10 +69,20 @@ def render_record(args: list[str], stdin: bytes, answer: str, code: int, when: d
     return "\n".join(lines) + "\n"
 
 
+# snakemake-executor-plugin-slurm 2.8's fallback for an array too big for one argument: a script
+# with the elements' commands on a line of their own, which runs the first task in every element.
+BROKEN_ARRAY_SCRIPT = b"\n--slurm-jobstep-array-execs\n"
+REFUSAL = (b"hsm-snake: refused an sbatch array script that would run the array's first task in every "
+           b"element (snakemake-executor-plugin-slurm 2.8, arrays over ~80 tasks); lower slurm.max_array_size\n")
+
+
 def main(argv: list[str]) -> int:
     real, into, *args = argv
     stdin = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
-    done = subprocess.run([real, *args], input=stdin, capture_output=True, check=False)
+    if BROKEN_ARRAY_SCRIPT in stdin:
+        done = subprocess.CompletedProcess(args, 1, b"", REFUSAL)
+    else:
+        done = subprocess.run([real, *args], input=stdin, capture_output=True, check=False)
     sys.stdout.buffer.write(done.stdout)
     sys.stderr.buffer.write(done.stderr)
     when = datetime.now(UTC)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hsm_snake.backends import slurm_array_limit
 from hsm_snake.records import read_yaml
 
 QUERY_TIMEOUT_S = 15
@@ -126,7 +127,7 @@ def capped_submission_args(room: SubmitRoom | None, jobs: int | None, max_array_
 def submission_caps(profile_dir: Path, slurm: dict[str, Any]) -> tuple[list[str], str | None]:
     """Snakemake arguments for the user's MaxSubmitJobs room, and a line for the sweep log."""
     room = submit_room(slurm.get("account"), slurm.get("qos"))
-    args = capped_submission_args(room, profile_jobs(profile_dir), slurm.get("max_array_size"))
+    args = capped_submission_args(room, profile_jobs(profile_dir), slurm_array_limit(slurm))
     if not args:
         return [], None
     return args, (f"Slurm's {room.source} is {room.limit} and {room.queued} job(s) are queued: "

@@ -39,7 +39,10 @@ def test_sweep_resources_win_and_executor_options():
     assert section == {"mem": "8G", "partition": "a"}
     assert snakemake_args("slurm", {"slurm": {"max_array_size": 50}}, {}) == [
         "--slurm-no-account", "--slurm-array-limit", "50"]
-    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}) == []
+    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}) == ["--slurm-array-limit", "50"]
+    # Bigger arrays than the plugin can pass in one argument are capped (see SLURM_SAFE_ARRAY_SIZE).
+    assert snakemake_args("slurm", {"slurm": {"account": "x", "max_array_size": 1000}}, {}) == [
+        "--slurm-array-limit", "50"]
     assert snakemake_args("local", {}, {}) == []
     assert snakemake_args("pbs", {"pbs": {"max_array_size": 1}}, {}) == ["--hsm-pbs-array-limit", "1"]
     assert snakemake_args("pbs", {"pbs": {}}, {"pbs": {"max_array_size": 20}}) == ["--hsm-pbs-array-limit", "20"]
@@ -51,4 +54,4 @@ def test_local_snakemake_args_give_the_device_slots():
     assert snakemake_args("local", {}, {}, gpus) == ["--resources", "gpu=6"]
     assert snakemake_args("local", {}, {}, {**gpus, "per_task": 0}) == []
     assert snakemake_args("local", {}, {}, {**gpus, "visible": []}) == []
-    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}, gpus) == []
+    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}, gpus) == ["--slurm-array-limit", "50"]

@@ -74,3 +74,14 @@ def test_the_shim_never_finds_itself_as_the_real_sbatch(tmp_path, monkeypatch):
     done = subprocess.run(["sbatch", "x"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           check=False, timeout=30)
     assert done.returncode == 0 and "args: [x]" in done.stdout
+
+
+def test_refuses_the_plugins_broken_array_script(tmp_path, monkeypatch):
+    paths, env = install(tmp_path, monkeypatch)
+    script = "#!/bin/sh\npython -m snakemake --target task_001\n--slurm-jobstep-array-execs\n'eyJ9'\n"
+    done = subprocess.run(["sbatch", "--array=1-100", "/dev/stdin"], input=script, env=env, text=True,
+                          capture_output=True, check=False)
+    assert done.returncode == 1 and "refused" in done.stderr and "max_array_size" in done.stderr
+    assert "args:" not in done.stdout  # the real sbatch never ran
+    (record,) = (paths.root / "scripts" / "job_scripts").glob("sbatch-*.sh")
+    assert "(exit 1)" in record.read_text()
