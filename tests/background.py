@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -46,20 +45,6 @@ def held_tasks_started(project, count: int):
 def engine_pid(sweep_dir) -> int:
     holder = json.loads((sweep_dir / ".hsm" / "run.lock").read_text())
     return holder["snakemake_pid"]
-
-
-def group_gone(pgid: int) -> bool:
-    """No live (non-zombie) process left in the group. PID 1 here may not reap orphans."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return False
-    return True
 
 
 def kill_everything(project, proc: subprocess.Popen) -> None:

@@ -11,8 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from background import engine_pid, group_gone, kill_everything, wait_for
+from background import engine_pid, kill_everything, wait_for
 from conftest import read_status
+from procs import group_gone
 
 from hsm_snake import gpu_slots
 from hsm_snake.lock import lock_holder

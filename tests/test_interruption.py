@@ -7,8 +7,9 @@ import os
 import signal
 
 import pytest
-from background import engine_pid, group_gone, held_tasks_started, kill_everything, started, wait_for
+from background import engine_pid, held_tasks_started, kill_everything, started, wait_for
 from conftest import read_status
+from procs import group_gone
 
 from hsm_snake.lock import lock_holder
 from hsm_snake.paths import SweepPaths

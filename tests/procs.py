@@ -1,0 +1,61 @@
+"""The process table, read from /proc: which live processes belong to a test's run.
+
+Zombies do not count: PID 1 here may not reap orphans.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def live_processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every live process."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields and fields[0] != "Z":
+            yield int(entry), fields
+
+
+def group_gone(pgid: int) -> bool:
+    """No live process left in the process group."""
+    return not any(int(fields[2]) == pgid for _, fields in live_processes())
+
+
+def sweep_processes(marker: str) -> list[int]:
+    """Live processes other than this one whose environment or command line holds ``marker``
+    (the test's run-log path: every task script and hsm-snake process inherits it)."""
+    needle = marker.encode()
+    found = []
+    for pid, _ in live_processes():
+        if pid == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in environ or needle in cmdline:
+            found.append(pid)
+    return found
+
+
+def children_by_name(root_pid: int) -> dict[int, str]:
+    """Every live descendant of ``root_pid`` with its command line."""
+    parents = {pid: int(fields[1]) for pid, fields in live_processes()}
+    found: dict[int, str] = {}
+    frontier = {root_pid}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier and pid not in found}
+        for pid in frontier:
+            try:
+                found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                pass
+    return found
