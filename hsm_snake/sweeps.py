@@ -236,6 +236,8 @@ def run(
         attempted = {entry.name for entry in todo}
         snakemake: list[str] = []
         code, interrupted, round_number = 0, False, 0
+        # Installs the sbatch pass-through once per run, not once per retry round.
+        engine_env = sbatch_record.recording_env(paths) if backend == "slurm" and todo else {}
         while todo and not interrupted:
             selection = None
             if tasks or round_number or not retry_failed or only_category or len(todo) != len(state.missing()):
@@ -246,7 +248,6 @@ def run(
             )
             what = "run" if round_number == 0 else f"retry {round_number}"
             append_sweep_log(paths, f"{what}: {len(todo)} task(s) with profile {profile} (pid {os.getpid()})")
-            engine_env = sbatch_record.recording_env(paths) if backend == "slurm" else {}
             code, interrupted = _run_engine(snakemake, paths, lock, index, tasks, on_tick, engine_env)
             kept += recovery.keep_finished_results(scan.scan(index))
             if backend == "slurm":
