@@ -8,8 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from procs import group_gone
+
+from hsm_snake.lock import lock_holder
+from hsm_snake.paths import SweepPaths
 
 
 def start_run(project, *args: str) -> subprocess.Popen:
@@ -57,6 +62,21 @@ def kill_everything(project, proc: subprocess.Popen) -> None:
     kill_group(proc.pid)
     proc.wait(timeout=30)
 
+
+def kill_9_once(project, proc: subprocess.Popen, ready, what: str) -> Path:
+    """kill -9 of a background run (hsm-snake and its engine) once ``ready()``; returns its sweep
+    directory when the engine's processes are gone and the kernel has dropped the sweep lock."""
+    try:
+        wait_for(ready, what=what)
+        (sweep_dir,) = project.sweep_dirs()
+        engine = engine_pid(sweep_dir)
+    finally:
+        kill_everything(project, proc)
+    wait_for(lambda: group_gone(engine), what="the engine's processes to die")
+    # A killed multi-threaded process shows as a zombie before its last thread has exited
+    # and closed its files: wait for the kernel to drop the sweep lock.
+    wait_for(lambda: lock_holder(SweepPaths(sweep_dir)) is None, what="the sweep lock to be released")
+    return sweep_dir
 
 @pytest.fixture
 def background(project):

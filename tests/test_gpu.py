@@ -11,13 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from background import engine_pid, kill_everything, wait_for
+from background import kill_9_once
 from conftest import read_status
-from procs import group_gone
 
 from hsm_snake import gpu_slots
-from hsm_snake.lock import lock_holder
-from hsm_snake.paths import SweepPaths
 from hsm_snake.runner import assign_gpus
 
 # Records CUDA_VISIBLE_DEVICES with a start line and an end line; hold=1 waits for <log>.release.
@@ -88,14 +85,7 @@ def test_slots_come_back_after_sigkill_and_complete_runs_the_rest(gpu_project, b
     log = tmp_path / "gpu.log"
     sweep = gpu_project.write_sweep({"grid": {"hold": [1], "x": list(range(8))}})
     proc = background("run", str(sweep))
-    try:
-        wait_for(lambda: len(events(log)) >= 6, what="six held tasks to start")
-        (sweep_dir,) = gpu_project.sweep_dirs()
-        engine = engine_pid(sweep_dir)
-    finally:
-        kill_everything(gpu_project, proc)
-    wait_for(lambda: group_gone(engine), what="the engine's processes to die")
-    wait_for(lambda: lock_holder(SweepPaths(sweep_dir)) is None, what="the sweep lock to be released")
+    sweep_dir = kill_9_once(gpu_project, proc, lambda: len(events(log)) >= 6, "six held tasks to start")
     first_run = events(log)
     assert len(first_run) == 6 and all(r["event"] == "start" for r in first_run)
     assert_within_slots(first_run, per_device=2, at_once=6)

@@ -7,9 +7,8 @@ import os
 import signal
 
 import pytest
-from background import engine_pid, held_tasks_started, kill_everything, started, wait_for
+from background import engine_pid, held_tasks_started, kill_9_once, started, wait_for
 from conftest import read_status
-from procs import group_gone
 
 from hsm_snake.lock import lock_holder
 from hsm_snake.paths import SweepPaths
@@ -21,16 +20,7 @@ def test_kill_9_everything_then_complete_runs_each_task_exactly_once(project, ba
     sweep = project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2, 3]}})
     held = {"task_004", "task_005", "task_006"}
     proc = background("run", str(sweep))
-    try:
-        wait_for(lambda: len(started(project) & held) == 2, what="two held tasks to start")
-        (sweep_dir,) = project.sweep_dirs()
-        engine = engine_pid(sweep_dir)
-    finally:
-        kill_everything(project, proc)
-    wait_for(lambda: group_gone(engine), what="the engine's processes to die")
-    # A killed multi-threaded process shows as a zombie before its last thread has exited
-    # and closed its files: wait for the kernel to drop the sweep lock.
-    wait_for(lambda: lock_holder(SweepPaths(sweep_dir)) is None, what="the sweep lock to be released")
+    sweep_dir = kill_9_once(project, proc, lambda: len(started(project) & held) == 2, "two held tasks to start")
 
     status = json.loads(project.cli("status", sweep_dir.name, "--json").output)
     killed = sorted(t["task"] for t in status["tasks"] if t["state"] == "stale")
