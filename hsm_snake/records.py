@@ -75,9 +75,9 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
-def write_yaml(path: Path, data: Any) -> None:
+def write_yaml(path: Path, data: Any, durable: bool = True) -> None:
     """A human-facing YAML file (params.yaml, sweep_metadata.yaml)."""
-    write_text_atomic(path, dump_yaml(data))
+    write_text_atomic(path, dump_yaml(data), durable)
 
 
 def read_yaml(path: Path) -> Any:

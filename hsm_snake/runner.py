@@ -326,17 +326,24 @@ def run_task(task_dir: str | Path) -> dict[str, Any]:
 
     record = sweep_record(sweep)
     settings = record["runner"]
-    params = read_yaml(task.params) or {}
-    launch = build_launch(settings, params, task, sweep, backend)
+    params = read_yaml(task.params)
+    launch = build_launch(settings, params or {}, task, sweep, backend)
     launch = replace(launch, timeout_s=task_timeout(settings, record.get("retry") or {}, task, backend))
     if settings.get("wandb") is not None:
         (task.dir / "wandb").mkdir(exist_ok=True)
-    held = None
-    launch_error = None
-    try:
-        devices, held = assign_gpus(settings, backend)
-    except gpu_slots.NoFreeSlots as exc:
-        devices, launch_error = None, failures.Failure("failed", failures.LAUNCH_ERROR, str(exc))
+    held = devices = launch_error = None
+    if params is None:
+        launch_error = failures.Failure(
+            "failed",
+            failures.LAUNCH_ERROR,
+            f"{task.params} is empty (a machine crash while the sweep was created?); "
+            "`hsm-snake complete` rewrites it from task_mapping.yaml",
+        )
+    else:
+        try:
+            devices, held = assign_gpus(settings, backend)
+        except gpu_slots.NoFreeSlots as exc:
+            launch_error = failures.Failure("failed", failures.LAUNCH_ERROR, str(exc))
     if devices is not None:
         launch = replace(launch, env={**launch.env, "CUDA_VISIBLE_DEVICES": devices})
     try:

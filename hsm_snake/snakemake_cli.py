@@ -24,6 +24,11 @@
   (pandas among others) costs ~0.3 s of CPU on every run. When the executor named on the command
   line or in the ``--profile`` folder is not Slurm, the Slurm plugins are left out.
 
+- Snakemake reads the workflow's own files (Snakefile, rules) through smart_open, which can
+  read URLs too; importing it (and boto3 with it, when installed) costs ~0.15 s of every run.
+  Local files are opened and their paths split here the way smart_open does it; URLs and git
+  sources still go through smart_open.
+
 Everything else is Snakemake's ``main``.
 """
 
@@ -32,11 +37,14 @@ from __future__ import annotations
 import os
 import pkgutil
 import sys
+from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import yaml
+
+LocalUri = namedtuple("LocalUri", ["scheme", "uri_path"])
 
 SLURM_PLUGINS = ("snakemake_executor_plugin_slurm", "snakemake_executor_plugin_slurm_jobstep")
 
@@ -93,6 +101,34 @@ def import_snakemake_cli() -> ModuleType:
     return cli
 
 
+def read_local_sources_without_smart_open() -> None:
+    from snakemake import sourcecache
+
+    parse_uri = getattr(sourcecache, "parse_uri", None)
+    open_source = getattr(getattr(sourcecache, "SourceCache", None), "_open", None)
+    local_file = getattr(sourcecache, "LocalSourceFile", None)
+    if parse_uri is None or open_source is None or local_file is None:
+        return
+
+    def local_path(path_or_uri: object) -> str | None:
+        text = os.fspath(path_or_uri) if isinstance(path_or_uri, os.PathLike) else path_or_uri
+        return os.path.expanduser(text) if isinstance(text, str) and "://" not in text else None
+
+    def parse_local_path_first(path_or_uri):
+        path = local_path(path_or_uri)
+        return parse_uri(path_or_uri) if path is None else LocalUri("file", path)
+
+    def open_local_file_first(self, source_file, mode, encoding=None):
+        if type(source_file) is local_file:
+            path = local_path(source_file.get_path_or_uri(secret_free=False))
+            if path is not None:
+                return open(path, mode, encoding=None if "b" in mode else encoding)
+        return open_source(self, source_file, mode, encoding=encoding)
+
+    sourcecache.parse_uri = parse_local_path_first
+    sourcecache.SourceCache._open = open_local_file_first
+
+
 def submit_every_array_chunk_at_once() -> None:
     try:
         import snakemake_executor_plugin_slurm as slurm_plugin
@@ -108,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     if executor is not None and not executor.startswith("slurm"):
         leave_out_slurm_plugins()
     cli = import_snakemake_cli()
+    read_local_sources_without_smart_open()
     if executor is None or executor.startswith("slurm"):
         submit_every_array_chunk_at_once()
     snakemake_parse_args = cli.parse_args

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from conftest import load_json, read_status
 
@@ -115,3 +116,40 @@ def test_a_finished_task_whose_marker_was_removed_is_kept_not_rerun(project):
     assert "kept 1 finished result" in result.output and "task_002" in result.output
     assert project.completions() == {"task_001": 1, "task_002": 1}
     assert (sweep_dir / "tasks" / "task_002" / MARKER_NAME).exists()
+
+
+def test_params_lost_in_a_machine_crash_are_rewritten_before_the_next_run(project):
+    # params.yaml is written without an fsync (task_mapping.yaml, fsynced after it, is the
+    # record): a crash can leave it empty or, for a deleted folder, missing.
+    sweep = project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    project.cli("run", str(sweep))
+    (sweep_dir,) = project.sweep_dirs()
+    crashed = sweep_dir / "tasks" / "task_002"
+    for name in ("params.yaml", "status.yaml", MARKER_NAME):
+        (crashed / name).write_bytes(b"")
+    (crashed / MARKER_NAME).unlink()
+    shutil.rmtree(sweep_dir / "tasks" / "task_003")
+    project.cli("complete", sweep_dir.name)
+    assert project.completions() == {"task_001": 1, "task_002": 2, "task_003": 2}
+    for number, x in ((2, 2), (3, 3)):
+        task = sweep_dir / "tasks" / f"task_00{number}"
+        assert json.loads((task / "results" / "argv.json").read_text()) == [f"x={x}"]
+
+
+def test_the_runner_refuses_an_empty_params_file_with_the_way_out(project):
+    from hsm_snake.runner import TaskFailed, run_task
+
+    sweep = project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", str(sweep))
+    (sweep_dir,) = project.sweep_dirs()
+    task = sweep_dir / "tasks" / "task_001"
+    (task / "params.yaml").write_bytes(b"")
+    try:
+        run_task(task)
+    except TaskFailed as failed:
+        status = failed.status
+    else:
+        raise AssertionError("an empty params.yaml must not run the script with no parameters")
+    assert status["error_category"] == "launch_error"
+    assert "params.yaml is empty" in status["error_summary"] and "hsm-snake complete" in status["error_summary"]
+    assert project.completions() == {"task_001": 1}
