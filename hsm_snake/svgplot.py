@@ -97,25 +97,31 @@ def _frame(width: int, height: int, title: str) -> list[str]:
     ]
 
 
-def _axes(x: Axis, y: Axis | None, width: int, height: int, x_label: str, y_label: str) -> list[str]:
-    bottom, top = height - BOTTOM, TOP
-    out = [
-        f'<line x1="{LEFT}" y1="{bottom}" x2="{width - RIGHT}" y2="{bottom}" stroke="#333"/>',
-        f'<line x1="{LEFT}" y1="{bottom}" x2="{LEFT}" y2="{top}" stroke="#333"/>',
-    ]
+def _x_axis(x: Axis, left: float, width: int, height: int, label: str, grid: bool) -> list[str]:
+    """The bottom axis: its line, tick marks (or full-height grid lines), tick labels and label."""
+    bottom = height - BOTTOM
+    tick_top, tick_color = (TOP, "#eee") if grid else (bottom, "#333")
+    out = [f'<line x1="{left}" y1="{bottom}" x2="{width - RIGHT}" y2="{bottom}" stroke="#333"/>']
     for tick in x.ticks():
         px = x(tick)
-        out.append(f'<line x1="{px:.1f}" y1="{bottom}" x2="{px:.1f}" y2="{bottom + 4}" stroke="#333"/>')
+        out.append(f'<line x1="{px:.1f}" y1="{tick_top}" x2="{px:.1f}" y2="{bottom + 4}" stroke="{tick_color}"/>')
         out.append(f'<text x="{px:.1f}" y="{bottom + 15}" text-anchor="middle">{fmt(tick)}</text>')
+    out.append(
+        f'<text x="{(left + width - RIGHT) / 2:.0f}" y="{height - 8}" text-anchor="middle" '
+        f'font-weight="bold">{escape(label)}</text>'
+    )
+    return out
+
+
+def _axes(x: Axis, y: Axis | None, width: int, height: int, x_label: str, y_label: str) -> list[str]:
+    bottom, top = height - BOTTOM, TOP
+    out = _x_axis(x, LEFT, width, height, x_label, grid=False)
+    out.append(f'<line x1="{LEFT}" y1="{bottom}" x2="{LEFT}" y2="{top}" stroke="#333"/>')
     if y is not None:
         for tick in y.ticks():
             py = y(tick)
             out.append(f'<line x1="{LEFT - 4}" y1="{py:.1f}" x2="{width - RIGHT}" y2="{py:.1f}" stroke="#eee"/>')
             out.append(f'<text x="{LEFT - 6}" y="{py + 4:.1f}" text-anchor="end">{fmt(tick)}</text>')
-    out.append(
-        f'<text x="{(LEFT + width - RIGHT) / 2:.0f}" y="{height - 8}" text-anchor="middle" '
-        f'font-weight="bold">{escape(x_label)}</text>'
-    )
     out.append(
         f'<text x="12" y="{(top + bottom) / 2:.0f}" text-anchor="middle" font-weight="bold" '
         f'transform="rotate(-90 12 {(top + bottom) / 2:.0f})">{escape(y_label)}</text>'
@@ -213,16 +219,7 @@ def timeline(
     left = label_width
     x = Axis(0, span, left, width - RIGHT)
     out = _frame(width, height, "tasks per host over time")
-    bottom = height - BOTTOM
-    out.append(f'<line x1="{left}" y1="{bottom}" x2="{width - RIGHT}" y2="{bottom}" stroke="#333"/>')
-    for tick in x.ticks():
-        px = x(tick)
-        out.append(f'<line x1="{px:.1f}" y1="{TOP}" x2="{px:.1f}" y2="{bottom + 4}" stroke="#eee"/>')
-        out.append(f'<text x="{px:.1f}" y="{bottom + 15}" text-anchor="middle">{fmt(tick)}</text>')
-    out.append(
-        f'<text x="{(left + width - RIGHT) / 2:.0f}" y="{height - 8}" text-anchor="middle" font-weight="bold">'
-        "seconds since the first start</text>"
-    )
+    out += _x_axis(x, left, width, height, "seconds since the first start", grid=True)
     top = TOP
     for lane, rows in lanes.items():
         lane_height = len(rows) * row
