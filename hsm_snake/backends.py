@@ -216,20 +216,27 @@ def snakemake_args(
     section = merged_section(project_data, sweep_resources, backend)
     if backend == "slurm":
         args = [] if section.get("account") else ["--slurm-no-account"]
-        return [*args, "--slurm-array-limit", str(slurm_array_limit(section))]
+        return [*args, "--slurm-pass-command-as-script", "--slurm-array-limit", str(slurm_array_limit(section))]
     if section.get("max_array_size") is not None:
         return ["--hsm-pbs-array-limit", str(section["max_array_size"])]
     return []
 
 
 # snakemake-executor-plugin-slurm 2.8 passes the commands of all of an array's elements in one
-# argument (~1.6 KB per task here). Past the kernel's 128 KiB limit for one argument it falls back
-# to a job script that runs the array's first task in every element (seen on the test cluster:
-# one task run 94 times in an array of 100). Arrays stay well under that size.
+# argument (~1.6 KB per task). Past the kernel's 128 KiB limit for one argument (or always, with
+# --slurm-pass-command-as-script) it submits a job script that ran the array's first task in every
+# element (seen on the test cluster: one task run 94 times in an array of 100). hsm-snake's sbatch
+# pass-through (sbatch_record.py) gives that script one command per element, so a run through
+# hsm-snake asks for it always and takes arrays of up to SLURM_ARRAY_SIZE. Without the pass-through
+# (plain `snakemake --profile profiles/slurm`), the profile keeps arrays under
+# SLURM_SAFE_ARRAY_SIZE, where the plugin's one-argument form works.
 SLURM_SAFE_ARRAY_SIZE = 50
+SLURM_ARRAY_SIZE = 500
+SLURM_MAX_ARRAY_SIZE = 1000  # a 1,000-element script is ~1.6 MB, under sbatch's default 4 MB
 
 
 def slurm_array_limit(section: dict[str, Any]) -> int:
-    """Tasks per sbatch --array: slurm.max_array_size, at most SLURM_SAFE_ARRAY_SIZE."""
+    """Tasks per sbatch --array: slurm.max_array_size (default SLURM_ARRAY_SIZE), at most
+    SLURM_MAX_ARRAY_SIZE."""
     asked = section.get("max_array_size")
-    return min(int(asked), SLURM_SAFE_ARRAY_SIZE) if asked else SLURM_SAFE_ARRAY_SIZE
+    return min(int(asked), SLURM_MAX_ARRAY_SIZE) if asked else SLURM_ARRAY_SIZE

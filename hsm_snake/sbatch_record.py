@@ -5,15 +5,20 @@ debug level. For a Slurm run, hsm-snake puts a pass-through ``sbatch`` first on 
 PATH (``<sweep>/.hsm/bin/sbatch``): it runs the real sbatch with the same arguments and input,
 passes its answer and exit status back unchanged, and writes the call (plus the script fed on
 stdin, if any) to ``scripts/job_scripts/sbatch-<UTC time>-<pid>.sh`` as a shell script that
-would submit the same job again. It refuses (exit 1, nothing submitted) the one job script
-snakemake-executor-plugin-slurm 2.8 gets wrong: see BROKEN_ARRAY_SCRIPT.
+would submit the same job again. It also repairs the one job script snakemake-executor-plugin-slurm
+2.8 gets wrong (see one_command_per_element), and refuses it (exit 1, nothing submitted) when it
+cannot.
 
 The shim is ``python -m hsm_snake.sbatch_record REAL_SBATCH RECORD_DIR ARGS...``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -69,16 +74,65 @@ def render_record(args: list[str], stdin: bytes, answer: str, code: int, when: d
     return "\n".join(lines) + "\n"
 
 
-# snakemake-executor-plugin-slurm 2.8's fallback for an array too big for one argument: a script
-# with the elements' commands on a line of their own, which runs the first task in every element.
-BROKEN_ARRAY_SCRIPT = b"\n--slurm-jobstep-array-execs\n"
+# snakemake-executor-plugin-slurm 2.8 hands each array element its command through one argument,
+# ``--slurm-jobstep-array-execs=<base64 JSON of index -> zlib'd command>``, holding every element's
+# command (~2 KB each). Past the kernel's 128 KiB limit for one argument, or with
+# ``--slurm-pass-command-as-script``, it submits a script instead that puts that option and its value
+# on lines of their own: the command runs without them, and every element ran the array's first task.
+ARRAY_EXECS = "--slurm-jobstep-array-execs"
+BROKEN_ARRAY_SCRIPT = f"\n{ARRAY_EXECS}\n".encode()
 REFUSAL = (b"hsm-snake: refused an sbatch array script that would run the array's first task in every "
-           b"element (snakemake-executor-plugin-slurm 2.8, arrays over ~80 tasks); lower slurm.max_array_size\n")
+           b"element (snakemake-executor-plugin-slurm 2.8) and could not be repaired; lower slurm.max_array_size\n")
+ARRAY_RANGE = re.compile(r"--array=(\d+)-(\d+)$")
+
+
+def array_range(args: list[str]) -> tuple[int, int] | None:
+    for arg in args:
+        found = ARRAY_RANGE.match(arg)
+        if found:
+            return int(found.group(1)), int(found.group(2))
+    return None
+
+
+def one_command_per_element(args: list[str], script: bytes) -> bytes | None:
+    """The plugin's broken array script as a ``case`` on SLURM_ARRAY_TASK_ID in which each element
+    gets the option with its own command only (what the plugin's ``--wrap`` form does with all of
+    them); None when ``script`` is not that script. The first element runs the plain command, as
+    in the plugin's own form. ~2.5 KB per element: 1,000 elements are well under sbatch's 4 MB."""
+    lines = script.decode("utf-8", errors="replace").rstrip("\n").split("\n")
+    bounds = array_range(args)
+    if bounds is None or len(lines) != 4 or lines[0] != "#!/bin/sh" or lines[2] != ARRAY_EXECS:
+        return None
+    first, last = bounds
+    try:
+        (payload,) = shlex.split(lines[3])
+        commands = json.loads(base64.b64decode(payload, validate=True))
+    except (ValueError, binascii.Error):
+        return None
+    if not isinstance(commands, dict) or set(commands) != {str(i) for i in range(first + 1, last + 1)}:
+        return None
+    out = [
+        "#!/bin/sh",
+        "# snakemake-executor-plugin-slurm's array script, given by hsm-snake one command per element",
+        "# (the plugin's own ran the first task in every element).",
+        "run() {",
+        f'{lines[1]} "$@"',
+        "}",
+        'case "$SLURM_ARRAY_TASK_ID" in',
+        f"{first}) run ;;",
+    ]
+    for index in range(first + 1, last + 1):
+        own = base64.b64encode(json.dumps({str(index): commands[str(index)]}).encode()).decode()
+        out.append(f"{index}) run {ARRAY_EXECS}={own} ;;")
+    out += ['*) echo "hsm-snake: no task for array index $SLURM_ARRAY_TASK_ID" >&2; exit 1 ;;', "esac", ""]
+    return "\n".join(out).encode()
 
 
 def main(argv: list[str]) -> int:
     real, into, *args = argv
     stdin = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+    if BROKEN_ARRAY_SCRIPT in stdin:
+        stdin = one_command_per_element(args, stdin) or stdin
     if BROKEN_ARRAY_SCRIPT in stdin:
         done = subprocess.CompletedProcess(args, 1, b"", REFUSAL)
     else:

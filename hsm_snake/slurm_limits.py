@@ -7,11 +7,17 @@ refused outright. Before a Slurm run, hsm-snake reads both limits with ``sacctmg
 the user's jobs already in the queue (``squeue -r``: other sweeps count too), and caps
 Snakemake's ``--jobs`` (jobs in the queue at once) and the array size to what is left. No limit
 found, or a tool that fails or hangs (bounded by a timeout), means no cap.
+
+``MaxArraySize`` bounds array *indices*, not only sizes, and snakemake-executor-plugin-slurm 2.8
+numbers the elements of the jobs Snakemake hands it in one round 1, 2, … across its chunks. So
+the jobs handed over per round (``--max-jobs-per-timespan N/1s``) are capped at MaxArraySize - 1
+(``scontrol show config``); Snakemake's default, 100 per second, stays when Slurm cannot tell.
 """
 
 from __future__ import annotations
 
 import getpass
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +108,18 @@ def submit_room(account: str | None, qos: str | None, user: str | None = None) -
     return min(rooms, key=lambda room: room.free) if rooms else None
 
 
+def max_array_index() -> int | None:
+    """The highest array index Slurm accepts (MaxArraySize - 1), or None when it cannot tell."""
+    config = _run(["scontrol", "show", "config"])
+    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", config or "", re.MULTILINE)
+    return int(found.group(1)) - 1 if found and int(found.group(1)) > 1 else None
+
+
+def jobs_per_round_args(index_limit: int | None) -> list[str]:
+    """Hand the plugin at most ``index_limit`` jobs per round, so no array index passes it."""
+    return [] if index_limit is None else ["--max-jobs-per-timespan", f"{index_limit}/1s"]
+
+
 def profile_jobs(profile_dir: Path) -> int | None:
     """The profile's ``jobs:`` (jobs in the queue at once)."""
     try:
@@ -125,10 +143,12 @@ def capped_submission_args(room: SubmitRoom | None, jobs: int | None, max_array_
 
 
 def submission_caps(profile_dir: Path, slurm: dict[str, Any]) -> tuple[list[str], str | None]:
-    """Snakemake arguments for the user's MaxSubmitJobs room, and a line for the sweep log."""
+    """Snakemake arguments for MaxArraySize and the user's MaxSubmitJobs room, and a line for the
+    sweep log when the room caps the run."""
+    per_round = jobs_per_round_args(max_array_index())
     room = submit_room(slurm.get("account"), slurm.get("qos"))
     args = capped_submission_args(room, profile_jobs(profile_dir), slurm_array_limit(slurm))
     if not args:
-        return [], None
-    return args, (f"Slurm's {room.source} is {room.limit} and {room.queued} job(s) are queued: "
-                  f"at most {room.free} task(s) in the queue at once")
+        return per_round, None
+    return [*per_round, *args], (f"Slurm's {room.source} is {room.limit} and {room.queued} job(s) are queued: "
+                                 f"at most {room.free} task(s) in the queue at once")

@@ -37,12 +37,14 @@ def test_options_the_plugin_manages_are_refused_with_the_key_to_use(directive, k
 def test_sweep_resources_win_and_executor_options():
     section = merged_section({"slurm": {"mem": "4G", "partition": "a"}}, {"slurm": {"mem": "8G"}}, "slurm")
     assert section == {"mem": "8G", "partition": "a"}
+    # The plugin's array script goes through the sbatch pass-through, which gives it one command
+    # per element (see SLURM_ARRAY_SIZE).
     assert snakemake_args("slurm", {"slurm": {"max_array_size": 50}}, {}) == [
-        "--slurm-no-account", "--slurm-array-limit", "50"]
-    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}) == ["--slurm-array-limit", "50"]
-    # Bigger arrays than the plugin can pass in one argument are capped (see SLURM_SAFE_ARRAY_SIZE).
-    assert snakemake_args("slurm", {"slurm": {"account": "x", "max_array_size": 1000}}, {}) == [
-        "--slurm-array-limit", "50"]
+        "--slurm-no-account", "--slurm-pass-command-as-script", "--slurm-array-limit", "50"]
+    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}) == [
+        "--slurm-pass-command-as-script", "--slurm-array-limit", "500"]
+    assert snakemake_args("slurm", {"slurm": {"account": "x", "max_array_size": 5000}}, {}) == [
+        "--slurm-pass-command-as-script", "--slurm-array-limit", "1000"]
     assert snakemake_args("local", {}, {}) == []
     assert snakemake_args("pbs", {"pbs": {"max_array_size": 1}}, {}) == ["--hsm-pbs-array-limit", "1"]
     assert snakemake_args("pbs", {"pbs": {}}, {"pbs": {"max_array_size": 20}}) == ["--hsm-pbs-array-limit", "20"]
@@ -54,4 +56,5 @@ def test_local_snakemake_args_give_the_device_slots():
     assert snakemake_args("local", {}, {}, gpus) == ["--resources", "gpu=6"]
     assert snakemake_args("local", {}, {}, {**gpus, "per_task": 0}) == []
     assert snakemake_args("local", {}, {}, {**gpus, "visible": []}) == []
-    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}, gpus) == ["--slurm-array-limit", "50"]
+    assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}, gpus) == [
+        "--slurm-pass-command-as-script", "--slurm-array-limit", "500"]

@@ -43,3 +43,20 @@ def test_profile_jobs_is_read_from_the_packaged_slurm_profile():
 
     assert profile_jobs(resolve_profile("slurm")) == 10000
     assert profile_jobs(resolve_profile("local")) is None
+
+
+def test_jobs_handed_over_per_round_stay_under_max_array_size():
+    from hsm_snake.slurm_limits import jobs_per_round_args
+
+    assert jobs_per_round_args(1000) == ["--max-jobs-per-timespan", "1000/1s"]
+    assert jobs_per_round_args(None) == []  # Snakemake's default (100/1s) when Slurm cannot tell
+
+
+def test_max_array_index_is_read_from_the_real_slurm(tb, monkeypatch):
+    from hsm_snake.slurm_limits import max_array_index
+
+    tb.need("slurm")
+    for key, value in tb.facts["env"].items():
+        monkeypatch.setenv(key, value)
+    # tests/testbed/start.sh writes MaxArraySize=1001.
+    assert max_array_index() == 1000
