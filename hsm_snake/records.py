@@ -80,6 +80,17 @@ def write_yaml(path: Path, data: Any, durable: bool = True) -> None:
     write_text_atomic(path, dump_yaml(data), durable)
 
 
+def tail(path: Path, size: int) -> str:
+    """The last ``size`` bytes of a text file (a log may be huge); "" when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")

@@ -35,6 +35,7 @@ from hsm_snake.records import (
     RecordError,
     read_record,
     read_yaml,
+    tail,
     write_bytes_atomic,
     write_record,
     write_text_atomic,
@@ -201,16 +202,6 @@ def keep_previous_attempt(task: TaskPaths, attempt: int) -> None:
             shutil.copy2(path, target / path.name)
         else:
             os.replace(path, target / path.name)
-
-
-def tail(path: Path, size: int = STDERR_TAIL_BYTES) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - size))
-            return handle.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
 
 
 def last_json_object(text: str) -> dict[str, Any] | None:
@@ -395,7 +386,8 @@ def _run_and_record(
         duration_s=round(time.time() - started, 3),
         exit_code=returncode if returncode is not None and returncode >= 0 else None,
         signal=failures.signal_name(-returncode) if returncode is not None and returncode < 0 else None,
-        tracker_url=trackers.find_run_url(tail(task.stdout), tail(task.stderr)),
+        tracker_url=trackers.find_run_url(tail(task.stdout, STDERR_TAIL_BYTES), tail(task.stderr, STDERR_TAIL_BYTES))
+        or trackers.find_run_url_in_files(task.dir.resolve(), launch.env, launch.cwd, started),
     )
     if failure is None:
         metrics = extract_metrics(task, settings.get("metrics_regex") or {})
@@ -421,7 +413,10 @@ def _run_script(launch: Launch, task: TaskPaths) -> tuple[int | None, bool, fail
     failure = None
     if returncode != 0 or timed_out:
         failure = failures.classify(
-            returncode, timed_out=timed_out, timeout_s=launch.timeout_s, stderr_tail=tail(task.stderr)
+            returncode,
+            timed_out=timed_out,
+            timeout_s=launch.timeout_s,
+            stderr_tail=tail(task.stderr, STDERR_TAIL_BYTES),
         )
     return returncode, timed_out, failure
 

@@ -8,6 +8,7 @@ Accepted layouts (all of HPC Sweep Manager v1's):
   several groups zips them all together, as v1 did;
 - ``defaults:`` as a mapping (every task gets it) or as the Hydra defaults *list* that v1's
   ``hsm setup init`` wrote (kept, and like v1 not passed to the script);
+- ``resources: {gpus: N}``, v1's GPUs per task, read as ``resources: {local: {gpus: N}}``;
 - v1's ``complete``, ``cost_param``, ``cost_map`` and ``resumable`` (accepted, ignored, noted).
 """
 
@@ -107,13 +108,27 @@ class _SweepParser:
             script=data.get("script"),
             metadata=dict(data.get("metadata") or {}),
             defaults=defaults,
-            resources=dict(data.get("resources") or {}),
+            resources=self.resources(data.get("resources") or {}),
             source=self.source,
             raw=data,
             notices=tuple(self.ignored_v1_keys(data, body, prefix)),
         )
         self.reject_repeats(spec, grid, paired)
         return spec
+
+    def resources(self, resources: dict[str, Any]) -> dict[str, Any]:
+        """The per-sweep resources, with v1's top-level ``gpus`` (GPUs per task) read as ``local.gpus``."""
+        resources = dict(resources)
+        if "gpus" not in resources:
+            return resources
+        gpus = resources.pop("gpus")
+        local = dict(resources.get("local") or {})
+        if local.get("gpus", gpus) != gpus:
+            raise self.error(f"resources.gpus ({gpus}) and resources.local.gpus ({local['gpus']}) "
+                             "are both set, to different values", ["resources", "gpus"],
+                             hint="keep one: both are the GPUs per task on this machine")
+        resources["local"] = {**local, "gpus": gpus}
+        return resources
 
     def grid(self, grid: dict[str, Any], parts: Parts) -> dict[str, tuple[list[Any], Parts]]:
         params: dict[str, tuple[list[Any], Parts]] = {}

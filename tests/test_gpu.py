@@ -102,11 +102,15 @@ def test_slots_come_back_after_sigkill_and_complete_runs_the_rest(gpu_project, b
     assert_within_slots(events(log)[6:], per_device=2, at_once=6)
 
 
-def test_a_task_asking_for_two_gpus_gets_two_distinct_devices(gpu_project, tmp_path):
+@pytest.mark.parametrize("asked_in", ["hsm.yaml local.gpus", "sweep.yaml resources.gpus"])
+def test_a_task_asking_for_two_gpus_gets_two_distinct_devices(gpu_project, tmp_path, asked_in):
+    in_sweep = asked_in.startswith("sweep")
     gpu_project.write_project(
-        {"paths": {"train_script": "gpu.py"}, "local": {"max_parallel": 4, "gpus": 2, "visible_gpus": [0, 1, 2]}}
+        {"paths": {"train_script": "gpu.py"},
+         "local": {"max_parallel": 4, "gpus": 1 if in_sweep else 2, "visible_gpus": [0, 1, 2]}}
     )
-    sweep = gpu_project.write_sweep({"grid": {"sleep": [0.3], "x": list(range(3))}})
+    resources = {"resources": {"gpus": 2}} if in_sweep else {}
+    sweep = gpu_project.write_sweep({"grid": {"sleep": [0.3], "x": list(range(3))}, **resources})
     gpu_project.cli("run", str(sweep))
     records = events(tmp_path / "gpu.log")
     assert len(records) == 6

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import read_status
 
-from hsm_snake.trackers import find_run_url
+from hsm_snake.trackers import find_run_url, mlflow_run_url, wandb_app_url, wandb_run_url
 
 TRACKER_VARIABLES = (
     "WANDB_RUN_GROUP",
@@ -18,6 +19,7 @@ TRACKER_VARIABLES = (
     "WANDB_ENTITY",
     "MLFLOW_EXPERIMENT_NAME",
     "MLFLOW_TRACKING_URI",
+    "MLFLOW_RUN_CONTEXT",
     "HSM_RUN_NAME",
 )
 
@@ -35,14 +37,47 @@ TRACKED_SCRIPT = textwrap.dedent(
     """
 )
 
+# Prints no URL; leaves the files W&B and MLflow leave, laid out as their sources do:
+# W&B (wandb_settings.py): <WANDB_DIR>/wandb/run-<YYYYMMDD_HHMMSS>-<run id>/, latest-run -> it,
+# logs/debug.log with "finishing run <entity>/<project>/<run id>" (wandb_run.py, Run._finish)
+# when the script finishes the run: task_001 does, task_002 does not.
+# MLflow (file_store.py): <store>/<experiment id>/meta.yaml naming the experiment,
+# <store>/<experiment id>/<run id>/tags/mlflow.runName, named from MLFLOW_RUN_CONTEXT's tags.
+FILE_LEAVING_SCRIPT = textwrap.dedent(
+    """
+    import json, os, uuid
+    from pathlib import Path
+    task = os.environ["HSM_TASK_ID"]
+    Path(os.environ["HSM_TASK_DIR"], "seen.json").write_text(json.dumps({"argv": [], "env": {}}))
+    if "WANDB_DIR" in os.environ:
+        run_id = "r" + task[-3:]
+        runs = Path(os.environ["WANDB_DIR"], "wandb")
+        run_dir = runs / f"run-20261129_055406-{run_id}"
+        (run_dir / "logs").mkdir(parents=True)
+        log = "2026-11-29 05:54:06,001 INFO    MainThread:4242 [wandb_init.py:init():1]  calling init triggers\\n"
+        if task == "task_001":
+            log += f"2026-11-29 05:54:09,001 INFO    MainThread:4242 [wandb_run.py:_finish():2397] finishing run server-team/proj/{run_id}\\n"
+        (run_dir / "logs" / "debug.log").write_text(log)
+        (runs / "latest-run").symlink_to(run_dir.name)
+    if "MLFLOW_RUN_CONTEXT" in os.environ:
+        experiment = Path(os.environ["MLFLOW_TRACKING_URI"].removeprefix("file:"), "7")
+        experiment.mkdir(parents=True, exist_ok=True)
+        (experiment / "meta.yaml").write_text(f"experiment_id: '7'\\nname: {os.environ['MLFLOW_EXPERIMENT_NAME']}\\n")
+        run_dir = experiment / uuid.uuid4().hex
+        (run_dir / "tags").mkdir(parents=True)
+        (run_dir / "meta.yaml").write_text(f"experiment_id: '7'\\nrun_id: {run_dir.name}\\n")
+        (run_dir / "tags" / "mlflow.runName").write_text(json.loads(os.environ["MLFLOW_RUN_CONTEXT"])["mlflow.runName"])
+    """
+)
+
 
 @pytest.fixture
 def tracked(project, monkeypatch):
-    (project.root / "tracked.py").write_text(TRACKED_SCRIPT)
     for name in TRACKER_VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
-    def run(config: dict) -> tuple[str, list[dict]]:
+    def run(config: dict, script: str = TRACKED_SCRIPT) -> tuple[str, list[dict]]:
+        (project.root / "tracked.py").write_text(script)
         project.write_project({"paths": {"train_script": "tracked.py"}, **config})
         sweep = project.write_sweep({"grid": {"lr": [1, 2]}})
         project.cli("run", str(sweep))
@@ -70,6 +105,9 @@ def test_wandb_and_mlflow_variables_reach_the_script_as_documented(tracked):
         "WANDB_ENTITY": "team",
         "MLFLOW_EXPERIMENT_NAME": sweep_id,
         "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "MLFLOW_RUN_CONTEXT": json.dumps(
+            {"mlflow.runName": f"{sweep_id}/task_002", "hsm.sweep_id": sweep_id, "hsm.task_id": "task_002"}
+        ),
         "HSM_RUN_NAME": f"{sweep_id}/task_002",
     }
     assert seen[1]["wandb_dir_exists"]
@@ -113,3 +151,48 @@ def test_run_urls_of_wandb_and_mlflow_output_are_found():
     mlflow = "🏃 View run lr-0.1 at: http://127.0.0.1:5000/#/experiments/1/runs/abc\n"
     assert find_run_url("", mlflow) == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
     assert find_run_url("no tracker here\n") is None
+
+
+def test_without_a_printed_url_the_wandb_run_folder_gives_it(tracked):
+    sweep_dir, _ = tracked({"wandb": {"project": "proj", "entity": "team"}}, FILE_LEAVING_SCRIPT)
+    tasks = sweep_dir / "tasks"
+    # debug.log's entity/project/run id (the server's) win over the configured ones.
+    assert read_status(tasks / "task_001")["tracker_url"] == "https://wandb.ai/server-team/proj/runs/r001"
+    assert read_status(tasks / "task_002")["tracker_url"] == "https://wandb.ai/team/proj/runs/r002"
+
+
+def test_without_a_printed_url_the_mlflow_file_store_gives_the_run_folder(tracked, project):
+    store = project.root / "mlruns"
+    other_run = store / "7" / "0123abcd"
+    (other_run / "tags").mkdir(parents=True)
+    (other_run / "tags" / "mlflow.runName").write_text("someone-else")
+    (store / "1").mkdir()
+    (store / "1" / "meta.yaml").write_text("experiment_id: '1'\nname: other\n")
+    sweep_dir, _ = tracked({"mlflow": {"tracking_uri": f"file:{store}"}}, FILE_LEAVING_SCRIPT)
+    for task in ("task_001", "task_002"):
+        url = read_status(sweep_dir / "tasks" / task)["tracker_url"]
+        run_dir = Path(url.removeprefix("file://"))
+        assert url.startswith(f"file://{store}/7/") and run_dir.parent == store / "7"
+        assert (run_dir / "tags" / "mlflow.runName").read_text() == f"{sweep_dir.name}/{task}"
+
+
+def test_no_url_from_files_that_do_not_name_a_page(tmp_path):
+    runs = tmp_path / "wandb" / "wandb"
+    (runs / "offline-run-20261129_055406-abc").mkdir(parents=True)
+    env = {"WANDB_ENTITY": "team", "WANDB_PROJECT": "proj"}
+    assert wandb_run_url(tmp_path / "wandb", env) is None
+    (runs / "run-20261129_055406-abc").mkdir()
+    assert wandb_run_url(tmp_path / "wandb", {"WANDB_PROJECT": "proj"}) is None
+    assert wandb_run_url(tmp_path / "wandb", env) == "https://wandb.ai/team/proj/runs/abc"
+    context = json.dumps({"mlflow.runName": "s/task_001"})
+    http = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", "MLFLOW_RUN_CONTEXT": context}
+    assert mlflow_run_url(http, str(tmp_path), 0.0) is None
+    assert mlflow_run_url({"MLFLOW_RUN_CONTEXT": "not json"}, str(tmp_path), 0.0) is None
+
+
+def test_wandb_web_address_follows_its_api_address():
+    assert wandb_app_url({}) == "https://wandb.ai"
+    assert wandb_app_url({"WANDB_BASE_URL": "https://api.wandb.ai"}) == "https://wandb.ai"
+    assert wandb_app_url({"WANDB_BASE_URL": "https://api.acme.example/"}) == "https://app.acme.example"
+    assert wandb_app_url({"WANDB_BASE_URL": "http://localhost:8080"}) == "http://localhost:8080"
+    assert wandb_app_url({"WANDB_APP_URL": "https://wb.acme.example/"}) == "https://wb.acme.example"
