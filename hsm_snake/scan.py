@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hsm_snake.lock import describe_holder, engine_alive, holder_record
-from hsm_snake.records import RecordError, read_record_text
 from hsm_snake.paths import SweepPaths
+from hsm_snake.records import RecordError, read_record_text
 from hsm_snake.sweep_index import SweepIndex, TaskEntry
 
 COMPLETED = "completed"
