@@ -251,6 +251,14 @@ def missing(sweep: str | None, as_json: bool) -> None:
     _show_missing(find_sweep(sweep, Path.cwd()), as_json=as_json)
 
 
+def _where(task: scan.TaskState) -> str | None:
+    """``on <host>`` for the --tasks table, unless the note already says where it runs."""
+    from hsm_snake.progress import host_label
+
+    host = host_label(task.status or {})
+    return f"on {host}" if host and host not in (task.note or "") else None
+
+
 @cli.command()
 @click.argument("sweep", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print counts and tasks as JSON.")
@@ -291,6 +299,7 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
                                     "attempt",
                                     "duration_s",
                                     "host",
+                                    "host_alias",
                                     "backend",
                                     "job_id",
                                     "error_category",
@@ -319,8 +328,9 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
                         t.state,
                         t.task.params,
                         (t.status or {}).get("command") or [],
-                        # The tracker's run page, where a tracker printed one.
-                        " ".join(str(n) for n in (t.note, (t.status or {}).get("tracker_url")) if n) or None,
+                        # Where it runs or ran (the pool's alias), and the tracker's run page.
+                        " ".join(str(n) for n in (t.note, _where(t), (t.status or {}).get("tracker_url")) if n)
+                        or None,
                     )
                     for t in state.tasks
                 ),

@@ -20,6 +20,16 @@ def task_id(number: int) -> str:
     return f"{TASK_PREFIX}{number:0{TASK_DIGITS}d}"
 
 
+def map_path(path: str, path_map: dict[str, str]) -> str:
+    """``path`` as a host with ``path_map`` (local prefix -> its prefix) sees it: the longest
+    matching prefix is replaced; a path under no prefix is the same there."""
+    matching = [p for p in path_map if path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/")]
+    if not matching:
+        return path
+    prefix = max(matching, key=lambda p: len(p.rstrip("/")))
+    return (path_map[prefix].rstrip("/") + path[len(prefix.rstrip("/")):]) or "/"
+
+
 def task_number(name: str) -> int:
     """The number of a task id such as ``task_007``; ValueError for anything else."""
     if not name.startswith(TASK_PREFIX) or not name[len(TASK_PREFIX):].isdigit():
@@ -154,6 +164,21 @@ class SweepPaths:
     def lock(self) -> Path:
         """flock()ed by the process that runs the sweep (and inherited by Snakemake)."""
         return self.root / ".hsm" / "run.lock"
+
+    def dispatch_record(self, name: str) -> Path:
+        """Written by the SSH executor when it hands a task to a host (push/pull mode): the task
+        runs there, and its status.yaml comes back only when it ends."""
+        return self.dispatched_dir / f"{name}.yaml"
+
+    @property
+    def dispatched_dir(self) -> Path:
+        return self.lock.parent / "dispatched"
+
+    @property
+    def incoming_dir(self) -> Path:
+        """Where the SSH executor unpacks a task folder coming back from a host before moving its
+        files into place (the same file system, so each move is a rename)."""
+        return self.lock.parent / "incoming"
 
     @property
     def snakemake_dir(self) -> Path:

@@ -45,6 +45,8 @@ class Progress:
     running_hosts: dict[str, int] = field(default_factory=dict)
     backends: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
+    by_host: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Tasks per host and state; only when every finished task's status was read (``status --all-status``)."""
     stale: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -53,6 +55,11 @@ class Progress:
 
 def _label(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def host_label(status: dict[str, Any]) -> str | None:
+    """Where a task ran: the SSH pool's alias of the host when it has one, else the machine's name."""
+    return _label(status.get("host_alias")) or _label(status.get("host"))
 
 
 def _finish_time(status: dict[str, Any], marker: float | None) -> float | None:
@@ -65,6 +72,14 @@ def _finish_time(status: dict[str, Any], marker: float | None) -> float | None:
     if marker is not None and (recorded is None or abs(marker - recorded) <= 2.0):
         return marker
     return recorded
+
+
+def by_host(state: scan.SweepState) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter[str]] = {}
+    for task in state.tasks:
+        if isinstance(task.status, dict) and (host := host_label(task.status)):
+            counts.setdefault(host, Counter())[task.state] += 1
+    return {host: dict(states) for host, states in sorted(counts.items())}
 
 
 def summarize(state: scan.SweepState, *, now: float | None = None, window: int = 50) -> Progress:
@@ -100,7 +115,7 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
                 finishes.append(finished)
         elif task.state == scan.RUNNING:
             running_backends[_label(status.get("backend")) or "unknown"] += 1
-            running_hosts[_label(status.get("host")) or "unknown"] += 1
+            running_hosts[host_label(status) or "unknown"] += 1
         elif task.state == scan.STALE:
             stale.append(name)
 
@@ -177,6 +192,7 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
         running_backends=dict(running_backends),
         running_hosts=dict(running_hosts),
         backends=sorted({b for s in statuses if (b := _label(s.get("backend")))}),
-        hosts=sorted({h for s in statuses if (h := _label(s.get("host")))}),
+        hosts=sorted({h for s in statuses if (h := host_label(s))}),
+        by_host=by_host(state) if all_known else {},
         stale=stale,
     )

@@ -116,6 +116,7 @@ def load_project(path: Path | None, cwd: Path) -> ProjectConfig:
     reader = _Normalizer(path, document.lines, lenient=_is_v1_file(path))
     data = reader.read(data)
     reader.check_interpreters(data)
+    reader.check_path_maps(data)
     data = _with_defaults(data)
     project_dir = _project_dir(path)
     root = project_dir / _expand(data["project"]["root"]) if data.get("project", {}).get("root") else project_dir
@@ -201,6 +202,13 @@ def _is_walltime(value: Any) -> bool:
 def _is_memory(value: Any) -> bool:
     if value is not None and not isinstance(value, bool):
         parse_mem_mb(value, "mem")
+    return True
+
+
+@_FORMATS.checks("absolute-path", raises=ConfigError)
+def _is_absolute_path(value: Any) -> bool:
+    if isinstance(value, str) and not value.startswith("/"):
+        raise ConfigError(f"{value!r} is not an absolute path", hint='path_map: {"/local/prefix": "/its/prefix"}')
     return True
 
 
@@ -352,6 +360,14 @@ class _Normalizer:
                               line=line_of(self.lines, move.source), hint=f"keep only '{dest}'")
         target[last] = move.value
         self.origins[key_path(move.dest)] = move.source
+
+    def check_path_maps(self, data: dict[str, Any]) -> None:
+        """A path_map only means something on a shared_fs host (a push/pull host gets copies)."""
+        for alias, remote in (data.get("distributed", {}).get("remotes") or {}).items():
+            if (remote or {}).get("path_map") and not remote.get("shared_fs"):
+                raise self.error("path_map needs shared_fs: true", ["distributed", "remotes", alias, "path_map"],
+                                 hint="path_map says where a host that shares this machine's files sees them; "
+                                      "set shared_fs: true, or drop path_map (the host then gets copies)")
 
     def check_interpreters(self, data: dict[str, Any]) -> None:
         """python_interpreter/conda_env (and a remote's python_path/conda_env) exclude each other."""

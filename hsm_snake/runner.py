@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake import escalation, failures, gpu_slots, parent_death, trackers
-from hsm_snake.paths import SweepPaths, TaskPaths
+from hsm_snake.paths import SweepPaths, TaskPaths, map_path
 from hsm_snake.records import (
     RecordError,
     read_record,
@@ -88,6 +88,20 @@ def sweep_record(sweep: SweepPaths) -> dict[str, Any]:
     with _settings_lock:
         _settings_cache[path] = (mtime, record)
     return record
+
+
+def host_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The runner settings as this host sees them: on a shared-fs host that mounts the sweep under
+    other prefixes (``HSM_PATH_MAP``, set by the SSH executor), the project folder, the script and
+    an interpreter under a mapped prefix are mapped; nothing else changes."""
+    path_map = json.loads(os.environ.get("HSM_PATH_MAP") or "{}")
+    if not path_map:
+        return settings
+    mapped = {**settings, "python_command": [map_path(word, path_map) for word in settings["python_command"]]}
+    for key in ("workdir", "train_script"):
+        if mapped.get(key):
+            mapped[key] = map_path(mapped[key], path_map)
+    return mapped
 
 
 def build_argv(settings: dict[str, Any], params: dict[str, Any], task_dir: str, sweep_id: str) -> list[str]:
@@ -316,7 +330,7 @@ def run_task(task_dir: str | Path) -> dict[str, Any]:
     task.results.mkdir(parents=True, exist_ok=True)
 
     record = sweep_record(sweep)
-    settings = record["runner"]
+    settings = host_settings(record["runner"])
     params = read_yaml(task.params)
     launch = build_launch(settings, params or {}, task, sweep, backend)
     launch = replace(launch, timeout_s=task_timeout(settings, record.get("retry") or {}, task, backend))
@@ -365,6 +379,8 @@ def _run_and_record(
         "exit_code": None,
         "signal": None,
         "host": socket.gethostname(),
+        # The pool's name for the host (the SSH executor's remote alias): what `status` groups by.
+        "host_alias": os.environ.get("HSM_HOST_ALIAS"),
         "pid": os.getpid(),
         "backend": backend,
         "job_id": job_id,

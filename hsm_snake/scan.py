@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hsm_snake.lock import describe_holder, engine_alive, holder_record
+from hsm_snake.paths import SweepPaths
 from hsm_snake.records import RecordError, read_record_text
 from hsm_snake.sweep_index import SweepIndex, TaskEntry
 
@@ -62,6 +63,7 @@ def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None 
     record = holder_record(paths)
     holder = None if record is None else describe_holder(record)
     recording = record is not None and engine_alive(record)
+    dispatched = _dispatched(paths, record) if recording else {}
     # Plain strings, not Path objects: pathlib's joins cost more than the stat calls at 10k tasks.
     tasks_dir = str(paths.tasks_dir)
     marker, status_name = paths.task("x").marker.name, paths.task("x").status.name
@@ -69,6 +71,11 @@ def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None 
     for entry in index.select(selection):
         task_dir = f"{tasks_dir}/{entry.name}"
         done = os.path.exists(f"{task_dir}/{marker}") and paths.marker_target(entry.name) not in incomplete
+        dispatch = None if done else dispatched.get(entry.name)
+        # Until this attempt's own status.yaml comes back with the task folder.
+        if dispatch is not None and int(dispatch.get("attempt") or 0) > _attempt_of(f"{task_dir}/{status_name}"):
+            states.append(dispatch_state(entry, dispatch))
+            continue
         if done and not with_status:
             states.append(TaskState(entry, COMPLETED))
             continue
@@ -86,6 +93,37 @@ def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None 
             continue
         states.append(_classify(entry, status, done, holder, recording))
     return SweepState(index, states, holder)
+
+
+def _dispatched(paths: SweepPaths, holder: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The dispatch records the live engine wrote (tasks its SSH executor handed to a host), by task."""
+    try:
+        names = os.listdir(paths.dispatched_dir)
+    except OSError:
+        return {}
+    records = {}
+    for name in names:
+        try:
+            record = read_record_text(f"{paths.dispatched_dir}/{name}")
+        except (OSError, RecordError):
+            continue
+        if holder.get("snakemake_pid") and record.get("engine_pid") == holder["snakemake_pid"]:
+            records[name.removesuffix(".yaml")] = record
+    return records
+
+
+def _attempt_of(status_path: str) -> int:
+    try:
+        return int(read_record_text(status_path).get("attempt") or 0)
+    except (OSError, RecordError, TypeError, ValueError):
+        return 0
+
+
+def dispatch_state(entry: TaskEntry, dispatch: dict[str, Any]) -> TaskState:
+    alias = dispatch.get("host_alias")
+    status = {"status": RUNNING, "task_id": entry.name, "attempt": dispatch.get("attempt"),
+              "started": dispatch.get("dispatched"), "host_alias": alias, "backend": "ssh", "job_id": alias}
+    return TaskState(entry, RUNNING, status, f"running on {alias}")
 
 
 def _classify(entry: TaskEntry, status: dict[str, Any], done: bool, holder: str | None, recording: bool) -> TaskState:

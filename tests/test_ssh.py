@@ -341,3 +341,58 @@ def test_a_lost_host_rejoins_once_healthy_again(ssh_project, tb, background, tmp
     finally:
         restart_sshd(tb)
         assert tb.ssh("hsmtb-h2", "true").returncode == 0
+
+
+def _in_mount_namespace_of(pid: int, script: str) -> None:
+    import subprocess
+    subprocess.run(["nsenter", "-t", str(pid), "-m", "--", "sh", "-c", script], check=True, capture_output=True)
+
+
+def test_a_shared_fs_host_that_sees_the_sweep_elsewhere_runs_it_through_path_map(ssh_project, tb, tmp_path):
+    """hsmtb-h1 (its own mount namespace) sees the project only under a second path: bound there,
+    and hidden under a tmpfs at the local path."""
+    project = ssh_project
+    sshd_pid = int((Path(tb.facts["ssh"]["hosts"]["hsmtb-h1"]["sshd_log"]).parent / "sshd.pid").read_text().strip())
+    mapped = Path(f"{tmp_path}-mapped")
+    mapped.mkdir()
+    _in_mount_namespace_of(sshd_pid, f"mount --bind {tmp_path} {mapped} && mount -t tmpfs hsm-hide {tmp_path}")
+    try:
+        project.configure_ssh(aliases=("hsmtb-h1",), remote={"shared_fs": True, "path_map": {str(tmp_path): str(mapped)}},
+                              task={"env": {"RUN_LOG": f"{mapped}/runs.log"}})
+        project.write_sweep({"grid": {"x": [1, 2, 3]}})
+        result = project.cli("run", "sweep.yaml", "--profile", "ssh")
+        assert "3 completed" in result.output, result.output
+    finally:
+        _in_mount_namespace_of(sshd_pid, f"umount {tmp_path} && umount {mapped}")
+    (sweep_dir,) = project.sweep_dirs()
+    assert project.completions() == {f"task_00{i}": 1 for i in (1, 2, 3)}
+    for i in (1, 2, 3):
+        task_dir = sweep_dir / "tasks" / f"task_00{i}"
+        status = read_status(task_dir)
+        assert status["host_alias"] == "hsmtb-h1" and status["status"] == "completed"
+        # The script and the task folder as the host sees them.
+        assert status["command"][1] == f"{mapped}/echo.py", status["command"]
+        assert sorted(p.name for p in task_dir.iterdir()) == [
+            ".completed", "metrics.json", "params.yaml", "results", "status.yaml", "stderr.log", "stdout.log"]
+    assert not Path(f"{tb.facts['ssh']['hosts']['hsmtb-h1']['project_dir']}/{tmp_path.name}").exists()
+
+
+def test_status_shows_tasks_per_host_alias_while_they_run_and_after(ssh_project, background):
+    project = ssh_project
+    project.configure_ssh(aliases=("hsmtb-h1",))
+    project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
+    proc = background("run", "sweep.yaml", "--profile", "ssh")
+    wait_for(held_tasks_started(project, 2), timeout=60, what="both remote tasks to start")
+    (sweep_dir,) = project.sweep_dirs()
+    running = json.loads(project.cli("status", "--json").output)
+    assert running["counts"] == {"running": 2}, running
+    assert running["progress"]["running_hosts"] == {"hsmtb-h1": 2}
+    assert {t["host_alias"] for t in running["tasks"]} == {"hsmtb-h1"}
+    assert "running on hsmtb-h1" in project.cli("status", "--tasks").output
+    project.release()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "2 completed" in out, out
+    done = json.loads(project.cli("status", "--json").output)
+    assert done["counts"] == {"completed": 2} and done["progress"]["by_host"] == {"hsmtb-h1": {"completed": 2}}
+    assert "per host: hsmtb-h1: 2 completed" in project.cli("status", "--all-status").output
+    assert list((sweep_dir / ".hsm" / "dispatched").iterdir()) == []

@@ -54,10 +54,19 @@ def test_the_host_copy_maps_runner_paths_only():
 def test_the_remote_command_names_only_our_paths():
     gpu = hosts.pool_from_record(RECORD, [])[0]
     gpu.project_dir = "/srv/my project"
-    command = transfer.runner_command(gpu, "/srv/my project/sweeps/outputs/s1/tasks/task_001", "gpu")
-    words = shlex.split(command)
-    assert words[:3] == ["cd", "/srv/my project", "&&"]
-    assert "setsid" in words and "HSM_BACKEND=ssh" in words[-1] and "HSM_JOB_ID=gpu" in words[-1]
+    task = "/srv/my project/sweeps/outputs/s1/tasks/task_001"
+    words = shlex.split(transfer.runner_command(gpu, task, "gpu"))
+    # The task folder arrives on stdin before the runner and leaves on stdout after it.
+    assert words[:10] == ["mkdir", "-p", task, "&&", "tar", "-x", "-f", "-", "-C", task]
+    assert words[11:14] == ["cd", "/srv/my project", "&&"]
+    assert words[-10:-4] == ["tar", "-c", "-f", "-", "-C", task]
+    runner = shlex.split(_session_script(words))
+    assert "HSM_BACKEND=ssh" in runner and "HSM_JOB_ID=gpu" in runner and "HSM_HOST_ALIAS=gpu" in runner
+
+
+def _session_script(words: list[str]) -> str:
+    """The script the remote command runs in its own session (``setsid -w sh -c SCRIPT``)."""
+    return words[words.index("setsid") + 4]
 
 
 def test_the_runner_modules_are_the_runner_and_its_imports():
@@ -107,13 +116,42 @@ def test_probe_problems_name_the_fix():
                         rsync=None)
     text = "; ".join(probe.problems(min_free_gb=1))
     assert "pip install pyyaml" in text and "not writable" in text and "rsync" in text and "0.50 GB free" in text
-    assert "rsync" not in "; ".join(probe.problems(min_free_gb=0, need_rsync=False))
+    assert "rsync" not in "; ".join(probe.problems(min_free_gb=0, copies_files=False))
 
 
 def test_the_gpu_devices_travel_in_the_environment_of_the_remote_command():
     host = hosts.host_from_remote("g", {"project_dir": "/srv/p"})
-    words = shlex.split(shlex.split(transfer.runner_command(host, "/srv/p/t", "g", ["0", "3"]))[-1])
+    words = shlex.split(_session_script(shlex.split(transfer.runner_command(host, "/srv/p/t", "g", ["0", "3"]))))
     assert "HSM_GPU_DEVICES=0,3" in words
     shared = hosts.host_from_remote("s", {"shared_fs": True})
     command = transfer.runner_command(shared, "/data/sweep/tasks/task_001", "s", None, "/data/proj")
     assert shlex.split(command)[:2] == ["cd", "/data/proj"] and ".hsm-runner" not in command
+
+
+def test_path_map_maps_the_longest_prefix_only():
+    from hsm_snake.paths import map_path
+    path_map = {"/home/u": "/mnt/home/u", "/home/u/proj": "/data/proj"}
+    assert map_path("/home/u/x", path_map) == "/mnt/home/u/x"
+    assert map_path("/home/u/proj/train.py", path_map) == "/data/proj/train.py"
+    assert map_path("/home/user2/x", path_map) == "/home/user2/x"
+    assert map_path("/home/u", path_map) == "/mnt/home/u"
+
+
+def _project_error(tmp_path, remote):
+    import pytest
+    import yaml
+
+    from hsm_snake.errors import ConfigError
+    from hsm_snake.project_config import load_project
+    (tmp_path / "hsm.yaml").write_text(yaml.safe_dump({"distributed": {"remotes": {"nfs": remote}}}))
+    with pytest.raises(ConfigError) as caught:
+        load_project(tmp_path / "hsm.yaml", tmp_path)
+    return caught.value
+
+
+def test_path_map_needs_absolute_prefixes_and_a_shared_fs_host(tmp_path):
+    relative = _project_error(tmp_path, {"shared_fs": True, "path_map": {"/home/u": "mnt/home/u"}})
+    assert "'mnt/home/u' is not an absolute path" in str(relative) and "path_map" in str(relative)
+    assert relative.line == 5
+    copied = _project_error(tmp_path, {"path_map": {"/home/u": "/mnt/home/u"}})
+    assert "path_map needs shared_fs: true" in str(copied) and "distributed.remotes.nfs.path_map" in str(copied)

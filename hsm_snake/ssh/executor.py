@@ -43,7 +43,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
-from hsm_snake.paths import SweepPaths, TaskPaths
+from hsm_snake.paths import SweepPaths, TaskPaths, map_path
 from hsm_snake.plugin_settings import setting
 from hsm_snake.records import RecordError, read_record, read_yaml, write_record
 from hsm_snake.ssh import hosts as hostmod
@@ -54,6 +54,14 @@ HOST_LOST = "host_lost"
 # After a lost connection, the attempt to fetch what the task left gets this long.
 LOST_PULL_TIMEOUT_S = 60
 STATUS_HEADER = "hsm-snake task status (written by the task runner; do not edit)"
+
+
+def pgid_of(first_line: bytes) -> int | None:
+    """The remote session id the runner command prints first (``HSM_PGID <n>``)."""
+    words = first_line.split()
+    if len(words) == 2 and words[0] == b"HSM_PGID" and words[1].isdigit():
+        return int(words[1])
+    return None
 
 
 @dataclass
@@ -89,12 +97,14 @@ class Run:
     success: bool = False
     message: str = ""
     cancelled: bool = False
+    pulled: bool = False
     gpu_devices: list[str] = field(default_factory=list)
 
 
 class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         self.sweep = Path.cwd()
+        self.paths = SweepPaths(self.sweep)
         self.cancel_grace = int(getattr(self.workflow.executor_settings, "cancel_grace", 15) or 0)
         self.log_path = self.sweep / "logs" / "sources" / "ssh.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +151,7 @@ class Executor(RemoteExecutor):
 
     # -- health ----------------------------------------------------------------------------
     def check_host(self, host: Host) -> None:
-        hostmod.check(self.ssh, host, shared_dir=str(self.sweep))
+        hostmod.check(self.ssh, host, shared_dir=map_path(str(self.sweep), host.path_map))
 
     def watch_health(self) -> None:
         """Re-check every remote host periodically: a failing one gets no new tasks, a recovered one
@@ -181,7 +191,7 @@ class Executor(RemoteExecutor):
             out.write(f"{stamp}\t{task.name}\t{event}\n")
 
     def job_task(self, job: JobExecutorInterface) -> TaskPaths | None:
-        return SweepPaths(self.sweep).task_of_outputs(job.output)
+        return self.paths.task_of_outputs(job.output)
 
     # -- slots -----------------------------------------------------------------------------
     def acquire(self, run: Run) -> Host | None:
@@ -275,41 +285,87 @@ class Executor(RemoteExecutor):
         assert task is not None
         try:
             self.ensure_setup(host)
-            if host.shared_fs:
-                run.remote_task = str(task.dir.resolve())
-            elif not host.is_local:
-                run.remote_task = transfer.push_task(self.ssh, host, task.dir, self.sweep_id)
         except (transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
-            self.lose(host, f"push failed: {exc}")
+            self.lose(host, f"setup failed: {exc}")
             return False
         self.log_task(task, host, "start" + (f" gpus {','.join(run.gpu_devices)}" if run.gpu_devices else ""))
         if host.is_local:
-            argv, env = transfer.local_runner_argv(host.python, task.dir)
-            process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True, start_new_session=True)
-            run.process, run.pgid = process, process.pid
+            returncode, err = self.run_local(run, host)
         else:
-            workdir = (self.record.get("runner") or {}).get("workdir")
-            command = self.ssh.command(host, transfer.runner_command(host, run.remote_task, host.alias,
-                                                                     run.gpu_devices, workdir))
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True)
-            run.process = process
-            first = process.stdout.readline()
-            if first.startswith("HSM_PGID "):
-                try:
-                    run.pgid = int(first.split()[1])
-                except ValueError:
-                    pass
-        out, err = process.communicate()
-        returncode = process.returncode
+            try:
+                returncode, err = self.run_remote(run, host)
+            except transfer.TransferError as exc:
+                self.lose(host, f"push failed: {exc}")
+                return False
+            finally:
+                self.paths.dispatch_record(task.name).unlink(missing_ok=True)
+        return self.settle(run, host, returncode, err)
+
+    def run_local(self, run: Run, host: Host) -> tuple[int, str]:
+        argv, env = transfer.local_runner_argv(host.python, run.task.dir)
+        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
+        run.process, run.pgid = process, process.pid
+        _, err = process.communicate()
+        return process.returncode, err
+
+    def run_remote(self, run: Run, host: Host) -> tuple[int, str]:
+        """The task in one ssh session; in push/pull mode its folder goes there on stdin and comes
+        back on stdout (``run.pulled``). TransferError: it never started (the push failed)."""
+        task = run.task
+        if host.shared_fs:
+            run.remote_task = map_path(str(task.dir.resolve()), host.path_map)
+        else:
+            run.remote_task = transfer.remote_task_dir(host, self.sweep_id, task.dir)
+        workdir = (self.record.get("runner") or {}).get("workdir")
+        command = self.ssh.command(host, transfer.runner_command(host, run.remote_task, host.alias,
+                                                                 run.gpu_devices, workdir))
+        with tempfile.TemporaryFile() as archive:
+            if not host.shared_fs:
+                transfer.pack_task(task.dir, archive)
+                self.dispatch(run, host)
+            process = subprocess.Popen(command, stdin=archive, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       bufsize=0)
+        run.process = process
+        stderr: list[bytes] = []
+        reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)
+        reader.start()
+        run.pgid = pgid_of(process.stdout.readline())
+        if run.pgid is not None and not host.shared_fs:
+            try:
+                transfer.unpack_task(process.stdout, task.dir, self.paths.incoming_dir)
+                run.pulled = True
+            except transfer.TransferError as exc:
+                run.message = str(exc)
+        process.stdout.read()
+        returncode = process.wait()
+        reader.join()
+        err = b"".join(stderr).decode(errors="replace")
+        if run.pgid is None and not host.shared_fs:
+            raise transfer.TransferError(f"exit {returncode}: {err.strip()[-500:]}", returncode)
+        return returncode, err
+
+    def dispatch(self, run: Run, host: Host) -> None:
+        """Record locally that the task runs on ``host`` (its status.yaml comes back at the end):
+        ``status`` shows it running there while this engine lives and the record's attempt is
+        newer than the task's status.yaml."""
+        attempt = int(self.status_of(run.task).get("attempt") or 0) + 1
+        write_record(self.paths.dispatch_record(run.task.name),
+                     {"task_id": run.task.name, "host_alias": host.alias, "attempt": attempt,
+                      "dispatched": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+                      "engine_pid": os.getpid()},
+                     "hsm-snake: a task handed to an SSH host (written by the hsm-ssh executor)", durable=False)
+
+    def settle(self, run: Run, host: Host, returncode: int, err: str) -> bool:
+        """Pull back what the session did not bring, record a lost host, report the outcome."""
+        task = run.task
         lost = None
         if not host.is_local and returncode == 255:
             lost = hostmod.explain_ssh_failure(err, returncode)
             # Only the connection may have died: stop the task there if the host still answers,
             # so that no orphan runs on while the task is retried elsewhere.
             self.kill_remote(host, run.pgid)
-        if not host.is_local and not host.shared_fs:
+        if not host.is_local and not host.shared_fs and not run.pulled:
             try:
                 transfer.pull_task(self.ssh, host, task.dir, run.remote_task,
                                    timeout=LOST_PULL_TIMEOUT_S if lost else transfer.RSYNC_TIMEOUT_S)

@@ -36,7 +36,8 @@ try:
 except Exception as e:
     y = None
 print(json.dumps({"python": sys.version.split()[0], "yaml": y, "dir": d, "free": shutil.disk_usage(p).free,
-                  "writable": os.access(p, os.W_OK), "rsync": shutil.which("rsync")}))
+                  "writable": os.access(p, os.W_OK), "rsync": shutil.which("rsync"),
+                  "tar": shutil.which("tar")}))
 """
 
 
@@ -51,6 +52,8 @@ class Host:
     project_dir: str = "~/hsm-project"
     slots: int = 1
     shared_fs: bool = False
+    # shared_fs only: local path prefix -> the prefix under which this host sees it.
+    path_map: dict[str, str] = field(default_factory=dict)
     min_free_gb: float = DEFAULT_MIN_FREE_GB
     # GPU device slots: device id -> tasks it can still take; a task takes gpus_per_task distinct ones.
     gpu_free: dict[str, int] = field(default_factory=dict)
@@ -132,6 +135,7 @@ def host_from_remote(alias: str, remote: dict[str, Any], min_free_gb: float = DE
         project_dir=str(remote.get("project_dir") or f"~/hsm-projects/{alias}"),
         slots=slots,
         shared_fs=bool(remote.get("shared_fs")),
+        path_map={str(local): str(there) for local, there in (remote.get("path_map") or {}).items()},
         min_free_gb=float(remote.get("min_free_gb", min_free_gb)),
         gpu_free=gpu_free,
         gpus_per_task=per_task if gpu_free else 0,
@@ -218,8 +222,9 @@ class Probe:
     free_bytes: int = 0
     writable: bool = False
     rsync: str | None = None
+    tar: str | None = None
 
-    def problems(self, min_free_gb: float, need_rsync: bool = True) -> list[str]:
+    def problems(self, min_free_gb: float, copies_files: bool = True) -> list[str]:
         if self.error:
             return [self.error]
         found = []
@@ -228,8 +233,10 @@ class Probe:
                          "(python3 -m pip install pyyaml) or set python_path/conda_env to a Python that has it")
         if not self.writable:
             found.append(f"{self.directory} is not writable there")
-        if need_rsync and not self.rsync:
+        if copies_files and not self.rsync:
             found.append("rsync is not installed there (needed to copy tasks; or set shared_fs: true)")
+        if copies_files and not self.tar:
+            found.append("tar is not installed there (needed to copy tasks; or set shared_fs: true)")
         if self.free_bytes < min_free_gb * 1e9:
             found.append(f"only {self.free_bytes / 1e9:.2f} GB free in {self.directory} (min_free_gb: {min_free_gb:g})")
         return found
@@ -254,7 +261,7 @@ def probe(ssh: Ssh, host: Host, directory: str) -> Probe:
         return Probe(error=f"{shlex.join(host.python)} failed there (exit {done.returncode}): "
                            f"{done.stderr.strip()[-300:]}")
     return Probe(python=facts["python"], yaml=facts["yaml"], directory=facts["dir"], free_bytes=int(facts["free"]),
-                 writable=bool(facts["writable"]), rsync=facts["rsync"])
+                 writable=bool(facts["writable"]), rsync=facts["rsync"], tar=facts["tar"])
 
 
 def check(ssh: Ssh, host: Host, shared_dir: str = "") -> None:
@@ -263,7 +270,7 @@ def check(ssh: Ssh, host: Host, shared_dir: str = "") -> None:
     if host.is_local:
         return
     found = probe(ssh, host, shared_dir if host.shared_fs else host.project_dir)
-    problems = found.problems(host.min_free_gb, need_rsync=not host.shared_fs)
+    problems = found.problems(host.min_free_gb, copies_files=not host.shared_fs)
     host.healthy = not problems
     if problems:
         host.reason = "; ".join(problems)
