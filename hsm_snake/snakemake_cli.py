@@ -29,6 +29,11 @@
   Local files are opened and their paths split here the way smart_open does it; URLs and git
   sources still go through smart_open.
 
+- hsm-snake stops its engine with SIGINT (Snakemake's clean stop: it cancels cluster jobs). A
+  process started in the background by a shell (``nohup``, ``&`` in a script) inherits SIGINT
+  ignored, and Python then installs no KeyboardInterrupt handler: the stop did nothing, and a
+  stopped run on Slurm left its jobs queued. The engine always takes SIGINT as Ctrl-C.
+
 Everything else is Snakemake's ``main``.
 """
 
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import os
 import pkgutil
+import signal
 import sys
 from collections import namedtuple
 from collections.abc import Iterator
@@ -139,6 +145,7 @@ def submit_every_array_chunk_at_once() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = sys.argv[1:] if argv is None else argv
     executor = executor_of(args)
     if executor is not None and not executor.startswith("slurm"):

@@ -17,9 +17,13 @@ from hsm_snake.lock import lock_holder
 from hsm_snake.paths import SweepPaths
 
 
-def start_run(project, *args: str) -> subprocess.Popen:
+def start_run(project, *args: str, sigint_ignored: bool = False) -> subprocess.Popen:
+    """``sigint_ignored``: as a shell starts a background job (``nohup``, ``&`` in a script)."""
+    command = [sys.executable, "-m", "hsm_snake.cli", *args]
+    if sigint_ignored:
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     return subprocess.Popen(
-        [sys.executable, "-m", "hsm_snake.cli", *args],
+        command,
         cwd=project.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -83,8 +87,8 @@ def background(project):
     """Start `hsm-snake ...` in the background; whatever is left is killed after the test."""
     started_procs = []
 
-    def start(*args: str) -> subprocess.Popen:
-        proc = start_run(project, *args)
+    def start(*args: str, sigint_ignored: bool = False) -> subprocess.Popen:
+        proc = start_run(project, *args, sigint_ignored=sigint_ignored)
         started_procs.append(proc)
         return proc
 

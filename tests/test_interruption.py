@@ -74,6 +74,26 @@ def test_ctrl_c_stops_tasks_marks_them_cancelled_and_complete_resumes(project, b
     assert project.completions() == {"task_001": 1, "task_002": 1}
 
 
+def test_sigterm_stops_a_run_started_in_the_background_with_sigint_ignored(project, background):
+    # The engine is stopped with SIGINT; a run started by `nohup` or `&` in a script inherits
+    # SIGINT ignored, and its engine must stop all the same.
+    sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
+    proc = background("run", str(sweep), sigint_ignored=True)
+    wait_for(held_tasks_started(project, 2), what="both tasks to start")
+    (sweep_dir,) = project.sweep_dirs()
+    engine = engine_pid(sweep_dir)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert "hsm-snake complete" in out, out
+    with pytest.raises(ProcessLookupError):
+        os.killpg(engine, 0)
+    for task in ("task_001", "task_002"):
+        assert read_status(sweep_dir / "tasks" / task)["status"] == "cancelled"
+    project.release()
+    project.cli("complete", sweep_dir.name)
+    assert project.completions() == {"task_001": 1, "task_002": 1}
+
+
 def test_cancel_stops_a_running_sweep_and_complete_resumes(project, background):
     sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
     proc = background("run", str(sweep))
