@@ -46,6 +46,8 @@ STATUS_HEADER = "hsm-snake task status (written by the task runner; do not edit)
 # Seconds between SIGTERM and SIGKILL when a task passes its walltime.
 KILL_GRACE_S = 10.0
 STDERR_TAIL_BYTES = 16384
+# Metrics come from the last JSON line of stdout (or regexes) within this tail.
+STDOUT_METRICS_TAIL_BYTES = 1 << 20
 
 _settings_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
 _settings_lock = threading.Lock()
@@ -231,7 +233,7 @@ def last_json_object(text: str) -> dict[str, Any] | None:
     return None
 
 
-def extract_metrics(task: TaskPaths, regexes: dict[str, str]) -> dict[str, Any] | None:
+def extract_metrics(task: TaskPaths, stdout_tail: str, regexes: dict[str, str]) -> dict[str, Any] | None:
     """metrics.json written by the script wins; else the last JSON line of stdout; else regexes."""
     if task.metrics.exists():
         try:
@@ -239,7 +241,6 @@ def extract_metrics(task: TaskPaths, regexes: dict[str, str]) -> dict[str, Any] 
             return value if isinstance(value, dict) else {"value": value}
         except (ValueError, UnicodeDecodeError):
             return None
-    stdout_tail = tail(task.stdout, 1 << 20)
     metrics = last_json_object(stdout_tail)
     if metrics is None and regexes:
         metrics = {}
@@ -397,16 +398,24 @@ def _run_and_record(
         returncode, timed_out, failure = None, False, launch_error
     else:
         returncode, timed_out, failure = _run_script(launch, task)
+    # Each log's tail is read once: for the failure's cause, the tracker URL and the metrics.
+    stderr_tail = tail(task.stderr, STDERR_TAIL_BYTES)
+    if failure is None and (returncode != 0 or timed_out):
+        failure = failures.classify(
+            returncode, timed_out=timed_out, timeout_s=launch.timeout_s, stderr_tail=stderr_tail
+        )
+    metrics_from_stdout = failure is None and not task.metrics.exists()
+    stdout_tail = tail(task.stdout, STDOUT_METRICS_TAIL_BYTES if metrics_from_stdout else STDERR_TAIL_BYTES)
     status.update(
         finished=now_iso(),
         duration_s=round(time.time() - started, 3),
         exit_code=returncode if returncode is not None and returncode >= 0 else None,
         signal=failures.signal_name(-returncode) if returncode is not None and returncode < 0 else None,
-        tracker_url=trackers.find_run_url(tail(task.stdout, STDERR_TAIL_BYTES), tail(task.stderr, STDERR_TAIL_BYTES))
-        or trackers.find_run_url_in_files(task.dir.resolve(), launch.env, launch.cwd, started),
+        tracker_url=trackers.find_run_url(stdout_tail[-STDERR_TAIL_BYTES:], stderr_tail)
+        or _tracker_url_from_files(settings, task, launch, started),
     )
     if failure is None:
-        metrics = extract_metrics(task, settings.get("metrics_regex") or {})
+        metrics = extract_metrics(task, stdout_tail, settings.get("metrics_regex") or {})
         status.update(status="completed", metrics=metrics)
         if metrics is None and task.metrics.exists():
             status["metrics_error"] = f"{task.metrics} is not a JSON object (half-written?): no metrics recorded"
@@ -419,22 +428,20 @@ def _run_and_record(
     raise TaskFailed(task.name, status)
 
 
+def _tracker_url_from_files(settings: dict[str, Any], task: TaskPaths, launch: Launch, started: float) -> str | None:
+    if settings.get("wandb") is None and settings.get("mlflow") is None:
+        return None
+    return trackers.find_run_url_in_files(task.dir.resolve(), launch.env, launch.cwd, started)
+
+
 def _run_script(launch: Launch, task: TaskPaths) -> tuple[int | None, bool, failures.Failure | None]:
-    """Run the script; (returncode, timed_out, failure or None)."""
+    """Run the script; (returncode, timed_out, a launch failure or None)."""
     try:
         returncode, timed_out = _run_child(launch, task)
     except OSError as exc:
         summary = f"could not start {launch.argv[0]!r}: {exc}"
         return None, False, failures.Failure("failed", failures.LAUNCH_ERROR, summary)
-    failure = None
-    if returncode != 0 or timed_out:
-        failure = failures.classify(
-            returncode,
-            timed_out=timed_out,
-            timeout_s=launch.timeout_s,
-            stderr_tail=tail(task.stderr, STDERR_TAIL_BYTES),
-        )
-    return returncode, timed_out, failure
+    return returncode, timed_out, None
 
 
 def main(argv: list[str] | None = None) -> int:
