@@ -3,12 +3,17 @@
 
     . /tmp/hsm-testbed/env.sh && python bench/slurm_bench.py            # 1,000 tasks on the test cluster
     python bench/slurm_bench.py --tasks 100 --partition debug            # any Slurm you can submit to
+    python bench/slurm_bench.py --tasks 10000 --submit-only              # submissions of 10,000 held tasks
 
 The same sweep (trivial Python tasks) runs with `--profile local` (2 at a time) and with
 `--profile slurm`. Counting pass-throughs first on the Slurm run's PATH log every `sbatch`,
 `squeue`, `sacct` and `scontrol` call (hsm-snake's and the Slurm plugin's) and run the real
 command. hsm-snake's own time is the run's wall time minus the life of its Snakemake processes
 (from logs/engine.log and logs/sweep.log). See bench/README.md for the latest figures.
+
+``--submit-only`` submits every task held (``sbatch --hold``), counts the sbatch calls and the
+time until all are queued, then cancels the sweep (``hsm-snake cancel``): submission at sizes
+the test node could not run in a session.
 """
 
 from __future__ import annotations
@@ -69,11 +74,80 @@ def only_sweep(project: Path, sweep_id: str) -> Path:
     return path
 
 
+def submitted_jobs(sweep_dir: Path) -> list[str]:
+    """The job ids sbatch answered, from the calls kept in scripts/job_scripts/."""
+    ids = []
+    for record in (sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"):
+        for line in record.read_text().splitlines()[:3]:
+            if line.startswith("# sbatch answered (exit 0): "):
+                ids.append(line.rsplit(" ", 1)[1].split(";")[0])
+    return ids
+
+
+def queued_elements(job_ids: list[str]) -> int:
+    """Array elements (and single jobs) of ``job_ids`` in the queue."""
+    if not job_ids:
+        return 0
+    done = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(job_ids), "-o", "%i"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    return len(done.stdout.split())
+
+
+def submit_only(project: Path, sweep_file: Path, env: dict[str, str], args: argparse.Namespace) -> dict:
+    """Submit every task held, time it until all are queued, then cancel the sweep."""
+    start = time.perf_counter()
+    run = subprocess.Popen([*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "held", "--profile", "slurm"],
+                           cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sweep_dir = project / "sweeps" / "outputs" / "held"
+    try:
+        while queued_elements(submitted_jobs(sweep_dir)) < args.tasks:
+            if run.poll() is not None:
+                raise SystemExit(f"the run ended (exit {run.returncode}) before every task was queued:\n"
+                                 f"{run.stderr.read()[-3000:]}")
+            time.sleep(1)
+        submitted_s = time.perf_counter() - start
+    finally:
+        subprocess.run([*hsm_snake_command(), "cancel", "held"], cwd=project, env=env, capture_output=True,
+                       timeout=600, check=False)
+        run.wait(timeout=600)
+    return {"submitted_seconds": round(submitted_s, 1),
+            "kept_sbatch_calls": len(list((sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"))),
+            "left_in_queue_after_cancel": queued_elements(submitted_jobs(sweep_dir))}
+
+
+def run_everything(project: Path, sweep_file: Path, env: dict[str, str], calls_log: Path,
+                   args: argparse.Namespace) -> dict:
+    """The sweep with the local profile, then with the Slurm one: calls, wall times, own overhead."""
+    local_s = timed([*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "on_local"], project, env)
+    env = {**env, "PATH": counting_path(calls_log.parent / "counting_bin", calls_log)}
+    slurm_s = timed([*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "on_slurm",
+                     "--profile", "slurm"], project, env)
+    sweep_dir = only_sweep(project, "on_slurm")
+    calls = Counter(calls_log.read_text().split())
+    statuses = [yaml.safe_load(p.read_text()) for p in sorted((sweep_dir / "tasks").glob("task_*/status.yaml"))]
+    return {
+        "machine": machine_description(),
+        "tasks": args.tasks,
+        "completed_on_slurm": sum(1 for s in statuses if s.get("status") == "completed"),
+        "array_jobs": len({str(s.get("job_id", "")).split("_")[0] for s in statuses}),
+        "kept_sbatch_calls": len(list((sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"))),
+        "calls_by_the_run": {name: calls.get(name, 0) for name in COUNTED},
+        "calls_in_jobs": {name: calls.get(f"{name}_in_jobs", 0) for name in COUNTED},
+        "local_seconds": round(local_s, 1),
+        "slurm_seconds": round(slurm_s, 1),
+        "slurm_to_local": round(slurm_s / local_s, 2),
+        # engine.log and sweep.log stamp whole seconds: this is ±1 s.
+        "hsm_snake_own_seconds": round(max(0.0, slurm_s - engine_seconds(sweep_dir))),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000, help="tasks in the sweep (default 1000)")
     parser.add_argument("--partition", default=os.environ.get("HSM_TB_SLURM_PARTITION", "debug"))
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    parser.add_argument("--submit-only", action="store_true",
+                        help="submit every task held, count sbatch calls, then cancel (no task runs)")
     args = parser.parse_args(argv)
 
     ws = Workspace()
@@ -81,37 +155,26 @@ def main(argv: list[str] | None = None) -> int:
         project = write_project(ws.fresh_folder("slurm_project"), max_parallel=2)
         config = yaml.safe_load((project / "hsm.yaml").read_text())
         config["slurm"] = {"partition": args.partition, "walltime": "00:10:00", "mem": "1000M",
-                           "max_array_size": 1000}
+                           **({"extra_directives": ["--hold"]} if args.submit_only else {"max_array_size": 1000})}
         (project / "hsm.yaml").write_text(yaml.safe_dump(config))
         sweep_file = write_sweep_file(project / "sweep.yaml", {"i": list(range(args.tasks))})
         calls_log = ws.root / "slurm_calls.log"
         env = dict(os.environ)
-        local_s = timed([*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "on_local"], project, env)
-        env["PATH"] = counting_path(ws.root / "counting_bin", calls_log)
-        slurm_s = timed([*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "on_slurm",
-                         "--profile", "slurm"], project, env)
-        sweep_dir = only_sweep(project, "on_slurm")
-        calls = Counter(calls_log.read_text().split())
-        statuses = [yaml.safe_load(p.read_text()) for p in sorted((sweep_dir / "tasks").glob("task_*/status.yaml"))]
-        figures = {
-            "machine": machine_description(),
-            "tasks": args.tasks,
-            "completed_on_slurm": sum(1 for s in statuses if s.get("status") == "completed"),
-            "array_jobs": len({str(s.get("job_id", "")).split("_")[0] for s in statuses}),
-            "kept_sbatch_calls": len(list((sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"))),
-            "calls_by_the_run": {name: calls.get(name, 0) for name in COUNTED},
-            "calls_in_jobs": {name: calls.get(f"{name}_in_jobs", 0) for name in COUNTED},
-            "local_seconds": round(local_s, 1),
-            "slurm_seconds": round(slurm_s, 1),
-            "slurm_to_local": round(slurm_s / local_s, 2),
-            # engine.log and sweep.log stamp whole seconds: this is ±1 s.
-            "hsm_snake_own_seconds": round(max(0.0, slurm_s - engine_seconds(sweep_dir))),
-        }
+        if args.submit_only:
+            env["PATH"] = counting_path(ws.root / "counting_bin", calls_log)
+            figures = {"machine": machine_description(), "tasks": args.tasks,
+                       **submit_only(project, sweep_file, env, args)}
+            calls = Counter(calls_log.read_text().split())
+            figures["calls_by_the_run"] = {name: calls.get(name, 0) for name in COUNTED}
+        else:
+            figures = run_everything(project, sweep_file, env, calls_log, args)
     finally:
         ws.remove()
     print(json.dumps(figures, indent=1, ensure_ascii=False))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, ensure_ascii=False))
+    if args.submit_only:
+        return 0 if figures["left_in_queue_after_cancel"] == 0 else 1
     return 0 if figures["completed_on_slurm"] == args.tasks else 1
 
 
