@@ -508,7 +508,7 @@ def bench_scale(ws: Workspace, sizes: Sizes) -> list[Row]:
 
 SSH_LOCAL, SSH_PUSH, SSH_SHARED = (
     "(a) hsm-snake run --profile local, 2 at a time",
-    "(b) --profile ssh, 2 hosts x 1 slot, rsync push/pull",
+    "(b) --profile ssh, 2 hosts x 1 slot, push/pull",
     "(c) --profile ssh, 2 hosts x 1 slot, shared_fs",
 )
 
