@@ -104,7 +104,15 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
     if progress is not None:
         progress.start()
     try:
-        outcome = sweeps.run(paths, profile=profile, command=_command_line(), cores=cores, on_tick=on_tick, **options)
+        outcome = sweeps.run(
+            paths,
+            profile=profile,
+            command=_command_line(),
+            cores=cores,
+            on_tick=on_tick,
+            on_notice=lambda message: console.print(message, soft_wrap=True, markup=False),
+            **options,
+        )
     finally:
         if progress is not None:
             progress.stop()

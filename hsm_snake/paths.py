@@ -155,6 +155,19 @@ class SweepPaths:
         """flock()ed by the process that runs the sweep (and inherited by Snakemake)."""
         return self.root / ".hsm" / "run.lock"
 
+    def submitted_jobs(self, backend: str) -> Path:
+        """The ids of every job an executor submitted for this sweep, one a line (PBS; Slurm's
+        are in the sbatch records of scripts/job_scripts/)."""
+        return self.root / ".hsm" / f"{backend}-jobs"
+
+    @property
+    def remote_tasks_dir(self) -> Path:
+        return self.root / ".hsm" / "remote"
+
+    def remote_task(self, name: str) -> Path:
+        """Where a task runs on an SSH host (alias, remote folder, process group) while it runs."""
+        return self.remote_tasks_dir / f"{name}.json"
+
     @property
     def snakemake_dir(self) -> Path:
         return self.root / ".snakemake"

@@ -11,7 +11,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import backends, engine, layout, recovery, sbatch_record, scan, slurm_accounting, slurm_limits
+from hsm_snake import (
+    backends,
+    engine,
+    layout,
+    leftovers,
+    recovery,
+    sbatch_record,
+    scan,
+    slurm_accounting,
+    slurm_limits,
+)
 from hsm_snake.errors import ConfigError
 from hsm_snake.lock import SweepLock
 from hsm_snake.missing import select_missing
@@ -179,6 +189,15 @@ def append_sweep_log(paths: SweepPaths, message: str) -> None:
         log.write(f"{stamp} {message}\n")
 
 
+def _notice_to(paths: SweepPaths, on_notice: Callable[[str], None] | None) -> Callable[[str], None]:
+    def notice(message: str) -> None:
+        append_sweep_log(paths, message)
+        if on_notice is not None:
+            on_notice(message)
+
+    return notice
+
+
 def default_cores(project_data: dict[str, Any]) -> int:
     return int((project_data.get("local") or {}).get("max_parallel") or os.cpu_count() or 1)
 
@@ -194,6 +213,7 @@ def run(
     only_category: str | None = None,
     extra_args: tuple[str, ...] = (),
     on_tick: Callable[[scan.SweepState], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
     refresh_from: Path | None = None,
 ) -> RunOutcome:
     """Run (or complete) a sweep: Snakemake runs exactly the tasks that are not done.
@@ -202,12 +222,15 @@ def run(
     from that folder if its recorded source is gone), under the lock. Tasks that fail in a
     category of ``retry.on`` run again, up to ``retries`` times, each time with the memory/time
     request grown by their history (see escalation.py). ``cores`` defaults to local.max_parallel.
+    Jobs and remote tasks an earlier, killed run left behind are waited for first (leftovers.py);
+    ``on_notice`` hears what is waited for.
     """
     profile_dir = engine.resolve_profile(profile)
     backend = backends.backend_of_profile(profile_dir.name)
     lock = SweepLock(paths)
     lock.acquire(command)
     try:
+        leftovers.wait_for_leftovers(paths, _notice_to(paths, on_notice))
         if refresh_from is not None:
             refresh_project_settings(paths, refresh_from)
         index = load_index(paths.root)

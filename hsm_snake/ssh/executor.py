@@ -25,6 +25,7 @@ task runner itself on the hosts (no Snakemake there): see ``transfer.py`` for wh
 """
 
 # No ``from __future__ import annotations``: Snakemake builds CLI options from the field types.
+import json
 import os
 import signal
 import subprocess
@@ -45,7 +46,7 @@ from snakemake_interface_executor_plugins.settings import CommonSettings, Execut
 
 from hsm_snake.paths import SweepPaths, TaskPaths
 from hsm_snake.plugin_settings import setting
-from hsm_snake.records import RecordError, read_record, read_yaml, write_record
+from hsm_snake.records import RecordError, read_record, read_yaml, write_record, write_text_atomic
 from hsm_snake.ssh import hosts as hostmod
 from hsm_snake.ssh import transfer
 from hsm_snake.ssh.hosts import Host, Ssh
@@ -301,6 +302,7 @@ class Executor(RemoteExecutor):
                     run.pgid = int(first.split()[1])
                 except ValueError:
                     pass
+        self.note_where_it_runs(task, host, run)
         out, err = process.communicate()
         returncode = process.returncode
         lost = None
@@ -315,6 +317,7 @@ class Executor(RemoteExecutor):
                                    timeout=LOST_PULL_TIMEOUT_S if lost else transfer.RSYNC_TIMEOUT_S)
             except (transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
                 lost = lost or f"pull failed: {exc}"
+        self.forget_where_it_ran(task)
         if task.marker.exists():
             run.success = True
             self.log_task(task, host, "completed")
@@ -331,6 +334,17 @@ class Executor(RemoteExecutor):
                        + (f" (runner exit {returncode}: {err.strip()[-500:]})" if err.strip() else ""))
         self.log_task(task, host, f"{status.get('status', 'failed')}:{status.get('error_category')}")
         return True
+
+    def note_where_it_runs(self, task: TaskPaths, host: Host, run: Run) -> None:
+        """Kept until the task's folder is back: if this run is killed meanwhile, the next
+        `complete` finds the remote process by it, waits for it and pulls its result."""
+        record = {"alias": host.alias, "remote_task": run.remote_task or str(task.dir.resolve()), "pgid": run.pgid}
+        path = SweepPaths(self.sweep).remote_task(task.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(record))
+
+    def forget_where_it_ran(self, task: TaskPaths) -> None:
+        SweepPaths(self.sweep).remote_task(task.name).unlink(missing_ok=True)
 
     @staticmethod
     def status_of(task: TaskPaths) -> dict[str, Any]:
