@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from hsm_snake import __version__, scan
+from hsm_snake import __version__, diskspace, scan
 from hsm_snake.display import counts_line, make_console, tasks_table
 from hsm_snake.errors import HsmError
 from hsm_snake.locate import find_sweep
@@ -113,6 +113,11 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
             on_notice=lambda message: console.print(message, soft_wrap=True, markup=False),
             **options,
         )
+    except OSError as exc:
+        full = diskspace.from_error(paths, exc)
+        if full is None:
+            raise
+        _report_disk_full(console, paths, full, scan.scan(load_index(paths.root)))
     finally:
         if progress is not None:
             progress.stop()
@@ -137,12 +142,28 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
             soft_wrap=True,
         )
     if outcome.state.missing():
+        if outcome.disk_full is not None:
+            _report_disk_full(console, paths, outcome.disk_full, outcome.state)
         if outcome.exit_code != 0 and not failed:
             console.print(f"Snakemake exited with status {outcome.exit_code}; its log: {paths.engine_log}")
             for line in _last_lines(paths.engine_log, 25):
                 console.print(f"  {line}", markup=False, highlight=False)
         console.print(f"finish the sweep with: hsm-snake complete {paths.sweep_id}")
         sys.exit(1)
+
+
+def _report_disk_full(console: Any, paths: Any, full: Any, state: scan.SweepState) -> None:
+    """What happened, that finished work is safe, and how to go on; exit 1."""
+    completed = state.counts().get(scan.COMPLETED, 0)
+    console.print(diskspace.describe(full), soft_wrap=True, markup=False)
+    console.print(
+        f"completed tasks were kept: {completed} of {len(state.tasks)} completed, with their results and "
+        f"markers; the {len(state.missing())} other task(s) did not run or could not record their end, and "
+        "stay missing (nothing completed was turned into failed)",
+        soft_wrap=True,
+    )
+    console.print(f"free some space there, then resume with: hsm-snake complete {paths.sweep_id}", soft_wrap=True)
+    sys.exit(1)
 
 
 def _last_lines(path: Path, count: int) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from hsm_snake import (
     backends,
+    diskspace,
     engine,
     layout,
     leftovers,
@@ -40,6 +41,7 @@ class RunOutcome:
     state: scan.SweepState
     kept_results: list[str] = field(default_factory=list)
     interrupted: bool = False
+    disk_full: diskspace.DiskFull | None = None
 
     @property
     def ok(self) -> bool:
@@ -258,7 +260,7 @@ def run(
         todo = select_missing(state, retry_failed, only_category)
         attempted = {entry.name for entry in todo}
         snakemake: list[str] = []
-        code, interrupted, round_number = 0, False, 0
+        code, interrupted, round_number, disk_full = 0, False, 0, None
         # Installs the sbatch pass-through once per run, not once per retry round.
         engine_env = sbatch_record.recording_env(paths) if backend == "slurm" and todo else {}
         while todo and not interrupted:
@@ -271,7 +273,10 @@ def run(
             )
             what = "run" if round_number == 0 else f"retry {round_number}"
             append_sweep_log(paths, f"{what}: {len(todo)} task(s) with profile {profile} (pid {os.getpid()})")
+            log_from = diskspace.engine_log_size(paths)
             code, interrupted = _run_engine(snakemake, paths, lock, index, tasks, on_tick, engine_env)
+            if code != 0 and disk_full is None:
+                disk_full = diskspace.after_engine(paths, log_from)
             kept += recovery.keep_finished_results(scan.scan(index))
             if backend == "slurm":
                 slurm_accounting.record_scheduler_verdicts(scan.scan(index, selection=tasks))
@@ -284,6 +289,6 @@ def run(
             )
             round_number += 1
             todo = [entry for entry in retryable(state, retry, round_number) if entry.name in attempted]
-        return RunOutcome(paths, snakemake, code, state, kept, interrupted)
+        return RunOutcome(paths, snakemake, code, state, kept, interrupted, disk_full)
     finally:
         lock.release()
