@@ -360,7 +360,8 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
 @cli.command()
 @click.argument("sweep", required=False)
 def cancel(sweep: str | None) -> None:
-    """Stop a running SWEEP (local run, Slurm jobs); finished results stay, `complete` resumes."""
+    """Stop a running SWEEP (local run, Slurm/PBS jobs, SSH tasks, also those of a killed run);
+    finished results stay, `complete` resumes."""
     from hsm_snake.cancel import cancel as cancel_sweep
 
     paths = find_sweep(sweep, Path.cwd())
@@ -370,7 +371,9 @@ def cancel(sweep: str | None) -> None:
         console.print(f"stopped the run of sweep {paths.sweep_id}: {outcome.stopped_run}")
     if outcome.cancelled_jobs:
         jobs = " ".join(outcome.cancelled_jobs[:20])
-        console.print(f"cancelled {len(outcome.cancelled_jobs)} scheduler job(s): {jobs}")
+        console.print(f"cancelled {len(outcome.cancelled_jobs)} job(s)/remote task(s): {jobs}")
+    for note in outcome.notes:
+        console.print(note, soft_wrap=True, markup=False)
     if outcome.remote_holder:
         console.print(f"sweep {paths.sweep_id} is run by {outcome.remote_holder}: cancel it there")
         sys.exit(1)

@@ -58,6 +58,7 @@ _ALIVE_CHECK = 'tr "\\0" " " < /proc/{pgid}/cmdline 2>/dev/null | grep -qF -- {t
 @dataclass(frozen=True)
 class Leftover:
     what: str  # "Slurm job 1838_4 (RUNNING)", "task_004 on hsmtb-h1 (process group 4242)"
+    job_id: str | None = None  # a scheduler's id, for scancel/qdel
 
 
 def wait_for_leftovers(paths: SweepPaths, notify: Callable[[str], None], poll_s: float = POLL_S) -> None:
@@ -78,12 +79,27 @@ def wait_for_leftovers(paths: SweepPaths, notify: Callable[[str], None], poll_s:
             time.sleep(poll_s)
 
 
+def cancel_leftovers(paths: SweepPaths, notify: Callable[[str], None]) -> list[str]:
+    """scancel/qdel the sweep's live jobs, SIGTERM its tasks still running on SSH hosts; what was
+    stopped. Only ids this sweep recorded are touched, never another job of the user."""
+    slurm = [job.job_id for job in live_slurm_jobs(paths, notify) if job.job_id]
+    if slurm:
+        _query(["scancel", *slurm], notify)
+    pbs = [job.job_id for job in live_pbs_jobs(paths, notify) if job.job_id]
+    if pbs:
+        from hsm_snake.pbs import accounting
+
+        accounting.qdel(pbs)
+    with _ssh_pool(paths) as pool:
+        return [*slurm, *pbs, *pool.stop_tasks(notify)]
+
+
 def waiting_message(paths: SweepPaths, live: list[Leftover]) -> str:
     shown = ", ".join(item.what for item in live[:6]) + (f" and {len(live) - 6} more" if len(live) > 6 else "")
     return (
         f"waiting for {len(live)} job(s)/process(es) of an earlier, killed run of this sweep that are still "
         f"queued or running ({shown}): running their tasks again now would run them twice; their results "
-        f"are kept when they end (Ctrl-C stops waiting, `hsm-snake cancel {paths.sweep_id}` stops them)"
+        f"are kept when they end (Ctrl-C stops waiting; then `hsm-snake cancel {paths.sweep_id}` stops them)"
     )
 
 
@@ -109,7 +125,7 @@ def live_slurm_jobs(paths: SweepPaths, notify: Callable[[str], None]) -> list[Le
         job, array, index, state = (line.split("|") + ["", "", "", ""])[:4]
         if (job in ids or array in ids) and state not in SLURM_FINAL_STATES:
             label = f"{array}_{index}" if index and index != "N/A" else job
-            live.append(Leftover(f"Slurm job {label} ({state})"))
+            live.append(Leftover(f"Slurm job {label} ({state})", label))
     return live
 
 
@@ -132,7 +148,11 @@ def live_pbs_jobs(paths: SweepPaths, notify: Callable[[str], None]) -> list[Left
     if not answer.ok:
         notify(f"could not ask PBS about this sweep's earlier jobs ({answer.error}); not waiting for them")
         return []
-    return [Leftover(f"PBS job {info.job_id} ({info.state})") for info in answer.jobs.values() if not info.finished]
+    return [
+        Leftover(f"PBS job {info.job_id} ({info.state})", info.job_id)
+        for info in answer.jobs.values()
+        if not info.finished
+    ]
 
 
 # -- SSH -----------------------------------------------------------------------------------------
@@ -151,18 +171,36 @@ class _Pool:
     def live_tasks(self, notify: Callable[[str], None]) -> list[Leftover]:
         """Tasks still running on a host; those that ended are pulled back and forgotten."""
         live = []
-        for record_path in sorted(self.paths.remote_tasks_dir.glob("*.json")):
-            task = record_path.stem
-            where = json.loads(record_path.read_text())
-            host = self.hosts.get(where.get("alias"))
-            alive = host is not None and self._alive(host, where, task, notify)
-            if alive:
+        for record_path, task, where, host in self._records():
+            if host is not None and self._alive(host, where, task, notify):
                 live.append(Leftover(f"{task} on {host.alias} (process group {where['pgid']})"))
                 continue
             if host is not None and not (host.is_local or host.shared_fs):
                 self._pull(host, where, task, notify)
             record_path.unlink(missing_ok=True)
         return live
+
+    def stop_tasks(self, notify: Callable[[str], None]) -> list[str]:
+        """SIGTERM to the process group of every task still running on a host (its runner records
+        ``cancelled``); the next `complete` pulls the folders back."""
+        stopped = []
+        for _, task, where, host in self._records():
+            if host is None or not self._alive(host, where, task, notify):
+                continue
+            kill = f"kill -TERM -- -{int(where['pgid'])}"
+            command = ["sh", "-c", kill] if host.is_local else self.ssh.command(host, kill)
+            try:
+                subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, timeout=QUERY_TIMEOUT_S)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                notify(f"{task}: could not stop it on {host.alias}: {exc}")
+                continue
+            stopped.append(f"{task}@{host.alias}")
+        return stopped
+
+    def _records(self) -> Iterator[tuple[Path, str, dict, object]]:
+        for record_path in sorted(self.paths.remote_tasks_dir.glob("*.json")):
+            where = json.loads(record_path.read_text())
+            yield record_path, record_path.stem, where, self.hosts.get(where.get("alias"))
 
     def _alive(self, host, where: dict, task: str, notify: Callable[[str], None]) -> bool:
         if not where.get("pgid"):
