@@ -338,7 +338,7 @@ class Executor(RemoteExecutor):
     def note_where_it_runs(self, task: TaskPaths, host: Host, run: Run) -> None:
         """Kept until the task's folder is back: if this run is killed meanwhile, the next
         `complete` finds the remote process by it, waits for it and pulls its result."""
-        record = {"alias": host.alias, "remote_task": run.remote_task or str(task.dir.resolve()), "pgid": run.pgid}
+        record = {"alias": host.alias, "remote_task": run.remote_task or str(task.dir), "pgid": run.pgid}
         path = SweepPaths(self.sweep).remote_task(task.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(record))

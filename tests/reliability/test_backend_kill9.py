@@ -7,6 +7,8 @@ queued or running are not run a second time.
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from background import kill_9_once, started, wait_for
 from conftest import on_testbed, read_status
@@ -86,6 +88,13 @@ def test_cancel_after_a_kill_9_stops_the_jobs_left_behind_and_complete_reruns_th
     project.write_sweep(SWEEP)
     proc = background("run", "sweep.yaml", "--profile", project.backend)
     sweep_dir = kill_9_with_two_held_tasks_running(project, proc)
+    # The user's way out of the wait: Ctrl-C (nothing was started), then cancel.
+    completer = background("complete", sweep_dir.name, "--profile", project.backend)
+    wait_for(lambda: "waiting for" in sweep_log(sweep_dir), 60, "complete to wait for the killed run's tasks")
+    completer.send_signal(signal.SIGINT)
+    output, _ = completer.communicate(timeout=60)
+    assert completer.returncode == 130 and f"hsm-snake cancel {sweep_dir.name}" in output, output
+    assert "Traceback" not in output, output
     result = project.cli("cancel", sweep_dir.name)
     assert "cancelled" in result.output, result.output
     wait_for(lambda: not sweep_processes(str(project.run_log)), 120, "the cancelled tasks' processes to end")
