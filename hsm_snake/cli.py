@@ -120,8 +120,10 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
         _report_disk_full(console, paths, full, scan.scan(load_index(paths.root)))
     except KeyboardInterrupt:
         # Outside Snakemake's run (e.g. while waiting for a killed run's jobs): nothing was started.
-        console.print(f"stopped on request; stop an earlier run's jobs with: hsm-snake cancel {paths.sweep_id}")
-        console.print(f"resume with: hsm-snake complete {paths.sweep_id}")
+        console.print(
+            f"stopped on request; stop an earlier run's jobs with: hsm-snake cancel {paths.sweep_id}", soft_wrap=True
+        )
+        console.print(f"resume with: hsm-snake complete {paths.sweep_id}", soft_wrap=True)
         sys.exit(130)
     finally:
         if progress is not None:
