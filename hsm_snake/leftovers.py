@@ -70,7 +70,7 @@ def wait_for_leftovers(paths: SweepPaths, notify: Callable[[str], None], poll_s:
             live = [*live_slurm_jobs(paths, notify), *live_pbs_jobs(paths, notify), *pool.live_tasks(notify)]
             if not live:
                 if said is not None:
-                    notify("the killed run's jobs have ended; their results are kept")
+                    notify("the killed run's jobs have ended; what they finished is kept")
                 return
             message = waiting_message(paths, live)
             if message != said:
@@ -124,9 +124,17 @@ def live_slurm_jobs(paths: SweepPaths, notify: Callable[[str], None]) -> list[Le
     for line in answer.splitlines():
         job, array, index, state = (line.split("|") + ["", "", "", ""])[:4]
         if (job in ids or array in ids) and state not in SLURM_FINAL_STATES:
-            label = f"{array}_{index}" if index and index != "N/A" else job
+            label = slurm_label(job, array, index)
             live.append(Leftover(f"Slurm job {label} ({state})", label))
     return live
+
+
+def slurm_label(job: str, array: str, index: str) -> str:
+    """How scancel names it: ``1838``, an element ``1838_4``, queued elements ``1838_[5-6]``."""
+    index = index.split("%")[0]  # "5-6%2": a throttled array
+    if not index or index == "N/A":
+        return job
+    return f"{array}_{index}" if index.isdigit() else f"{array}_[{index}]"
 
 
 # -- PBS -----------------------------------------------------------------------------------------
