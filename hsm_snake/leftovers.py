@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from hsm_snake.paths import SweepPaths
@@ -172,9 +173,15 @@ class _Pool:
 
         self.paths = paths
         self.ssh = hosts.Ssh(control_dir)
-        record = read_yaml(paths.project_config) or {}
-        self.hosts = {host.alias: host for host in hosts.pool_from_record(record, [sys.executable])}
         self.contacted: set[str] = set()
+
+    @cached_property
+    def hosts(self) -> dict:
+        """Read only when a task record is there: most runs have none."""
+        from hsm_snake.ssh import hosts
+
+        record = read_yaml(self.paths.project_config) or {}
+        return {host.alias: host for host in hosts.pool_from_record(record, [sys.executable])}
 
     def live_tasks(self, notify: Callable[[str], None]) -> list[Leftover]:
         """Tasks still running on a host; those that ended are pulled back and forgotten."""
