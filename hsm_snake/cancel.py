@@ -5,6 +5,8 @@
   ``cancelled``); SIGKILL to the group if it has not stopped after a grace period.
 - Cluster jobs whose tasks still say ``running`` (a run that died, or one on another host):
   ``scancel`` (Slurm) / ``qdel`` (PBS) by their recorded job ids, then the verdict is recorded.
+- Jobs and SSH tasks of a killed run that are still queued or running (leftovers.py): scancel /
+  qdel / SIGTERM to the remote process group; the next `complete` records and reruns them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from hsm_snake import scan, slurm_accounting
+from hsm_snake import leftovers, scan, slurm_accounting
 from hsm_snake.lock import holder_record
 from hsm_snake.paths import SweepPaths
 from hsm_snake.sweep_index import load_index
@@ -29,17 +31,22 @@ class CancelOutcome:
     stopped_run: str | None = None
     cancelled_jobs: list[str] = field(default_factory=list)
     remote_holder: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
     outcome = CancelOutcome()
     holder = holder_record(paths)
     if holder is not None:
-        if holder.get("host") == socket.gethostname() and holder.get("snakemake_pid"):
-            _stop_group(int(holder["snakemake_pid"]), paths, grace_s)
-            outcome.stopped_run = f"pid {holder.get('pid')} (Snakemake pid {holder['snakemake_pid']})"
+        if holder.get("host") == socket.gethostname():
+            if holder.get("snakemake_pid"):  # none yet while a `complete` waits for leftovers
+                _stop_group(int(holder["snakemake_pid"]), paths, grace_s)
+                outcome.stopped_run = f"pid {holder.get('pid')} (Snakemake pid {holder['snakemake_pid']})"
         else:
             outcome.remote_holder = f"pid {holder.get('pid')} on {holder.get('host')}"
+    if outcome.remote_holder is None:
+        # Jobs and remote tasks of a killed run, queued ones too (they have no status yet).
+        outcome.cancelled_jobs += leftovers.cancel_leftovers(paths, outcome.notes.append)
     state = scan.scan(load_index(paths.root))
     jobs = [
         t.status["job_id"]

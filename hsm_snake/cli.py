@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from hsm_snake import __version__, scan
+from hsm_snake import __version__, diskspace, scan
 from hsm_snake.display import counts_line, make_console, tasks_table
 from hsm_snake.errors import HsmError
 from hsm_snake.locate import find_sweep
@@ -104,7 +104,27 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
     if progress is not None:
         progress.start()
     try:
-        outcome = sweeps.run(paths, profile=profile, command=_command_line(), cores=cores, on_tick=on_tick, **options)
+        outcome = sweeps.run(
+            paths,
+            profile=profile,
+            command=_command_line(),
+            cores=cores,
+            on_tick=on_tick,
+            on_notice=lambda message: console.print(message, soft_wrap=True, markup=False),
+            **options,
+        )
+    except OSError as exc:
+        full = diskspace.from_error(paths, exc)
+        if full is None:
+            raise
+        _report_disk_full(console, paths, full, scan.scan(load_index(paths.root)))
+    except KeyboardInterrupt:
+        # Outside Snakemake's run (e.g. while waiting for a killed run's jobs): nothing was started.
+        console.print(
+            f"stopped on request; stop an earlier run's jobs with: hsm-snake cancel {paths.sweep_id}", soft_wrap=True
+        )
+        console.print(f"resume with: hsm-snake complete {paths.sweep_id}", soft_wrap=True)
+        sys.exit(130)
     finally:
         if progress is not None:
             progress.stop()
@@ -129,12 +149,28 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
             soft_wrap=True,
         )
     if outcome.state.missing():
+        if outcome.disk_full is not None:
+            _report_disk_full(console, paths, outcome.disk_full, outcome.state)
         if outcome.exit_code != 0 and not failed:
             console.print(f"Snakemake exited with status {outcome.exit_code}; its log: {paths.engine_log}")
             for line in _last_lines(paths.engine_log, 25):
                 console.print(f"  {line}", markup=False, highlight=False)
         console.print(f"finish the sweep with: hsm-snake complete {paths.sweep_id}")
         sys.exit(1)
+
+
+def _report_disk_full(console: Any, paths: Any, full: Any, state: scan.SweepState) -> None:
+    """What happened, that finished work is safe, and how to go on; exit 1."""
+    completed = state.counts().get(scan.COMPLETED, 0)
+    console.print(diskspace.describe(full), soft_wrap=True, markup=False)
+    console.print(
+        f"completed tasks were kept: {completed} of {len(state.tasks)} completed, with their results and "
+        f"markers; the {len(state.missing())} other task(s) did not run or could not record their end, and "
+        "stay missing (nothing completed was turned into failed)",
+        soft_wrap=True,
+    )
+    console.print(f"free some space there, then resume with: hsm-snake complete {paths.sweep_id}", soft_wrap=True)
+    sys.exit(1)
 
 
 def _last_lines(path: Path, count: int) -> list[str]:
@@ -341,7 +377,8 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
 @cli.command()
 @click.argument("sweep", required=False)
 def cancel(sweep: str | None) -> None:
-    """Stop a running SWEEP (local run, Slurm jobs); finished results stay, `complete` resumes."""
+    """Stop a running SWEEP (local run, Slurm/PBS jobs, SSH tasks, also those of a killed run);
+    finished results stay, `complete` resumes."""
     from hsm_snake.cancel import cancel as cancel_sweep
 
     paths = find_sweep(sweep, Path.cwd())
@@ -351,7 +388,9 @@ def cancel(sweep: str | None) -> None:
         console.print(f"stopped the run of sweep {paths.sweep_id}: {outcome.stopped_run}")
     if outcome.cancelled_jobs:
         jobs = " ".join(outcome.cancelled_jobs[:20])
-        console.print(f"cancelled {len(outcome.cancelled_jobs)} scheduler job(s): {jobs}")
+        console.print(f"cancelled {len(outcome.cancelled_jobs)} job(s)/remote task(s): {jobs}")
+    for note in outcome.notes:
+        console.print(note, soft_wrap=True, markup=False)
     if outcome.remote_holder:
         console.print(f"sweep {paths.sweep_id} is run by {outcome.remote_holder}: cancel it there")
         sys.exit(1)

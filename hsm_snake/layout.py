@@ -83,7 +83,10 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
     local = project.section("local")
     timeouts = {}
     if local.get("walltime") is not None:
-        timeouts["local"] = parse_walltime_seconds(local["walltime"], "local.walltime")
+        timeouts["local"] = timeouts["ssh"] = parse_walltime_seconds(local["walltime"], "local.walltime")
+    pool_walltime = project.section("distributed").get("walltime")
+    if pool_walltime is not None:
+        timeouts["ssh"] = parse_walltime_seconds(pool_walltime, "distributed.walltime")
     return {
         "python_command": project.python_command(),
         "train_script": train_script,

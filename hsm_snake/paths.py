@@ -180,6 +180,19 @@ class SweepPaths:
         files into place (the same file system, so each move is a rename)."""
         return self.lock.parent / "incoming"
 
+    def submitted_jobs(self, backend: str) -> Path:
+        """The ids of every job an executor submitted for this sweep, one a line (PBS; Slurm's
+        are in the sbatch records of scripts/job_scripts/)."""
+        return self.root / ".hsm" / f"{backend}-jobs"
+
+    @property
+    def remote_tasks_dir(self) -> Path:
+        return self.root / ".hsm" / "remote"
+
+    def remote_task(self, name: str) -> Path:
+        """Where a task runs on an SSH host (alias, remote folder, process group) while it runs."""
+        return self.remote_tasks_dir / f"{name}.json"
+
     @property
     def snakemake_dir(self) -> Path:
         return self.root / ".snakemake"

@@ -266,7 +266,14 @@ def _number_or_text(text: str) -> Any:
 
 
 def _run_child(launch: Launch, task: TaskPaths) -> tuple[int, bool]:
-    """Run the script; return (returncode, timed_out). Negative returncode = signal."""
+    """Run the script; return (returncode, timed_out). Negative returncode = signal.
+
+    A runner in a process of its own (an SSH host, local_slots) starts the script in a process
+    group of its own and signals that whole group, so that a walltime or a cancel also stops
+    what the script started (data loaders, a shell's children). In a Snakemake worker thread the
+    script stays in Snakemake's group, where Ctrl-C of the run reaches it.
+    """
+    own_group = threading.current_thread() is threading.main_thread()
     with open(task.stdout, "wb") as out, open(task.stderr, "wb") as err:
         child = subprocess.Popen(
             parent_death.with_parent_death_signal(launch.argv, launch.cwd, launch.env),
@@ -275,38 +282,44 @@ def _run_child(launch: Launch, task: TaskPaths) -> tuple[int, bool]:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
+            process_group=0 if own_group else None,
         )
-        restore = _forward_signals_to(child)
+        signal_script = _group_signaller(child) if own_group else child.send_signal
+        restore = _forward_signals_to(signal_script) if own_group else (lambda: None)
         try:
             try:
                 return child.wait(timeout=launch.timeout_s), False
             except subprocess.TimeoutExpired:
-                child.terminate()
+                signal_script(signal.SIGTERM)
                 try:
                     child.wait(timeout=KILL_GRACE_S)
                 except subprocess.TimeoutExpired:
-                    child.kill()
+                    signal_script(signal.SIGKILL)
                     child.wait()
+                if own_group:
+                    signal_script(signal.SIGKILL)  # whatever of the group outlived the script
                 return child.returncode, True
         finally:
             restore()
 
 
-def _forward_signals_to(child: subprocess.Popen) -> Any:
-    """In a process of its own, pass SIGTERM/SIGINT on to the script and let it decide.
+def _group_signaller(child: subprocess.Popen) -> Any:
+    def send(signum: int) -> None:
+        try:
+            os.killpg(child.pid, signum)
+        except ProcessLookupError:
+            pass
 
-    In a Snakemake worker thread no handler can be set; there the script shares Snakemake's
-    process group and receives the signal directly.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+    return send
+
+
+def _forward_signals_to(send: Any) -> Any:
+    """Pass SIGTERM/SIGINT on to the script's group and let it decide (main thread only: a
+    Snakemake worker thread cannot set handlers)."""
     previous = {}
 
     def forward(signum: int, _frame: Any) -> None:
-        try:
-            child.send_signal(signum)
-        except ProcessLookupError:
-            pass
+        send(signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous[signum] = signal.signal(signum, forward)

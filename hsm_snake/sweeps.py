@@ -11,7 +11,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import backends, engine, layout, recovery, sbatch_record, scan, slurm_accounting, slurm_limits
+from hsm_snake import (
+    backends,
+    diskspace,
+    engine,
+    layout,
+    leftovers,
+    recovery,
+    sbatch_record,
+    scan,
+    slurm_accounting,
+    slurm_limits,
+)
 from hsm_snake.errors import ConfigError
 from hsm_snake.lock import SweepLock
 from hsm_snake.missing import select_missing
@@ -30,6 +41,7 @@ class RunOutcome:
     state: scan.SweepState
     kept_results: list[str] = field(default_factory=list)
     interrupted: bool = False
+    disk_full: diskspace.DiskFull | None = None
 
     @property
     def ok(self) -> bool:
@@ -179,6 +191,15 @@ def append_sweep_log(paths: SweepPaths, message: str) -> None:
         log.write(f"{stamp} {message}\n")
 
 
+def _notice_to(paths: SweepPaths, on_notice: Callable[[str], None] | None) -> Callable[[str], None]:
+    def notice(message: str) -> None:
+        append_sweep_log(paths, message)
+        if on_notice is not None:
+            on_notice(message)
+
+    return notice
+
+
 def default_cores(project_data: dict[str, Any]) -> int:
     return int((project_data.get("local") or {}).get("max_parallel") or os.cpu_count() or 1)
 
@@ -194,6 +215,7 @@ def run(
     only_category: str | None = None,
     extra_args: tuple[str, ...] = (),
     on_tick: Callable[[scan.SweepState], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
     refresh_from: Path | None = None,
 ) -> RunOutcome:
     """Run (or complete) a sweep: Snakemake runs exactly the tasks that are not done.
@@ -202,12 +224,15 @@ def run(
     from that folder if its recorded source is gone), under the lock. Tasks that fail in a
     category of ``retry.on`` run again, up to ``retries`` times, each time with the memory/time
     request grown by their history (see escalation.py). ``cores`` defaults to local.max_parallel.
+    Jobs and remote tasks an earlier, killed run left behind are waited for first (leftovers.py);
+    ``on_notice`` hears what is waited for.
     """
     profile_dir = engine.resolve_profile(profile)
     backend = backends.backend_of_profile(profile_dir.name)
     lock = SweepLock(paths)
     lock.acquire(command)
     try:
+        leftovers.wait_for_leftovers(paths, _notice_to(paths, on_notice))
         if refresh_from is not None:
             refresh_project_settings(paths, refresh_from)
         index = load_index(paths.root)
@@ -235,7 +260,7 @@ def run(
         todo = select_missing(state, retry_failed, only_category)
         attempted = {entry.name for entry in todo}
         snakemake: list[str] = []
-        code, interrupted, round_number = 0, False, 0
+        code, interrupted, round_number, disk_full = 0, False, 0, None
         # Installs the sbatch pass-through once per run, not once per retry round.
         engine_env = sbatch_record.recording_env(paths) if backend == "slurm" and todo else {}
         while todo and not interrupted:
@@ -248,7 +273,10 @@ def run(
             )
             what = "run" if round_number == 0 else f"retry {round_number}"
             append_sweep_log(paths, f"{what}: {len(todo)} task(s) with profile {profile} (pid {os.getpid()})")
+            log_from = diskspace.engine_log_size(paths)
             code, interrupted = _run_engine(snakemake, paths, lock, index, tasks, on_tick, engine_env)
+            if code != 0 and disk_full is None:
+                disk_full = diskspace.after_engine(paths, log_from)
             kept += recovery.keep_finished_results(scan.scan(index))
             if backend == "slurm":
                 slurm_accounting.record_scheduler_verdicts(scan.scan(index, selection=tasks))
@@ -261,6 +289,6 @@ def run(
             )
             round_number += 1
             todo = [entry for entry in retryable(state, retry, round_number) if entry.name in attempted]
-        return RunOutcome(paths, snakemake, code, state, kept, interrupted)
+        return RunOutcome(paths, snakemake, code, state, kept, interrupted, disk_full)
     finally:
         lock.release()

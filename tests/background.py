@@ -67,11 +67,11 @@ def kill_everything(project, proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def kill_9_once(project, proc: subprocess.Popen, ready, what: str) -> Path:
+def kill_9_once(project, proc: subprocess.Popen, ready, what: str, timeout: float = 60.0) -> Path:
     """kill -9 of a background run (hsm-snake and its engine) once ``ready()``; returns its sweep
     directory when the engine's processes are gone and the kernel has dropped the sweep lock."""
     try:
-        wait_for(ready, what=what)
+        wait_for(ready, timeout, what=what)
         (sweep_dir,) = project.sweep_dirs()
         engine = engine_pid(sweep_dir)
     finally:

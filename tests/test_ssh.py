@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from background import held_tasks_started, wait_for
 from conftest import read_status
+from procs import live_processes
 
 pytestmark = pytest.mark.testbed
 
@@ -239,6 +240,40 @@ def test_a_failing_remote_task_is_pulled_back_with_its_record(ssh_project):
     assert status["status"] == "failed" and status["exit_code"] == 3 and status["job_id"] == "hsmtb-h1"
     assert "about to fail" in (sweep_dir / "tasks" / "task_002" / "stderr.log").read_text()
     assert "task_002\thsmtb-h1\tfailed" in ssh_log(sweep_dir)
+
+
+# Starts a helper process in its own process group, then sleeps: a walltime must stop both.
+SLOW_WITH_HELPER = """
+import os, subprocess, sys, time
+args = dict(arg.partition("=")[::2] for arg in sys.argv[1:])
+helper = subprocess.Popen(["sleep", "300"])
+with open(os.environ["RUN_LOG"] + ".helpers", "a") as log:
+    log.write(f"{helper.pid}\\n")
+time.sleep(float(args["sleep"]))
+helper.kill()
+"""
+
+
+def test_a_task_over_its_walltime_on_a_host_is_stopped_there_and_retried_with_more_time(ssh_project):
+    project = ssh_project
+    (project.root / "slow.py").write_text(SLOW_WITH_HELPER)
+    project.configure_ssh(aliases=("hsmtb-h1",), paths={"train_script": "slow.py"},
+                          distributed={"walltime": "00:00:02"})
+    (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
+    project.write_sweep({"grid": {"sleep": [3]}})
+    result = project.cli("run", "sweep.yaml", "--profile", "ssh")
+    (sweep_dir,) = project.sweep_dirs()
+    task = sweep_dir / "tasks" / "task_001"
+    first = read_status(task / "attempts" / "1")
+    assert first["error_category"] == "timeout" and first["host"], first
+    assert "walltime of 2 s" in first["error_summary"], first
+    final = read_status(task)
+    assert final["status"] == "completed" and final["attempt"] == 2, (final, result.output)
+    assert "retry 1" in (sweep_dir / "logs" / "sweep.log").read_text()
+    helpers = [int(pid) for pid in Path(str(project.run_log) + ".helpers").read_text().split()]
+    assert len(helpers) == 2
+    live = {pid for pid, _ in live_processes()}
+    assert not live & set(helpers), "the timed-out attempt's helper process outlived its walltime"
 
 
 def test_local_slots_run_next_to_the_remotes(ssh_project):

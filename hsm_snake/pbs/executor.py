@@ -257,7 +257,15 @@ class Executor(RemoteExecutor):
         if job_id is None:
             return None, (f"qsub failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[:1000]}"
                           f"\n    command: {' '.join(command)}")
+        self.note_submitted(job_id)
         return job_id, ""
+
+    def note_submitted(self, job_id: str) -> None:
+        """Every job id, so that a later `complete` finds the jobs of a run that was killed."""
+        record = SweepPaths(self.sweep_dir()).submitted_jobs("pbs")
+        record.parent.mkdir(parents=True, exist_ok=True)
+        with open(record, "a", encoding="utf-8") as out:
+            out.write(job_id + "\n")
 
     # -- status ----------------------------------------------------------------------------
     async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]):

@@ -25,6 +25,7 @@ task runner itself on the hosts (no Snakemake there): see ``transfer.py`` for wh
 """
 
 # No ``from __future__ import annotations``: Snakemake builds CLI options from the field types.
+import json
 import os
 import signal
 import subprocess
@@ -45,7 +46,7 @@ from snakemake_interface_executor_plugins.settings import CommonSettings, Execut
 
 from hsm_snake.paths import SweepPaths, TaskPaths, map_path
 from hsm_snake.plugin_settings import setting
-from hsm_snake.records import RecordError, read_record, read_yaml, write_record
+from hsm_snake.records import RecordError, read_record, read_yaml, write_record, write_text_atomic
 from hsm_snake.ssh import hosts as hostmod
 from hsm_snake.ssh import transfer
 from hsm_snake.ssh.hosts import Host, Ssh
@@ -306,6 +307,7 @@ class Executor(RemoteExecutor):
         process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
         run.process, run.pgid = process, process.pid
+        self.note_where_it_runs(run.task, host, run)
         _, err = process.communicate()
         return process.returncode, err
 
@@ -331,6 +333,8 @@ class Executor(RemoteExecutor):
         reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)
         reader.start()
         run.pgid = pgid_of(process.stdout.readline())
+        if run.pgid is not None:
+            self.note_where_it_runs(task, host, run)
         if run.pgid is not None and not host.shared_fs:
             try:
                 transfer.unpack_task(process.stdout, task.dir, self.paths.incoming_dir)
@@ -371,6 +375,7 @@ class Executor(RemoteExecutor):
                                    timeout=LOST_PULL_TIMEOUT_S if lost else transfer.RSYNC_TIMEOUT_S)
             except (transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
                 lost = lost or f"pull failed: {exc}"
+        self.forget_where_it_ran(task)
         if task.marker.exists():
             run.success = True
             self.log_task(task, host, "completed")
@@ -387,6 +392,17 @@ class Executor(RemoteExecutor):
                        + (f" (runner exit {returncode}: {err.strip()[-500:]})" if err.strip() else ""))
         self.log_task(task, host, f"{status.get('status', 'failed')}:{status.get('error_category')}")
         return True
+
+    def note_where_it_runs(self, task: TaskPaths, host: Host, run: Run) -> None:
+        """Kept until the task's folder is back: if this run is killed meanwhile, the next
+        `complete` finds the remote process by it, waits for it and pulls its result."""
+        record = {"alias": host.alias, "remote_task": run.remote_task or str(task.dir), "pgid": run.pgid}
+        path = SweepPaths(self.sweep).remote_task(task.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(record))
+
+    def forget_where_it_ran(self, task: TaskPaths) -> None:
+        SweepPaths(self.sweep).remote_task(task.name).unlink(missing_ok=True)
 
     @staticmethod
     def status_of(task: TaskPaths) -> dict[str, Any]:

@@ -50,6 +50,9 @@ def test_disk_full_is_reported_and_completed_tasks_stay_completed(project, small
     # (catch_exceptions=False: an exception of hsm-snake's own would have failed the test already;
     # the output may quote Snakemake's engine log, tracebacks included.)
     assert "No space left on device" in result.output, result.output
+    assert f"({sweep_dir}: " in result.output, "names neither the file nor the full file system"
+    assert "completed tasks were kept: 2 of 4 completed" in result.output, result.output
+    assert "resume with: hsm-snake complete full" in result.output, result.output
     for task in ("task_001", "task_002"):
         assert read_status(sweep_dir / "tasks" / task)["status"] == "completed"
         assert (sweep_dir / "tasks" / task / ".completed").exists()
