@@ -8,7 +8,7 @@ then pulls back what SSH hosts finished; recovery then keeps every finished resu
 
 Found by what the sweep recorded, never by a guess: Slurm job ids from the sbatch records in
 ``scripts/job_scripts/``, PBS job ids from ``.hsm/pbs-jobs`` plus the ids array elements wrote
-under ``logs/pbs/``, SSH process groups from ``.hsm/remote/<task>.json``. Every scheduler and ssh
+under ``logs/pbs/``, SSH process groups from ``.hsm/remote/<task>.yaml``. Every scheduler and ssh
 call is bounded by a timeout; a scheduler or host that does not answer is reported and not
 waited for.
 """
@@ -16,7 +16,6 @@ waited for.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import re
 import shlex
@@ -31,7 +30,7 @@ from functools import cached_property
 from pathlib import Path
 
 from hsm_snake.paths import SweepPaths
-from hsm_snake.records import read_yaml
+from hsm_snake.records import RecordError, read_record, read_yaml
 
 QUERY_TIMEOUT_S = 30
 POLL_S = 10.0
@@ -213,9 +212,12 @@ class _Pool:
         return stopped
 
     def _records(self) -> Iterator[tuple[Path, str, dict, object]]:
-        for record_path in sorted(self.paths.remote_tasks_dir.glob("*.json")):
-            where = json.loads(record_path.read_text())
-            yield record_path, record_path.stem, where, self.hosts.get(where.get("alias"))
+        for record_path in sorted(self.paths.remote_tasks_dir.glob("*.yaml")):
+            try:
+                where = read_record(record_path)
+            except (OSError, RecordError):
+                continue
+            yield record_path, record_path.stem, where, self.hosts.get(where.get("host_alias"))
 
     def _alive(self, host, where: dict, task: str, notify: Callable[[str], None]) -> bool:
         if not where.get("pgid"):

@@ -165,15 +165,6 @@ class SweepPaths:
         """flock()ed by the process that runs the sweep (and inherited by Snakemake)."""
         return self.root / ".hsm" / "run.lock"
 
-    def dispatch_record(self, name: str) -> Path:
-        """Written by the SSH executor when it hands a task to a host (push/pull mode): the task
-        runs there, and its status.yaml comes back only when it ends."""
-        return self.dispatched_dir / f"{name}.yaml"
-
-    @property
-    def dispatched_dir(self) -> Path:
-        return self.lock.parent / "dispatched"
-
     @property
     def incoming_dir(self) -> Path:
         """Where the SSH executor unpacks a task folder coming back from a host before moving its
@@ -190,8 +181,9 @@ class SweepPaths:
         return self.root / ".hsm" / "remote"
 
     def remote_task(self, name: str) -> Path:
-        """Where a task runs on an SSH host (alias, remote folder, process group) while it runs."""
-        return self.remote_tasks_dir / f"{name}.json"
+        """The SSH executor's record of a task it handed to a host (alias, attempt, engine pid,
+        remote folder, process group), from the hand-over until the task's folder is back."""
+        return self.remote_tasks_dir / f"{name}.yaml"
 
     @property
     def snakemake_dir(self) -> Path:

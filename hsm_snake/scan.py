@@ -96,15 +96,15 @@ def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None 
 
 
 def _dispatched(paths: SweepPaths, holder: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The dispatch records the live engine wrote (tasks its SSH executor handed to a host), by task."""
+    """The records of tasks the live engine's SSH executor handed to a host, by task."""
     try:
-        names = os.listdir(paths.dispatched_dir)
+        names = os.listdir(paths.remote_tasks_dir)
     except OSError:
         return {}
     records = {}
     for name in names:
         try:
-            record = read_record_text(f"{paths.dispatched_dir}/{name}")
+            record = read_record_text(f"{paths.remote_tasks_dir}/{name}")
         except (OSError, RecordError):
             continue
         if holder.get("snakemake_pid") and record.get("engine_pid") == holder["snakemake_pid"]:

@@ -430,4 +430,4 @@ def test_status_shows_tasks_per_host_alias_while_they_run_and_after(ssh_project,
     done = json.loads(project.cli("status", "--json").output)
     assert done["counts"] == {"completed": 2} and done["progress"]["by_host"] == {"hsmtb-h1": {"completed": 2}}
     assert "per host: hsmtb-h1: 2 completed" in project.cli("status", "--all-status").output
-    assert list((sweep_dir / ".hsm" / "dispatched").iterdir()) == []
+    assert list((sweep_dir / ".hsm" / "remote").iterdir()) == []

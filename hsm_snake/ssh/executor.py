@@ -25,7 +25,6 @@ task runner itself on the hosts (no Snakemake there): see ``transfer.py`` for wh
 """
 
 # No ``from __future__ import annotations``: Snakemake builds CLI options from the field types.
-import json
 import os
 import signal
 import subprocess
@@ -46,7 +45,7 @@ from snakemake_interface_executor_plugins.settings import CommonSettings, Execut
 
 from hsm_snake.paths import SweepPaths, TaskPaths, map_path
 from hsm_snake.plugin_settings import setting
-from hsm_snake.records import RecordError, read_record, read_yaml, write_record, write_text_atomic
+from hsm_snake.records import RecordError, read_record, read_yaml, write_record
 from hsm_snake.ssh import hosts as hostmod
 from hsm_snake.ssh import transfer
 from hsm_snake.ssh.hosts import Host, Ssh
@@ -296,10 +295,9 @@ class Executor(RemoteExecutor):
             try:
                 returncode, err = self.run_remote(run, host)
             except transfer.TransferError as exc:
+                self.forget_where_it_ran(task)
                 self.lose(host, f"push failed: {exc}")
                 return False
-            finally:
-                self.paths.dispatch_record(task.name).unlink(missing_ok=True)
         return self.settle(run, host, returncode, err)
 
     def run_local(self, run: Run, host: Host) -> tuple[int, str]:
@@ -307,7 +305,7 @@ class Executor(RemoteExecutor):
         process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
         run.process, run.pgid = process, process.pid
-        self.note_where_it_runs(run.task, host, run)
+        self.note_where_it_runs(run, host)
         _, err = process.communicate()
         return process.returncode, err
 
@@ -325,7 +323,7 @@ class Executor(RemoteExecutor):
         with tempfile.TemporaryFile() as archive:
             if not host.shared_fs:
                 transfer.pack_task(task.dir, archive)
-                self.dispatch(run, host)
+            self.note_where_it_runs(run, host)
             process = subprocess.Popen(command, stdin=archive, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        bufsize=0)
         run.process = process
@@ -334,7 +332,7 @@ class Executor(RemoteExecutor):
         reader.start()
         run.pgid = pgid_of(process.stdout.readline())
         if run.pgid is not None:
-            self.note_where_it_runs(task, host, run)
+            self.note_where_it_runs(run, host)
         if run.pgid is not None and not host.shared_fs:
             try:
                 transfer.unpack_task(process.stdout, task.dir, self.paths.incoming_dir)
@@ -348,17 +346,6 @@ class Executor(RemoteExecutor):
         if run.pgid is None and not host.shared_fs:
             raise transfer.TransferError(f"exit {returncode}: {err.strip()[-500:]}", returncode)
         return returncode, err
-
-    def dispatch(self, run: Run, host: Host) -> None:
-        """Record locally that the task runs on ``host`` (its status.yaml comes back at the end):
-        ``status`` shows it running there while this engine lives and the record's attempt is
-        newer than the task's status.yaml."""
-        attempt = int(self.status_of(run.task).get("attempt") or 0) + 1
-        write_record(self.paths.dispatch_record(run.task.name),
-                     {"task_id": run.task.name, "host_alias": host.alias, "attempt": attempt,
-                      "dispatched": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
-                      "engine_pid": os.getpid()},
-                     "hsm-snake: a task handed to an SSH host (written by the hsm-ssh executor)", durable=False)
 
     def settle(self, run: Run, host: Host, returncode: int, err: str) -> bool:
         """Pull back what the session did not bring, record a lost host, report the outcome."""
@@ -393,16 +380,29 @@ class Executor(RemoteExecutor):
         self.log_task(task, host, f"{status.get('status', 'failed')}:{status.get('error_category')}")
         return True
 
-    def note_where_it_runs(self, task: TaskPaths, host: Host, run: Run) -> None:
-        """Kept until the task's folder is back: if this run is killed meanwhile, the next
-        `complete` finds the remote process by it, waits for it and pulls its result."""
-        record = {"alias": host.alias, "remote_task": run.remote_task or str(task.dir), "pgid": run.pgid}
-        path = SweepPaths(self.sweep).remote_task(task.name)
+    def note_where_it_runs(self, run: Run, host: Host) -> None:
+        """Record the task as handed to ``host`` until its folder is back (written again once its
+        process group is known). ``status`` shows it running there while this engine lives and
+        the record's attempt is newer than the task's status.yaml (push/pull: that comes back at
+        the end); if this run is killed, the next ``complete`` finds the remote process by it,
+        waits for it and pulls its result (leftovers.py)."""
+        task = run.task
+        record = {
+            "task_id": task.name,
+            "host_alias": host.alias,
+            "attempt": int(self.status_of(task).get("attempt") or 0) + 1,
+            "dispatched": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+            "engine_pid": os.getpid(),
+            "remote_task": run.remote_task or str(task.dir),
+            "pgid": run.pgid,
+        }
+        path = self.paths.remote_task(task.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, json.dumps(record))
+        write_record(path, record, "hsm-snake: a task handed to an SSH host (written by the hsm-ssh executor)",
+                     durable=False)
 
     def forget_where_it_ran(self, task: TaskPaths) -> None:
-        SweepPaths(self.sweep).remote_task(task.name).unlink(missing_ok=True)
+        self.paths.remote_task(task.name).unlink(missing_ok=True)
 
     @staticmethod
     def status_of(task: TaskPaths) -> dict[str, Any]:
