@@ -51,6 +51,16 @@ def held_tasks_started(project, count: int):
     return lambda: len(started(project)) >= count
 
 
+def start_held_run(project, background, *run_args: str, sigint_ignored: bool = False, timeout: float = 60.0):
+    """``hsm-snake run`` of a two-task sweep whose tasks wait for ``project.release()``, in the
+    background; returns the run and its sweep directory once both tasks run."""
+    sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
+    proc = background("run", str(sweep), *run_args, sigint_ignored=sigint_ignored)
+    wait_for(held_tasks_started(project, 2), timeout=timeout, what="both held tasks to start")
+    (sweep_dir,) = project.sweep_dirs()
+    return proc, sweep_dir
+
+
 def engine_pid(sweep_dir) -> int:
     holder = json.loads((sweep_dir / ".hsm" / "run.lock").read_text())
     return holder["snakemake_pid"]

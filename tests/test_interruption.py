@@ -7,7 +7,7 @@ import os
 import signal
 
 import pytest
-from background import engine_pid, held_tasks_started, kill_9_once, started, wait_for
+from background import engine_pid, held_tasks_started, kill_9_once, start_held_run, started, wait_for
 from conftest import read_status
 
 from hsm_snake.lock import lock_holder
@@ -55,10 +55,7 @@ def test_second_run_on_same_sweep_is_refused_naming_the_holder(project, backgrou
 
 
 def test_ctrl_c_stops_tasks_marks_them_cancelled_and_complete_resumes(project, background):
-    sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
-    proc = background("run", str(sweep))
-    wait_for(held_tasks_started(project, 2), what="both tasks to start")
-    (sweep_dir,) = project.sweep_dirs()
+    proc, sweep_dir = start_held_run(project, background)
     engine = engine_pid(sweep_dir)
     os.kill(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
@@ -77,10 +74,7 @@ def test_ctrl_c_stops_tasks_marks_them_cancelled_and_complete_resumes(project, b
 def test_sigterm_stops_a_run_started_in_the_background_with_sigint_ignored(project, background):
     # The engine is stopped with SIGINT; a run started by `nohup` or `&` in a script inherits
     # SIGINT ignored, and its engine must stop all the same.
-    sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
-    proc = background("run", str(sweep), sigint_ignored=True)
-    wait_for(held_tasks_started(project, 2), what="both tasks to start")
-    (sweep_dir,) = project.sweep_dirs()
+    proc, sweep_dir = start_held_run(project, background, sigint_ignored=True)
     engine = engine_pid(sweep_dir)
     os.kill(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
@@ -95,10 +89,7 @@ def test_sigterm_stops_a_run_started_in_the_background_with_sigint_ignored(proje
 
 
 def test_cancel_stops_a_running_sweep_and_complete_resumes(project, background):
-    sweep = project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
-    proc = background("run", str(sweep))
-    wait_for(held_tasks_started(project, 2), what="both tasks to start")
-    (sweep_dir,) = project.sweep_dirs()
+    proc, sweep_dir = start_held_run(project, background)
     result = project.cli("cancel", sweep_dir.name)
     assert "stopped the run" in result.output and "2 cancelled" in result.output
     proc.communicate(timeout=60)

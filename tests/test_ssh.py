@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from background import held_tasks_started, wait_for
+from background import held_tasks_started, start_held_run, wait_for
 from conftest import read_status
 from procs import live_processes
 
@@ -130,10 +130,7 @@ def test_an_unreachable_host_gets_no_tasks(ssh_project, tb):
 def test_ctrl_c_kills_the_remote_tasks_and_records_cancelled(ssh_project, background):
     project = ssh_project
     project.configure_ssh(aliases=("hsmtb-h1",))
-    project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
-    proc = background("run", "sweep.yaml", "--profile", "ssh")
-    wait_for(held_tasks_started(project, 2), timeout=60, what="both remote tasks to start")
-    (sweep_dir,) = project.sweep_dirs()
+    proc, sweep_dir = start_held_run(project, background, "--profile", "ssh")
     os.kill(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 130, out
@@ -415,10 +412,7 @@ def test_a_shared_fs_host_that_sees_the_sweep_elsewhere_runs_it_through_path_map
 def test_status_shows_tasks_per_host_alias_while_they_run_and_after(ssh_project, background):
     project = ssh_project
     project.configure_ssh(aliases=("hsmtb-h1",))
-    project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
-    proc = background("run", "sweep.yaml", "--profile", "ssh")
-    wait_for(held_tasks_started(project, 2), timeout=60, what="both remote tasks to start")
-    (sweep_dir,) = project.sweep_dirs()
+    proc, sweep_dir = start_held_run(project, background, "--profile", "ssh")
     running = json.loads(project.cli("status", "--json").output)
     assert running["counts"] == {"running": 2}, running
     assert running["progress"]["running_hosts"] == {"hsmtb-h1": 2}
