@@ -32,6 +32,9 @@ from pathlib import Path
 import yaml
 from run_bench import Workspace, hsm_snake_command, machine_description, write_project, write_sweep_file
 
+from hsm_snake.leftovers import slurm_job_ids
+from hsm_snake.paths import SweepPaths
+
 COUNTED = ("sbatch", "squeue", "sacct", "scontrol")
 
 
@@ -74,21 +77,12 @@ def only_sweep(project: Path, sweep_id: str) -> Path:
     return path
 
 
-def submitted_jobs(sweep_dir: Path) -> list[str]:
-    """The job ids sbatch answered, from the calls kept in scripts/job_scripts/."""
-    ids = []
-    for record in (sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"):
-        for line in record.read_text().splitlines()[:3]:
-            if line.startswith("# sbatch answered (exit 0): "):
-                ids.append(line.rsplit(" ", 1)[1].split(";")[0])
-    return ids
-
-
-def queued_elements(job_ids: list[str]) -> int:
-    """Array elements (and single jobs) of ``job_ids`` in the queue."""
+def queued_elements(sweep_dir: Path) -> int:
+    """Array elements (and single jobs) of the sweep in the queue, by the ids sbatch answered."""
+    job_ids = slurm_job_ids(SweepPaths(sweep_dir))
     if not job_ids:
         return 0
-    done = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(job_ids), "-o", "%i"], capture_output=True,
+    done = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(sorted(job_ids)), "-o", "%i"], capture_output=True,
                           text=True, timeout=60, check=False)
     return len(done.stdout.split())
 
@@ -100,7 +94,7 @@ def submit_only(project: Path, sweep_file: Path, env: dict[str, str], args: argp
                            cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     sweep_dir = project / "sweeps" / "outputs" / "held"
     try:
-        while queued_elements(submitted_jobs(sweep_dir)) < args.tasks:
+        while queued_elements(sweep_dir) < args.tasks:
             if run.poll() is not None:
                 raise SystemExit(f"the run ended (exit {run.returncode}) before every task was queued:\n"
                                  f"{run.stderr.read()[-3000:]}")
@@ -112,7 +106,7 @@ def submit_only(project: Path, sweep_file: Path, env: dict[str, str], args: argp
         run.wait(timeout=600)
     return {"submitted_seconds": round(submitted_s, 1),
             "kept_sbatch_calls": len(list((sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"))),
-            "left_in_queue_after_cancel": queued_elements(submitted_jobs(sweep_dir))}
+            "left_in_queue_after_cancel": queued_elements(sweep_dir)}
 
 
 def run_everything(project: Path, sweep_file: Path, env: dict[str, str], calls_log: Path,
