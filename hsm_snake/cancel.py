@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 
 from hsm_snake import leftovers, scan, slurm_accounting
+from hsm_snake.bounded import run_bounded
 from hsm_snake.lock import holder_record
 from hsm_snake.paths import SweepPaths
 from hsm_snake.sweep_index import load_index
@@ -87,7 +87,4 @@ def _stop_group(pgid: int, paths: SweepPaths, grace_s: float) -> None:
 
 
 def _scancel(job_ids: list[str]) -> None:
-    try:
-        subprocess.run(["scancel", *job_ids], capture_output=True, timeout=SCANCEL_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        pass
+    run_bounded(["scancel", *job_ids], SCANCEL_TIMEOUT_S)

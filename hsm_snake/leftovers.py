@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from hsm_snake.bounded import run_bounded
 from hsm_snake.paths import SweepPaths
 from hsm_snake.records import RecordError, read_record, read_yaml
 
@@ -267,12 +268,10 @@ def _ssh_pool(paths: SweepPaths) -> Iterator[_Pool]:
 
 # -- helpers -------------------------------------------------------------------------------------
 def _query(command: list[str], notify: Callable[[str], None]) -> str:
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=QUERY_TIMEOUT_S, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        notify(f"could not ask the scheduler about this sweep's earlier jobs ({exc}); not waiting for them")
+    done = run_bounded(command, QUERY_TIMEOUT_S)
+    if done is None:
+        notify(f"could not ask the scheduler about this sweep's earlier jobs ({command[0]} did not start or "
+               f"answer within {QUERY_TIMEOUT_S} s); not waiting for them")
         return ""
     if done.returncode != 0:
         notify(

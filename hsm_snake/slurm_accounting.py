@@ -10,10 +10,10 @@ never hang a command.
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 from hsm_snake import failures, scan
+from hsm_snake.bounded import stdout_of
 from hsm_snake.records import read_record, write_record
 from hsm_snake.runner import STATUS_HEADER, now_iso
 
@@ -62,17 +62,9 @@ def _rank(state: str) -> int:
 def query_sacct(job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
     if not job_ids:
         return {}
-    try:
-        done = subprocess.run(
-            ["sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Reason", "-j", ",".join(job_ids)],
-            capture_output=True,
-            text=True,
-            timeout=SACCT_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    return parse_sacct(done.stdout) if done.returncode == 0 else {}
+    out = stdout_of(["sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Reason", "-j", ",".join(job_ids)],
+                    SACCT_TIMEOUT_S)
+    return parse_sacct(out) if out is not None else {}
 
 
 def candidates(state: scan.SweepState) -> list[scan.TaskState]:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import getpass
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hsm_snake.backends import slurm_array_limit
+from hsm_snake.bounded import stdout_of
 from hsm_snake.records import read_yaml
 
 QUERY_TIMEOUT_S = 15
@@ -70,12 +70,7 @@ def parse_qos(text: str) -> int | None:
 
 
 def _run(argv: list[str]) -> str | None:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
+    return stdout_of(argv, QUERY_TIMEOUT_S)
 
 
 def queued_jobs(user: str, *selector: str) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake import failures
+from hsm_snake.bounded import run_bounded
 from hsm_snake.paths import TaskPaths
 from hsm_snake.pbs.qstat import JobInfo, short_id
 from hsm_snake.records import RecordError, read_record, write_record
@@ -178,11 +179,7 @@ def qdel(job_ids: list[str], command: str = "qdel") -> subprocess.CompletedProce
     """One qdel call for all ids (finished ones make qdel complain; that is fine)."""
     if not job_ids:
         return None
-    try:
-        return subprocess.run([command, *job_ids], capture_output=True, text=True, timeout=QDEL_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+    return run_bounded([command, *job_ids], QDEL_TIMEOUT_S)
 
 
 def record_cancelled(tasks: list[tuple[TaskPaths, str]]) -> list[str]:
