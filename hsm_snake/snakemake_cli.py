@@ -29,6 +29,10 @@
   Local files are opened and their paths split here the way smart_open does it; URLs and git
   sources still go through smart_open.
 
+- Snakemake's plugin registries (executors, schedulers, storage, reports, loggers) each list every
+  folder of ``sys.path`` with ``pkgutil.iter_modules()`` to find their plugins: five scans of
+  site-packages per start. The listing is taken once.
+
 - hsm-snake stops its engine with SIGINT (Snakemake's clean stop: it cancels cluster jobs). A
   process started in the background by a shell (``nohup``, ``&`` in a script) inherits SIGINT
   ignored, and Python then installs no KeyboardInterrupt handler: the stop did nothing, and a
@@ -94,6 +98,21 @@ def leave_out_slurm_plugins() -> None:
     ExecutorPluginRegistry.collect_plugins = collect_without_slurm
 
 
+def list_sys_path_modules_once() -> None:
+    iter_modules = pkgutil.iter_modules
+    found: list[pkgutil.ModuleInfo] | None = None
+
+    def listed_once(path=None, prefix=""):
+        nonlocal found
+        if path is not None or prefix:
+            return iter_modules(path, prefix)
+        if found is None:
+            found = list(iter_modules())
+        return iter(found)
+
+    pkgutil.iter_modules = listed_once
+
+
 def import_snakemake_cli() -> ModuleType:
     saved = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = os.devnull
@@ -148,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = sys.argv[1:] if argv is None else argv
     executor = executor_of(args)
+    list_sys_path_modules_once()
     if executor is not None and not executor.startswith("slurm"):
         leave_out_slurm_plugins()
     cli = import_snakemake_cli()
