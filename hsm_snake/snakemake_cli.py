@@ -147,7 +147,10 @@ def read_local_sources_without_smart_open() -> None:
         if type(source_file) is local_file:
             path = local_path(source_file.get_path_or_uri(secret_free=False))
             if path is not None:
-                return open(path, mode, encoding=None if "b" in mode else encoding)
+                try:
+                    return open(path, mode, encoding=None if "b" in mode else encoding)
+                except OSError:
+                    pass  # Snakemake's own way words the error (WorkflowError naming the file)
         return open_source(self, source_file, mode, encoding=encoding)
 
     sourcecache.parse_uri = parse_local_path_first
