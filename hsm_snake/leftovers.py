@@ -202,12 +202,9 @@ class _Pool:
         for _, task, where, host in self._records():
             if host is None or not self._alive(host, where, task, notify):
                 continue
-            kill = f"kill -TERM -- -{int(where['pgid'])}"
-            command = ["sh", "-c", kill] if host.is_local else self.ssh.command(host, kill)
-            try:
-                subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, timeout=QUERY_TIMEOUT_S)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                notify(f"{task}: could not stop it on {host.alias}: {exc}")
+            why_not = self.ssh.stop_group(host, int(where["pgid"]), QUERY_TIMEOUT_S)
+            if why_not is not None:
+                notify(f"{task}: could not stop it on {host.alias}: {why_not}")
                 continue
             stopped.append(f"{task}@{host.alias}")
         return stopped
@@ -224,7 +221,7 @@ class _Pool:
         if not where.get("pgid"):
             return False
         check = _ALIVE_CHECK.format(pgid=int(where["pgid"]), task=shlex.quote(where["remote_task"]))
-        command = ["sh", "-c", check] if host.is_local else self.ssh.command(host, check)
+        command = self.ssh.on(host, check)
         self.contacted.add(host.alias)
         try:
             done = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, timeout=QUERY_TIMEOUT_S)

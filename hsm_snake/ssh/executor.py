@@ -26,7 +26,6 @@ task runner itself on the hosts (no Snakemake there): see ``transfer.py`` for wh
 
 # No ``from __future__ import annotations``: Snakemake builds CLI options from the field types.
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ from hsm_snake.ssh.hosts import Host, Ssh
 HOST_LOST = "host_lost"
 # After a lost connection, the attempt to fetch what the task left gets this long.
 LOST_PULL_TIMEOUT_S = 60
+KILL_REMOTE_TIMEOUT_S = 20
 STATUS_HEADER = "hsm-snake task status (written by the task runner; do not edit)"
 
 
@@ -453,19 +453,8 @@ class Executor(RemoteExecutor):
 
     def kill_remote(self, host: Host, pgid: int | None) -> None:
         """SIGTERM to the task's process group (runner + script); the runner records cancelled."""
-        if pgid is None or pgid <= 1:
-            return
-        if host.is_local:
-            try:
-                os.killpg(pgid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            return
-        command = self.ssh.command(host, f"kill -TERM -- -{int(pgid)}")
-        try:
-            subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, timeout=20, check=False)
-        except (subprocess.TimeoutExpired, OSError):
-            pass
+        if pgid is not None and pgid > 1:
+            self.ssh.stop_group(host, pgid, KILL_REMOTE_TIMEOUT_S)
 
     def shutdown(self) -> None:
         self.stopping.set()

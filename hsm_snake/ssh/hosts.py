@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from hsm_snake.bounded import run_bounded
 
 SSH_CONFIG_ENV = "HSM_SSH_CONFIG"
 LOCAL = "local"
@@ -187,6 +190,23 @@ class Ssh:
 
     def command(self, host: Host, remote_command: str) -> list[str]:
         return ["ssh", *self.options(host), host.host, remote_command]
+
+    def on(self, host: Host, shell_command: str) -> list[str]:
+        """``shell_command`` run on ``host``: over ssh, or by sh for this machine's local slots."""
+        return ["sh", "-c", shell_command] if host.is_local else self.command(host, shell_command)
+
+    def stop_group(self, host: Host, pgid: int, timeout_s: float) -> str | None:
+        """SIGTERM to process group ``pgid`` on ``host`` (a task's runner and script; the runner
+        records ``cancelled``). None when sent or the group is gone, else why it could not be."""
+        if host.is_local:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            return None
+        if run_bounded(self.command(host, f"kill -TERM -- -{int(pgid)}"), timeout_s) is None:
+            return f"ssh to {host.alias} did not answer within {timeout_s:g} s"
+        return None
 
     def rsync_shell(self, host: Host) -> str:
         """The ``rsync -e`` value: the same ssh options."""

@@ -25,7 +25,10 @@ HELD = {"task_004", "task_005", "task_006"}
 QUEUE_WAIT_S = 900
 
 
-def kill_9_with_two_held_tasks_running(project, proc):
+def run_killed_with_two_held_tasks_running(project, background):
+    """A run of SWEEP on the project's backend, killed -9 once two held tasks run; its sweep dir."""
+    project.write_sweep(SWEEP)
+    proc = background("run", "sweep.yaml", "--profile", project.backend)
     return kill_9_once(
         project, proc, lambda: len(started(project) & HELD) >= 2, "two held tasks to start", timeout=QUEUE_WAIT_S
     )
@@ -56,9 +59,7 @@ def backend_project(request, project, tb, monkeypatch, tmp_path):
 
 def test_kill_9_while_tasks_run_outside_then_complete_runs_each_task_once(backend_project, background):
     project = backend_project
-    project.write_sweep(SWEEP)
-    proc = background("run", "sweep.yaml", "--profile", project.backend)
-    sweep_dir = kill_9_with_two_held_tasks_running(project, proc)
+    sweep_dir = run_killed_with_two_held_tasks_running(project, background)
     completer = background("complete", sweep_dir.name, "--profile", project.backend)
     # The held tasks must still be running while `complete` decides what to run.
     wait_for(
@@ -85,9 +86,7 @@ def sweep_log(sweep_dir) -> str:
 
 def test_cancel_after_a_kill_9_stops_the_jobs_left_behind_and_complete_reruns_them(backend_project, background):
     project = backend_project
-    project.write_sweep(SWEEP)
-    proc = background("run", "sweep.yaml", "--profile", project.backend)
-    sweep_dir = kill_9_with_two_held_tasks_running(project, proc)
+    sweep_dir = run_killed_with_two_held_tasks_running(project, background)
     # The user's way out of the wait: Ctrl-C (nothing was started), then cancel.
     completer = background("complete", sweep_dir.name, "--profile", project.backend)
     wait_for(lambda: "waiting for" in sweep_log(sweep_dir), 60, "complete to wait for the killed run's tasks")
