@@ -25,7 +25,7 @@ from hsm_snake.errors import ConfigError
 from hsm_snake.expand import expand, param_hash
 from hsm_snake.paths import SweepPaths, task_id, task_number
 from hsm_snake.project_config import ProjectConfig, parse_mem_mb, parse_walltime_seconds
-from hsm_snake.records import read_yaml, write_json_document, write_yaml
+from hsm_snake.records import dump_yaml, read_yaml, write_json_document, write_yaml
 from hsm_snake.render import render_override
 from hsm_snake.sweep_config import SweepSpec
 from hsm_snake.sweep_index import SweepIndex, TaskEntry, load_index, mapping_document
@@ -233,11 +233,14 @@ def write_sweep(plan: SweepPlan, spec: SweepSpec, project: ProjectConfig, comman
     write_yaml(paths.project_config, project_record(project, spec))
     for name in plan.new_tasks:
         task = paths.task(name)
-        task.results.mkdir(parents=True, exist_ok=True)
-        # Not fsynced one by one: 500 fsyncs made creating a 500-task sweep take ~0.6 s. They are
-        # copies of task_mapping.yaml (written durably, after them); one lost in a machine crash
-        # is an empty file, which restore_missing_params rewrites before every run.
-        write_yaml(task.params, plan.tasks[name].params, durable=False)
+        task.dir.mkdir(exist_ok=True)
+        # Two file-system operations per task (a folder, a file), which is what a 10,000-task sweep
+        # costs on NFS/Lustre or a busy disk; the runner makes results/ when the task starts.
+        # Written in place, not by temp + rename, and not fsynced: nothing reads a new task's file
+        # before task_mapping.yaml (written durably, after them) lists the task, a kill leaves it
+        # missing, empty or whole (one small write), and an empty or missing one is rewritten
+        # from the mapping before every run (restore_missing_params).
+        task.params.write_text(dump_yaml(plan.tasks[name].params), encoding="utf-8")
     write_json_document(paths.task_mapping, mapping_document(plan.tasks, paths.sweep_id), MAPPING_HEADER)
     record_metadata(paths, project.root, command)
     return SweepIndex(paths, plan.tasks, plan.resources)
@@ -254,7 +257,7 @@ def restore_missing_params(index: SweepIndex) -> list[str]:
         except FileNotFoundError:
             empty = True
         if empty:
-            task.results.mkdir(parents=True, exist_ok=True)
+            task.dir.mkdir(parents=True, exist_ok=True)
             write_yaml(task.params, entry.params)
             restored.append(entry.name)
     return restored
