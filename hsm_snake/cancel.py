@@ -56,8 +56,11 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
         and t.status.get("job_id")
     ]
     if jobs:
-        _scancel(jobs)
-        outcome.cancelled_jobs = jobs
+        # An element the leftovers' pass already cancelled is not named twice; its verdict is recorded all the same.
+        not_yet = [job for job in jobs if job not in outcome.cancelled_jobs]
+        if not_yet:
+            _scancel(not_yet)
+            outcome.cancelled_jobs += not_yet
         slurm_accounting.record_scheduler_verdicts(scan.scan(load_index(paths.root)))
     pbs_tasks = [
         (str(paths.task(t.task.name).dir), t.status["job_id"])
@@ -69,7 +72,8 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
     if pbs_tasks:
         from hsm_snake.pbs import accounting as pbs_accounting
 
-        outcome.cancelled_jobs += pbs_accounting.cancel_tasks(pbs_tasks)
+        cancelled = pbs_accounting.cancel_tasks(pbs_tasks)
+        outcome.cancelled_jobs += [job for job in cancelled if job not in outcome.cancelled_jobs]
     return outcome
 
 

@@ -8,6 +8,11 @@ the user's jobs already in the queue (``squeue -r``: other sweeps count too), an
 Snakemake's ``--jobs`` (jobs in the queue at once) and the array size to what is left. No limit
 found, or a tool that fails or hangs (bounded by a timeout), means no cap.
 
+``MaxJobCount`` bounds the jobs slurmctld holds for all users together, array elements one each
+and finished jobs too until ``MinJobAge`` has passed; past it sbatch is refused ("Resource
+temporarily unavailable"). Its room (``squeue -r -t all`` counts what is held) caps a run like
+the others.
+
 ``MaxArraySize`` bounds array *indices*, not only sizes, and snakemake-executor-plugin-slurm 2.8
 numbers the elements of the jobs Snakemake hands it in one round 1, 2, … across its chunks. So
 the jobs handed over per round (``--max-jobs-per-timespan N/1s``) are capped at MaxArraySize - 1
@@ -103,11 +108,31 @@ def submit_room(account: str | None, qos: str | None, user: str | None = None) -
     return min(rooms, key=lambda room: room.free) if rooms else None
 
 
-def max_array_index() -> int | None:
+def cluster_config() -> str:
+    """``scontrol show config`` ("" when Slurm cannot tell)."""
+    return _run(["scontrol", "show", "config"]) or ""
+
+
+def config_number(config: str, key: str) -> int | None:
+    found = re.search(rf"^{key}\s*=\s*(\d+)", config, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def max_array_index(config: str) -> int | None:
     """The highest array index Slurm accepts (MaxArraySize - 1), or None when it cannot tell."""
-    config = _run(["scontrol", "show", "config"])
-    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", config or "", re.MULTILINE)
-    return int(found.group(1)) - 1 if found and int(found.group(1)) > 1 else None
+    size = config_number(config, "MaxArraySize")
+    return size - 1 if size and size > 1 else None
+
+
+def job_count_room(config: str) -> SubmitRoom | None:
+    """Room under the cluster's MaxJobCount: every job slurmctld holds counts, of every user."""
+    limit = config_number(config, "MaxJobCount")
+    if not limit:
+        return None
+    held = _run(["squeue", "-h", "-r", "-t", "all", "-o", "%i"])
+    if held is None:
+        return None
+    return SubmitRoom(limit, len(held.split()), "MaxJobCount of the cluster (all users' jobs)")
 
 
 def jobs_per_round_args(index_limit: int | None) -> list[str]:
@@ -138,12 +163,14 @@ def capped_submission_args(room: SubmitRoom | None, jobs: int | None, max_array_
 
 
 def submission_caps(profile_dir: Path, slurm: dict[str, Any]) -> tuple[list[str], str | None]:
-    """Snakemake arguments for MaxArraySize and the user's MaxSubmitJobs room, and a line for the
+    """Snakemake arguments for MaxArraySize and the tightest room (MaxSubmitJobs, MaxJobCount), and a line for the
     sweep log when the room caps the run."""
-    per_round = jobs_per_round_args(max_array_index())
-    room = submit_room(slurm.get("account"), slurm.get("qos"))
+    config = cluster_config()
+    per_round = jobs_per_round_args(max_array_index(config))
+    rooms = [room for room in (submit_room(slurm.get("account"), slurm.get("qos")), job_count_room(config)) if room]
+    room = min(rooms, key=lambda each: each.free) if rooms else None
     args = capped_submission_args(room, profile_jobs(profile_dir), slurm_array_limit(slurm))
     if not args:
         return per_round, None
-    return [*per_round, *args], (f"Slurm's {room.source} is {room.limit} and {room.queued} job(s) are queued: "
+    return [*per_round, *args], (f"Slurm's {room.source} is {room.limit} and {room.queued} job(s) count against it: "
                                  f"at most {room.free} task(s) in the queue at once")

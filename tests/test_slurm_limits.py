@@ -52,11 +52,26 @@ def test_jobs_handed_over_per_round_stay_under_max_array_size():
     assert jobs_per_round_args(None) == []  # Snakemake's default (100/1s) when Slurm cannot tell
 
 
-def test_max_array_index_is_read_from_the_real_slurm(tb, monkeypatch):
-    from hsm_snake.slurm_limits import max_array_index
+def test_numbers_of_the_cluster_config():
+    from hsm_snake.slurm_limits import config_number, max_array_index
+
+    config = "MaxArraySize            = 1001\nMaxJobCount             = 10000\nMinJobAge               = 300 sec\n"
+    assert config_number(config, "MaxJobCount") == 10000
+    assert config_number(config, "MinJobAge") == 300
+    assert config_number(config, "MaxStepCount") is None
+    assert max_array_index(config) == 1000
+    assert max_array_index("") is None  # Slurm could not tell: Snakemake's default rate stays
+
+
+def test_limits_are_read_from_the_real_slurm(tb, monkeypatch):
+    from hsm_snake.slurm_limits import cluster_config, job_count_room, max_array_index
 
     tb.need("slurm")
     for key, value in tb.facts["env"].items():
         monkeypatch.setenv(key, value)
-    # tests/testbed/start.sh writes MaxArraySize=1001.
-    assert max_array_index() == 1000
+    config = cluster_config()
+    # tests/testbed/start.sh writes MaxArraySize=1001 and keeps Slurm's default MaxJobCount.
+    assert max_array_index(config) == 1000
+    room = job_count_room(config)
+    assert room is not None and room.limit == 10000
+    assert 0 <= room.queued < room.limit
