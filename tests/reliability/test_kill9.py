@@ -55,6 +55,14 @@ def _engine_known(sweep_dir) -> bool:
     return bool(record and record.get("snakemake_pid"))
 
 
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie (its exit, the parent-death signals included, is over)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def _task_of(pid: int) -> str | None:
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -87,6 +95,10 @@ def _kill(project, proc, victim: str, rng: random.Random, seed_note: str) -> str
             (os.killpg if victim == "engine-group" else os.kill)(engine, signal.SIGKILL)
         except ProcessLookupError:
             return f"nothing: engine {engine} already gone"
+        # SIGKILL is sent at once but a big process takes milliseconds to die, and its scripts get
+        # their parent-death signal only then: a script may log "done" in between, and that counts
+        # as before the kill. So the log is read once the engine is dead.
+        wait_for(lambda: _dead(engine), what=f"engine {engine} to die ({seed_note})")
         return f"{victim} pid {engine} after {k} starts + {delay:.2f}s"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
