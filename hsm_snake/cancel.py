@@ -57,7 +57,8 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
     ]
     if jobs:
         # An element the leftovers' pass already cancelled is not named twice; its verdict is recorded all the same.
-        not_yet = [job for job in jobs if job not in outcome.cancelled_jobs]
+        already = set(outcome.cancelled_jobs)
+        not_yet = [job for job in jobs if job not in already]
         if not_yet:
             _scancel(not_yet)
             outcome.cancelled_jobs += not_yet
@@ -72,8 +73,8 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
     if pbs_tasks:
         from hsm_snake.pbs import accounting as pbs_accounting
 
-        cancelled = pbs_accounting.cancel_tasks(pbs_tasks)
-        outcome.cancelled_jobs += [job for job in cancelled if job not in outcome.cancelled_jobs]
+        already = set(outcome.cancelled_jobs)
+        outcome.cancelled_jobs += [job for job in pbs_accounting.cancel_tasks(pbs_tasks) if job not in already]
     return outcome
 
 

@@ -223,10 +223,10 @@ class _Pool:
         check = _ALIVE_CHECK.format(pgid=int(where["pgid"]), task=shlex.quote(where["remote_task"]))
         command = self.ssh.on(host, check)
         self.contacted.add(host.alias)
-        try:
-            done = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, timeout=QUERY_TIMEOUT_S)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            notify(f"{task}: could not reach {host.alias} to check on its earlier run ({exc}); not waiting for it")
+        done = run_bounded(command, QUERY_TIMEOUT_S)
+        if done is None:
+            notify(f"{task}: could not reach {host.alias} to check on its earlier run ({command[0]} did not start "
+                   f"or answer within {QUERY_TIMEOUT_S} s); not waiting for it")
             return False
         if done.returncode == 255 and not host.is_local:
             notify(f"{task}: could not reach {host.alias} to check on its earlier run; not waiting for it")

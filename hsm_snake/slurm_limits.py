@@ -78,10 +78,15 @@ def _run(argv: list[str]) -> str | None:
     return stdout_of(argv, QUERY_TIMEOUT_S)
 
 
+def jobs_listed(*selector: str) -> int | None:
+    """How many jobs ``squeue`` lists for ``selector`` (array elements one each); None when it cannot tell."""
+    listing = _run(["squeue", "-h", "-r", *selector, "-o", "%i"])
+    return len(listing.split()) if listing is not None else None
+
+
 def queued_jobs(user: str, *selector: str) -> int:
-    """The user's jobs in the queue (array elements one each), e.g. of one QOS: ``-q NAME``."""
-    queue = _run(["squeue", "-h", "-r", "-u", user, *selector, "-o", "%i"])
-    return len(queue.split()) if queue is not None else 0
+    """The user's jobs in the queue, e.g. of one QOS: ``-q NAME``."""
+    return jobs_listed("-u", user, *selector) or 0
 
 
 def submit_room(account: str | None, qos: str | None, user: str | None = None) -> SubmitRoom | None:
@@ -129,10 +134,10 @@ def job_count_room(config: str) -> SubmitRoom | None:
     limit = config_number(config, "MaxJobCount")
     if not limit:
         return None
-    held = _run(["squeue", "-h", "-r", "-t", "all", "-o", "%i"])
+    held = jobs_listed("-t", "all")
     if held is None:
         return None
-    return SubmitRoom(limit, len(held.split()), "MaxJobCount of the cluster (all users' jobs)")
+    return SubmitRoom(limit, held, "MaxJobCount of the cluster (all users' jobs)")
 
 
 def jobs_per_round_args(index_limit: int | None) -> list[str]:

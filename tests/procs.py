@@ -23,6 +23,17 @@ def live_processes() -> Iterator[tuple[int, list[str]]]:
             yield int(entry), fields
 
 
+def pid_alive(pid: int | None) -> bool:
+    """A live process that is not a zombie (PID 1 here may not reap stopped daemons)."""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def group_gone(pgid: int) -> bool:
     """No live process left in the process group."""
     return not any(int(fields[2]) == pgid for _, fields in live_processes())

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import pid_alive
 
 START = Path(__file__).parent / "testbed" / "start.sh"
 TB_DIR = Path(os.environ.get("HSM_TESTBED_DIR") or "/tmp/hsm-testbed")
@@ -37,17 +38,6 @@ def load_facts() -> dict | None:
         return json.loads((TB_DIR / "testbed.json").read_text())
     except (OSError, ValueError):
         return None
-
-
-def pid_alive(pid: int | None) -> bool:
-    """A live process that is not a zombie (PID 1 here may not reap stopped daemons)."""
-    if not pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def still_running(facts: dict) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from background import engine_pid, wait_for
 from conftest import read_status
-from procs import sweep_processes
+from procs import pid_alive, sweep_processes
 
 from hsm_snake.lock import holder_record, lock_holder
 from hsm_snake.paths import SweepPaths
@@ -53,14 +53,6 @@ def _started(project) -> int:
 def _engine_known(sweep_dir) -> bool:
     record = holder_record(SweepPaths(sweep_dir))
     return bool(record and record.get("snakemake_pid"))
-
-
-def _dead(pid: int) -> bool:
-    """Gone, or a zombie (its exit, the parent-death signals included, is over)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def _task_of(pid: int) -> str | None:
@@ -97,8 +89,8 @@ def _kill(project, proc, victim: str, rng: random.Random, seed_note: str) -> str
             return f"nothing: engine {engine} already gone"
         # SIGKILL is sent at once but a big process takes milliseconds to die, and its scripts get
         # their parent-death signal only then: a script may log "done" in between, and that counts
-        # as before the kill. So the log is read once the engine is dead.
-        wait_for(lambda: _dead(engine), what=f"engine {engine} to die ({seed_note})")
+        # as before the kill. So the log is read once the engine is dead (a zombie at most).
+        wait_for(lambda: not pid_alive(engine), what=f"engine {engine} to die ({seed_note})")
         return f"{victim} pid {engine} after {k} starts + {delay:.2f}s"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
