@@ -2,7 +2,7 @@
 #   snakemake --cores 2 --directory sweeps/outputs/<sweep_id>
 #   snakemake --cores 2 --config sweep_dir=sweeps/outputs/<sweep_id>
 # It reuses the workflow packaged with hsm-snake (module + use rule keeps its default target).
-from hsm_snake.resources import workflow_dir
+from hsm_snake.package_data import workflow_dir
 
 
 module hsm_snake_workflow:

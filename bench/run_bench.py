@@ -36,11 +36,12 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from hsm_snake import resources, sweeps
-from hsm_snake.paths import SweepPaths
-from hsm_snake.project_config import load_project
-from hsm_snake.records import write_record
-from hsm_snake.sweep_config import load_sweep
+from hsm_snake import package_data as resources
+from hsm_snake import sweeps
+from hsm_snake.config.project import load_project
+from hsm_snake.config.sweep_file import load_sweep
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import write_record
 
 SECTIONS = ("planning", "status", "local", "scale", "ssh")
 # scale runs 10,000 tasks three ways (~15 min); ssh needs the test bed (tests/testbed/start.sh): only with --only
@@ -308,7 +309,7 @@ def growth_of(rows: list[Row]) -> list[Growth]:
 def hsm_snake_command() -> list[str]:
     """The console script beside the real interpreter (not a shim), else the module."""
     script = Path(PYTHON).parent / "hsm-snake"
-    return [str(script)] if script.exists() else [PYTHON, "-m", "hsm_snake.cli"]
+    return [str(script)] if script.exists() else [PYTHON, "-m", "hsm_snake.cli.main"]
 
 
 def snakemake_command() -> list[str]:

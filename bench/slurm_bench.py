@@ -32,8 +32,8 @@ from pathlib import Path
 import yaml
 from run_bench import Workspace, hsm_snake_command, machine_description, write_project, write_sweep_file
 
-from hsm_snake.leftovers import slurm_job_ids
-from hsm_snake.paths import SweepPaths
+from hsm_snake.engine.leftovers import slurm_job_ids
+from hsm_snake.layout.paths import SweepPaths
 
 COUNTED = ("sbatch", "squeue", "sacct", "scontrol")
 

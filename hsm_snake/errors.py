@@ -57,3 +57,17 @@ class SweepStateError(HsmError):
 
 class SweepLockedError(HsmError):
     """Another hsm-snake run holds the sweep."""
+
+
+class RecordError(SweepStateError):
+    """A state file of the sweep directory (status.yaml, a record) that cannot be parsed."""
+
+
+class InvalidValueError(HsmError, ValueError):
+    """A value that cannot be used where it was given (a parameter value, a task id, a format name)."""
+
+
+class TaskFailedError(HsmError):
+    """A task's script did not finish cleanly (exit status 1, as any failed command)."""
+
+    exit_code = 1

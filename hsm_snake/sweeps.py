@@ -11,26 +11,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hsm_snake import (
-    backends,
-    diskspace,
-    engine,
-    layout,
-    leftovers,
-    recovery,
-    sbatch_record,
-    scan,
-    slurm_accounting,
-    slurm_limits,
-)
+from hsm_snake.config.project import ProjectConfig, find_project_config, load_project
+from hsm_snake.config.sweep_file import SweepSpec, load_sweep
+from hsm_snake.engine import backends, diskspace, leftovers, recovery
+from hsm_snake.engine import command as engine
+from hsm_snake.engine.lock import SweepLock
 from hsm_snake.errors import ConfigError
-from hsm_snake.lock import SweepLock
-from hsm_snake.missing import select_missing
-from hsm_snake.paths import SweepPaths
-from hsm_snake.project_config import ProjectConfig, find_project_config, load_project
-from hsm_snake.records import read_yaml, write_yaml
-from hsm_snake.sweep_config import SweepSpec, load_sweep
-from hsm_snake.sweep_index import SweepIndex, load_index
+from hsm_snake.executors.slurm import accounting as slurm_accounting
+from hsm_snake.executors.slurm import limits as slurm_limits
+from hsm_snake.executors.slurm import sbatch_record
+from hsm_snake.layout.index import SweepIndex, load_index
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import read_yaml, write_yaml
+from hsm_snake.monitor import scan
+from hsm_snake.sweep import create as layout
+from hsm_snake.sweep.missing import select_missing
 
 
 @dataclass

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from procs import group_gone
 
-from hsm_snake.lock import lock_holder
-from hsm_snake.paths import SweepPaths
+from hsm_snake.engine.lock import lock_holder
+from hsm_snake.layout.paths import SweepPaths
 
 
 def start_run(project, *args: str, sigint_ignored: bool = False) -> subprocess.Popen:
     """``sigint_ignored``: as a shell starts a background job (``nohup``, ``&`` in a script)."""
-    command = [sys.executable, "-m", "hsm_snake.cli", *args]
+    command = [sys.executable, "-m", "hsm_snake.cli.main", *args]
     if sigint_ignored:
         command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
     return subprocess.Popen(

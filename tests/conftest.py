@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hsm_snake.cli import cli
+from hsm_snake.cli.main import cli
 
 # A script that records what it received and how often it ran. Behaviour is steered by
 # parameters: fail=<code> exits with that code, sleep=<s> sleeps first.

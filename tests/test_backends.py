@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hsm_snake.backends import merged_section, slurm_resources, snakemake_args
+from hsm_snake.engine.backends import merged_section, slurm_resources, snakemake_args
 from hsm_snake.errors import ConfigError
 
 

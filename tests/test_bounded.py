@@ -1,10 +1,10 @@
-"""Scheduler tools are run with a time limit (hsm_snake.bounded)."""
+"""Scheduler tools are run with a time limit (hsm_snake.executors.common)."""
 
 from __future__ import annotations
 
 import time
 
-from hsm_snake.bounded import run_bounded, stdout_of
+from hsm_snake.executors.common import run_bounded, stdout_of
 
 
 def test_a_tool_that_hangs_is_given_up_on_after_its_time_limit():

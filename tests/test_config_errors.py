@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hsm_snake.config.project import load_project
+from hsm_snake.config.sweep_file import load_sweep, parse_sweep
 from hsm_snake.errors import ConfigError
-from hsm_snake.project_config import load_project
-from hsm_snake.sweep_config import load_sweep, parse_sweep
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from hsm_snake.resources import schema_dir
+from hsm_snake.package_data import schema_dir
 
 SCHEMA = json.loads((schema_dir() / "project.schema.json").read_text())
 SECTIONS = ("paths", "task", "local", "slurm", "pbs", "distributed", "wandb", "retry")

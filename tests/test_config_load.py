@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from hsm_snake.errors import ConfigError
-from hsm_snake.expand import count
-from hsm_snake.project_config import (
+from hsm_snake.config.project import (
     find_project_config,
     load_project,
     parse_mem_mb,
     parse_walltime_seconds,
 )
-from hsm_snake.resources import profiles_dir, schema_dir, workflow_dir
-from hsm_snake.sweep_config import PairedGroup, load_sweep
-from hsm_snake.yamlsource import parse_yaml_text
+from hsm_snake.config.sweep_file import PairedGroup, load_sweep
+from hsm_snake.config.yamlsource import parse_yaml_text
+from hsm_snake.errors import ConfigError
+from hsm_snake.package_data import profiles_dir, schema_dir, workflow_dir
+from hsm_snake.sweep.expand import count
 
 REPO = Path(__file__).resolve().parent.parent
 V1 = Path(__file__).resolve().parent / "configs" / "v1"

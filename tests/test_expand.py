@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hsm_snake.config.sweep_file import PairedGroup, SweepSpec, parse_sweep
 from hsm_snake.errors import ConfigError
-from hsm_snake.expand import count, expand, param_hash
-from hsm_snake.sweep_config import PairedGroup, SweepSpec, parse_sweep
+from hsm_snake.sweep.expand import count, expand, param_hash
 
 
 def spec_of(data: dict) -> SweepSpec:

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import FAILING_SCRIPT
 
-from hsm_snake.failures import classify
+from hsm_snake.runner.failures import classify
 
 
 def test_real_failures_get_their_categories(project):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from conftest import read_status
 
-from hsm_snake.fifo_scheduler import Scheduler, in_job_id_order
+from hsm_snake.engine.fifo_scheduler import Scheduler, in_job_id_order
 
 
 @dataclass(eq=False)

@@ -14,8 +14,8 @@ import pytest
 from background import kill_9_once
 from conftest import read_status
 
-from hsm_snake import gpu_slots
-from hsm_snake.runner import assign_gpus
+from hsm_snake.runner import gpu_slots
+from hsm_snake.runner.task import assign_gpus
 
 # Records CUDA_VISIBLE_DEVICES with a start line and an end line; hold=1 waits for <log>.release.
 GPU_SCRIPT = textwrap.dedent(
@@ -145,7 +145,7 @@ def test_least_loaded_devices_first_and_distinct(tmp_path, monkeypatch):
 def test_kill_9_of_a_holder_frees_its_slot(tmp_path, monkeypatch):
     monkeypatch.setenv("HSM_GPU_SLOT_DIR", str(tmp_path))
     holder = subprocess.Popen(
-        [sys.executable, "-c", "from hsm_snake import gpu_slots; import time; h = gpu_slots.acquire([0], 1, 1); "
+        [sys.executable, "-c", "from hsm_snake.runner import gpu_slots; import time; h = gpu_slots.acquire([0], 1, 1); "
                                "print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )

@@ -26,7 +26,7 @@ print(json.dumps({"score": a.lr * a.seed}))
 def test_init_writes_configs_that_validate(tmp_path, monkeypatch, template, tasks):
     from click.testing import CliRunner
 
-    from hsm_snake.cli import cli
+    from hsm_snake.cli.main import cli
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "train.py").write_text(TRAIN)
@@ -42,7 +42,7 @@ def test_init_writes_configs_that_validate(tmp_path, monkeypatch, template, task
 
 def test_init_validate_run_as_commands(tmp_path):
     (tmp_path / "train.py").write_text(TRAIN)
-    hsm = [sys.executable, "-m", "hsm_snake.cli"]
+    hsm = [sys.executable, "-m", "hsm_snake.cli.main"]
     env = dict(os.environ)
 
     def run(*args: str) -> subprocess.CompletedProcess:
@@ -60,8 +60,8 @@ def test_init_validate_run_as_commands(tmp_path):
 def test_init_lists_the_gpus_nvidia_smi_finds(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from hsm_snake import gpu_slots
-    from hsm_snake.cli import cli
+    from hsm_snake.cli.main import cli
+    from hsm_snake.runner import gpu_slots
 
     tools = tmp_path / "bin"
     tools.mkdir()

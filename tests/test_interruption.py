@@ -10,8 +10,8 @@ import pytest
 from background import engine_pid, held_tasks_started, kill_9_once, start_held_run, started, wait_for
 from conftest import read_status
 
-from hsm_snake.lock import lock_holder
-from hsm_snake.paths import SweepPaths
+from hsm_snake.engine.lock import lock_holder
+from hsm_snake.layout.paths import SweepPaths
 
 
 def test_kill_9_everything_then_complete_runs_each_task_exactly_once(project, background):

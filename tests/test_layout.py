@@ -7,12 +7,13 @@ from datetime import datetime
 
 import pytest
 
-from hsm_snake import layout, sweeps
+from hsm_snake import sweeps
+from hsm_snake.config.project import load_project
+from hsm_snake.config.sweep_file import load_sweep
 from hsm_snake.errors import ConfigError
-from hsm_snake.project_config import load_project
-from hsm_snake.records import read_json_document
-from hsm_snake.sweep_config import load_sweep
-from hsm_snake.sweep_index import load_index, parse_task_selection
+from hsm_snake.layout.index import load_index, parse_task_selection
+from hsm_snake.layout.records import read_json_document
+from hsm_snake.sweep import create as layout
 
 
 def create(project, data, sweep_id="s"):
@@ -104,7 +105,7 @@ def test_value_the_script_cannot_receive_is_refused_before_anything_is_written(p
 
 
 def test_profile_hpc_picks_the_scheduler_on_path(tmp_path, monkeypatch):
-    from hsm_snake.engine import resolve_profile
+    from hsm_snake.engine.command import resolve_profile
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -121,7 +122,7 @@ def test_profile_hpc_picks_the_scheduler_on_path(tmp_path, monkeypatch):
 
 
 def test_unknown_profile_suggests_the_close_one():
-    from hsm_snake.engine import resolve_profile
+    from hsm_snake.engine.command import resolve_profile
 
     with pytest.raises(ConfigError) as err:
         resolve_profile("slrum")

@@ -7,7 +7,7 @@ import shutil
 
 from conftest import load_json, read_status
 
-from hsm_snake.paths import MARKER_NAME
+from hsm_snake.layout.paths import MARKER_NAME
 
 
 def test_run_lays_out_sweep_and_completes_every_task(project):
@@ -93,8 +93,8 @@ def test_task_selection_runs_only_named_tasks(project):
     project.cli("run", str(sweep), "--sweep-id", sweep_id, "--dry-run")
     # Create the sweep and run only some tasks via complete --tasks.
     from hsm_snake import sweeps
-    from hsm_snake.project_config import load_project
-    from hsm_snake.sweep_config import load_sweep
+    from hsm_snake.config.project import load_project
+    from hsm_snake.config.sweep_file import load_sweep
 
     sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["test"], sweep_id)
     project.cli("complete", sweep_id, "--tasks", "2,4-5")
@@ -137,7 +137,7 @@ def test_params_lost_in_a_machine_crash_are_rewritten_before_the_next_run(projec
 
 
 def test_the_runner_refuses_an_empty_params_file_with_the_way_out(project):
-    from hsm_snake.runner import TaskFailed, run_task
+    from hsm_snake.runner.task import TaskFailed, run_task
 
     sweep = project.write_sweep({"grid": {"x": [1]}})
     project.cli("run", str(sweep))

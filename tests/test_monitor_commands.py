@@ -370,12 +370,12 @@ def test_commands_do_not_import_snakemake_or_layout(mixed):
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from hsm_snake.cli import cli\n"
+        "from hsm_snake.cli.main import cli\n"
         "s = sys.argv[1]\n"
         "for args in (['status', s], ['errors', s], ['results', s], ['report', s], ['watch', s], ['recent']):\n"
         "    r = CliRunner().invoke(cli, args)\n"
         "    assert r.exit_code == 0, r.output\n"
-        "bad = [m for m in sys.modules if m.startswith('snakemake') or m in ('hsm_snake.sweeps', 'hsm_snake.layout')]\n"
+        "bad = [m for m in sys.modules if m.startswith('snakemake') or m in ('hsm_snake.sweeps', 'hsm_snake.sweep.create')]\n"
         "assert not bad, bad\n"
     )
     result = subprocess.run(
@@ -387,8 +387,8 @@ def test_commands_do_not_import_snakemake_or_layout(mixed):
 def test_report_of_a_sweep_without_finished_tasks(mixed):
     project, _ = mixed
     from hsm_snake import sweeps
-    from hsm_snake.project_config import load_project
-    from hsm_snake.sweep_config import load_sweep
+    from hsm_snake.config.project import load_project
+    from hsm_snake.config.sweep_file import load_sweep
 
     sweep_file = project.write_sweep({"grid": {"mode": ["ok"], "lr": [0.2, 0.3]}}, "fresh.yaml")
     index = sweeps.create(load_sweep(sweep_file), load_project(None, cwd=project.root), ["test"], "fresh")

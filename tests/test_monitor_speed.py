@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hsm_snake import scan
-from hsm_snake.cli import cli
-from hsm_snake.monitor import load_sweep_index
-from hsm_snake.progress import summarize
+from hsm_snake.cli.main import cli
+from hsm_snake.monitor import scan
+from hsm_snake.monitor.progress import summarize
+from hsm_snake.monitor.readers import load_sweep_index
 
 N = 10_000
 

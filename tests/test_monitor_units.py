@@ -7,12 +7,12 @@ import json
 import pytest
 
 from hsm_snake import sweeps
-from hsm_snake.monitor import compress_numbers, compress_tasks, format_duration, format_rate, tail_lines
-from hsm_snake.project_config import load_project
-from hsm_snake.records import write_record
-from hsm_snake.svgplot import histogram, nice_ticks, scatter, timeline, wants_log
-from hsm_snake.sweep_config import load_sweep
-from hsm_snake.triage import exception_type, missing_module
+from hsm_snake.config.project import load_project
+from hsm_snake.config.sweep_file import load_sweep
+from hsm_snake.layout.records import write_record
+from hsm_snake.monitor.readers import compress_numbers, compress_tasks, format_duration, format_rate, tail_lines
+from hsm_snake.monitor.svgplot import histogram, nice_ticks, scatter, timeline, wants_log
+from hsm_snake.monitor.triage import exception_type, missing_module
 
 
 @pytest.mark.parametrize(

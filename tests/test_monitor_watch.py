@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from conftest import read_status
 
 from hsm_snake import sweeps
-from hsm_snake.cli import cli
-from hsm_snake.project_config import load_project
-from hsm_snake.records import write_record
-from hsm_snake.sweep_config import load_sweep
+from hsm_snake.cli.main import cli
+from hsm_snake.config.project import load_project
+from hsm_snake.config.sweep_file import load_sweep
+from hsm_snake.layout.records import write_record
 
 
 def test_watch_follows_a_run_and_exits_when_it_ends(project):

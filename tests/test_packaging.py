@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from hsm_snake import sweeps
-from hsm_snake.project_config import load_project
-from hsm_snake.sweep_config import load_sweep
+from hsm_snake.config.project import load_project
+from hsm_snake.config.sweep_file import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_wheel_carries_workflow_and_profiles_and_runs_from_elsewhere(project, tm
                    check=True, timeout=600)
     env = dict(os.environ, PYTHONPATH=str(site))
     sweep = project.write_sweep({"grid": {"x": [1, 2]}})
-    done = subprocess.run([sys.executable, "-m", "hsm_snake.cli", "run", str(sweep)], cwd=project.root, env=env,
+    done = subprocess.run([sys.executable, "-m", "hsm_snake.cli.main", "run", str(sweep)], cwd=project.root, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert str(site) in done.stdout.replace("\n", "")  # the packaged Snakefile was used

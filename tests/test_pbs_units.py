@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from hsm_snake import backends, runner
+from hsm_snake.engine import backends
 from hsm_snake.errors import ConfigError
-from hsm_snake.paths import TaskPaths
-from hsm_snake.pbs import accounting, qstat, script
-from hsm_snake.pbs.qstat import JobInfo
-from hsm_snake.records import read_record, write_record
+from hsm_snake.executors.pbs import accounting, qstat, script
+from hsm_snake.executors.pbs.qstat import JobInfo
+from hsm_snake.layout.paths import TaskPaths
+from hsm_snake.layout.records import read_record, write_record
+from hsm_snake.runner import task as runner
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pbs"
 
@@ -407,7 +408,7 @@ def test_array_qsub_options_by_flavor():
 
 
 def test_ready_jobs_with_the_same_request_share_arrays_of_at_most_the_limit():
-    from hsm_snake.pbs.executor import Prepared, array_batches
+    from hsm_snake.executors.pbs.executor import Prepared, array_batches
 
     def prepared(what: str, mem_mb: int = 500) -> Prepared:
         name = f"sw-{what}"
@@ -424,7 +425,7 @@ def test_ready_jobs_with_the_same_request_share_arrays_of_at_most_the_limit():
 
 
 def element_tracking(tmp_path: Path, array_id: str = "3001[].pbs-head", index: int = 2):
-    from hsm_snake.pbs.watch import ArrayElement
+    from hsm_snake.executors.pbs.watch import ArrayElement
 
     element = ArrayElement(array_id, index, tmp_path / f"sw-task_00{index}.a1.jobid")
     return tracking(tmp_path, job_id=None, element=element)
@@ -496,7 +497,7 @@ def test_runner_records_pbs_inside_a_wrapper_job(monkeypatch):
 
 
 def test_runner_skips_a_setup_the_job_script_ran(tmp_path, monkeypatch):
-    from hsm_snake.paths import SweepPaths
+    from hsm_snake.layout.paths import SweepPaths
 
     sweep = SweepPaths(tmp_path / "s")
     task = sweep.task("task_001")
@@ -509,9 +510,9 @@ def test_runner_skips_a_setup_the_job_script_ran(tmp_path, monkeypatch):
 
 
 def test_sweep_records_pbs_resources(project):
-    from hsm_snake.layout import rule_resources
-    from hsm_snake.project_config import load_project
-    from hsm_snake.sweep_config import load_sweep
+    from hsm_snake.config.project import load_project
+    from hsm_snake.config.sweep_file import load_sweep
+    from hsm_snake.sweep.create import rule_resources
 
     project.write_project({"pbs": {"walltime": "00:10:00", "select": 1, "ncpus": 2, "mem": "2G"}})
     spec = load_sweep(project.write_sweep({"grid": {"x": [1]}, "resources": {"pbs": {"mem": "3G"}}}))
@@ -530,9 +531,9 @@ def test_snakemake_finds_the_executor_plugin():
 
 def test_cancel_qdels_running_pbs_tasks_and_records_them(project, tmp_path, monkeypatch):
     from hsm_snake import sweeps
-    from hsm_snake.cancel import cancel
-    from hsm_snake.project_config import load_project
-    from hsm_snake.sweep_config import load_sweep
+    from hsm_snake.config.project import load_project
+    from hsm_snake.config.sweep_file import load_sweep
+    from hsm_snake.engine.cancel import cancel
 
     index = sweeps.create(load_sweep(project.write_sweep({"grid": {"x": [1, 2]}})),
                           load_project(None, cwd=project.root), ["test"], "pbscancel")
@@ -553,7 +554,7 @@ def test_cancel_qdels_running_pbs_tasks_and_records_them(project, tmp_path, monk
 
 # --- when a job leaves the wait (watch.py) ----------------------------------------------------
 def watcher(**kwargs):
-    from hsm_snake.pbs.watch import Watcher
+    from hsm_snake.executors.pbs.watch import Watcher
 
     qdels: list[list[str]] = []
     options = {"walltime_grace": 300, "qstat_failure_timeout": 900, "latency_wait": 30, "slack_s": 10,
@@ -562,7 +563,7 @@ def watcher(**kwargs):
 
 
 def tracking(tmp_path: Path, walltime_s=60, job_id: str | None = "42", element=None):
-    from hsm_snake.pbs.watch import Tracking
+    from hsm_snake.executors.pbs.watch import Tracking
 
     task = TaskPaths(tmp_path / "tasks" / "task_001")
     task.dir.mkdir(parents=True, exist_ok=True)

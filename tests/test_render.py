@@ -1,4 +1,4 @@
-"""hsm_snake.render against the real parsers: a Hydra app, argparse, plain sys.argv."""
+"""hsm_snake.runner.render against the real parsers: a Hydra app, argparse, plain sys.argv."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from hsm_snake.render import display_command, render_override, render_overrides
+from hsm_snake.runner.render import display_command, render_override, render_overrides
 
 # fmt: off
 HOSTILE_STRINGS = [

@@ -7,8 +7,8 @@ import textwrap
 
 from conftest import read_status
 
-from hsm_snake.escalation import failure_history, scaled
-from hsm_snake.paths import TaskPaths
+from hsm_snake.layout.paths import TaskPaths
+from hsm_snake.runner.escalation import failure_history, scaled
 
 SLOW = """
     import sys, time

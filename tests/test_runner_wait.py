@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from hsm_snake.runner import wait_for_exit
+from hsm_snake.runner.task import wait_for_exit
 
 
 def start(code: str) -> subprocess.Popen:

@@ -14,8 +14,8 @@ import subprocess
 import sys
 import zlib
 
-from hsm_snake import sbatch_record
-from hsm_snake.paths import SweepPaths
+from hsm_snake.executors.slurm import sbatch_record
+from hsm_snake.layout.paths import SweepPaths
 
 ECHO_SBATCH = """#!/bin/sh
 printf 'args:'; for a in "$@"; do printf ' [%s]' "$a"; done; echo

@@ -48,8 +48,8 @@ def test_started_locally_completed_on_slurm_with_identical_task_folders(slurm_pr
     project.write_sweep({"grid": {"x": [1, 2, 3, 4]}})
     project.cli("run", "sweep.yaml", "--sweep-id", "mixed", "--dry-run")
     from hsm_snake import sweeps
-    from hsm_snake.project_config import load_project
-    from hsm_snake.sweep_config import load_sweep
+    from hsm_snake.config.project import load_project
+    from hsm_snake.config.sweep_file import load_sweep
 
     sweeps.create(load_sweep(project.root / "sweep.yaml"), load_project(None, cwd=project.root), ["t"], "mixed")
     project.cli("complete", "mixed", "--tasks", "1-2")           # local

@@ -1,6 +1,6 @@
 """Parsing sacct's answer (pure logic; the real cluster is exercised in test_slurm.py)."""
 
-from hsm_snake.slurm_accounting import SLURM_STATES, parse_sacct
+from hsm_snake.executors.slurm.accounting import SLURM_STATES, parse_sacct
 
 
 def test_parse_sacct_keeps_first_word_of_state():

@@ -5,7 +5,7 @@ On the real cluster: tests/test_slurm.py::test_a_sweep_stays_within_the_submit_l
 
 from __future__ import annotations
 
-from hsm_snake.slurm_limits import SubmitRoom, capped_submission_args, parse_assoc, parse_qos, profile_jobs
+from hsm_snake.executors.slurm.limits import SubmitRoom, capped_submission_args, parse_assoc, parse_qos, profile_jobs
 
 
 def test_association_limits_by_account_and_default_qos():
@@ -39,21 +39,21 @@ def test_caps_only_when_the_profile_would_submit_more_than_the_room():
 
 
 def test_profile_jobs_is_read_from_the_packaged_slurm_profile():
-    from hsm_snake.engine import resolve_profile
+    from hsm_snake.engine.command import resolve_profile
 
     assert profile_jobs(resolve_profile("slurm")) == 10000
     assert profile_jobs(resolve_profile("local")) is None
 
 
 def test_jobs_handed_over_per_round_stay_under_max_array_size():
-    from hsm_snake.slurm_limits import jobs_per_round_args
+    from hsm_snake.executors.slurm.limits import jobs_per_round_args
 
     assert jobs_per_round_args(1000) == ["--max-jobs-per-timespan", "1000/1s"]
     assert jobs_per_round_args(None) == []  # Snakemake's default (100/1s) when Slurm cannot tell
 
 
 def test_numbers_of_the_cluster_config():
-    from hsm_snake.slurm_limits import config_number, max_array_index
+    from hsm_snake.executors.slurm.limits import config_number, max_array_index
 
     config = "MaxArraySize            = 1001\nMaxJobCount             = 10000\nMinJobAge               = 300 sec\n"
     assert config_number(config, "MaxJobCount") == 10000
@@ -64,7 +64,7 @@ def test_numbers_of_the_cluster_config():
 
 
 def test_limits_are_read_from_the_real_slurm(tb, monkeypatch):
-    from hsm_snake.slurm_limits import cluster_config, job_count_room, max_array_index
+    from hsm_snake.executors.slurm.limits import cluster_config, job_count_room, max_array_index
 
     tb.need("slurm")
     for key, value in tb.facts["env"].items():

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from hsm_snake.resources import profiles_dir, workflow_dir
-from hsm_snake.snakemake_cli import executor_of
+from hsm_snake.engine.snakemake_cli import executor_of
+from hsm_snake.package_data import profiles_dir, workflow_dir
 
 HEAVY_IMPORTS = ("smart_open", "boto3", "pandas", "snakemake_executor_plugin_slurm")
 
@@ -17,7 +17,7 @@ HEAVY_IMPORTS = ("smart_open", "boto3", "pandas", "snakemake_executor_plugin_slu
 LIST_HEAVY_IMPORTS_AT_EXIT = f"""
 import atexit, json, sys
 atexit.register(lambda: print("IMPORTED", json.dumps([m for m in {HEAVY_IMPORTS!r} if m in sys.modules])))
-from hsm_snake.snakemake_cli import main
+from hsm_snake.engine.snakemake_cli import main
 main(sys.argv[1:])
 """
 

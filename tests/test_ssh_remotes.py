@@ -8,7 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hsm_snake.cli import cli
+from hsm_snake.cli.main import cli
 
 COMMENTED = """\
 # my project: keep this comment

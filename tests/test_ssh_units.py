@@ -4,10 +4,8 @@ record, the ssh options and the remote command line."""
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
-import hsm_snake
-from hsm_snake.ssh import hosts, transfer
+from hsm_snake.executors.ssh import hosts, transfer
 
 RECORD = {
     "project": {"distributed": {"local_slots": 2, "remotes": {
@@ -69,12 +67,6 @@ def _session_script(words: list[str]) -> str:
     return words[words.index("setsid") + 4]
 
 
-def test_the_runner_modules_are_the_runner_and_its_imports():
-    names = transfer.runner_modules(Path(hsm_snake.__file__).parent)
-    assert {"runner.py", "paths.py", "records.py", "__init__.py"} <= set(names)
-    assert "cli.py" not in names and "engine.py" not in names
-
-
 def test_gpu_slots_give_distinct_devices_and_bound_the_slots():
     host = hosts.host_from_remote("g", {"gpus": 2, "visible_gpus": [0, 1, 2, 3], "tasks_per_gpu": 1})
     assert host.slots == 2 and host.gpus_per_task == 2
@@ -96,7 +88,7 @@ def test_strategy_defaults_to_round_robin_and_reads_capability_based_as_least_lo
 def _picker(strategy, pool):
     from types import SimpleNamespace
 
-    from hsm_snake.ssh.executor import Executor
+    from hsm_snake.executors.ssh.executor import Executor
     state = SimpleNamespace(strategy=strategy, pool=pool, next_turn=0)
     return lambda free: Executor.pick(state, free)
 
@@ -129,7 +121,7 @@ def test_the_gpu_devices_travel_in_the_environment_of_the_remote_command():
 
 
 def test_path_map_maps_the_longest_prefix_only():
-    from hsm_snake.paths import map_path
+    from hsm_snake.layout.paths import map_path
     path_map = {"/home/u": "/mnt/home/u", "/home/u/proj": "/data/proj"}
     assert map_path("/home/u/x", path_map) == "/mnt/home/u/x"
     assert map_path("/home/u/proj/train.py", path_map) == "/data/proj/train.py"
@@ -141,8 +133,8 @@ def _project_error(tmp_path, remote):
     import pytest
     import yaml
 
+    from hsm_snake.config.project import load_project
     from hsm_snake.errors import ConfigError
-    from hsm_snake.project_config import load_project
     (tmp_path / "hsm.yaml").write_text(yaml.safe_dump({"distributed": {"remotes": {"nfs": remote}}}))
     with pytest.raises(ConfigError) as caught:
         load_project(tmp_path / "hsm.yaml", tmp_path)

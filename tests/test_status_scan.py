@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from hsm_snake import sweeps
-from hsm_snake.project_config import load_project
-from hsm_snake.sweep_config import load_sweep
+from hsm_snake.config.project import load_project
+from hsm_snake.config.sweep_file import load_sweep
 
 
 def make_sweep(project, n=4):

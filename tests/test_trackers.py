@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import read_status
 
-from hsm_snake.trackers import find_run_url, mlflow_run_url, wandb_app_url, wandb_run_url
+from hsm_snake.runner.trackers import find_run_url, mlflow_run_url, wandb_app_url, wandb_run_url
 
 TRACKER_VARIABLES = (
     "WANDB_RUN_GROUP",

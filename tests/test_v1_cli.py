@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from hsm_snake.v1_cli import hsm
+from hsm_snake.cli.v1 import hsm
 
 
 def v1(*args: str, expect: int = 0):

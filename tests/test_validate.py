@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from hsm_snake.validation import HUGE_SWEEP, validate
+from hsm_snake.config.validation import HUGE_SWEEP, validate
 
 
 def test_clean_project_has_no_findings(project):
@@ -71,7 +71,7 @@ def test_hydra_keys_missing_from_the_config_tree_are_warned(project):
 
 
 def test_gpus_per_task_without_any_device_is_warned(project, monkeypatch):
-    from hsm_snake import gpu_slots
+    from hsm_snake.runner import gpu_slots
 
     monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi
     gpu_slots.detect_devices.cache_clear()

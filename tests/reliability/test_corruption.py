@@ -17,9 +17,9 @@ import subprocess
 from conftest import read_status
 from test_status_scan import make_sweep
 
-from hsm_snake import scan
-from hsm_snake.lock import SweepLock
-from hsm_snake.monitor import load_sweep_index
+from hsm_snake.engine.lock import SweepLock
+from hsm_snake.monitor import scan
+from hsm_snake.monitor.readers import load_sweep_index
 
 COMMANDS = (("status",), ("status", "--all-status"), ("status", "--tasks"), ("missing",), ("errors",), ("report",), ("results",))
 

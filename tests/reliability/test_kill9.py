@@ -26,8 +26,8 @@ from background import engine_pid, wait_for
 from conftest import read_status
 from procs import pid_alive, sweep_processes
 
-from hsm_snake.lock import holder_record, lock_holder
-from hsm_snake.paths import SweepPaths
+from hsm_snake.engine.lock import holder_record, lock_holder
+from hsm_snake.layout.paths import SweepPaths
 
 VICTIMS = ("hsm-snake", "engine", "engine-group", "script")
 SEEDS = range(24)

@@ -13,8 +13,8 @@ from background import held_tasks_started, wait_for
 from conftest import read_status
 from procs import children_by_name, sweep_processes
 
-from hsm_snake.lock import lock_holder
-from hsm_snake.paths import SweepPaths
+from hsm_snake.engine.lock import lock_holder
+from hsm_snake.layout.paths import SweepPaths
 
 
 @pytest.mark.slow
@@ -70,7 +70,7 @@ def test_status_watch_and_report_read_a_sweep_while_it_runs(project, background)
     wait_for(lambda: project.sweep_dirs() and (project.sweep_dirs()[0] / "task_mapping.yaml").exists(), what="sweep")
     (sweep_dir,) = project.sweep_dirs()
     watch = subprocess.Popen(
-        [sys.executable, "-m", "hsm_snake.cli", "watch", sweep_dir.name, "--interval", "0.1"],
+        [sys.executable, "-m", "hsm_snake.cli.main", "watch", sweep_dir.name, "--interval", "0.1"],
         cwd=project.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

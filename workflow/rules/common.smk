@@ -1,5 +1,5 @@
-from hsm_snake.config_schema import validate
-from hsm_snake.sweep_index import load_index
+from hsm_snake.config.schema import validate
+from hsm_snake.layout.index import load_index
 
 # The same schema check as snakemake.utils.validate, without its first step: that imports
 # pandas (~0.25 s, in every run and every cluster job) to see whether the config is a DataFrame.

@@ -1,5 +1,5 @@
-from hsm_snake.escalation import rule_resources
-from hsm_snake.runner import run_task
+from hsm_snake.runner.escalation import rule_resources
+from hsm_snake.runner.task import run_task
 
 
 localrules:

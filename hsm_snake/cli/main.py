@@ -1,0 +1,654 @@
+"""The ``hsm-snake`` command line: thin click wrappers over :mod:`hsm_snake.sweeps`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hsm_snake import __version__
+from hsm_snake.cli.display import counts_line, make_console, tasks_table
+from hsm_snake.cli.remote import remote as remote_group
+from hsm_snake.engine import diskspace
+from hsm_snake.errors import HsmError
+from hsm_snake.layout.index import load_index
+from hsm_snake.monitor import scan
+from hsm_snake.runner.render import display_command
+from hsm_snake.sweep.locate import find_sweep
+from hsm_snake.sweep.missing import PlannedTask, missing_tasks, planned_tasks
+
+PROFILE_HELP = "Snakemake profile: a packaged name (local, ssh, pbs, slurm) or a folder with a config.yaml."
+
+
+def _command_line() -> list[str]:
+    return ["hsm-snake", *sys.argv[1:]]
+
+
+class HsmGroup(click.Group):
+    """Turns a user's mistake (HsmError) into a message and exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HsmError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=HsmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hsm-snake")
+def cli() -> None:
+    """Hyper-parameter sweeps: hsm-snake plans, Snakemake schedules, the sweep directory keeps the state."""
+
+
+def _print_plan(console: Any, title: str, tasks: list[PlannedTask], as_json: bool) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "task": t.entry.name,
+                        "state": t.state,
+                        "param_hash": t.entry.param_hash,
+                        "params": t.entry.params,
+                        "command": t.argv,
+                    }
+                    for t in tasks
+                ],
+                ensure_ascii=False,
+            )
+        )
+        return
+    console.print(tasks_table(title, ((t.entry.name, t.state, t.entry.params, t.argv, None) for t in tasks)))
+
+
+def _progress_reporter(console: Any, total: int):
+    """A live progress bar on a terminal; nothing when output is a pipe or a file."""
+    if not console.is_terminal:
+        return None, None
+    # Here, not at the top: status and missing must start fast, and only run draws a bar.
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    bar = progress.add_task("tasks", total=total, detail="")
+
+    def on_tick(state: scan.SweepState) -> None:
+        counts = state.counts()
+        detail = ", ".join(f"{counts[s]} {s}" for s in (scan.RUNNING, scan.FAILED, scan.CANCELLED) if counts.get(s))
+        progress.update(bar, completed=counts.get(scan.COMPLETED, 0), detail=detail)
+
+    return progress, on_tick
+
+
+def _sweeps():
+    """The module that creates and runs sweeps; imported only by commands that do that, so that
+    status/missing stay light (no schema validator, no layout code)."""
+    from hsm_snake import sweeps
+
+    return sweeps
+
+
+def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: Any) -> None:
+    sweeps = _sweeps()
+    console = make_console()
+    index = load_index(paths.root)
+    progress, on_tick = _progress_reporter(console, len(index.active()))
+    if progress is not None:
+        progress.start()
+    try:
+        outcome = sweeps.run(
+            paths,
+            profile=profile,
+            command=_command_line(),
+            cores=cores,
+            on_tick=on_tick,
+            on_notice=lambda message: console.print(message, soft_wrap=True, markup=False),
+            **options,
+        )
+    except OSError as exc:
+        full = diskspace.from_error(paths, exc)
+        if full is None:
+            raise
+        _report_disk_full(console, paths, full, scan.scan(load_index(paths.root)))
+    except KeyboardInterrupt:
+        # Outside Snakemake's run (e.g. while waiting for a killed run's jobs): nothing was started.
+        console.print(
+            f"stopped on request; stop an earlier run's jobs with: hsm-snake cancel {paths.sweep_id}", soft_wrap=True
+        )
+        console.print(f"resume with: hsm-snake complete {paths.sweep_id}", soft_wrap=True)
+        sys.exit(130)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if outcome.kept_results:
+        console.print(
+            f"kept {len(outcome.kept_results)} finished result(s) whose completion Snakemake had not recorded "
+            f"(a killed run, or a marker Snakemake removed): {', '.join(outcome.kept_results[:10])}"
+        )
+    if outcome.command:
+        console.print(f"[dim]snakemake: {display_command(outcome.command)}[/dim]", soft_wrap=True)
+    counts = outcome.state.counts()
+    console.print(f"sweep {paths.sweep_id}: " + counts_line(counts, len(outcome.state.tasks)))
+    console.print(f"[dim]{paths.root}[/dim]", soft_wrap=True)
+    if outcome.interrupted:
+        console.print(f"stopped on request; resume with: hsm-snake complete {paths.sweep_id}")
+        sys.exit(130)
+    failed = [t for t in outcome.state.tasks if t.state in (scan.FAILED, scan.CANCELLED)]
+    for task in failed[:10]:
+        status = task.status or {}
+        console.print(
+            f"  [red]{task.task.name}[/red] {status.get('error_category')}: {status.get('error_summary')}",
+            soft_wrap=True,
+        )
+    if outcome.state.missing():
+        if outcome.disk_full is not None:
+            _report_disk_full(console, paths, outcome.disk_full, outcome.state)
+        if outcome.exit_code != 0 and not failed:
+            console.print(f"Snakemake exited with status {outcome.exit_code}; its log: {paths.engine_log}")
+            for line in _last_lines(paths.engine_log, 25):
+                console.print(f"  {line}", markup=False, highlight=False)
+        console.print(f"finish the sweep with: hsm-snake complete {paths.sweep_id}")
+        sys.exit(1)
+
+
+def _report_disk_full(console: Any, paths: Any, full: Any, state: scan.SweepState) -> None:
+    """What happened, that finished work is safe, and how to go on; exit 1."""
+    completed = state.counts().get(scan.COMPLETED, 0)
+    console.print(diskspace.describe(full), soft_wrap=True, markup=False)
+    console.print(
+        f"completed tasks were kept: {completed} of {len(state.tasks)} completed, with their results and "
+        f"markers; the {len(state.missing())} other task(s) did not run or could not record their end, and "
+        "stay missing (nothing completed was turned into failed)",
+        soft_wrap=True,
+    )
+    console.print(f"free some space there, then resume with: hsm-snake complete {paths.sweep_id}", soft_wrap=True)
+    sys.exit(1)
+
+
+def _last_lines(path: Path, count: int) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()[-count:]
+    except FileNotFoundError:
+        return []
+
+
+@cli.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-p",
+    "--project",
+    "project_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Project config (default: hsm.yaml, .hsm/config.yaml or sweeps/hsm_config.yaml found from here).",
+)
+@click.option("--profile", default="local", show_default=True, help=PROFILE_HELP)
+@click.option("-n", "--dry-run", is_flag=True, help="Write nothing; list the tasks that would run and their commands.")
+@click.option(
+    "--sweep-id",
+    callback=lambda _c, _p, value: _sweeps().check_sweep_id(value),
+    help="Name the sweep (an existing one is re-expanded: unchanged tasks keep their numbers).",
+)
+@click.option(
+    "-j", "--cores", type=int, help="Tasks at once on this machine (default: local.max_parallel, or every CPU)."
+)
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the tasks as JSON.")
+@click.option("--max-tasks", type=click.IntRange(min=1), help="Run only the first N tasks (complete runs the rest).")
+def run(
+    sweep_file: Path,
+    project_file: Path | None,
+    profile: str,
+    dry_run: bool,
+    sweep_id: str | None,
+    cores: int | None,
+    as_json: bool,
+    max_tasks: int | None,
+) -> None:
+    """Expand SWEEP_FILE into tasks, lay out the sweep directory and run every task."""
+    sweeps = _sweeps()
+    spec, project = sweeps.load_inputs(sweep_file, project_file, Path.cwd())
+    console = make_console()
+    for notice in (*spec.notices, *project.notices):
+        click.echo(f"note: {notice}", err=True)
+    if dry_run:
+        plan = sweeps.plan(spec, project, sweep_id)
+        states = {name: scan.PENDING for name in plan.new_tasks}
+        if plan.paths.root.exists():
+            states.update({t.task.name: t.state for t in scan.scan(load_index(plan.paths.root)).missing()})
+        entries = [entry for entry in plan.tasks.values() if not entry.retired][:max_tasks]
+        entries = [entry for entry in entries if entry.name in states]
+        todo = planned_tasks(plan.paths, entries, plan.runner, states)
+        title = f"{len(todo)} task(s) would run (sweep {plan.paths.sweep_id}, dry run: nothing written)"
+        _print_plan(console, title, todo, as_json)
+        return
+    index = sweeps.create(spec, project, _command_line(), sweep_id)
+    console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
+    first = index.active()[:max_tasks] if max_tasks else None
+    selection = sweeps.compress_selection([t.number for t in first]) if first else None
+    _run_and_report(index.paths, profile=profile, cores=cores, tasks=selection)
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option("--profile", default="local", show_default=True, help=PROFILE_HELP)
+@click.option(
+    "--retry-failed/--no-retry-failed",
+    default=True,
+    show_default=True,
+    help="Also rerun tasks that failed or were cancelled (not only never-finished ones).",
+)
+@click.option("--tasks", help="Only these task numbers, e.g. 1,5,10-20.")
+@click.option("--only-category", help="Only failed tasks of this error category (e.g. timeout).")
+@click.option("-j", "--cores", type=int, help="Tasks at once on this machine.")
+@click.option("-n", "--dry-run", is_flag=True, help="List what would run, run nothing.")
+def complete(
+    sweep: str | None,
+    profile: str,
+    retry_failed: bool,
+    tasks: str | None,
+    only_category: str | None,
+    cores: int | None,
+    dry_run: bool,
+) -> None:
+    """Run only the tasks of SWEEP (id or path; default: newest) that are not completed."""
+    paths = find_sweep(sweep, Path.cwd())
+    if dry_run:
+        _show_missing(paths, as_json=False, retry_failed=retry_failed, tasks=tasks, only_category=only_category)
+        return
+    _run_and_report(
+        paths,
+        profile=profile,
+        cores=cores,
+        refresh_from=Path.cwd(),
+        retry_failed=retry_failed,
+        tasks=tasks,
+        only_category=only_category,
+    )
+
+
+def _show_missing(paths: Any, *, as_json: bool, **selection: Any) -> None:
+    state, planned = missing_tasks(paths, **selection)
+    title = f"sweep {paths.sweep_id}: {len(planned)} of {len(state.tasks)} task(s) not completed"
+    _print_plan(make_console(), title, planned, as_json)
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the tasks as JSON.")
+def missing(sweep: str | None, as_json: bool) -> None:
+    """List the tasks of SWEEP that are not completed (pending, failed, interrupted) and their commands."""
+    _show_missing(find_sweep(sweep, Path.cwd()), as_json=as_json)
+
+
+def _where(task: scan.TaskState) -> str | None:
+    """``on <host>`` for the --tasks table, unless the note already says where it runs."""
+    from hsm_snake.monitor.progress import host_label
+
+    host = host_label(task.status or {})
+    return f"on {host}" if host and host not in (task.note or "") else None
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print counts and tasks as JSON.")
+@click.option("--tasks", "list_tasks", is_flag=True, help="List every task with its state.")
+@click.option(
+    "--all-status",
+    is_flag=True,
+    help="Also read status.yaml of completed tasks (exact hosts/backends; slower on big sweeps).",
+)
+def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool) -> None:
+    """Counts of SWEEP's tasks by state, progress, throughput and ETA, read from the sweep directory alone."""
+    from hsm_snake.cli.views import status_view
+    from hsm_snake.monitor.progress import summarize
+    from hsm_snake.monitor.readers import load_sweep_index
+
+    paths = find_sweep(sweep, Path.cwd())
+    state = scan.scan(load_sweep_index(paths.root), with_status=list_tasks or as_json or all_status)
+    progress = summarize(state)
+    counts = state.counts()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "sweep_id": paths.sweep_id,
+                    "path": str(paths.root),
+                    "total": len(state.tasks),
+                    "counts": dict(counts),
+                    "running_by": state.holder,
+                    "progress": progress.as_dict(),
+                    "tasks": [
+                        {
+                            "task": t.task.name,
+                            "state": t.state,
+                            "note": t.note,
+                            **{
+                                k: (t.status or {}).get(k)
+                                for k in (
+                                    "attempt",
+                                    "duration_s",
+                                    "host",
+                                    "host_alias",
+                                    "backend",
+                                    "job_id",
+                                    "error_category",
+                                    "error_summary",
+                                    "cuda_visible_devices",
+                                    "tracker_url",
+                                )
+                            },
+                        }
+                        for t in state.tasks
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    console = make_console()
+    console.print(status_view(paths, state, progress), soft_wrap=True)
+    if list_tasks:
+        console.print(
+            tasks_table(
+                "tasks",
+                (
+                    (
+                        t.task.name,
+                        t.state,
+                        t.task.params,
+                        (t.status or {}).get("command") or [],
+                        # Where it runs or ran (the pool's alias), and the tracker's run page.
+                        " ".join(str(n) for n in (t.note, _where(t), (t.status or {}).get("tracker_url")) if n)
+                        or None,
+                    )
+                    for t in state.tasks
+                ),
+            )
+        )
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+def cancel(sweep: str | None) -> None:
+    """Stop a running SWEEP (local run, Slurm/PBS jobs, SSH tasks, also those of a killed run);
+    finished results stay, `complete` resumes."""
+    from hsm_snake.engine.cancel import cancel as cancel_sweep
+
+    paths = find_sweep(sweep, Path.cwd())
+    outcome = cancel_sweep(paths)
+    console = make_console()
+    if outcome.stopped_run:
+        console.print(f"stopped the run of sweep {paths.sweep_id}: {outcome.stopped_run}")
+    if outcome.cancelled_jobs:
+        jobs = " ".join(outcome.cancelled_jobs[:20])
+        console.print(f"cancelled {len(outcome.cancelled_jobs)} job(s)/remote task(s): {jobs}")
+    for note in outcome.notes:
+        console.print(note, soft_wrap=True, markup=False)
+    if outcome.remote_holder:
+        console.print(f"sweep {paths.sweep_id} is run by {outcome.remote_holder}: cancel it there")
+        sys.exit(1)
+    if not (outcome.stopped_run or outcome.cancelled_jobs):
+        console.print(f"nothing to cancel: no run of sweep {paths.sweep_id} is in progress")
+        return
+    counts = scan.scan(load_index(paths.root)).counts()
+    console.print(f"sweep {paths.sweep_id}: " + counts_line(counts, sum(counts.values())))
+    console.print(f"resume with: hsm-snake complete {paths.sweep_id}")
+
+
+# -- monitoring: errors, results, recent, watch, report -------------------------------------------
+# Light on purpose: scan, records and the monitoring modules only (no Snakemake, no layout code).
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
+@click.option("--lines", default=10, show_default=True, help="Lines of each example's stderr.log to show.")
+def errors(sweep: str | None, as_json: bool, lines: int) -> None:
+    """Failed tasks of SWEEP grouped by cause, with an example's stderr and what to do about it.
+
+    Also writes logs/errors/failed_tasks.yaml and logs/errors/error_patterns.yaml.
+    """
+    from hsm_snake.cli.views import errors_view
+    from hsm_snake.monitor.readers import load_sweep_index
+    from hsm_snake.monitor.triage import triage, write_error_files
+
+    paths = find_sweep(sweep, Path.cwd())
+    report = triage(scan.scan(load_sweep_index(paths.root)), tail=lines)
+    try:
+        written = write_error_files(paths, report)
+    except OSError as exc:
+        written = []
+        click.echo(f"note: could not write {paths.errors_dir}: {exc}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+        return
+    console = make_console()
+    console.print(errors_view(report), soft_wrap=True)
+    if written and (report.groups or report.questionable):
+        console.print(f"[dim]written: {', '.join(written)}[/dim]", soft_wrap=True)
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of to stdout."
+)
+def results(sweep: str | None, fmt: str, output: Path | None) -> None:
+    """One row per task of SWEEP: state, parameters, metrics, duration, attempt, host, backend, job id.
+
+    reports/results.csv in the sweep directory is always (re)written.
+    """
+    from hsm_snake.monitor import results as results_mod
+    from hsm_snake.monitor.readers import load_sweep_index
+
+    paths = find_sweep(sweep, Path.cwd())
+    table = results_mod.collect(scan.scan(load_sweep_index(paths.root), with_status=True))
+    try:
+        csv_path = results_mod.write_results_csv(paths, table)
+    except OSError as exc:
+        csv_path = None
+        click.echo(f"note: could not write {results_mod.results_csv_path(paths)}: {exc}", err=True)
+    if fmt == "parquet":
+        if output is None:
+            raise HsmError("--format parquet writes a binary file: name it with --output FILE.parquet")
+        results_mod.write_parquet(table, output)
+    elif output is not None:
+        from hsm_snake.layout.records import write_text_atomic
+
+        write_text_atomic(output, results_mod.to_csv(table) if fmt == "csv" else results_mod.to_json(table) + "\n")
+    else:
+        click.echo(results_mod.to_csv(table) if fmt == "csv" else results_mod.to_json(table), nl=fmt == "json")
+        return
+    click.echo(f"{len(table.rows)} task(s) written to {output}" + (f" (and {csv_path})" if csv_path else ""))
+
+
+@cli.command()
+@click.option("-n", "--limit", default=10, show_default=True, help="How many sweeps.")
+@click.option("--json", "as_json", is_flag=True, help="Print the sweeps as JSON.")
+def recent(limit: int, as_json: bool) -> None:
+    """The latest sweeps of this project: tasks, completed, failed, backends, whether a run is in progress."""
+    from hsm_snake.cli.views import recent_table
+    from hsm_snake.config.project import load_project
+    from hsm_snake.monitor.recent import recent_sweeps
+
+    output_dir = load_project(None, cwd=Path.cwd()).output_dir
+    found = recent_sweeps(output_dir, limit)
+    if as_json:
+        click.echo(json.dumps([s.as_dict() for s in found], ensure_ascii=False))
+        return
+    console = make_console()
+    if not found:
+        console.print(f"no sweeps under {output_dir}", soft_wrap=True)
+        return
+    console.print(recent_table(found, f"latest {len(found)} sweep(s) under {output_dir}"))
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option(
+    "--interval", default=2.0, show_default=True, type=click.FloatRange(min=0.05), help="Seconds between updates."
+)
+def watch(sweep: str | None, interval: float) -> None:
+    """Show SWEEP's status live until no run is in progress and no task runs (Ctrl-C stops watching)."""
+    import time
+
+    from rich.live import Live
+
+    from hsm_snake.cli.views import status_view
+    from hsm_snake.monitor.progress import summarize
+    from hsm_snake.monitor.readers import load_sweep_index
+
+    paths = find_sweep(sweep, Path.cwd())
+    console = make_console()
+
+    def view():
+        state = scan.scan(load_sweep_index(paths.root))
+        active = state.holder is not None or state.counts().get(scan.RUNNING, 0) > 0
+        return status_view(paths, state, summarize(state)), active
+
+    renderable, active = view()
+    try:
+        with Live(renderable, console=console, auto_refresh=False, transient=False) as live:
+            while active:
+                time.sleep(interval)
+                renderable, active = view()
+                live.update(renderable, refresh=True)
+    except KeyboardInterrupt:
+        console.print("stopped watching (the run goes on)")
+        return
+    console.print("no run in progress: done watching")
+
+
+@cli.command()
+@click.argument("sweep", required=False)
+@click.option("--open", "open_browser", is_flag=True, help="Open the report in a web browser.")
+def report(sweep: str | None, open_browser: bool) -> None:
+    """Write SWEEP's HTML report (reports/completion_report.html), error analysis and performance figures."""
+    from hsm_snake.monitor.report import build_report
+
+    paths = find_sweep(sweep, Path.cwd())
+    files = build_report(paths)
+    console = make_console()
+    console.print(f"report of sweep {paths.sweep_id} ({files.tasks} task(s), {files.plots} plot(s)):")
+    for path in (files.html, files.errors_html, files.performance, files.results_csv):
+        console.print(f"  {path}", soft_wrap=True)
+    if open_browser:
+        import webbrowser
+
+        if not webbrowser.open(files.html.resolve().as_uri()):
+            console.print("no web browser found here: open the file above yourself")
+
+
+@cli.command()
+@click.option("--template", type=click.Choice(["grid", "paired", "slurm-gpu", "ssh"]), default="grid",
+              show_default=True, help="The kind of sweep and project to start from.")
+@click.option("--force", is_flag=True, help="Overwrite an existing hsm.yaml / sweep.yaml.")
+def init(template: str, force: bool) -> None:
+    """Write a commented hsm.yaml and sweep.yaml for the project in this folder."""
+    from hsm_snake.config.scaffold import init_project
+
+    for path in init_project(Path.cwd(), template, force):
+        click.echo(f"wrote {path}")
+    click.echo("next: hsm-snake validate sweep.yaml, then hsm-snake run sweep.yaml --dry-run")
+
+
+@cli.command()
+@click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-p", "--project", "project_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Project config (default: found beside the sweep file or from here).")
+@click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
+def validate(sweep_file: Path | None, project_file: Path | None, strict: bool) -> None:
+    """Check SWEEP_FILE and the project config: errors (exit 2), warnings (exit 1 with --strict)."""
+    from hsm_snake.config.validation import validate as check
+
+    result = check(sweep_file, project_file, Path.cwd())
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if not result.errors:
+        where = result.project.source if result.project and result.project.source else "defaults"
+        tasks = f"{result.task_count} task(s)" if sweep_file else "no sweep file given"
+        click.echo(f"ok: {tasks}; project config: {where}; {len(result.warnings)} warning(s)")
+    sys.exit(result.exit_code(strict))
+
+
+@cli.command()
+@click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-p", "--project", "project_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Project config (default: found beside the sweep file or from here).")
+@click.option("--first", default=5, show_default=True, help="How many tasks to show with their commands.")
+def show(sweep_file: Path | None, project_file: Path | None, first: int) -> None:
+    """The resolved project config (with where each value came from) and the sweep's expansion."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from hsm_snake.config.validation import config_sources, paired_tables
+    from hsm_snake.config.validation import validate as check
+
+    result = check(sweep_file, project_file, Path.cwd())
+    if result.errors:
+        raise result.errors[0]
+    console = make_console()
+    settings = Table(title=f"project config ({result.project.source or 'defaults'}, root {result.project.root})")
+    for column in ("key", "value", "from"):
+        settings.add_column(column, overflow="fold")
+    for key, value, origin in config_sources(result.project):
+        settings.add_row(key, Text(json.dumps(value, ensure_ascii=False)), origin)
+    console.print(settings)
+    if result.spec is None:
+        return
+    console.print(f"sweep {sweep_file}: {result.task_count} task(s)")
+    for name, columns, rows in paired_tables(result.spec):
+        console.print(f"paired group {name!r}: the i-th values of each column run together")
+        group = Table()
+        for column in columns:
+            group.add_column(column)
+        for row in rows:
+            group.add_row(*(Text(json.dumps(v, ensure_ascii=False)) for v in row))
+        console.print(group)
+    plan = _sweeps().plan(result.spec, result.project)
+    entries = [e for e in plan.tasks.values() if not e.retired][:first]
+    _print_plan(console, f"first {len(entries)} task(s)", planned_tasks(plan.paths, entries, plan.runner), False)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@cli.command()
+@click.argument("v1_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--to", "to", type=click.Path(path_type=Path), help="Migrate a copy into this new folder.")
+def migrate(v1_dir: Path, to: Path | None) -> None:
+    """Make a HPC Sweep Manager v1 sweep folder a standard sweep directory (nothing is lost)."""
+    from hsm_snake.config.project import load_project
+    from hsm_snake.sweep.migrate import migrate as migrate_v1
+
+    outcome = migrate_v1(v1_dir, load_project(None, cwd=Path.cwd()), to)
+    for old, new in outcome.renamed[:5]:
+        click.echo(f"renamed tasks/{old} -> tasks/{new}")
+    click.echo(
+        f"migrated {outcome.paths.root}: {outcome.tasks} task(s), {len(outcome.completed)} completed, "
+        f"{len(outcome.failed)} failed; next: hsm-snake missing {outcome.paths.root}"
+    )
+
+
+cli.add_command(remote_group)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

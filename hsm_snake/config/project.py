@@ -1,0 +1,590 @@
+"""Find, load and check the project config (``hsm.yaml``): how and where tasks run.
+
+Also reads HPC Sweep Manager v1's files (``.hsm/config.yaml``, ``sweeps/hsm_config.yaml``,
+``hsm_config.yaml``) unchanged: the schema marks each v1 key with its new home (``x-v1-use``),
+a conversion (``x-convert``) or why it is ignored (``x-v1-ignored``), and :class:`_Normalizer`
+applies those marks. What it did is listed in :attr:`ProjectConfig.notices`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import FormatChecker
+
+from hsm_snake.config.schema import (
+    apply_defaults,
+    describe_value,
+    load_schema,
+    resolve,
+    validate,
+)
+from hsm_snake.config.yamlsource import key_path, line_of, load_yaml_file
+from hsm_snake.errors import ConfigError
+
+CONFIG_NAMES = ("hsm.yaml", ".hsm/config.yaml", "sweeps/hsm_config.yaml", "hsm_config.yaml")
+"""Where a project config is looked for, in this order, in a folder and then its parents."""
+
+WALLTIME_HINT = 'write "HH:MM:SS" (e.g. "04:00:00"), "D-HH:MM:SS", minutes as a number (240), or "90m" / "2h"'
+MEMORY_HINT = 'write "16G", "500M", "16GB", or megabytes as a number (16000)'
+
+Parts = list[str | int]
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """A checked project config with schema defaults applied and v1 keys under their new names."""
+
+    source: Path | None
+    root: Path
+    data: dict[str, Any]
+    notices: tuple[str, ...] = ()
+    """Things worth telling the user that are not errors (v1 keys read differently or ignored)."""
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A top-level section (``local``, ``slurm``, ...), empty when absent."""
+        return dict(self.data.get(name) or {})
+
+    def python_command(self) -> list[str]:
+        """The argv prefix that runs a Python script in the project's environment."""
+        paths = self.section("paths")
+        if paths.get("conda_env"):
+            return ["conda", "run", "--no-capture-output", "-n", paths["conda_env"], "python"]
+        interpreter = paths.get("python_interpreter")
+        if not interpreter:
+            return [sys.executable]
+        # A bare command such as "python3" is looked up on PATH; anything with a slash is a path.
+        if "/" not in _expand(interpreter):
+            return [interpreter]
+        return [str(self._under_root(interpreter))]
+
+    @property
+    def train_script(self) -> Path | None:
+        script = self.section("paths").get("train_script")
+        return self._under_root(script) if script else None
+
+    @property
+    def output_dir(self) -> Path:
+        return self._under_root(self.section("paths").get("output_dir") or "sweeps/outputs")
+
+    def _under_root(self, path: str) -> Path:
+        return Path(os.path.normpath(self.root / _expand(path)))
+
+
+def find_project_config(start: Path) -> Path | None:
+    """The first project config in ``start`` or its parents (see :data:`CONFIG_NAMES`)."""
+    start = Path(start).absolute()
+    home = _home()
+    for folder in (start, *start.parents):
+        for name in CONFIG_NAMES:
+            # ~/.hsm/config.yaml is v1's machine-wide file, not a project's.
+            if name == ".hsm/config.yaml" and folder == home:
+                continue
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_project(path: Path | None, cwd: Path) -> ProjectConfig:
+    """Load ``path``, or the config found from ``cwd`` upwards, or the defaults rooted at ``cwd``."""
+    cwd = Path(cwd).absolute()
+    if path is None:
+        path = find_project_config(cwd)
+        if path is None:
+            return ProjectConfig(source=None, root=cwd, data=_with_defaults({}))
+    else:
+        path = Path(_expand(str(path)))
+        path = path if path.is_absolute() else cwd / path
+    searched = ", ".join(CONFIG_NAMES)
+    document = load_yaml_file(path, missing_hint=f"give an existing file, or leave the option out to use the "
+                                                  f"first of {searched} in {cwd} or a parent folder")
+    data = {} if document.data is None else document.data
+    if not isinstance(data, dict):
+        raise ConfigError(f"a project config must be a mapping of sections such as paths: and local:, "
+                          f"got {describe_value(data)}", file=path, line=1,
+                          hint="start from: paths: {train_script: train.py}")
+    validate(data, "project", file=path, lines=document.lines, format_checker=_FORMATS)
+    reader = _Normalizer(path, document.lines, lenient=_is_v1_file(path))
+    data = reader.read(data)
+    reader.check_interpreters(data)
+    reader.check_path_maps(data)
+    data = _with_defaults(data)
+    project_dir = _project_dir(path)
+    root = project_dir / _expand(data["project"]["root"]) if data.get("project", {}).get("root") else project_dir
+    return ProjectConfig(source=path, root=Path(os.path.normpath(root)), data=data, notices=tuple(reader.notices))
+
+
+def parse_walltime_seconds(value: Any, key: str) -> int:
+    """Seconds of a walltime: ``"HH:MM:SS"``, ``"D-HH:MM:SS"``, minutes as an int, ``"90m"``, ``"2h"``."""
+    if isinstance(value, str) and re.fullmatch(r"\d+:\d+", value.strip()):
+        text = value.strip()
+        raise ConfigError(f"'{text}' is ambiguous: Slurm reads it as minutes:seconds, YAML 1.1 as hours:minutes",
+                          key=key, hint=f'write "HH:MM:SS": "00:{text}" or "{text}:00"')
+    seconds = _walltime_seconds(value)
+    if seconds is None:
+        raise ConfigError(f"{describe_value(value)} is not a walltime", key=key, hint=WALLTIME_HINT)
+    if seconds <= 0:
+        raise ConfigError("a walltime must be longer than zero", key=key,
+                          hint=f"leave the key out for no limit, or {WALLTIME_HINT}")
+    return seconds
+
+
+def parse_mem_mb(value: Any, key: str) -> int:
+    """Megabytes of a memory amount: ``"16G"``, ``"500M"``, ``"16GB"``, or megabytes as an int."""
+    megabytes = _memory_mb(value)
+    if megabytes is None:
+        raise ConfigError(f"{describe_value(value)} is not an amount of memory", key=key, hint=MEMORY_HINT)
+    if megabytes <= 0:
+        raise ConfigError("memory must be more than zero", key=key, hint=MEMORY_HINT)
+    return megabytes
+
+
+def _walltime_seconds(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value * 60
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text) * 60
+    if match := re.fullmatch(r"(\d+)-(\d+)(?::(\d+)(?::(\d+))?)?", text):
+        days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+        if minutes >= 60 or seconds >= 60:
+            return None
+        return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if match := re.fullmatch(r"(\d+):(\d+):(\d+)", text):
+        hours, minutes, seconds = (int(g) for g in match.groups())
+        if minutes >= 60 or seconds >= 60:
+            return None
+        return (hours * 60 + minutes) * 60 + seconds
+    if match := re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text, re.IGNORECASE):
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2).lower()]
+        return math.ceil(float(match.group(1)) * unit)
+    return None
+
+
+def _memory_mb(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", value.strip(), re.IGNORECASE)
+    if not match:
+        return None
+    factor = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[match.group(2).upper()]
+    return math.ceil(float(match.group(1)) * factor)
+
+
+_FORMATS = FormatChecker(formats=())
+
+
+@_FORMATS.checks("walltime", raises=ConfigError)
+def _is_walltime(value: Any) -> bool:
+    if value is not None and not isinstance(value, bool):
+        parse_walltime_seconds(value, "walltime")
+    return True
+
+
+@_FORMATS.checks("memory", raises=ConfigError)
+def _is_memory(value: Any) -> bool:
+    if value is not None and not isinstance(value, bool):
+        parse_mem_mb(value, "mem")
+    return True
+
+
+@_FORMATS.checks("absolute-path", raises=ConfigError)
+def _is_absolute_path(value: Any) -> bool:
+    if isinstance(value, str) and not value.startswith("/"):
+        raise ConfigError(f"{value!r} is not an absolute path", hint='path_map: {"/local/prefix": "/its/prefix"}')
+    return True
+
+
+@_FORMATS.checks("regex-one-group", raises=ConfigError)
+def _is_regex_with_one_group(value: Any) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        groups = re.compile(value).groups
+    except re.error as error:
+        raise ConfigError(f"is not a valid regular expression: {error}",
+                          hint=r"escape special characters with a backslash, e.g. loss=([0-9.]+)") from None
+    if groups != 1:
+        raise ConfigError(f"needs exactly one group (...) around the value, has {groups}",
+                          hint=r"e.g. val_loss=([0-9.eE+-]+); write (?:...) for a group that captures nothing")
+    return True
+
+
+def _with_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    schema = load_schema("project")
+    return apply_defaults(data, schema, schema)
+
+
+def _project_dir(config: Path) -> Path:
+    """The folder a config belongs to: its own, or the parent of v1's ``.hsm/`` and ``sweeps/``."""
+    if (config.parent.name, config.name) in ((".hsm", "config.yaml"), ("sweeps", "hsm_config.yaml")):
+        return config.parent.parent
+    return config.parent
+
+
+def _is_v1_file(config: Path) -> bool:
+    return config.name == "hsm_config.yaml" or (config.parent.name, config.name) == (".hsm", "config.yaml")
+
+
+def _expand(path: str) -> str:
+    return os.path.expandvars(os.path.expanduser(path))
+
+
+def _home() -> Path | None:
+    try:
+        return Path.home()
+    except RuntimeError:
+        return None
+
+
+_DROP = object()
+
+
+@dataclass
+class _Move:
+    """Put ``value`` at ``dest`` (``_DROP``: delete ``dest``); ``source`` is where it came from."""
+
+    dest: Parts
+    value: Any
+    source: Parts
+    only_if_unset: bool = False
+
+
+class _Normalizer:
+    """Applies the schema's marks: v1 keys move to their new names (``x-v1-use``), values are
+    converted to one form (``x-convert``), ignored keys are dropped (``x-v1-ignored``); every
+    v1 key it meets is noted."""
+
+    def __init__(self, path: Path, lines: dict[str, int], lenient: bool) -> None:
+        self.path = path
+        self.lines = lines
+        # v1 files keep v1 precedence where the new format is stricter (conda_env beats python_interpreter).
+        self.lenient = lenient
+        self.schema = load_schema("project")
+        self.notices: list[str] = []
+        self.origins: dict[str, Parts] = {}
+        self.original: dict[str, Any] = {}
+
+    def error(self, message: str, parts: Parts, hint: str | None = None) -> ConfigError:
+        source = self.origins.get(key_path(parts), parts)
+        return ConfigError(message, file=self.path, key=key_path(parts), line=line_of(self.lines, source), hint=hint)
+
+    def checked(self, parse: Callable[[Any, str], int], value: Any, where: Parts) -> None:
+        """Run a walltime/memory parser, reporting its error at ``where``."""
+        try:
+            parse(value, key_path(where))
+        except ConfigError as error:
+            raise self.error(error.message, where, hint=error.hint) from None
+
+    def note(self, parts: Parts, text: str) -> None:
+        line = line_of(self.lines, parts)
+        self.notices.append(f"{self.path}{f':{line}' if line else ''}: '{key_path(parts)}' {text}")
+
+    def read(self, data: dict[str, Any]) -> dict[str, Any]:
+        self.original = data
+        result = copy.deepcopy(data)
+        if self.lenient and "output_dir" in (result.get("paths") or {}):
+            # v1 wrote paths.output_dir for the script's own outputs and never put sweeps there.
+            result["paths"].pop("output_dir")
+            self.note(["paths", "output_dir"], "named the script's outputs in v1, not where sweeps go: ignored "
+                                               "(sweeps go to sweeps/outputs, or to local.sweeps_root, as in v1)")
+        moves: list[_Move] = []
+        self._walk(result, [], self.schema, moves)
+        for move in sorted(moves, key=lambda m: m.value is _DROP):
+            self._apply(result, move)
+        return result
+
+    def _walk(self, node: Any, parts: Parts, schema: dict[str, Any], moves: list[_Move]) -> None:
+        schema = resolve(schema, self.schema)
+        if not isinstance(node, dict):
+            return
+        properties = schema.get("properties", {})
+        for key in list(node):
+            where = [*parts, key]
+            if key not in properties:
+                extra = schema.get("additionalProperties")
+                if isinstance(extra, dict):
+                    self._walk(node[key], where, extra, moves)
+                continue
+            sub = resolve(properties[key], self.schema)
+            if "x-v1-ignored" in sub:
+                node.pop(key)
+                self.note(where, f"is a v1 key that hsm-snake ignores: {sub['x-v1-ignored']}")
+            elif "x-v1-use" in sub and node[key] is None:
+                node.pop(key)
+            elif "x-v1-use" in sub or "x-convert" in sub:
+                value = node.pop(key)
+                use = sub.get("x-v1-use", key)
+                dest = use.strip("/").split("/") if use.startswith("/") else [*parts, use]
+                if "x-v1-use" in sub:
+                    self.note(where, f"is a v1 key: read as '{key_path(dest)}'")
+                convert = _CONVERTERS.get(sub.get("x-convert", ""), _keep)
+                moves.extend(convert(self, value, where, dest))
+            else:
+                self._walk(node[key], where, sub, moves)
+                if sub.get("deprecated") and node[key] == {}:
+                    node.pop(key)
+
+    def _apply(self, data: dict[str, Any], move: _Move) -> None:
+        *parents, last = move.dest
+        target = data
+        for part in parents:
+            target = target.setdefault(part, {})
+        if move.value is _DROP:
+            target.pop(last, None)
+            return
+        if last in target:
+            if move.only_if_unset:
+                return
+            dest, existing = key_path(move.dest), self.origins.get(key_path(move.dest))
+            message = (f"'{key_path(move.source)}' and '{key_path(existing)}' are both read as '{dest}'" if existing
+                       else f"both '{key_path(move.source)}' (a v1 name) and '{dest}' are set")
+            raise ConfigError(message, file=self.path, key=key_path(move.source),
+                              line=line_of(self.lines, move.source), hint=f"keep only '{dest}'")
+        target[last] = move.value
+        self.origins[key_path(move.dest)] = move.source
+
+    def check_path_maps(self, data: dict[str, Any]) -> None:
+        """A path_map only means something on a shared_fs host (a push/pull host gets copies)."""
+        for alias, remote in (data.get("distributed", {}).get("remotes") or {}).items():
+            if (remote or {}).get("path_map") and not remote.get("shared_fs"):
+                raise self.error("path_map needs shared_fs: true", ["distributed", "remotes", alias, "path_map"],
+                                 hint="path_map says where a host that shares this machine's files sees them; "
+                                      "set shared_fs: true, or drop path_map (the host then gets copies)")
+
+    def check_interpreters(self, data: dict[str, Any]) -> None:
+        """python_interpreter/conda_env (and a remote's python_path/conda_env) exclude each other."""
+        places: list[tuple[Parts, str]] = [(["paths"], "python_interpreter")]
+        remotes = data.get("distributed", {}).get("remotes") or {}
+        places += [(["distributed", "remotes", alias], "python_path") for alias in remotes]
+        for parts, python_key in places:
+            section = data
+            for part in parts:
+                section = section.get(part) or {}
+            if not (section.get(python_key) and section.get("conda_env")):
+                continue
+            if self.lenient:
+                section.pop(python_key)
+                self.note([*parts, python_key], "is ignored: conda_env is set too, and as in v1 conda_env wins")
+                continue
+            raise self.error(
+                f"'{python_key}' and 'conda_env' are both set", [*parts, "conda_env"],
+                hint=f"keep one: conda_env runs 'conda run -n <env> python', {python_key} names a Python to run",
+            )
+
+
+Converter = Callable[[_Normalizer, Any, Parts, Parts], list[_Move]]
+
+
+def _keep(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    return [_Move(dest, value, where)]
+
+
+def _seconds_to_walltime(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    if value is None:
+        return []
+    hours, rest = divmod(value, 3600)
+    return [_Move(dest, f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}", where)]
+
+
+def _join_lines(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    return [_Move(dest, "\n".join(value) if isinstance(value, list) else value, where)]
+
+
+def _as_list(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    return [_Move(dest, [value] if isinstance(value, str) else value, where)]
+
+
+def _directive_list(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    if isinstance(value, list):
+        return [_Move(dest, value, where)]
+    directives = []
+    for name, setting in value.items():
+        flag = "--" + str(name).lstrip("-")
+        if setting is False:
+            continue
+        directives.append(flag if setting in (None, "", True) else f"{flag}={setting}")
+    return [_Move(dest, directives, where)]
+
+
+def _single_gpu_type(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    if isinstance(value, list):
+        if len(value) > 1:
+            raise reader.error(f"several GPU types {value} (v1's per-type planning) are not supported", where,
+                               hint="pick one gpu_type, or run one sweep per type "
+                                    "with resources: {slurm: {gpu_type: ...}}")
+        value = value[0]
+    return [_Move(dest, value, where)]
+
+
+def _strategy(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    if value == "capability_based":
+        reader.note(where, "capability_based is a v1 strategy: read as least_loaded")
+        value = "least_loaded"
+    return [_Move(dest, value, where)]
+
+
+def _remote_gpus(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    remote = reader.original["distributed"]["remotes"][where[-2]]
+    visible = [*where[:-1], "visible_gpus"]
+    if isinstance(value, int):
+        if isinstance(remote.get("spec"), dict) and "gpus" in remote["spec"]:
+            reader.note(where, "is v1's count of GPUs to use next to spec.gpus: ignored (list them in visible_gpus)")
+            return []
+        return [_Move(dest, value, where)]
+    if isinstance(value, list):
+        reader.note(where, "is a v1 GPU allowlist: read as visible_gpus")
+        return [_Move(visible, value, where)]
+    text = value.strip().lower()
+    if text == "all":
+        reader.note(where, "'all' is v1's default: every GPU of the host is used")
+        return []
+    if text == "cpu":
+        reader.note(where, "'cpu' is v1's CPU-only setting: read as gpus: 0")
+        return [_Move(dest, 0, where)]
+    if re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
+        reader.note(where, "is a v1 GPU allowlist: read as visible_gpus")
+        return [_Move(visible, [int(i) for i in text.split(",")], where)]
+    raise reader.error(f"{describe_value(value)} is not a number of GPUs", where,
+                       hint="GPUs per task as a number (gpus: 1); list allowed GPUs in visible_gpus: [0, 1]")
+
+
+def _remote_enabled(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    if value:
+        return []
+    reader.note(where[:-1], "has enabled: false (v1): left out of the pool")
+    return [_Move(where[:-1], _DROP, where)]
+
+
+def _remote_backend(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    if value == "slurm":
+        raise reader.error("remotes that submit to Slurm over SSH (v1's backend: slurm) are not supported", where,
+                           hint="run hsm-snake on the cluster's login node with --profile slurm, "
+                                "and move this remote's spec: to the slurm: section there")
+    return []
+
+
+def _remote_spec(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    rest = sorted(key for key in value if key != "gpus")
+    if rest:
+        reader.note(where, f"is v1's per-remote resources: {', '.join(rest)} ignored")
+    if "gpus" in value:
+        reader.note([*where, "gpus"], f"is read as '{key_path([*where[:-1], 'gpus'])}' (GPUs per task)")
+        return [_Move([*where[:-1], "gpus"], value["gpus"], [*where, "gpus"])]
+    return []
+
+
+def _env_for_remotes(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    remotes = reader.original["distributed"].get("remotes") or {}
+    targets = [alias for alias, remote in remotes.items()
+               if remote.get("enabled", True) and not (remote.get("conda_env") or remote.get("python_path"))]
+    reader.note(where, f"is v1's default for remotes: read as the {where[-1]} of {', '.join(targets) or 'no remote'}")
+    return [_Move(["distributed", "remotes", alias, where[-1]], value, where, only_if_unset=True) for alias in targets]
+
+
+def _hpc_block(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    resources = (value.get("default_resources") or "").strip()
+    system = str(value.get("system") or "").lower()
+    if system == "slurm" or (system not in ("pbs", "torque", "pbspro") and resources.startswith("--")):
+        targets = ["slurm"]
+    elif system in ("pbs", "torque", "pbspro") or "select=" in resources:
+        targets = ["pbs"]
+    else:
+        targets = ["slurm", "pbs"]
+    common: dict[str, Any] = {}
+    if value.get("default_walltime") is not None:
+        common["walltime"] = value["default_walltime"]
+    if value.get("max_array_size") is not None:
+        common["max_array_size"] = value["max_array_size"]
+    if value.get("module_commands"):
+        common["pre_script"] = "\n".join(value["module_commands"])
+    per_target: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        fields = dict(common)
+        if value.get("default_queue"):
+            fields["partition" if target == "slurm" else "queue"] = value["default_queue"]
+        if resources:
+            parse = _slurm_resources if target == "slurm" else _pbs_resources
+            fields.update(parse(reader, resources, [*where, "default_resources"]))
+        per_target[target] = fields
+    reader.note(where, f"is v1's scheduler block: read into {' and '.join(f'{t}:' for t in targets)} "
+                       "where those do not set the key themselves")
+    return [_Move([target, name], setting, [*where], only_if_unset=True)
+            for target, fields in per_target.items() for name, setting in fields.items()]
+
+
+def _pbs_resources(reader: _Normalizer, text: str, where: Parts) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for chunk in text.split(":"):
+        name, _, setting = chunk.partition("=")
+        name, setting = name.strip(), setting.strip()
+        if name in ("select", "ncpus", "ngpus", "nodes", "ppn"):
+            if not setting.isdigit():
+                raise reader.error(f"'{chunk}' needs a whole number", where, hint="e.g. select=1:ncpus=4:mem=16gb")
+            fields[name] = int(setting)
+        elif name == "mem":
+            reader.checked(parse_mem_mb, setting, where)
+            fields["mem"] = setting
+        else:
+            raise reader.error(f"'{chunk}' of a PBS resource string has no place in pbs:", where,
+                               hint="write it as a qsub option under pbs: extra_directives")
+    return fields
+
+
+def _slurm_resources(reader: _Normalizer, text: str, where: Parts) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    extra: list[str] = []
+    named = {"cpus-per-task": "cpus_per_task", "ntasks": "cpus_per_task", "gpus": "gpus", "mem": "mem",
+             "mem-per-cpu": "mem_per_cpu", "partition": "partition", "qos": "qos", "account": "account",
+             "time": "walltime", "constraint": "constraint"}
+    for token in text.split():
+        name, _, setting = token.lstrip("-").partition("=")
+        field = named.get(name)
+        if field is None:
+            extra.append(token)
+        elif field in ("cpus_per_task", "gpus"):
+            if not setting.isdigit():
+                raise reader.error(f"'{token}' needs a whole number", where, hint="e.g. --cpus-per-task=4 --mem=16G")
+            fields[field] = int(setting)
+        else:
+            if field in ("mem", "mem_per_cpu"):
+                reader.checked(parse_mem_mb, setting, where)
+            if field == "walltime":
+                reader.checked(parse_walltime_seconds, setting, where)
+            fields[field] = setting
+    if extra:
+        fields["extra_directives"] = extra
+    return fields
+
+
+_CONVERTERS: dict[str, Converter] = {
+    "seconds_to_walltime": _seconds_to_walltime,
+    "join_lines": _join_lines,
+    "as_list": _as_list,
+    "directive_list": _directive_list,
+    "single_gpu_type": _single_gpu_type,
+    "strategy": _strategy,
+    "remote_gpus": _remote_gpus,
+    "remote_enabled": _remote_enabled,
+    "remote_backend": _remote_backend,
+    "remote_spec": _remote_spec,
+    "env_for_remotes": _env_for_remotes,
+    "hpc_block": _hpc_block,
+}

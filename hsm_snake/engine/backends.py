@@ -1,0 +1,242 @@
+"""Map the backend sections of hsm.yaml onto Snakemake options, so profiles stay thin.
+
+``slurm:`` becomes the task rule's resources for snakemake-executor-plugin-slurm (``runtime``,
+``mem_mb``, ``cpus_per_task``, ``slurm_partition``, ``slurm_account``, ``qos``, ``constraint``,
+``gpu``/``gpu_model``, ``slurm_extra``; recorded in project_config.yaml and read by the workflow)
+plus executor settings on the command line. The per-sweep ``resources:``
+of sweep.yaml win over hsm.yaml.
+
+``pbs:`` becomes the resources of hsm-snake's own PBS executor (``runtime``, ``mem_mb`` and
+``pbs_*``: flavor, chunks, ncpus, ngpus, queue, account, extra), turned into ``#PBS`` lines by
+``hsm_snake/executors/pbs/script.py``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from hsm_snake.config.project import parse_mem_mb, parse_walltime_seconds
+from hsm_snake.errors import ConfigError
+
+# A Snakemake job on a compute node starts a Python with Snakemake in it (~200 MB) before the
+# user's script: asking for less than this would have every task killed by the memory limit.
+DEFAULT_SLURM_MEM_MB = 1000
+DEFAULT_SLURM_RUNTIME_MIN = 60
+
+# sbatch options the slurm plugin sets itself; passing them again would fight it.
+PLUGIN_MANAGED_SBATCH_OPTIONS = {
+    "-J": "job name",
+    "--job-name": "job name",
+    "-o": "log file",
+    "--output": "log file",
+    "-e": "log file",
+    "--error": "log file",
+    "-a": "array",
+    "--array": "array",
+    "-t": "walltime",
+    "--time": "walltime",
+    "--mem": "mem",
+    "--mem-per-cpu": "mem_per_cpu",
+    "-p": "partition",
+    "--partition": "partition",
+    "-A": "account",
+    "--account": "account",
+    "-c": "cpus_per_task",
+    "--cpus-per-task": "cpus_per_task",
+    "-C": "constraint",
+    "--constraint": "constraint",
+    "--qos": "qos",
+    "-q": "qos",
+    "--gres": "gpus + gpu_type",
+    "-G": "gpus",
+    "--gpus": "gpus",
+    "--comment": "(used by Snakemake)",
+    "--wckey": "(used by Snakemake)",
+}
+
+
+def backend_of_profile(profile_name: str) -> str:
+    """The hsm.yaml section a packaged profile takes its resources from."""
+    return profile_name if profile_name in ("slurm", "pbs", "ssh") else "local"
+
+
+def merged_section(project_data: dict[str, Any], sweep_resources: dict[str, Any], backend: str) -> dict[str, Any]:
+    section = dict(project_data.get(backend) or {})
+    section.update((sweep_resources or {}).get(backend) or {})
+    return section
+
+
+def slurm_resources(section: dict[str, Any]) -> dict[str, Any]:
+    """Snakemake resources for the slurm plugin from a ``slurm:`` section."""
+    resources: dict[str, Any] = {
+        "runtime": DEFAULT_SLURM_RUNTIME_MIN,
+        "mem_mb": DEFAULT_SLURM_MEM_MB,
+    }
+    if section.get("walltime") is not None:
+        seconds = parse_walltime_seconds(section["walltime"], "slurm.walltime")
+        resources["runtime"] = max(1, -(-int(seconds) // 60))
+    if section.get("mem") is not None:
+        resources["mem_mb"] = parse_mem_mb(section["mem"], "slurm.mem")
+    if section.get("mem_per_cpu") is not None:
+        del resources["mem_mb"]
+        resources["mem_mb_per_cpu"] = parse_mem_mb(section["mem_per_cpu"], "slurm.mem_per_cpu")
+    simple = {
+        "cpus_per_task": "cpus_per_task",
+        "partition": "slurm_partition",
+        "account": "slurm_account",
+        "qos": "qos",
+        "constraint": "constraint",
+    }
+    for key, resource in simple.items():
+        if section.get(key) is not None:
+            resources[resource] = section[key]
+    if section.get("gpus"):
+        resources["gpu"] = int(section["gpus"])
+        if section.get("gpu_type"):
+            resources["gpu_model"] = section["gpu_type"]
+    extra = check_extra_directives(section.get("extra_directives") or [])
+    if extra:
+        resources["slurm_extra"] = shlex.join(extra)
+    return resources
+
+
+def check_extra_directives(directives: list[str]) -> list[str]:
+    for directive in directives:
+        option = directive.split("=", 1)[0].split()[0] if directive.strip() else directive
+        managed = PLUGIN_MANAGED_SBATCH_OPTIONS.get(option)
+        if managed:
+            raise ConfigError(
+                f"{directive!r} is an option hsm-snake's Slurm executor sets itself",
+                key="slurm.extra_directives",
+                hint=f"set it through slurm: {managed} in hsm.yaml instead",
+            )
+    return list(directives)
+
+
+# qsub options hsm-snake's PBS executor sets itself, and the hsm.yaml pbs: key for each.
+PBS_MANAGED_QSUB_OPTIONS = {
+    "-N": "(the job name: sweep and task)",
+    "-o": "(logs/pbs/ of the sweep)",
+    "-e": "(logs/pbs/ of the sweep)",
+    "-J": "(job arrays)",
+    "-t": "(job arrays)",
+    "-q": "queue",
+    "-A": "account",
+    "-V": "(the environment is always exported)",
+}
+# -l resources the executor writes from pbs: keys.
+PBS_MANAGED_RESOURCES = {
+    "walltime": "walltime",
+    "select": "select + ncpus + mem + ngpus",
+    "nodes": "nodes + ppn",
+    "ncpus": "ncpus",
+    "mem": "mem",
+    "ngpus": "ngpus",
+}
+
+
+def pbs_flavor(section: dict[str, Any]) -> str:
+    """``pbs.flavor``; unset, ``pro`` when PBS Pro-only keys (select, ncpus, ngpus) are used,
+    else ``torque``: ``-l nodes=N:ppn=C`` + ``-l mem`` is the request both understand (PBS Pro
+    converts it into a select statement, Torque knows no select)."""
+    if section.get("flavor"):
+        return str(section["flavor"])
+    if any(section.get(key) is not None for key in ("select", "ncpus", "ngpus")):
+        return "pro"
+    return "torque"
+
+
+def pbs_resources(section: dict[str, Any]) -> dict[str, Any]:
+    """Snakemake resources for hsm-snake's PBS executor (hsm-pbs) from a ``pbs:`` section."""
+    resources: dict[str, Any] = {
+        "runtime": DEFAULT_SLURM_RUNTIME_MIN,
+        "mem_mb": DEFAULT_SLURM_MEM_MB,
+        "pbs_flavor": pbs_flavor(section),
+    }
+    if section.get("walltime") is not None:
+        seconds = parse_walltime_seconds(section["walltime"], "pbs.walltime")
+        resources["runtime"] = max(1, -(-int(seconds) // 60))
+    if section.get("mem") is not None:
+        resources["mem_mb"] = parse_mem_mb(section["mem"], "pbs.mem")
+    chunks = section.get("select") if section.get("select") is not None else section.get("nodes")
+    cpus = section.get("ncpus") if section.get("ncpus") is not None else section.get("ppn")
+    resources["pbs_chunks"] = int(chunks or 1)
+    resources["pbs_ncpus"] = int(cpus or 1)
+    if section.get("ngpus"):
+        resources["pbs_ngpus"] = int(section["ngpus"])
+    if section.get("queue"):
+        resources["pbs_queue"] = str(section["queue"])
+    if section.get("account"):
+        resources["pbs_account"] = str(section["account"])
+    extra = check_pbs_directives(section.get("extra_directives") or [])
+    if extra:
+        resources["pbs_extra"] = shlex.join(extra)
+    return resources
+
+
+def check_pbs_directives(directives: list[str]) -> list[str]:
+    """Refuse extra qsub options that would fight the executor; point at the hsm.yaml key."""
+    for directive in directives:
+        words = directive.split()
+        if not words:
+            continue
+        option = words[0]
+        managed = PBS_MANAGED_QSUB_OPTIONS.get(option)
+        if option == "-l":
+            names = " ".join(words[1:]).replace(",", " ").split()
+            for item in names:
+                managed = PBS_MANAGED_RESOURCES.get(item.split("=", 1)[0].split(":", 1)[0]) or managed
+        if managed:
+            hint = (f"set it through pbs: {managed} in hsm.yaml instead" if not managed.startswith("(")
+                    else f"hsm-snake sets it {managed}")
+            raise ConfigError(
+                f"{directive!r} is an option hsm-snake's PBS executor sets itself",
+                key="pbs.extra_directives",
+                hint=hint,
+            )
+    return list(directives)
+
+
+def snakemake_args(
+    profile_name: str, project_data: dict[str, Any], sweep_resources: dict[str, Any], gpus: dict[str, Any] | None = None
+) -> list[str]:
+    """Executor options a backend needs on top of its profile (its resources are in the rule).
+
+    Local: the machine's device slots (``gpus``: the runner's recorded GPU settings) as the
+    ``gpu`` resource, so Snakemake never starts more GPU tasks than there are slots.
+    """
+    backend = backend_of_profile(profile_name)
+    if backend == "local":
+        if gpus and gpus.get("per_task") and gpus.get("visible"):
+            return ["--resources", f"gpu={len(gpus['visible']) * int(gpus.get('tasks_per_gpu') or 1)}"]
+        return []
+    if backend not in ("slurm", "pbs"):
+        return []
+    section = merged_section(project_data, sweep_resources, backend)
+    if backend == "slurm":
+        args = [] if section.get("account") else ["--slurm-no-account"]
+        return [*args, "--slurm-pass-command-as-script", "--slurm-array-limit", str(slurm_array_limit(section))]
+    if section.get("max_array_size") is not None:
+        return ["--hsm-pbs-array-limit", str(section["max_array_size"])]
+    return []
+
+
+# snakemake-executor-plugin-slurm 2.8 passes the commands of all of an array's elements in one
+# argument (~1.6 KB per task). Past the kernel's 128 KiB limit for one argument (or always, with
+# --slurm-pass-command-as-script) it submits a job script that ran the array's first task in every
+# element (seen on the test cluster: one task run 94 times in an array of 100). hsm-snake's sbatch
+# pass-through (sbatch_record.py) gives that script one command per element, so a run through
+# hsm-snake asks for it always and takes arrays of up to SLURM_ARRAY_SIZE. Without the pass-through
+# (plain `snakemake --profile profiles/slurm`), the profile keeps arrays under
+# SLURM_SAFE_ARRAY_SIZE, where the plugin's one-argument form works.
+SLURM_SAFE_ARRAY_SIZE = 50
+SLURM_ARRAY_SIZE = 500
+SLURM_MAX_ARRAY_SIZE = 1000  # a 1,000-element script is ~1.6 MB, under sbatch's default 4 MB
+
+
+def slurm_array_limit(section: dict[str, Any]) -> int:
+    """Tasks per sbatch --array: slurm.max_array_size (default SLURM_ARRAY_SIZE), at most
+    SLURM_MAX_ARRAY_SIZE."""
+    asked = section.get("max_array_size")
+    return min(int(asked), SLURM_MAX_ARRAY_SIZE) if asked else SLURM_ARRAY_SIZE

@@ -1,0 +1,97 @@
+"""Stop a running sweep on any backend; finished results are untouched and `complete` resumes.
+
+- A run on this host: SIGINT to its Snakemake's process group (Snakemake stops, cancels the
+  cluster jobs it submitted, and the local scripts see SIGINT; their runners record
+  ``cancelled``); SIGKILL to the group if it has not stopped after a grace period.
+- Cluster jobs whose tasks still say ``running`` (a run that died, or one on another host):
+  ``scancel`` (Slurm) / ``qdel`` (PBS) by their recorded job ids, then the verdict is recorded.
+- Jobs and SSH tasks of a killed run that are still queued or running (leftovers.py): scancel /
+  qdel / SIGTERM to the remote process group; the next `complete` records and reruns them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+
+from hsm_snake.engine import leftovers
+from hsm_snake.engine.lock import holder_record
+from hsm_snake.executors.common import run_bounded
+from hsm_snake.executors.slurm import accounting as slurm_accounting
+from hsm_snake.layout.index import load_index
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.monitor import scan
+
+SCANCEL_TIMEOUT_S = 30
+
+
+@dataclass
+class CancelOutcome:
+    stopped_run: str | None = None
+    cancelled_jobs: list[str] = field(default_factory=list)
+    remote_holder: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
+    outcome = CancelOutcome()
+    holder = holder_record(paths)
+    if holder is not None:
+        if holder.get("host") == socket.gethostname():
+            if holder.get("snakemake_pid"):  # none yet while a `complete` waits for leftovers
+                _stop_group(int(holder["snakemake_pid"]), paths, grace_s)
+                outcome.stopped_run = f"pid {holder.get('pid')} (Snakemake pid {holder['snakemake_pid']})"
+        else:
+            outcome.remote_holder = f"pid {holder.get('pid')} on {holder.get('host')}"
+    if outcome.remote_holder is None:
+        # Jobs and remote tasks of a killed run, queued ones too (they have no status yet).
+        outcome.cancelled_jobs += leftovers.cancel_leftovers(paths, outcome.notes.append)
+    state = scan.scan(load_index(paths.root))
+    jobs = [
+        t.status["job_id"]
+        for t in state.tasks
+        if t.state in (scan.RUNNING, scan.STALE)
+        and (t.status or {}).get("backend") == "slurm"
+        and t.status.get("job_id")
+    ]
+    if jobs:
+        # An element the leftovers' pass already cancelled is not named twice; its verdict is recorded all the same.
+        already = set(outcome.cancelled_jobs)
+        not_yet = [job for job in jobs if job not in already]
+        if not_yet:
+            _scancel(not_yet)
+            outcome.cancelled_jobs += not_yet
+        slurm_accounting.record_scheduler_verdicts(scan.scan(load_index(paths.root)))
+    pbs_tasks = [
+        (str(paths.task(t.task.name).dir), t.status["job_id"])
+        for t in state.tasks
+        if t.state in (scan.RUNNING, scan.STALE)
+        and (t.status or {}).get("backend") == "pbs"
+        and t.status.get("job_id")
+    ]
+    if pbs_tasks:
+        from hsm_snake.executors.pbs import accounting as pbs_accounting
+
+        already = set(outcome.cancelled_jobs)
+        outcome.cancelled_jobs += [job for job in pbs_accounting.cancel_tasks(pbs_tasks) if job not in already]
+    return outcome
+
+
+def _stop_group(pgid: int, paths: SweepPaths, grace_s: float) -> None:
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if holder_record(paths) is None:
+                return
+            time.sleep(0.2)
+
+
+def _scancel(job_ids: list[str]) -> None:
+    run_bounded(["scancel", *job_ids], SCANCEL_TIMEOUT_S)

@@ -1,0 +1,193 @@
+"""``python -m hsm_snake.engine.snakemake_cli ARGS``: Snakemake's own command line, minus two delays.
+
+- Snakemake's CLI always installs a job rate limiter (default 100 jobs/s). On the local executor
+  it protects nothing, and it costs a timer thread and an extra scheduling round for every round
+  (~5,000 threads for 500 short tasks). The arguments are parsed with Snakemake's own parser (so
+  profiles work exactly as with ``snakemake``) and the limiter is dropped when jobs run on this
+  machine.
+- Snakemake imports every installed executor plugin at start-up, and
+  snakemake-executor-plugin-slurm 2.8 runs ``scontrol show config`` (10 s timeout) while its
+  module is imported, only to word a help text. With a Slurm client installed and no controller
+  answering (a workstation off the cluster network, a test bed that is down), every run, local
+  ones included, waited 10 s. ``SLURM_CONF`` points at an empty file during that import, so the
+  query fails at once; the plugin asks again, with the real configuration, when it runs jobs.
+
+- snakemake-executor-plugin-slurm 2.8 submits array jobs only once a full chunk of a rule's
+  jobs has arrived (or all that are ready); jobs handed over in smaller numbers are set aside
+  and never submitted. Snakemake hands over as many jobs as slots are free, so once the queue is
+  full (``--jobs``, e.g. capped by MaxSubmitJobs) and slots free up one by one, every new job
+  was dropped and the run waited forever (seen on the test cluster with ``--jobs 3``). With the
+  plugin's count of still-ready jobs taken as 0, it submits what it is given: an array when
+  there are two or more, else a single job.
+
+- Snakemake imports every installed executor plugin at start-up; the Slurm plugin's import
+  (pandas among others) costs ~0.3 s of CPU on every run. When the executor named on the command
+  line or in the ``--profile`` folder is not Slurm, the Slurm plugins are left out.
+
+- Snakemake reads the workflow's own files (Snakefile, rules) through smart_open, which can
+  read URLs too; importing it (and boto3 with it, when installed) costs ~0.15 s of every run.
+  Local files are opened and their paths split here the way smart_open does it; URLs and git
+  sources still go through smart_open.
+
+- Snakemake's plugin registries (executors, schedulers, storage, reports, loggers) each list every
+  folder of ``sys.path`` with ``pkgutil.iter_modules()`` to find their plugins: five scans of
+  site-packages per start. The listing is taken once.
+
+- hsm-snake stops its engine with SIGINT (Snakemake's clean stop: it cancels cluster jobs). A
+  process started in the background by a shell (``nohup``, ``&`` in a script) inherits SIGINT
+  ignored, and Python then installs no KeyboardInterrupt handler: the stop did nothing, and a
+  stopped run on Slurm left its jobs queued. The engine always takes SIGINT as Ctrl-C.
+
+Everything else is Snakemake's ``main``.
+"""
+
+from __future__ import annotations
+
+import os
+import pkgutil
+import signal
+import sys
+from collections import namedtuple
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+LocalUri = namedtuple("LocalUri", ["scheme", "uri_path"])
+
+SLURM_PLUGINS = ("snakemake_executor_plugin_slurm", "snakemake_executor_plugin_slurm_jobstep")
+
+
+def executor_of(args: list[str]) -> str | None:
+    """The executor a Snakemake command line asks for (``--executor``, else its ``--profile``'s)."""
+    executor = profile = None
+    for i, arg in enumerate(args):
+        name, _, inline = arg.partition("=")
+        value = inline if inline else (args[i + 1] if i + 1 < len(args) else None)
+        if name in ("--executor", "-e"):
+            executor = value
+        elif name == "--profile":
+            profile = value
+    if executor or not profile:
+        return executor
+    try:
+        config = yaml.safe_load((Path(profile) / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    return str(config.get("executor") or "local") if isinstance(config, dict) else None
+
+
+def leave_out_slurm_plugins() -> None:
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+    collect = ExecutorPluginRegistry.collect_plugins
+
+    def collect_without_slurm(self) -> None:
+        iter_modules = pkgutil.iter_modules
+
+        def without_slurm(*args, **kwargs) -> Iterator[pkgutil.ModuleInfo]:
+            return (info for info in iter_modules(*args, **kwargs) if info.name not in SLURM_PLUGINS)
+
+        pkgutil.iter_modules = without_slurm
+        try:
+            collect(self)
+        finally:
+            pkgutil.iter_modules = iter_modules
+
+    ExecutorPluginRegistry.collect_plugins = collect_without_slurm
+
+
+def list_sys_path_modules_once() -> None:
+    iter_modules = pkgutil.iter_modules
+    found: list[pkgutil.ModuleInfo] | None = None
+
+    def listed_once(path=None, prefix=""):
+        nonlocal found
+        if path is not None or prefix:
+            return iter_modules(path, prefix)
+        if found is None:
+            found = list(iter_modules())
+        return iter(found)
+
+    pkgutil.iter_modules = listed_once
+
+
+def import_snakemake_cli() -> ModuleType:
+    saved = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = os.devnull
+    try:
+        from snakemake import cli
+    finally:
+        if saved is None:
+            del os.environ["SLURM_CONF"]
+        else:
+            os.environ["SLURM_CONF"] = saved
+    return cli
+
+
+def read_local_sources_without_smart_open() -> None:
+    from snakemake import sourcecache
+
+    parse_uri = getattr(sourcecache, "parse_uri", None)
+    open_source = getattr(getattr(sourcecache, "SourceCache", None), "_open", None)
+    local_file = getattr(sourcecache, "LocalSourceFile", None)
+    if parse_uri is None or open_source is None or local_file is None:
+        return
+
+    def local_path(path_or_uri: object) -> str | None:
+        text = os.fspath(path_or_uri) if isinstance(path_or_uri, os.PathLike) else path_or_uri
+        return os.path.expanduser(text) if isinstance(text, str) and "://" not in text else None
+
+    def parse_local_path_first(path_or_uri):
+        path = local_path(path_or_uri)
+        return parse_uri(path_or_uri) if path is None else LocalUri("file", path)
+
+    def open_local_file_first(self, source_file, mode, encoding=None):
+        if type(source_file) is local_file:
+            path = local_path(source_file.get_path_or_uri(secret_free=False))
+            if path is not None:
+                try:
+                    return open(path, mode, encoding=None if "b" in mode else encoding)
+                except OSError:
+                    pass  # Snakemake's own way words the error (WorkflowError naming the file)
+        return open_source(self, source_file, mode, encoding=encoding)
+
+    sourcecache.parse_uri = parse_local_path_first
+    sourcecache.SourceCache._open = open_local_file_first
+
+
+def submit_every_array_chunk_at_once() -> None:
+    try:
+        import snakemake_executor_plugin_slurm as slurm_plugin
+    except ImportError:
+        return
+    if hasattr(slurm_plugin, "pending_jobs_for_rule"):
+        slurm_plugin.pending_jobs_for_rule = lambda dag, rule_name: 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    args = sys.argv[1:] if argv is None else argv
+    executor = executor_of(args)
+    list_sys_path_modules_once()
+    if executor is not None and not executor.startswith("slurm"):
+        leave_out_slurm_plugins()
+    cli = import_snakemake_cli()
+    read_local_sources_without_smart_open()
+    if executor is None or executor.startswith("slurm"):
+        submit_every_array_chunk_at_once()
+    snakemake_parse_args = cli.parse_args
+
+    def parse_args_without_local_rate_limit(args):
+        parser, parsed = snakemake_parse_args(args)
+        if parsed.executor in (None, "local") and "--max-jobs-per-timespan" not in (args or []):
+            parsed.max_jobs_per_timespan = None
+        return parser, parsed
+
+    cli.parse_args = parse_args_without_local_rate_limit
+    cli.main(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Slurm through snakemake-executor-plugin-slurm: sacct verdicts, MaxSubmitJobs room, sbatch records."""

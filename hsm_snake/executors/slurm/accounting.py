@@ -1,0 +1,104 @@
+"""What Slurm says about a sweep's jobs, recorded into the tasks' status.yaml.
+
+The runner inside a job cannot always record why it ended: a cgroup out-of-memory kill, a
+walltime kill or an scancel may take the runner down with the script, or leave it seeing only
+"killed by SIGKILL". After a run, one ``sacct`` call for all such tasks gives the scheduler's
+verdict (OUT_OF_MEMORY, TIMEOUT, CANCELLED, NODE_FAIL, PREEMPTED) and its reason.
+Every call is bounded by a timeout: a machine whose Slurm tools cannot reach a controller must
+never hang a command.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hsm_snake.executors.common import stdout_of
+from hsm_snake.layout.records import read_record
+from hsm_snake.layout.status import now_iso, write_status
+from hsm_snake.monitor import scan
+from hsm_snake.runner import failures
+
+SACCT_TIMEOUT_S = 30
+
+# Slurm job state → (status, error category). States not listed leave the runner's record alone.
+SLURM_STATES = {
+    "OUT_OF_MEMORY": ("failed", failures.OUT_OF_MEMORY),
+    "TIMEOUT": ("failed", failures.TIMEOUT),
+    "DEADLINE": ("failed", failures.TIMEOUT),
+    "CANCELLED": ("cancelled", failures.CANCELLED),
+    "NODE_FAIL": ("failed", "node_fail"),
+    "BOOT_FAIL": ("failed", "node_fail"),
+    "PREEMPTED": ("failed", "preempted"),
+}
+# Runner categories that say "something outside killed me": the scheduler knows better.
+_OVERRIDABLE = {None, failures.KILLED, failures.CANCELLED}
+
+
+def parse_sacct(text: str) -> dict[str, tuple[str, str, str]]:
+    """``JobID|State|ExitCode|Reason`` lines (steps included) → {job id: (state, exit, reason)}.
+
+    A job's verdict is the most telling state among the job and its steps: with the slurm
+    plugin the task runs in a step, and an out-of-memory step leaves the job itself only FAILED.
+    States such as ``CANCELLED by 0`` keep only their first word.
+    """
+    jobs: dict[str, tuple[str, str, str]] = {}
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) < 4 or not fields[0]:
+            continue
+        step_id, state, exit_code, reason = fields[:4]
+        job_id = step_id.split(".")[0]
+        found = (state.split()[0] if state else "", exit_code, reason)
+        if job_id not in jobs or _rank(found[0]) < _rank(jobs[job_id][0]):
+            jobs[job_id] = found
+    return jobs
+
+
+def _rank(state: str) -> int:
+    """Lower is more telling: the scheduler's own kills first, in SLURM_STATES order."""
+    order = list(SLURM_STATES)
+    return order.index(state) if state in order else len(order)
+
+
+def query_sacct(job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    if not job_ids:
+        return {}
+    out = stdout_of(["sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Reason", "-j", ",".join(job_ids)],
+                    SACCT_TIMEOUT_S)
+    return parse_sacct(out) if out is not None else {}
+
+
+def candidates(state: scan.SweepState) -> list[scan.TaskState]:
+    """Slurm tasks that are not done and whose record may not tell the whole story."""
+    found = []
+    for task in state.tasks:
+        status = task.status or {}
+        if task.done or status.get("backend") != "slurm" or not status.get("job_id"):
+            continue
+        if status.get("status") == "running" or status.get("error_category") in _OVERRIDABLE:
+            found.append(task)
+    return found
+
+
+def record_scheduler_verdicts(state: scan.SweepState) -> list[str]:
+    """Write Slurm's verdict into status.yaml of tasks it killed; return their names."""
+    tasks = candidates(state)
+    verdicts = query_sacct([t.status["job_id"] for t in tasks])
+    updated = []
+    for task in tasks:
+        found = verdicts.get(task.status["job_id"])
+        if not found or found[0] not in SLURM_STATES:
+            continue
+        slurm_state, exit_code, reason = found
+        status_name, category = SLURM_STATES[slurm_state]
+        path = state.index.paths.task(task.task.name).status
+        record: dict[str, Any] = read_record(path)
+        summary = f"Slurm job {task.status['job_id']} ended {slurm_state} (exit {exit_code}"
+        summary += f", reason {reason})" if reason and reason != "None" else ")"
+        record.update(status=status_name, error_category=category, error_summary=summary)
+        record.setdefault("finished", None)
+        record["finished"] = record["finished"] or now_iso()
+        record["scheduler_state"] = slurm_state
+        write_status(path, record)
+        updated.append(task.task.name)
+    return updated

@@ -1,0 +1,198 @@
+"""How far a sweep is, how fast it goes and when it ends: the extra lines of ``hsm-snake status``.
+
+Kept cheap for 10,000 tasks: finish times of completed tasks are the mtimes of their completion
+markers (one stat each, no file read); durations, hosts and backends come from a sample of the
+most recently finished tasks' status.yaml, plus the statuses scan already read (tasks that are
+not completed). Throughput is the number of tasks finished per wall second over the last
+``window`` finishes of the current run; the ETA divides what is left by it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hsm_snake.engine.lock import holder_record
+from hsm_snake.layout.records import RecordError, read_record_text
+from hsm_snake.monitor import scan
+from hsm_snake.monitor.readers import created_time, marker_mtime, number, parse_time
+
+FINISHED_STATES = (scan.COMPLETED, scan.FAILED, scan.CANCELLED)
+
+
+@dataclass
+class Progress:
+    total: int
+    completed: int
+    finished: int
+    """Completed, failed or cancelled: tasks the current run will not start again."""
+    in_progress: bool
+    """A run holds the sweep, or some task still runs (e.g. on Slurm)."""
+    created: float | None = None
+    run_since: float | None = None
+    started: float | None = None
+    last_finish: float | None = None
+    elapsed_s: float | None = None
+    throughput_per_s: float | None = None
+    window: int = 0
+    mean_duration_s: float | None = None
+    parallelism: float | None = None
+    remaining: int = 0
+    eta_s: float | None = None
+    running_backends: dict[str, int] = field(default_factory=dict)
+    running_hosts: dict[str, int] = field(default_factory=dict)
+    backends: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    by_host: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Tasks per host and state; only when every finished task's status was read (``status --all-status``)."""
+    stale: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _label(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def host_label(status: dict[str, Any]) -> str | None:
+    """Where a task ran: the SSH pool's alias of the host when it has one, else the machine's name."""
+    return _label(status.get("host_alias")) or _label(status.get("host"))
+
+
+def _finish_time(status: dict[str, Any], marker: float | None) -> float | None:
+    """When a task finished: its marker's mtime (sub-second) when it agrees with status.yaml, which
+    it does unless the sweep was copied without times or a marker was restored; else status.yaml."""
+    recorded = parse_time(status.get("finished"))
+    if recorded is None:
+        started, duration = parse_time(status.get("started")), number(status.get("duration_s"))
+        recorded = started + duration if started is not None and duration is not None else None
+    if marker is not None and (recorded is None or abs(marker - recorded) <= 2.0):
+        return marker
+    return recorded
+
+
+def by_host(state: scan.SweepState) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter[str]] = {}
+    for task in state.tasks:
+        if isinstance(task.status, dict) and (host := host_label(task.status)):
+            counts.setdefault(host, Counter())[task.state] += 1
+    return {host: dict(states) for host, states in sorted(counts.items())}
+
+
+def summarize(state: scan.SweepState, *, now: float | None = None, window: int = 50) -> Progress:
+    """Progress figures of a scanned sweep (``with_status`` is not needed).
+
+    Reads at most ``window`` status.yaml files beyond those scan read: the completed tasks whose
+    markers are the newest.
+    """
+    now = time.time() if now is None else now
+    paths = state.index.paths
+    tasks_dir = str(paths.tasks_dir)
+    counts = state.counts()
+    markers: list[tuple[float, str, dict[str, Any] | None]] = []
+    finishes: list[float] = []
+    statuses: list[dict[str, Any]] = []
+    running_backends: Counter[str] = Counter()
+    running_hosts: Counter[str] = Counter()
+    stale = []
+    for task in state.tasks:
+        name = task.task.name
+        status = task.status if isinstance(task.status, dict) else None
+        if task.state == scan.COMPLETED:
+            mtime = marker_mtime(tasks_dir, name)
+            if mtime is not None:
+                markers.append((mtime, name, status))
+            continue
+        if status is None:
+            continue
+        statuses.append(status)
+        if task.state in (scan.FAILED, scan.CANCELLED):
+            finished = _finish_time(status, None)
+            if finished is not None:
+                finishes.append(finished)
+        elif task.state == scan.RUNNING:
+            running_backends[_label(status.get("backend")) or "unknown"] += 1
+            running_hosts[host_label(status) or "unknown"] += 1
+        elif task.state == scan.STALE:
+            stale.append(name)
+
+    # The latest completed tasks (by marker time): their statuses give durations, hosts, backends
+    # and exact finish times. With with_status, every completed status is already known.
+    markers.sort(key=lambda m: m[0])
+    all_known = all(m[2] is not None for m in markers)
+    chosen = markers if all_known else markers[-window:]
+    for mtime, name, status in chosen:
+        if status is None:
+            try:
+                status = read_record_text(f"{tasks_dir}/{name}/status.yaml")
+            except (OSError, RecordError):
+                finishes.append(mtime)
+                continue
+        statuses.append(status)
+        finished = _finish_time(status, mtime)
+        if finished is not None:
+            finishes.append(finished)
+    durations = [
+        d
+        for s in statuses
+        if s.get("status") == scan.COMPLETED and (d := number(s.get("duration_s"))) is not None and d >= 0
+    ]
+    mean_duration = sum(durations) / len(durations) if durations else None
+
+    holder = holder_record(paths) if state.holder else None
+    run_since = parse_time((holder or {}).get("since"))
+    in_progress = state.holder is not None or counts.get(scan.RUNNING, 0) > 0
+
+    # Throughput over the last `window` finishes of the current run (all finishes when none runs).
+    finishes.sort()
+    recent = [t for t in finishes if run_since is None or t >= run_since][-window:]
+    throughput = None
+    if len(recent) >= 2 and recent[-1] > recent[0]:
+        throughput = (len(recent) - 1) / (recent[-1] - recent[0])
+    elif len(recent) == 1 and run_since is not None and recent[0] > run_since:
+        throughput = 1 / (recent[0] - run_since)
+
+    created = created_time(paths)
+    earliest = [t for s in statuses if (t := parse_time(s.get("started"))) is not None]
+    started = created if created is not None else (min(earliest) if earliest else None)
+    last_finish = finishes[-1] if finishes else None
+    end = now if in_progress else last_finish
+    elapsed = end - started if started is not None and end is not None and end >= started else None
+
+    finished_count = sum(counts.get(s, 0) for s in FINISHED_STATES)
+    remaining = len(state.tasks) - finished_count
+    eta = None
+    if in_progress and remaining > 0:
+        if throughput:
+            eta = remaining / throughput
+        elif mean_duration is not None:
+            eta = mean_duration * remaining / max(1, counts.get(scan.RUNNING, 0))
+    elif in_progress:
+        eta = 0.0
+
+    return Progress(
+        total=len(state.tasks),
+        completed=counts.get(scan.COMPLETED, 0),
+        finished=finished_count,
+        in_progress=in_progress,
+        created=created,
+        run_since=run_since,
+        started=started,
+        last_finish=last_finish,
+        elapsed_s=elapsed,
+        throughput_per_s=throughput,
+        window=len(recent),
+        mean_duration_s=mean_duration,
+        parallelism=throughput * mean_duration if throughput and mean_duration else None,
+        remaining=remaining,
+        eta_s=eta,
+        running_backends=dict(running_backends),
+        running_hosts=dict(running_hosts),
+        backends=sorted({b for s in statuses if (b := _label(s.get("backend")))}),
+        hosts=sorted({h for s in statuses if (h := host_label(s))}),
+        by_host=by_host(state) if all_known else {},
+        stale=stale,
+    )

@@ -1,0 +1,265 @@
+"""``hsm-snake report``: a self-contained HTML report of a sweep, and its companions.
+
+Writes into ``reports/``:
+
+- ``completion_report.html`` — summary counts, a sortable table of every task (parameters,
+  state, metrics, duration), and plots rendered at build time as inline SVG (each numeric metric
+  against each swept numeric parameter, a duration histogram, a timeline of tasks per host).
+  Inline CSS and JavaScript only: it opens offline, from a laptop, years later.
+- ``error_analysis.html`` — the failed tasks grouped by cause (as ``hsm-snake errors``).
+- ``performance_analysis.yaml`` — durations (min/median/max) and throughput per backend and host.
+- ``results.csv`` — the task table (as ``hsm-snake results``).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from hsm_snake import __version__
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import write_text_atomic, write_yaml
+from hsm_snake.monitor import scan, svgplot
+from hsm_snake.monitor.progress import Progress, summarize
+from hsm_snake.monitor.readers import (
+    format_duration,
+    format_rate,
+    format_time,
+    load_sweep_index,
+    metadata,
+    number,
+    parse_time,
+    text,
+)
+from hsm_snake.monitor.results import ResultTable, collect, write_results_csv
+from hsm_snake.monitor.triage import ErrorReport, triage
+
+MAX_SCATTER_PLOTS = 36
+MAX_TIMELINE_BARS = 3000
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass
+class ReportFiles:
+    html: Path
+    errors_html: Path
+    performance: Path
+    results_csv: Path
+    plots: int
+    tasks: int
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["duration"] = format_duration
+    env.filters["when"] = format_time
+    env.filters["rate"] = format_rate
+    env.filters["cell"] = text
+    return env
+
+
+def numeric_columns(table: ResultTable, names: list[str], *, swept: bool) -> list[str]:
+    """Columns whose values are all numbers (ignoring empty cells); ``swept``: at least two values."""
+    chosen = []
+    for name in names:
+        values = [row.get(name) for row in table.rows if row.get(name) is not None]
+        numbers = [number(v) for v in values]
+        if not values or any(n is None for n in numbers):
+            continue
+        if len(set(numbers)) >= (2 if swept else 1):
+            chosen.append(name)
+    return chosen
+
+
+def scatter_plots(table: ResultTable) -> tuple[list[dict[str, str]], int]:
+    """(plots, how many were left out): each numeric metric against each swept numeric parameter."""
+    params = numeric_columns(table, table.params, swept=True)
+    metrics = numeric_columns(table, table.metrics, swept=False)
+    pairs = [(m, p) for m in metrics for p in params]
+    plots = []
+    for metric, param in pairs[:MAX_SCATTER_PLOTS]:
+        points = []
+        for row in table.rows:
+            x, y = number(row.get(param)), number(row.get(metric))
+            if x is None or y is None:
+                continue
+            tip = f"{row['task']}: {param}={svgplot.fmt(x)}, {metric}={svgplot.fmt(y)} ({row['state']})"
+            points.append((x, y, tip, row["state"]))
+        if points:
+            plots.append(
+                {"title": f"{metric} vs {param}", "svg": svgplot.scatter(points, x_label=param, y_label=metric)}
+            )
+    return plots, max(0, len(pairs) - MAX_SCATTER_PLOTS)
+
+
+def _intervals(table: ResultTable, paths: SweepPaths) -> list[tuple[str, float, float, str, str, str]]:
+    """(host, start, end, tooltip, state, backend) of every task with a start time and a duration.
+
+    status.yaml's times are whole seconds; the file's mtime (it is written last, when the task
+    ends) gives the end to the millisecond whenever it agrees with the recorded times.
+    """
+    out = []
+    tasks_dir = str(paths.tasks_dir)
+    for row in table.rows:
+        start = parse_time(row.get("started"))
+        duration = number(row.get("duration_s"))
+        if start is None or duration is None or duration < 0:
+            continue
+        end = start + duration
+        try:
+            written = os.stat(f"{tasks_dir}/{row['task']}/status.yaml").st_mtime
+        except OSError:
+            written = None
+        if written is not None and end - 0.5 <= written <= end + 1.5:
+            end = written
+            start = end - duration
+        host = row.get("host") or "unknown host"
+        tip = f"{row['task']} on {host}: {format_duration(duration)} ({row['state']})"
+        out.append((str(host), start, end, tip, row["state"], str(row.get("backend") or "unknown")))
+    return out
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"count": 0}
+    return {
+        "count": len(values),
+        "min_s": round(min(values), 3),
+        "median_s": round(statistics.median(values), 3),
+        "mean_s": round(statistics.fmean(values), 3),
+        "max_s": round(max(values), 3),
+        "total_s": round(sum(values), 3),
+    }
+
+
+def _throughput(group: list[tuple[str, float, float, str, str, str]]) -> dict[str, Any]:
+    durations = [end - start for _, start, end, _, state, _ in group if state == scan.COMPLETED]
+    wall = max(e for _, _, e, *_ in group) - min(s for _, s, *_ in group)
+    finished = len(group)
+    data: dict[str, Any] = {
+        "tasks": finished,
+        "completed": sum(1 for g in group if g[4] == scan.COMPLETED),
+        "failed": sum(1 for g in group if g[4] == scan.FAILED),
+        "wall_s": round(wall, 3),
+        "tasks_per_hour": round(finished / wall * 3600, 2) if wall > 0 else None,
+        "busy_s": round(sum(e - s for _, s, e, *_ in group), 3),
+        "mean_parallelism": round(sum(e - s for _, s, e, *_ in group) / wall, 2) if wall > 0 else None,
+    }
+    data["durations"] = _stats(durations)
+    return data
+
+
+def performance(table: ResultTable, progress: Progress, paths: SweepPaths) -> dict[str, Any]:
+    intervals = _intervals(table, paths)
+    completed = [
+        d for row in table.rows if row["state"] == scan.COMPLETED and (d := number(row.get("duration_s"))) is not None
+    ]
+    by_backend: dict[str, list] = {}
+    by_host: dict[str, list] = {}
+    for item in intervals:
+        by_backend.setdefault(item[5], []).append(item)
+        by_host.setdefault(item[0], []).append(item)
+    return {
+        "sweep_id": table.sweep_id,
+        "generated": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "tasks": len(table.rows),
+        "durations_completed": _stats(completed),
+        "durations_all_finished": _stats([e - s for _, s, e, *_ in intervals]),
+        "overall": _throughput(intervals) if intervals else None,
+        "elapsed_s": round(progress.elapsed_s, 3) if progress.elapsed_s is not None else None,
+        "by_backend": {name: _throughput(group) for name, group in sorted(by_backend.items())},
+        "by_host": {name: _throughput(group) for name, group in sorted(by_host.items())},
+    }
+
+
+def _cells(table: ResultTable) -> list[list[dict[str, str]]]:
+    """Each row as cells of {text, sort value}: numbers sort as numbers, text as text."""
+    rows = []
+    for row in table.rows:
+        cells = []
+        for column in table.columns:
+            value = row.get(column)
+            shown = text(value)
+            if column == "duration_s" and number(value) is not None:
+                shown = format_duration(number(value))
+            sort = repr(number(value)) if number(value) is not None else text(value)
+            link = shown if column == "tracker_url" and shown.startswith(("https://", "http://")) else ""
+            cells.append(
+                {"text": shown, "sort": sort, "state": row["state"] if column == "state" else "", "link": link}
+            )
+        rows.append(cells)
+    return rows
+
+
+def build_report(paths: SweepPaths) -> ReportFiles:
+    """Write the report files of a sweep; raises SweepStateError only if the task mapping is unreadable."""
+    state = scan.scan(load_sweep_index(paths.root), with_status=True)
+    table = collect(state)
+    progress = summarize(state)
+    errors = triage(state)
+    meta = metadata(paths)
+    env = _environment()
+
+    plots, left_out = scatter_plots(table)
+    intervals = _intervals(table, paths)
+    durations = [e - s for _, s, e, _, state_, _ in intervals if state_ == scan.COMPLETED]
+    shown_bars = sorted(intervals, key=lambda i: i[1])[-MAX_TIMELINE_BARS:]
+    counts = state.counts()
+    context = {
+        "version": __version__,
+        "generated": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "sweep_id": paths.sweep_id,
+        "path": str(paths.root),
+        "meta": meta,
+        "command": " ".join(str(c) for c in meta.get("command") or []) if isinstance(meta.get("command"), list) else "",
+        "git": meta.get("git") if isinstance(meta.get("git"), dict) else {},
+        "total": len(state.tasks),
+        "counts": [(s, counts[s]) for s in scan.STATES if counts.get(s)],
+        "progress": progress,
+        "columns": table.columns,
+        "param_columns": set(table.params),
+        "metric_columns": set(table.metrics),
+        "rows": _cells(table),
+        "plots": plots,
+        "plots_left_out": left_out,
+        "histogram": svgplot.histogram(durations, label="duration of completed tasks (s)") if durations else None,
+        "timeline": svgplot.timeline([i[:5] for i in shown_bars]) if intervals else None,
+        "timeline_left_out": len(intervals) - len(shown_bars),
+        "errors": errors,
+        "colors": svgplot.STATE_COLORS,
+    }
+    reports = paths.reports_dir
+    html = reports / "completion_report.html"
+    errors_html = reports / "error_analysis.html"
+    perf = reports / "performance_analysis.yaml"
+    write_text_atomic(html, env.get_template("completion_report.html.j2").render(context))
+    write_text_atomic(errors_html, render_errors_html(errors, env))
+    write_yaml(perf, performance(table, progress, paths))
+    csv_path = write_results_csv(paths, table)
+    return ReportFiles(
+        html, errors_html, perf, csv_path, len(plots) + bool(context["histogram"]) + bool(intervals), len(table.rows)
+    )
+
+
+def render_errors_html(errors: ErrorReport, env: jinja2.Environment | None = None) -> str:
+    env = env or _environment()
+    return env.get_template("error_analysis.html.j2").render(
+        {
+            "version": __version__,
+            "generated": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "errors": errors,
+            "colors": svgplot.STATE_COLORS,
+        }
+    )

@@ -1,0 +1,150 @@
+"""One row per task: parameters, state, metrics and timing (``hsm-snake results``, the report).
+
+Metrics come from status.yaml's ``metrics`` (copied there by the runner) or the task's
+``metrics.json``. Reads the sweep directory alone; never raises on a damaged task.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hsm_snake.errors import HsmError
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import write_text_atomic
+from hsm_snake.monitor import scan
+from hsm_snake.monitor.readers import number, task_metrics
+
+FIXED_BEFORE = ("task", "state")
+FIXED_AFTER = (
+    "duration_s",
+    "attempt",
+    "host",
+    "backend",
+    "job_id",
+    "started",
+    "finished",
+    "error_category",
+    "cuda_visible_devices",
+    "tracker_url",
+)
+FORMATS = ("csv", "json", "parquet")
+
+
+@dataclass
+class ResultTable:
+    sweep_id: str
+    params: list[str]
+    """Parameter columns (prefixed ``param.`` when a parameter has the name of a fixed column)."""
+    metrics: list[str]
+    """Metric names as in the rows (prefixed ``metric.`` when a parameter has the same name)."""
+    rows: list[dict[str, Any]]
+
+    @property
+    def columns(self) -> list[str]:
+        return [*FIXED_BEFORE, *self.params, *self.metrics, *FIXED_AFTER]
+
+
+def collect(state: scan.SweepState) -> ResultTable:
+    """The table of a sweep scanned with ``with_status=True``."""
+    paths = state.index.paths
+    fixed = set(FIXED_BEFORE) | set(FIXED_AFTER)
+    params: dict[str, str] = {}  # parameter -> column (prefixed when it has a fixed column's name)
+    for task in state.tasks:
+        for name in task.task.params:
+            if name not in params:
+                params[name] = f"param.{name}" if name in fixed else name
+    taken = set(params) | set(params.values()) | fixed
+    metric_names: dict[str, str] = {}
+    raw_rows = []
+    for task in state.tasks:
+        status = task.status if isinstance(task.status, dict) else {}
+        metrics = task_metrics(paths, task.task.name, status)
+        for name in metrics:
+            if name not in metric_names:
+                metric_names[name] = f"metric.{name}" if name in taken else name
+        raw_rows.append((task, status, metrics))
+    rows = []
+    for task, status, metrics in raw_rows:
+        row: dict[str, Any] = {"task": task.task.name, "state": task.state}
+        row.update({column: task.task.params.get(name) for name, column in params.items()})
+        row.update({column: metrics.get(name) for name, column in metric_names.items()})
+        row["duration_s"] = number(status.get("duration_s"))
+        attempt = status.get("attempt")
+        row["attempt"] = attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None
+        for key in FIXED_AFTER[2:]:
+            value = status.get(key)
+            row[key] = value if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+        rows.append(row)
+    return ResultTable(paths.sweep_id, list(params.values()), list(metric_names.values()), rows)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict | bool):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def to_csv(table: ResultTable) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.columns)
+    for row in table.rows:
+        writer.writerow([_cell(row.get(column)) for column in table.columns])
+    return out.getvalue()
+
+
+def to_json(table: ResultTable) -> str:
+    return json.dumps(
+        {"sweep_id": table.sweep_id, "columns": table.columns, "rows": table.rows}, ensure_ascii=False, indent=1
+    )
+
+
+def results_csv_path(paths: SweepPaths) -> Path:
+    return paths.reports_dir / "results.csv"
+
+
+def write_results_csv(paths: SweepPaths, table: ResultTable) -> Path:
+    target = results_csv_path(paths)
+    write_text_atomic(target, to_csv(table))
+    return target
+
+
+def write_parquet(table: ResultTable, target: Path) -> None:
+    """Parquet through pyarrow (or pandas), when one of them happens to be installed."""
+    columns = {column: _parquet_column([row.get(column) for row in table.rows]) for column in table.columns}
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        pa = None
+    if pa is not None:
+        pq.write_table(pa.table(columns), str(target))
+        return
+    hint = "  hint: `pip install pyarrow`, or use --format csv (reports/results.csv is always written)"
+    try:
+        import pandas as pd
+    except ImportError:
+        raise HsmError(
+            "--format parquet needs pyarrow (or pandas with a parquet engine), and neither is installed here.\n" + hint
+        ) from None
+    try:
+        pd.DataFrame(columns).to_parquet(target)
+    except ImportError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "no parquet engine"
+        raise HsmError(f"--format parquet: pandas cannot write parquet here ({reason})\n{hint}") from None
+
+
+def _parquet_column(values: list[Any]) -> list[Any]:
+    """Parquet columns hold one type: nested values become JSON, a column of mixed kinds text."""
+    values = [json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v for v in values]
+    kinds = {float if type(v) is int else type(v) for v in values if v is not None}
+    if len(kinds) > 1:
+        return [None if v is None else str(v) for v in values]
+    return values

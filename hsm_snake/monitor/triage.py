@@ -1,0 +1,315 @@
+"""Why tasks failed, grouped: ``hsm-snake errors`` and the error part of ``hsm-snake report``.
+
+Failed and cancelled tasks are grouped by ``error_category`` (Python exceptions also by exception
+type, missing modules by module), each group with its task ids, one example's stderr tail and a
+concrete suggestion. Tasks whose state cannot be trusted (stale, unreadable) are listed apart.
+Reads the sweep directory alone; never raises on a damaged file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import write_yaml
+from hsm_snake.monitor import scan
+from hsm_snake.monitor.readers import compress_tasks, number, project_record, tail_lines
+from hsm_snake.runner import failures
+
+UNKNOWN = "unknown"
+
+# Order in which groups are shown: what the user can fix first, then the scheduler's verdicts.
+CATEGORY_ORDER = (
+    failures.OUT_OF_MEMORY,
+    failures.CUDA_OOM,
+    failures.TIMEOUT,
+    failures.MISSING_MODULE,
+    failures.MISSING_FILE,
+    failures.SYNTAX_ERROR,
+    failures.PYTHON_EXCEPTION,
+    failures.NONZERO_EXIT,
+    failures.LAUNCH_ERROR,
+    failures.KILLED,
+    "node_fail",
+    "preempted",
+    "host_lost",
+    failures.CANCELLED,
+    UNKNOWN,
+)
+_MODULE = re.compile(r"No module named '?([\w.]+)'?|cannot import name '?(\w+)'?")
+_EXCEPTION_TYPE = re.compile(r"^([A-Za-z_][\w.]*)\s*(?::|$)")
+
+
+@dataclass
+class ErrorGroup:
+    category: str
+    subtype: str | None
+    tasks: list[str]
+    example: str
+    summary: str | None
+    stderr_tail: list[str]
+    suggestion: str
+    summaries: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def label(self) -> str:
+        return f"{self.category} ({self.subtype})" if self.subtype else self.category
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["count"] = self.count
+        data["task_ids"] = compress_tasks(self.tasks)
+        return data
+
+
+@dataclass
+class Questionable:
+    """A task whose state cannot be trusted: stale (running, but no run) or unreadable."""
+
+    task: str
+    state: str
+    note: str | None
+    suggestion: str
+
+
+@dataclass
+class ErrorReport:
+    sweep_id: str
+    total: int
+    groups: list[ErrorGroup]
+    questionable: list[Questionable]
+    failed: list[dict[str, Any]]
+
+    @property
+    def failed_count(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sweep_id": self.sweep_id,
+            "total": self.total,
+            "failed": self.failed_count,
+            "groups": [g.as_dict() for g in self.groups],
+            "questionable": [asdict(q) for q in self.questionable],
+        }
+
+
+def exception_type(summary: Any) -> str | None:
+    """``"ValueError: lr must be > 0"`` → ``"ValueError"``."""
+    if not isinstance(summary, str):
+        return None
+    match = _EXCEPTION_TYPE.match(summary.strip())
+    return match.group(1) if match else None
+
+
+def missing_module(summary: Any) -> str | None:
+    """The module of ``"ModuleNotFoundError: No module named 'torch'"``."""
+    if not isinstance(summary, str):
+        return None
+    match = _MODULE.search(summary)
+    if not match:
+        return None
+    name = match.group(1) or match.group(2)
+    return name.split(".")[0] if match.group(1) else name
+
+
+def _subtype(category: str, summary: Any) -> str | None:
+    if category == failures.PYTHON_EXCEPTION:
+        return exception_type(summary) or "unknown exception"
+    if category == failures.MISSING_MODULE:
+        return missing_module(summary)
+    return None
+
+
+class _Advisor:
+    """Concrete suggestions that name this sweep's settings (interpreter, walltime, memory)."""
+
+    def __init__(self, paths: SweepPaths) -> None:
+        self.sweep_id = paths.sweep_id
+        record = project_record(paths)
+        self.project = record.get("project") if isinstance(record.get("project"), dict) else {}
+        self.runner = record.get("runner") if isinstance(record.get("runner"), dict) else {}
+
+    def _setting(self, section: str, key: str) -> Any:
+        value = self.project.get(section)
+        return value.get(key) if isinstance(value, dict) else None
+
+    def _current(self, section: str, key: str) -> str:
+        value = self._setting(section, key)
+        return f" (now {value})" if value not in (None, "") else ""
+
+    def _retry(self, key: str, default: float) -> Any:
+        return self._setting("retry", key) or default
+
+    def python(self) -> str:
+        command = self.runner.get("python_command")
+        if isinstance(command, list) and command:
+            return " ".join(str(part) for part in command)
+        return "the interpreter paths.python_interpreter names"
+
+    def workdir(self) -> str:
+        return str(self.runner.get("workdir") or "the project root")
+
+    def suggest(self, category: str, subtype: str | None, example: str, backend: str | None, summary: Any) -> str:
+        sweep = self.sweep_id
+        resume = f"then `hsm-snake complete {sweep} --only-category {category}`"
+        res = "slurm" if backend == "slurm" else "pbs" if backend == "pbs" else "local"
+        stderr = f"tasks/{example}/stderr.log"
+        if category == failures.OUT_OF_MEMORY:
+            return (
+                f"raise {res}.mem{self._current(res, 'mem')} in hsm.yaml"
+                + (" (or local.mem)" if res != "local" else " (or slurm.mem on a cluster)")
+                + f", or set retries: 1 so hsm-snake retries with retry.mem_factor × memory "
+                f"(retry.mem_factor is {self._retry('mem_factor', 2)}); {resume}"
+            )
+        if category == failures.CUDA_OOM:
+            return (
+                "the GPU ran out of memory: lower the batch or model size of these tasks, or ask for a larger GPU "
+                f"(slurm.gpu_type / slurm.constraint); retrying on the same GPU would fail again; {resume}"
+            )
+        if category == failures.TIMEOUT:
+            return (
+                f"raise {res}.walltime{self._current(res, 'walltime')} in hsm.yaml, or set retries: 1 so hsm-snake "
+                f"retries with retry.time_factor × walltime (retry.time_factor is {self._retry('time_factor', 2)}); "
+                f"{resume}"
+            )
+        if category == failures.MISSING_MODULE:
+            module = subtype or "the missing module"
+            python = self.python()
+            return (
+                f"install {module} in the interpreter paths.python_interpreter points to ({python}), e.g. "
+                f"`{python} -m pip install {module}` (the package name may differ), or point "
+                f"paths.python_interpreter / paths.conda_env at an environment that has it; {resume}"
+            )
+        if category == failures.MISSING_FILE:
+            return (
+                f"a file the script opens does not exist ({summary or 'see ' + stderr}); relative paths are read "
+                f"from {self.workdir()}: fix the path or use an absolute one; {resume}"
+            )
+        if category == failures.SYNTAX_ERROR:
+            return (
+                f"fix the syntax error in the script (see {stderr}); every task fails the same way until then; {resume}"
+            )
+        if category == failures.PYTHON_EXCEPTION:
+            return f"fix the bug; retrying would fail again — see {stderr}"
+        if category == failures.NONZERO_EXIT:
+            return (
+                f"the script exited with a non-zero status and no Python traceback: read {stderr} and "
+                f"tasks/{example}/stdout.log (argument errors such as 'unrecognized arguments' show there); {resume}"
+            )
+        if category == failures.LAUNCH_ERROR:
+            return (
+                f"the task could not be started: check that paths.python_interpreter ({self.python()}) and "
+                f"paths.train_script exist and are executable; {resume}"
+            )
+        if category == failures.KILLED:
+            return (
+                "killed by a signal, often the kernel's out-of-memory killer or kill -9: check `dmesg` or the "
+                f"scheduler's log; if it was memory, raise {res}.mem{self._current(res, 'mem')}; {resume}"
+            )
+        if category == "node_fail":
+            return f"the node failed, not your code: {resume} (set retries: 1 to rerun such tasks automatically)"
+        if category == "preempted":
+            return (
+                "preempted by a higher-priority job: set retries: 1, or use a qos that is not preemptible "
+                f"(slurm.qos); {resume}"
+            )
+        if category == "host_lost":
+            return f"the host running them went away: {resume} (set retries: 1 to rerun such tasks automatically)"
+        if category == failures.CANCELLED:
+            return f"stopped on request (Ctrl-C, hsm-snake cancel, scancel): {resume}"
+        return f"status.yaml records no error category: read {stderr}; `hsm-snake complete {sweep}` reruns them"
+
+
+def triage(state: scan.SweepState, *, tail: int = 10) -> ErrorReport:
+    """Group the failed/cancelled tasks of a scanned sweep (statuses of failed tasks are read by scan)."""
+    paths = state.index.paths
+    advisor = _Advisor(paths)
+    buckets: dict[tuple[str, str | None], list[scan.TaskState]] = {}
+    questionable: list[Questionable] = []
+    failed_records: list[dict[str, Any]] = []
+    for task in state.tasks:
+        if task.state in (scan.STALE, scan.UNREADABLE):
+            questionable.append(
+                Questionable(
+                    task.task.name,
+                    task.state,
+                    task.note,
+                    f"its state cannot be trusted; `hsm-snake complete {paths.sweep_id}` reruns it",
+                )
+            )
+            continue
+        if task.state not in (scan.FAILED, scan.CANCELLED):
+            continue
+        status = task.status or {}
+        category = status.get("error_category")
+        if not isinstance(category, str) or not category:
+            category = failures.CANCELLED if task.state == scan.CANCELLED else UNKNOWN
+        summary = status.get("error_summary")
+        buckets.setdefault((category, _subtype(category, summary)), []).append(task)
+        failed_records.append(_failed_record(paths, task, category))
+
+    groups = []
+    for (category, subtype), tasks in buckets.items():
+        example = tasks[0]
+        status = example.status or {}
+        summaries: dict[str, int] = {}
+        for task in tasks:
+            text = (task.status or {}).get("error_summary")
+            text = text if isinstance(text, str) else "(no summary)"
+            summaries[text] = summaries.get(text, 0) + 1
+        summary = status.get("error_summary") if isinstance(status.get("error_summary"), str) else None
+        backend = status.get("backend") if isinstance(status.get("backend"), str) else None
+        groups.append(
+            ErrorGroup(
+                category=category,
+                subtype=subtype,
+                tasks=[t.task.name for t in tasks],
+                example=example.task.name,
+                summary=summary,
+                stderr_tail=tail_lines(paths.task(example.task.name).stderr, tail),
+                suggestion=advisor.suggest(category, subtype, example.task.name, backend, summary),
+                summaries=dict(sorted(summaries.items(), key=lambda kv: -kv[1])[:5]),
+            )
+        )
+    order = {name: i for i, name in enumerate(CATEGORY_ORDER)}
+    groups.sort(key=lambda g: (order.get(g.category, len(order)), -g.count, g.subtype or ""))
+    return ErrorReport(paths.sweep_id, len(state.tasks), groups, questionable, failed_records)
+
+
+def _failed_record(paths: SweepPaths, task: scan.TaskState, category: str) -> dict[str, Any]:
+    status = task.status or {}
+    keep = ("attempt", "started", "finished", "exit_code", "signal", "host", "backend", "job_id")
+    record: dict[str, Any] = {
+        "task": task.task.name,
+        "state": task.state,
+        "error_category": category,
+        "error_summary": status.get("error_summary"),
+        "duration_s": number(status.get("duration_s")),
+    }
+    record.update({key: status.get(key) for key in keep})
+    record["stderr"] = str(paths.task(task.task.name).stderr)
+    record["params"] = task.task.params
+    return record
+
+
+def write_error_files(paths: SweepPaths, report: ErrorReport) -> list[str]:
+    """``logs/errors/failed_tasks.yaml`` and ``logs/errors/error_patterns.yaml``, atomically."""
+    failed_file = paths.errors_dir / "failed_tasks.yaml"
+    patterns_file = paths.errors_dir / "error_patterns.yaml"
+    write_yaml(
+        failed_file,
+        {
+            "sweep_id": report.sweep_id,
+            "failed": report.failed,
+            "questionable": [asdict(q) for q in report.questionable],
+        },
+    )
+    write_yaml(patterns_file, report.as_dict())
+    return [str(failed_file), str(patterns_file)]

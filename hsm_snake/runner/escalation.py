@@ -1,0 +1,84 @@
+"""Grow a task's memory or time request after it ran out of either.
+
+A task's history is its earlier attempts (``attempts/<n>/status.yaml``) and its current
+status.yaml: each earlier out-of-memory failure multiplies the memory request by
+``retry.mem_factor``, each timeout the walltime by ``retry.time_factor``, up to ``retry.max_mem``
+/ ``retry.max_walltime``. The history lives in the task folder, so the growth holds across
+Snakemake's own retries, ``hsm-snake complete`` and a change of backend.
+
+Imported by the task runner (local walltime) and the workflow (cluster requests): standard
+library, PyYAML and the path module only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hsm_snake.layout.paths import TaskPaths
+from hsm_snake.layout.records import RecordError, read_record_text
+from hsm_snake.runner.failures import CUDA_OOM, OUT_OF_MEMORY, TIMEOUT
+
+MEMORY_FAILURES = {OUT_OF_MEMORY, CUDA_OOM}
+
+
+def failure_history(task: TaskPaths) -> list[str]:
+    """Error categories of the task's failed attempts, oldest first."""
+    records = []
+    try:
+        attempts = sorted(os.listdir(task.attempts), key=lambda name: int(name) if name.isdigit() else -1)
+    except FileNotFoundError:
+        attempts = []
+    paths = [f"{task.attempts}/{name}/status.yaml" for name in attempts] + [str(task.status)]
+    seen_attempts = set()
+    for path in paths:
+        try:
+            record = read_record_text(path)
+        except (FileNotFoundError, RecordError):
+            continue
+        # attempts/<n>/status.yaml is a copy of status.yaml when attempt n+1 started.
+        if record.get("attempt") in seen_attempts:
+            continue
+        seen_attempts.add(record.get("attempt"))
+        if record.get("status") == "failed" and record.get("error_category"):
+            records.append(record["error_category"])
+    return records
+
+
+def scaled(base: float, failures: int, factor: float, cap: float | None) -> int:
+    value = base * factor**failures
+    if cap is not None:
+        value = min(value, max(cap, base))
+    return int(math.ceil(value))
+
+
+def memory_failures(history: list[str]) -> int:
+    return sum(1 for category in history if category in MEMORY_FAILURES)
+
+
+def timeout_failures(history: list[str]) -> int:
+    return history.count(TIMEOUT)
+
+
+def rule_resources(static: dict[str, Any], retry: dict[str, Any], tasks_dir: str) -> dict[str, Any]:
+    """Resources for the task rule: static values, and callables that grow mem/runtime per task."""
+    resources: dict[str, Any] = dict(static)
+
+    def grows(name: str, count: Callable[[list[str]], int], factor_key: str, cap_key: str) -> None:
+        base = static[name]
+
+        def value(wildcards: Any) -> int:
+            history = failure_history(TaskPaths(Path(tasks_dir) / wildcards.task))
+            return scaled(base, count(history), float(retry.get(factor_key, 2)), retry.get(cap_key))
+
+        resources[name] = value
+
+    for name in ("mem_mb", "mem_mb_per_cpu"):
+        if name in static:
+            grows(name, memory_failures, "mem_factor", "max_mem_mb")
+    if "runtime" in static:
+        grows("runtime", timeout_failures, "time_factor", "max_runtime")
+    return resources

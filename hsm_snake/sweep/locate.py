@@ -1,0 +1,52 @@
+"""Find a sweep directory from what the user typed: a path, a sweep id, or nothing (newest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hsm_snake.errors import SweepNotFoundError
+from hsm_snake.layout.paths import SweepPaths
+
+
+def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
+    """A sweep by path, by id under the project's output dir, or the newest one there."""
+    if ref:
+        candidate = Path(ref).expanduser()
+        if (candidate / "task_mapping.yaml").exists():
+            return SweepPaths(candidate.resolve())
+        _refuse_sweep_without_mapping(candidate)
+    # Only an id or "newest" needs the project config (for its output dir).
+    from hsm_snake.config.project import load_project
+
+    output_dir = load_project(None, cwd=cwd).output_dir
+    if ref:
+        by_id = output_dir / ref
+        if (by_id / "task_mapping.yaml").exists():
+            return SweepPaths(by_id)
+        _refuse_sweep_without_mapping(by_id)
+        known = sorted(p.name for p in sweep_dirs(output_dir))
+        hint = f"sweeps under {output_dir}: {', '.join(known[-5:])}" if known else f"no sweeps under {output_dir}"
+        raise SweepNotFoundError(f"no sweep {ref!r} (neither a sweep directory nor a sweep id).\n  hint: {hint}")
+    found = sweep_dirs(output_dir)
+    if not found:
+        raise SweepNotFoundError(
+            f"no sweeps under {output_dir}.\n"
+            "  hint: start one with `hsm-snake run sweep.yaml`, or name a sweep directory"
+        )
+    return SweepPaths(max(found, key=lambda p: (p / "task_mapping.yaml").stat().st_mtime))
+
+
+def _refuse_sweep_without_mapping(folder: Path) -> None:
+    """A sweep folder (it has tasks/) whose task list is gone: say so rather than "no sweep"."""
+    if (folder / "tasks").is_dir():
+        raise SweepNotFoundError(
+            f"{folder / 'task_mapping.yaml'} is missing: it lists the sweep's tasks, and without it "
+            "hsm-snake cannot tell which task is which.\n"
+            "  hint: restore the file (from a backup or version control); nothing in the sweep was changed"
+        )
+
+
+def sweep_dirs(output_dir: Path) -> list[Path]:
+    if not output_dir.is_dir():
+        return []
+    return [p for p in output_dir.iterdir() if (p / "task_mapping.yaml").exists()]

@@ -1,0 +1,63 @@
+"""What is missing from a sweep and the exact command each missing task would run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hsm_snake.layout.index import TaskEntry, load_index
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import read_yaml
+from hsm_snake.monitor import scan
+from hsm_snake.runner.task import build_argv
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """A task that would run, with the exact argv its runner would start."""
+
+    entry: TaskEntry
+    argv: list[str]
+    state: str = scan.PENDING
+
+
+def planned_tasks(
+    paths: SweepPaths, entries: list[TaskEntry], runner: dict[str, Any], states: dict[str, str] | None = None
+) -> list[PlannedTask]:
+    states = states or {}
+    tasks_dir = str(paths.tasks_dir.resolve())
+    return [
+        PlannedTask(
+            entry,
+            build_argv(runner, entry.params, f"{tasks_dir}/{entry.name}", paths.sweep_id),
+            states.get(entry.name, scan.PENDING),
+        )
+        for entry in entries
+    ]
+
+
+def runner_settings_of(paths: SweepPaths) -> dict[str, Any]:
+    return read_yaml(paths.project_config)["runner"]
+
+
+def select_missing(
+    state: scan.SweepState, retry_failed: bool = True, only_category: str | None = None
+) -> list[TaskEntry]:
+    """The missing tasks a run would start: all of them, or without failed ones, or one category."""
+    chosen = []
+    for task in state.missing():
+        if not retry_failed and task.state in (scan.FAILED, scan.CANCELLED):
+            continue
+        if only_category and (task.status or {}).get("error_category") != only_category:
+            continue
+        chosen.append(task.task)
+    return chosen
+
+
+def missing_tasks(
+    paths: SweepPaths, *, retry_failed: bool = True, tasks: str | None = None, only_category: str | None = None
+) -> tuple[scan.SweepState, list[PlannedTask]]:
+    state = scan.scan(load_index(paths.root), selection=tasks)
+    states = {t.task.name: t.state for t in state.missing()}
+    chosen = select_missing(state, retry_failed, only_category)
+    return state, planned_tasks(paths, chosen, runner_settings_of(paths), states)
