@@ -118,6 +118,7 @@ print(json.dumps({"code": code, "seconds": seconds, "rss_kb": resource.getrusage
 
 # -- what to run ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Sizes:
     planning: tuple[int, ...]
@@ -131,8 +132,15 @@ class Sizes:
 
 def choose_sizes(quick: bool, big: bool, repeats: int | None) -> Sizes:
     if quick:
-        return Sizes(planning=(100, 300), status=(100, 300), local_tasks=20, sleep_tasks=4, scale=(20, 60),
-                     repeats=repeats or 1, ssh_tasks=20)
+        return Sizes(
+            planning=(100, 300),
+            status=(100, 300),
+            local_tasks=20,
+            sleep_tasks=4,
+            scale=(20, 60),
+            repeats=repeats or 1,
+            ssh_tasks=20,
+        )
     return Sizes(
         planning=(1000, 10000) + ((50000,) if big else ()),
         status=(1000, 10000) + ((50000, 100000) if big else ()),
@@ -151,6 +159,7 @@ def repeats_for(n: int, sizes: Sizes) -> int:
 
 
 # -- measuring ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Command:
@@ -184,8 +193,13 @@ def run_measured(command: Command) -> Measurement:
 def _run_under_time(command: Command) -> Measurement:
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
         start = time.perf_counter()
-        proc = subprocess.run([str(TIME_BIN), "-f", "%M", "-o", report.name, *command.argv], cwd=command.cwd,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(
+            [str(TIME_BIN), "-f", "%M", "-o", report.name, *command.argv],
+            cwd=command.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise CommandFailed(command, proc.returncode, proc.stderr)
@@ -240,6 +254,7 @@ def measure_side_by_side(commands: dict[str, Callable[[], Command]], repeats: in
 
 
 # -- results --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Target:
@@ -306,6 +321,7 @@ def growth_of(rows: list[Row]) -> list[Growth]:
 
 # -- fixtures -------------------------------------------------------------------------------------
 
+
 def hsm_snake_command() -> list[str]:
     """The console script beside the real interpreter (not a shim), else the module."""
     script = Path(PYTHON).parent / "hsm-snake"
@@ -357,8 +373,15 @@ def write_one_rule_snakefile(folder: Path, n: int, output: str, shell: str) -> P
 def mark_completed(paths: SweepPaths, task_name: str) -> None:
     """What the runner leaves behind for a finished task: status.yaml, then the marker."""
     task = paths.task(task_name)
-    status = {"status": "completed", "task_id": task_name, "attempt": 1, "exit_code": 0,
-              "duration_s": 1.0, "backend": "local", "command": [PYTHON, "triv.py"]}
+    status = {
+        "status": "completed",
+        "task_id": task_name,
+        "attempt": 1,
+        "exit_code": 0,
+        "duration_s": 1.0,
+        "backend": "local",
+        "command": [PYTHON, "triv.py"],
+    }
     write_record(task.status, status)
     task.marker.touch()
 
@@ -399,6 +422,7 @@ class Workspace:
 
 # -- one set of side-by-side rows ------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Spec:
     """One row to measure: what it is, how to make its command, what it is divided by."""
@@ -412,8 +436,17 @@ class Spec:
 def measure_rows(section: str, n: int, specs: list[Spec], repeats: int) -> list[Row]:
     summaries = measure_side_by_side({spec.what: spec.make_command for spec in specs}, repeats)
     return [
-        Row(section, spec.what, n, summaries[spec.what].seconds, summaries[spec.what].spread,
-            summaries[spec.what].rss_mb, spec.baseline, spec.target, runs=summaries[spec.what].runs)
+        Row(
+            section,
+            spec.what,
+            n,
+            summaries[spec.what].seconds,
+            summaries[spec.what].spread,
+            summaries[spec.what].rss_mb,
+            spec.baseline,
+            spec.target,
+            runs=summaries[spec.what].runs,
+        )
         for spec in specs
     ]
 
@@ -432,22 +465,33 @@ MISSING_TARGET_S = {10000: 0.3}
 
 
 def bench_planning(ws: Workspace, sizes: Sizes) -> list[Row]:
-    return [row for n in sizes.planning
-            for row in measure_rows("planning", n, planning_specs(ws, n), repeats_for(n, sizes))]
+    return [
+        row for n in sizes.planning for row in measure_rows("planning", n, planning_specs(ws, n), repeats_for(n, sizes))
+    ]
 
 
 def planning_specs(ws: Workspace, n: int) -> list[Spec]:
     sweep_file, sweep = ws.sweep_file(n), ws.sweep_dir(n)
-    one_rule = write_one_rule_snakefile(ws.fresh_folder(f"one_rule_{n}"), n, "tasks/task_{i}/.completed",
-                                        "touch {output}")
+    one_rule = write_one_rule_snakefile(
+        ws.fresh_folder(f"one_rule_{n}"), n, "tasks/task_{i}/.completed", "touch {output}"
+    )
     dry_run = Command([*hsm_snake_command(), "run", str(sweep_file), "--dry-run", "--json"], ws.grid_project)
     missing = Command([*hsm_snake_command(), "missing", str(sweep.root), "--json"])
     bare_dry_run = Command([*snakemake_command(), "-n", "--cores", "1"], one_rule)
-    workflow_dry_run = Command([
-        *snakemake_command(), "-n", "--snakefile", str(resources.workflow_dir() / "Snakefile"),
-        "--directory", str(sweep.root), "--workflow-profile", str(resources.profiles_dir() / "default"),
-        "--cores", "1",
-    ])
+    workflow_dry_run = Command(
+        [
+            *snakemake_command(),
+            "-n",
+            "--snakefile",
+            str(resources.workflow_dir() / "Snakefile"),
+            "--directory",
+            str(sweep.root),
+            "--workflow-profile",
+            str(resources.profiles_dir() / "default"),
+            "--cores",
+            "1",
+        ]
+    )
     missing_target = Target(MISSING_TARGET_S[n], "s") if n in MISSING_TARGET_S else None
     return [
         Spec(DRY_RUN, lambda: dry_run, BARE_DRY_RUN, DRY_RUN_TARGET),
@@ -518,8 +562,9 @@ def hsm_run_command(project: Path, n: int, sleep: float) -> Command:
 
 
 def bare_snakemake_command(ws: Workspace, script: Path, n: int, options: list[str]) -> Command:
-    folder = write_one_rule_snakefile(ws.fresh_folder("bare_local"), n, "out/{i}.txt",
-                                      f"{PYTHON} {script} i={{wildcards.i}}")
+    folder = write_one_rule_snakefile(
+        ws.fresh_folder("bare_local"), n, "out/{i}.txt", f"{PYTHON} {script} i={{wildcards.i}}"
+    )
     return Command([*snakemake_command(), "--cores", "2", *options], folder)
 
 
@@ -528,16 +573,26 @@ def bench_local(ws: Workspace, sizes: Sizes) -> list[Row]:
     script = project / "triv.py"
     n, n_sleep = sizes.local_tasks, sizes.sleep_tasks
     tuned = ["--scheduler", "greedy", "--max-jobs-per-timespan", "1000/1s"]
-    trivial = measure_rows("local", n, [
-        Spec(XARGS, lambda: xargs_command(ws, script, n, 0), XARGS),
-        Spec(HSM_RUN, lambda: hsm_run_command(project, n, 0), XARGS, Target(1.40, "×")),
-        Spec(BARE_TUNED, lambda: bare_snakemake_command(ws, script, n, tuned), XARGS),
-        Spec(BARE_DEFAULT, lambda: bare_snakemake_command(ws, script, n, []), XARGS),
-    ], sizes.repeats)
-    one_second = measure_rows("local", n_sleep, [
-        Spec(XARGS_SLEEP, lambda: xargs_command(ws, script, n_sleep, 1.0), XARGS_SLEEP),
-        Spec(HSM_RUN_SLEEP, lambda: hsm_run_command(project, n_sleep, 1.0), XARGS_SLEEP, Target(1.03, "×")),
-    ], 1)  # long rows: one round each
+    trivial = measure_rows(
+        "local",
+        n,
+        [
+            Spec(XARGS, lambda: xargs_command(ws, script, n, 0), XARGS),
+            Spec(HSM_RUN, lambda: hsm_run_command(project, n, 0), XARGS, Target(1.40, "×")),
+            Spec(BARE_TUNED, lambda: bare_snakemake_command(ws, script, n, tuned), XARGS),
+            Spec(BARE_DEFAULT, lambda: bare_snakemake_command(ws, script, n, []), XARGS),
+        ],
+        sizes.repeats,
+    )
+    one_second = measure_rows(
+        "local",
+        n_sleep,
+        [
+            Spec(XARGS_SLEEP, lambda: xargs_command(ws, script, n_sleep, 1.0), XARGS_SLEEP),
+            Spec(HSM_RUN_SLEEP, lambda: hsm_run_command(project, n_sleep, 1.0), XARGS_SLEEP, Target(1.03, "×")),
+        ],
+        1,
+    )  # long rows: one round each
     return trivial + one_second
 
 
@@ -555,11 +610,20 @@ def bench_scale(ws: Workspace, sizes: Sizes) -> list[Row]:
     project = write_project(ws.fresh_folder("scale_project"), max_parallel=2)
     script = project / "triv.py"
     tuned = ["--scheduler", "greedy", "--max-jobs-per-timespan", "1000/1s"]
-    return [row for n in sizes.scale for row in measure_rows("scale", n, [
-        Spec(SCALE_XARGS, lambda n=n: xargs_command(ws, script, n, 0), SCALE_XARGS),
-        Spec(SCALE_HSM, lambda n=n: hsm_run_command(project, n, 0), SCALE_XARGS),
-        Spec(SCALE_BARE, lambda n=n: bare_snakemake_command(ws, script, n, tuned), SCALE_XARGS),
-    ], 1)]
+    return [
+        row
+        for n in sizes.scale
+        for row in measure_rows(
+            "scale",
+            n,
+            [
+                Spec(SCALE_XARGS, lambda n=n: xargs_command(ws, script, n, 0), SCALE_XARGS),
+                Spec(SCALE_HSM, lambda n=n: hsm_run_command(project, n, 0), SCALE_XARGS),
+                Spec(SCALE_BARE, lambda n=n: bare_snakemake_command(ws, script, n, tuned), SCALE_XARGS),
+            ],
+            1,
+        )
+    ]
 
 
 # -- section 5: ssh (opt-in) -----------------------------------------------------------------------
@@ -586,10 +650,17 @@ def testbed_ssh() -> tuple[dict | None, str]:
 def write_ssh_project(root: Path, facts: dict, shared_fs: bool) -> Path:
     project = write_project(root, max_parallel=2)
     config = yaml.safe_load((project / "hsm.yaml").read_text())
-    config["distributed"] = {"remotes": {
-        alias: {"project_dir": f"{facts['hosts'][alias]['project_dir']}/bench-{root.name}", "max_parallel_jobs": 1,
-                "python_path": "python3", **({"shared_fs": True} if shared_fs else {})}
-        for alias in SSH_HOSTS}}
+    config["distributed"] = {
+        "remotes": {
+            alias: {
+                "project_dir": f"{facts['hosts'][alias]['project_dir']}/bench-{root.name}",
+                "max_parallel_jobs": 1,
+                "python_path": "python3",
+                **({"shared_fs": True} if shared_fs else {}),
+            }
+            for alias in SSH_HOSTS
+        }
+    }
     (project / "hsm.yaml").write_text(yaml.safe_dump(config))
     return project
 
@@ -610,11 +681,16 @@ def bench_ssh(ws: Workspace, sizes: Sizes) -> list[Row]:
         return Command([*command.argv, "--profile", "ssh"], command.cwd)
 
     try:
-        return measure_rows("ssh", n, [
-            Spec(SSH_LOCAL, lambda: hsm_run_command(local, n, 0), SSH_LOCAL),
-            Spec(SSH_PUSH, lambda: ssh_run(pushed), SSH_LOCAL),
-            Spec(SSH_SHARED, lambda: ssh_run(shared), SSH_LOCAL),
-        ], 1)
+        return measure_rows(
+            "ssh",
+            n,
+            [
+                Spec(SSH_LOCAL, lambda: hsm_run_command(local, n, 0), SSH_LOCAL),
+                Spec(SSH_PUSH, lambda: ssh_run(pushed), SSH_LOCAL),
+                Spec(SSH_SHARED, lambda: ssh_run(shared), SSH_LOCAL),
+            ],
+            1,
+        )
     finally:
         for alias in SSH_HOSTS:
             for folder in Path(facts["hosts"][alias]["project_dir"]).glob("bench-ssh_*"):
@@ -623,9 +699,11 @@ def bench_ssh(ws: Workspace, sizes: Sizes) -> list[Row]:
 
 def ssh_per_task_lines(rows: list[Row]) -> list[str]:
     base = next(row for row in rows if row.what == SSH_LOCAL)
-    return [f"{row.what}: {row.n / row.seconds:.1f} tasks/s"
-            + ("" if row is base else f", {(row.seconds - base.seconds) / row.n * 1000:+.0f} ms per task vs (a)")
-            for row in rows]
+    return [
+        f"{row.what}: {row.n / row.seconds:.1f} tasks/s"
+        + ("" if row is base else f", {(row.seconds - base.seconds) / row.n * 1000:+.0f} ms per task vs (a)")
+        for row in rows
+    ]
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -669,13 +747,27 @@ def target_cell(row: Row) -> str:
 
 def results_table(section: str, rows: list[Row]) -> Table:
     table = Table(title=SECTION_TITLES[section], title_justify="left")
-    for column, justify in (("what", "left"), ("N", "right"), ("seconds", "right"), ("spread", "right"),
-                            ("peak RSS MB", "right"), ("ratio", "right"), ("target", "left")):
+    for column, justify in (
+        ("what", "left"),
+        ("N", "right"),
+        ("seconds", "right"),
+        ("spread", "right"),
+        ("peak RSS MB", "right"),
+        ("ratio", "right"),
+        ("target", "left"),
+    ):
         table.add_column(column, justify=justify)
     for row in rows:
         spread = "" if row.spread is None else f"{row.spread:.0%}"
-        table.add_row(row.what, f"{row.n:,}", f"{row.seconds:.3f}", spread, f"{row.rss_mb:.0f}",
-                      f"{row.ratio:.2f}×", target_cell(row))
+        table.add_row(
+            row.what,
+            f"{row.n:,}",
+            f"{row.seconds:.3f}",
+            spread,
+            f"{row.rss_mb:.0f}",
+            f"{row.ratio:.2f}×",
+            target_cell(row),
+        )
     return table
 
 
@@ -717,10 +809,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each (a smoke test, < 60 s)")
     parser.add_argument("--big", action="store_true", help="also 50k-task planning and 100k-task status")
-    parser.add_argument("--only", choices=SECTIONS, action="append",
-                        help="run only this section (repeatable); scale and ssh (test bed) run only when named")
-    parser.add_argument("--repeats", type=int,
-                        help="runs per command for sizes up to 10k tasks, median kept (default 3; --quick 1)")
+    parser.add_argument(
+        "--only",
+        choices=SECTIONS,
+        action="append",
+        help="run only this section (repeatable); scale and ssh (test bed) run only when named",
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="runs per command for sizes up to 10k tasks, median kept (default 3; --quick 1)"
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
     return parser.parse_args(argv)
 
@@ -747,8 +844,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             fill_ratios(rows)
             growth = report(console, section, rows)
-            results[section] = {"rows": [r.as_json() for r in rows], "growth": [asdict(g) for g in growth],
-                                "bench_seconds": round(time.perf_counter() - started, 1)}
+            results[section] = {
+                "rows": [r.as_json() for r in rows],
+                "growth": [asdict(g) for g in growth],
+                "bench_seconds": round(time.perf_counter() - started, 1),
+            }
     except CommandFailed as failure:
         console.print("a measured command failed:", style="red")
         console.print(str(failure), markup=False, soft_wrap=True)

@@ -63,10 +63,16 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 def engine_seconds(sweep_dir: Path) -> float:
     """How long the run's Snakemake processes lived: engine.log start stamps to sweep.log end stamps."""
-    starts = [datetime.fromisoformat(line.split()[1]) for line in
-              (sweep_dir / "logs" / "engine.log").read_text().splitlines() if line.startswith("=== ")]
-    ends = [datetime.fromisoformat(line.split()[0]) for line in
-            (sweep_dir / "logs" / "sweep.log").read_text().splitlines() if " ended (Snakemake exit" in line]
+    starts = [
+        datetime.fromisoformat(line.split()[1])
+        for line in (sweep_dir / "logs" / "engine.log").read_text().splitlines()
+        if line.startswith("=== ")
+    ]
+    ends = [
+        datetime.fromisoformat(line.split()[0])
+        for line in (sweep_dir / "logs" / "sweep.log").read_text().splitlines()
+        if " ended (Snakemake exit" in line
+    ]
     return sum((end - start).total_seconds() for start, end in zip(starts, ends, strict=True))
 
 
@@ -82,40 +88,62 @@ def queued_elements(sweep_dir: Path) -> int:
     job_ids = slurm_job_ids(SweepPaths(sweep_dir))
     if not job_ids:
         return 0
-    done = subprocess.run(["squeue", "-h", "-r", "-j", ",".join(sorted(job_ids)), "-o", "%i"], capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        ["squeue", "-h", "-r", "-j", ",".join(sorted(job_ids)), "-o", "%i"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return len(done.stdout.split())
 
 
 def submit_only(project: Path, sweep_file: Path, env: dict[str, str], args: argparse.Namespace) -> dict:
     """Submit every task held, time it until all are queued, then cancel the sweep."""
     start = time.perf_counter()
-    run = subprocess.Popen([*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "held", "--profile", "slurm"],
-                           cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "held", "--profile", "slurm"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     sweep_dir = project / "sweeps" / "outputs" / "held"
     try:
         while queued_elements(sweep_dir) < args.tasks:
             if run.poll() is not None:
-                raise SystemExit(f"the run ended (exit {run.returncode}) before every task was queued:\n"
-                                 f"{run.stderr.read()[-3000:]}")
+                raise SystemExit(
+                    f"the run ended (exit {run.returncode}) before every task was queued:\n{run.stderr.read()[-3000:]}"
+                )
             time.sleep(1)
         submitted_s = time.perf_counter() - start
     finally:
-        subprocess.run([*hsm_snake_command(), "cancel", "held"], cwd=project, env=env, capture_output=True,
-                       timeout=600, check=False)
+        subprocess.run(
+            [*hsm_snake_command(), "cancel", "held"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
         run.wait(timeout=600)
-    return {"submitted_seconds": round(submitted_s, 1),
-            "kept_sbatch_calls": len(list((sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"))),
-            "left_in_queue_after_cancel": queued_elements(sweep_dir)}
+    return {
+        "submitted_seconds": round(submitted_s, 1),
+        "kept_sbatch_calls": len(list((sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"))),
+        "left_in_queue_after_cancel": queued_elements(sweep_dir),
+    }
 
 
-def run_everything(project: Path, sweep_file: Path, env: dict[str, str], calls_log: Path,
-                   args: argparse.Namespace) -> dict:
+def run_everything(
+    project: Path, sweep_file: Path, env: dict[str, str], calls_log: Path, args: argparse.Namespace
+) -> dict:
     """The sweep with the local profile, then with the Slurm one: calls, wall times, own overhead."""
     local_s = timed([*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "on_local"], project, env)
     env = {**env, "PATH": counting_path(calls_log.parent / "counting_bin", calls_log)}
-    slurm_s = timed([*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "on_slurm",
-                     "--profile", "slurm"], project, env)
+    slurm_s = timed(
+        [*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "on_slurm", "--profile", "slurm"], project, env
+    )
     sweep_dir = only_sweep(project, "on_slurm")
     calls = Counter(calls_log.read_text().split())
     statuses = [yaml.safe_load(p.read_text()) for p in sorted((sweep_dir / "tasks").glob("task_*/status.yaml"))]
@@ -140,24 +168,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=1000, help="tasks in the sweep (default 1000)")
     parser.add_argument("--partition", default=os.environ.get("HSM_TB_SLURM_PARTITION", "debug"))
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
-    parser.add_argument("--submit-only", action="store_true",
-                        help="submit every task held, count sbatch calls, then cancel (no task runs)")
+    parser.add_argument(
+        "--submit-only",
+        action="store_true",
+        help="submit every task held, count sbatch calls, then cancel (no task runs)",
+    )
     args = parser.parse_args(argv)
 
     ws = Workspace()
     try:
         project = write_project(ws.fresh_folder("slurm_project"), max_parallel=2)
         config = yaml.safe_load((project / "hsm.yaml").read_text())
-        config["slurm"] = {"partition": args.partition, "walltime": "00:10:00", "mem": "1000M",
-                           **({"extra_directives": ["--hold"]} if args.submit_only else {"max_array_size": 1000})}
+        config["slurm"] = {
+            "partition": args.partition,
+            "walltime": "00:10:00",
+            "mem": "1000M",
+            **({"extra_directives": ["--hold"]} if args.submit_only else {"max_array_size": 1000}),
+        }
         (project / "hsm.yaml").write_text(yaml.safe_dump(config))
         sweep_file = write_sweep_file(project / "sweep.yaml", {"i": list(range(args.tasks))})
         calls_log = ws.root / "slurm_calls.log"
         env = dict(os.environ)
         if args.submit_only:
             env["PATH"] = counting_path(ws.root / "counting_bin", calls_log)
-            figures = {"machine": machine_description(), "tasks": args.tasks,
-                       **submit_only(project, sweep_file, env, args)}
+            figures = {
+                "machine": machine_description(),
+                "tasks": args.tasks,
+                **submit_only(project, sweep_file, env, args),
+            }
             calls = Counter(calls_log.read_text().split())
             figures["calls_by_the_run"] = {name: calls.get(name, 0) for name in COUNTED}
         else:

@@ -92,6 +92,7 @@ def kill_9_once(project, proc: subprocess.Popen, ready, what: str, timeout: floa
     wait_for(lambda: lock_holder(SweepPaths(sweep_dir)) is None, what="the sweep lock to be released")
     return sweep_dir
 
+
 @pytest.fixture
 def background(project):
     """Start `hsm-snake ...` in the background; whatever is left is killed after the test."""

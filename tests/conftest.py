@@ -73,6 +73,7 @@ FAILING_SCRIPT = textwrap.dedent(
     """
 )
 
+
 class Project:
     """A temporary project folder: hsm.yaml, a script, sweep files, and CLI helpers."""
 

@@ -38,8 +38,11 @@ MISSPELT = [
     if typo(name) != name
 ]
 WRONG_TYPE = [
-    (f"{section}.{name}", {section: {name: "lots" if spec.get("type") in ("integer", "number") else {"x": 1}}},
-     f"{section}.{name}")
+    (
+        f"{section}.{name}",
+        {section: {name: "lots" if spec.get("type") in ("integer", "number") else {"x": 1}}},
+        f"{section}.{name}",
+    )
     for section in SECTIONS
     for name, spec in _live(SCHEMA["properties"][section].get("properties", {}))
     if spec.get("type") in ("integer", "number", "string", "boolean")

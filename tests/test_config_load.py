@@ -31,6 +31,7 @@ def write(path: Path, text: str) -> Path:
 
 # --- packaged files --------------------------------------------------------------------------
 
+
 def test_resource_folders_are_found_in_the_checkout():
     assert (workflow_dir() / "Snakefile").is_file()
     assert (schema_dir() / "sweep.schema.json").is_file()
@@ -55,24 +56,39 @@ def test_example_configs_of_the_repository_load():
 V1_SWEEPS = {
     "sweep_init_template.yaml": dict(
         grid={"data.batch_size": [32, 64], "model.lr": [0.001, 0.01, 0.1], "seed": [1, 2, 3]},
-        paired=[], defaults={}, count=18),
+        paired=[],
+        defaults={},
+        count=18,
+    ),
     "sweep_getting_started.yaml": dict(
         grid={"seed": [1, 2, 3], "lr": [0.001, 0.01, 0.1]},
         paired=[PairedGroup("schedule_pair", {"optimizer": ["adam", "sgd"], "momentum": [0.9, 0.95]})],
-        defaults={"batch_size": 32}, count=18),
+        defaults={"batch_size": 32},
+        count=18,
+    ),
     "sweep_unwrapped.yaml": dict(
         grid={"model.hidden_size": [128, 256], "model.layers": [[64, 128], [256]], "optimizer.lr": [0.001, 0.01]},
-        paired=[PairedGroup("model_and_optimizer", {"model.type": ["cnn", "transformer"], "optimizer.type": ["adam", "sgd"]}),
-                PairedGroup("data_pair", {"data.name": ["mnist", "cifar"], "data.channels": [1, 3]})],
-        defaults={}, count=32),
+        paired=[
+            PairedGroup(
+                "model_and_optimizer", {"model.type": ["cnn", "transformer"], "optimizer.type": ["adam", "sgd"]}
+            ),
+            PairedGroup("data_pair", {"data.name": ["mnist", "cifar"], "data.channels": [1, 3]}),
+        ],
+        defaults={},
+        count=32,
+    ),
     "sweep_multi_name_item.yaml": dict(
         grid={"seed": [1, 2]},
         paired=[PairedGroup("arch+width", {"model.depth": [2, 4, 8], "model.width": [16, 32, 64]})],
-        defaults={}, count=6),
+        defaults={},
+        count=6,
+    ),
     "sweep_cluster_features.yaml": dict(
-        grid={"training.n_message_steps": [5, 16], "seed": [1, 2, 3]}, paired=[], defaults={}, count=6),
+        grid={"training.n_message_steps": [5, 16], "seed": [1, 2, 3]}, paired=[], defaults={}, count=6
+    ),
     "sweep_hydra_defaults_mappings.yaml": dict(
-        grid={"learning_rate": [0.001, 0.01, 0.1], "seed": [7, 10]}, paired=[], defaults={}, count=6),
+        grid={"learning_rate": [0.001, 0.01, 0.1], "seed": [7, 10]}, paired=[], defaults={}, count=6
+    ),
 }
 
 
@@ -113,13 +129,20 @@ def test_sweep_resources_by_backend_and_retries(tmp_path):
 
 # --- v1 project files ------------------------------------------------------------------------
 
+
 def test_v1_project_config_of_2025_init(tmp_path):
     project = load_project(V1 / "init_2025" / "sweeps" / "hsm_config.yaml", cwd=tmp_path)
     assert project.root == Path("/srv/projects/demo")
     assert project.output_dir == Path("/srv/projects/demo/sweeps/outputs")
     assert project.python_command() == ["/opt/envs/demo/bin/python"]
     assert project.train_script == Path("/srv/projects/demo/scripts/train.py")
-    assert project.data["pbs"] == {"walltime": "04:00:00", "max_array_size": 10000, "select": 1, "ncpus": 4, "mem": "16gb"}
+    assert project.data["pbs"] == {
+        "walltime": "04:00:00",
+        "max_array_size": 10000,
+        "select": 1,
+        "ncpus": 4,
+        "mem": "16gb",
+    }
     assert "slurm" not in project.data and "hpc" not in project.data
     assert project.data["wandb"] == {"entity": "", "project": "demo", "group_override": True}
 
@@ -130,11 +153,21 @@ def test_v1_project_config_of_the_readme(tmp_path):
     local = project.section("local")
     assert local["max_parallel"] == 4 and local["walltime"] == "01:00:00"
     assert "max_parallel_jobs" not in local and "timeout" not in local
-    assert project.data["slurm"] == {"walltime": "04:00:00", "cpus_per_task": 4, "mem": "16G", "partition": "gpu",
-                                     "extra_directives": ["--mail-type=FAIL"]}
+    assert project.data["slurm"] == {
+        "walltime": "04:00:00",
+        "cpus_per_task": 4,
+        "mem": "16G",
+        "partition": "gpu",
+        "extra_directives": ["--mail-type=FAIL"],
+    }
     remote = project.data["distributed"]["remotes"]["gpu_server"]
-    assert remote == {"host": "gpu.university.edu", "ssh_key": "~/.ssh/id_ed25519", "port": 2222,
-                      "max_parallel_jobs": 8, "tasks_per_gpu": 1}
+    assert remote == {
+        "host": "gpu.university.edu",
+        "ssh_key": "~/.ssh/id_ed25519",
+        "port": 2222,
+        "max_parallel_jobs": 8,
+        "tasks_per_gpu": 1,
+    }
     assert project.data["distributed"]["strategy"] == "round_robin"
     assert any("'local.timeout' is a v1 key: read as 'local.walltime'" in n for n in project.notices)
 
@@ -157,8 +190,13 @@ def test_v1_project_config_of_2026(monkeypatch, tmp_path):
     remotes = distributed["remotes"]
     assert set(remotes) == {"my-box", "lab-pc"}
     assert remotes["my-box"] == {"max_parallel_jobs": 4, "conda_env": "demo", "gpus": 1, "tasks_per_gpu": 1}
-    assert remotes["lab-pc"] == {"host": "lab-pc.example.org", "port": 2222, "visible_gpus": [0, 1],
-                                 "conda_env": "demo-cpu", "tasks_per_gpu": 1}
+    assert remotes["lab-pc"] == {
+        "host": "lab-pc.example.org",
+        "port": 2222,
+        "visible_gpus": [0, 1],
+        "conda_env": "demo-cpu",
+        "tasks_per_gpu": 1,
+    }
 
 
 def test_v2_branch_project_config(tmp_path):
@@ -188,12 +226,16 @@ def test_v1_files_are_found_in_their_v1_locations(tmp_path):
 
 # --- finding and placing the project config --------------------------------------------------
 
-@pytest.mark.parametrize("present, found", [
-    (["hsm.yaml", ".hsm/config.yaml", "sweeps/hsm_config.yaml", "hsm_config.yaml"], "hsm.yaml"),
-    ([".hsm/config.yaml", "sweeps/hsm_config.yaml", "hsm_config.yaml"], ".hsm/config.yaml"),
-    (["sweeps/hsm_config.yaml", "hsm_config.yaml"], "sweeps/hsm_config.yaml"),
-    (["hsm_config.yaml"], "hsm_config.yaml"),
-])
+
+@pytest.mark.parametrize(
+    "present, found",
+    [
+        (["hsm.yaml", ".hsm/config.yaml", "sweeps/hsm_config.yaml", "hsm_config.yaml"], "hsm.yaml"),
+        ([".hsm/config.yaml", "sweeps/hsm_config.yaml", "hsm_config.yaml"], ".hsm/config.yaml"),
+        (["sweeps/hsm_config.yaml", "hsm_config.yaml"], "sweeps/hsm_config.yaml"),
+        (["hsm_config.yaml"], "hsm_config.yaml"),
+    ],
+)
 def test_find_project_config_order(tmp_path, present, found):
     for name in present:
         write(tmp_path / name, "{}\n")
@@ -222,15 +264,26 @@ def test_no_project_config_gives_defaults_rooted_at_cwd(tmp_path):
     assert project.output_dir == tmp_path / "sweeps" / "outputs"
     assert project.python_command() == [sys.executable]
     assert project.train_script is None
-    assert project.section("task") == {"arg_style": "hydra", "output_dir_arg": "output.dir", "extra_args": [],
-                                       "env": {}, "metrics_regex": {}}
+    assert project.section("task") == {
+        "arg_style": "hydra",
+        "output_dir_arg": "output.dir",
+        "extra_args": [],
+        "env": {},
+        "metrics_regex": {},
+    }
     assert project.data["retries"] == 0 and project.section("local") == {"tasks_per_gpu": 1}
     assert "wandb" not in project.data and project.section("slurm") == {}
 
 
-@pytest.mark.parametrize("location, project_dir", [
-    ("hsm.yaml", "."), (".hsm/config.yaml", "."), ("sweeps/hsm_config.yaml", "."), ("conf/hsm.yaml", "conf"),
-])
+@pytest.mark.parametrize(
+    "location, project_dir",
+    [
+        ("hsm.yaml", "."),
+        (".hsm/config.yaml", "."),
+        ("sweeps/hsm_config.yaml", "."),
+        ("conf/hsm.yaml", "conf"),
+    ],
+)
 def test_root_is_the_folder_the_config_belongs_to(tmp_path, location, project_dir):
     write(tmp_path / location, "paths: {train_script: train.py}\n")
     project = load_project(tmp_path / location, cwd=tmp_path)
@@ -269,12 +322,15 @@ def test_an_empty_project_config_means_all_defaults(tmp_path):
     assert project.section("task")["arg_style"] == "hydra"
 
 
-@pytest.mark.parametrize("paths, command", [
-    ("{conda_env: ml}", ["conda", "run", "--no-capture-output", "-n", "ml", "python"]),
-    ("{python_interpreter: python3}", ["python3"]),
-    ("{python_interpreter: venv/bin/python}", ["{root}/venv/bin/python"]),
-    ("{python_interpreter: /usr/bin/python3}", ["/usr/bin/python3"]),
-])
+@pytest.mark.parametrize(
+    "paths, command",
+    [
+        ("{conda_env: ml}", ["conda", "run", "--no-capture-output", "-n", "ml", "python"]),
+        ("{python_interpreter: python3}", ["python3"]),
+        ("{python_interpreter: venv/bin/python}", ["{root}/venv/bin/python"]),
+        ("{python_interpreter: /usr/bin/python3}", ["/usr/bin/python3"]),
+    ],
+)
 def test_python_command(tmp_path, paths, command):
     write(tmp_path / "hsm.yaml", f"paths: {paths}\n")
     expected = [part.replace("{root}", str(tmp_path)) for part in command]
@@ -282,7 +338,9 @@ def test_python_command(tmp_path, paths, command):
 
 
 def test_a_full_new_format_config_round_trips(tmp_path):
-    write(tmp_path / "hsm.yaml", """\
+    write(
+        tmp_path / "hsm.yaml",
+        """\
 project: {name: demo}
 paths: {python_interpreter: python3, train_script: train.py, config_dir: configs, output_dir: out}
 task:
@@ -305,7 +363,8 @@ distributed:
     box: {host: box.example.org, port: 22, user: me, ssh_key: ~/.ssh/k, conda_env: ml, project_dir: ~/demo,
           max_parallel_jobs: 2, gpus: 1, visible_gpus: [0], tasks_per_gpu: 1, shared_fs: false}
 wandb: {project: demo, entity: lab, group_override: false}
-""")
+""",
+    )
     project = load_project(None, cwd=tmp_path)
     assert project.notices == ()
     assert project.section("task")["output_dir_arg"] is None
@@ -317,19 +376,47 @@ wandb: {project: demo, entity: lab, group_override: false}
 
 # --- units -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, seconds", [
-    ("04:00:00", 14400), ("00:10:30", 630), ("100:00:00", 360000), ("1-02:03:04", 93784), ("2-00", 172800),
-    ("1-12:30", 131400), (90, 5400), ("90", 5400), ("90m", 5400), ("2h", 7200), ("1.5h", 5400), ("45s", 45),
-    ("1d", 86400), (" 2H ", 7200),
-])
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ("04:00:00", 14400),
+        ("00:10:30", 630),
+        ("100:00:00", 360000),
+        ("1-02:03:04", 93784),
+        ("2-00", 172800),
+        ("1-12:30", 131400),
+        (90, 5400),
+        ("90", 5400),
+        ("90m", 5400),
+        ("2h", 7200),
+        ("1.5h", 5400),
+        ("45s", 45),
+        ("1d", 86400),
+        (" 2H ", 7200),
+    ],
+)
 def test_parse_walltime_seconds(value, seconds):
     assert parse_walltime_seconds(value, "local.walltime") == seconds
 
 
-@pytest.mark.parametrize("value, megabytes", [
-    ("16G", 16384), ("16GB", 16384), ("16gb", 16384), ("500M", 500), ("500MB", 500), (16000, 16000),
-    ("16000", 16000), ("1T", 1048576), ("1.5G", 1536), ("512K", 1), ("2GiB", 2048), ("8 G", 8192),
-])
+@pytest.mark.parametrize(
+    "value, megabytes",
+    [
+        ("16G", 16384),
+        ("16GB", 16384),
+        ("16gb", 16384),
+        ("500M", 500),
+        ("500MB", 500),
+        (16000, 16000),
+        ("16000", 16000),
+        ("1T", 1048576),
+        ("1.5G", 1536),
+        ("512K", 1),
+        ("2GiB", 2048),
+        ("8 G", 8192),
+    ],
+)
 def test_parse_mem_mb(value, megabytes):
     assert parse_mem_mb(value, "slurm.mem") == megabytes
 
@@ -350,9 +437,19 @@ def test_bad_memory_names_the_key_and_shows_good_forms(value):
 
 # --- YAML details ----------------------------------------------------------------------------
 
+
 def test_yaml_numbers_follow_yaml_1_2_like_v1():
     data = parse_yaml_text("a: 1e-3\nb: 010\nc: 12:00:00\nd: 2024-01-01\ne: 1_000\nf: yes\ng: .5\nh: 0x10\n").data
-    assert data == {"a": 0.001, "b": 10, "c": "12:00:00", "d": "2024-01-01", "e": 1000, "f": True, "g": 0.5, "h": "0x10"}
+    assert data == {
+        "a": 0.001,
+        "b": 10,
+        "c": "12:00:00",
+        "d": "2024-01-01",
+        "e": 1000,
+        "f": True,
+        "g": 0.5,
+        "h": "0x10",
+    }
 
 
 def test_key_lines_are_recorded():

@@ -45,13 +45,17 @@ def test_the_runner_imports_only_what_an_ssh_host_is_sent():
 
 
 def test_the_layout_package_loads_nothing_heavy():
-    assert not _heavy(_modules_loaded_by("import hsm_snake.layout.paths, hsm_snake.layout.records, "
-                                          "hsm_snake.layout.status, hsm_snake.layout.index"))
+    assert not _heavy(
+        _modules_loaded_by(
+            "import hsm_snake.layout.paths, hsm_snake.layout.records, hsm_snake.layout.status, hsm_snake.layout.index"
+        )
+    )
 
 
 def test_the_monitor_never_loads_snakemake():
-    loaded = _modules_loaded_by("import " + ", ".join(f"hsm_snake.monitor.{m.stem}"
-                                                      for m in (PACKAGE / "monitor").glob("*.py")))
+    loaded = _modules_loaded_by(
+        "import " + ", ".join(f"hsm_snake.monitor.{m.stem}" for m in (PACKAGE / "monitor").glob("*.py"))
+    )
     assert "snakemake" not in loaded
 
 
@@ -94,11 +98,16 @@ def test_library_code_raises_only_hsm_errors(module: Path):
     Python protocol requires (StopIteration, KeyboardInterrupt/SystemExit passed on, NotImplementedError
     in an interface); assert statements are not used for checks.
     """
-    allowed = _hsm_error_names() | {"StopIteration", "NotImplementedError", "KeyboardInterrupt", "SystemExit",
-                                    # Snakemake's error type, in the executor plugins' interface
-                                    "WorkflowError",
-                                    # the runner's wait() keeps Popen.wait's protocol; its caller catches it
-                                    "TimeoutExpired"}
+    allowed = _hsm_error_names() | {
+        "StopIteration",
+        "NotImplementedError",
+        "KeyboardInterrupt",
+        "SystemExit",
+        # Snakemake's error type, in the executor plugins' interface
+        "WorkflowError",
+        # the runner's wait() keeps Popen.wait's protocol; its caller catches it
+        "TimeoutExpired",
+    }
     tree = ast.parse(module.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         assert not isinstance(node, ast.Assert), f"line {node.lineno}: assert in library code"

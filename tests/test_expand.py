@@ -24,13 +24,15 @@ def test_grid_crosses_in_file_order_with_the_last_key_fastest():
 
 
 def test_paired_groups_zip_inside_and_cross_each_other_after_the_grid():
-    spec = spec_of({
-        "grid": {"lr": [0.1, 0.01]},
-        "paired": [
-            {"size": {"model": {"depth": [2, 4]}, "model.width": [16, 64]}},
-            {"data": {"name": ["mnist", "cifar"], "channels": [1, 3]}},
-        ],
-    })
+    spec = spec_of(
+        {
+            "grid": {"lr": [0.1, 0.01]},
+            "paired": [
+                {"size": {"model": {"depth": [2, 4]}, "model.width": [16, 64]}},
+                {"data": {"name": ["mnist", "cifar"], "channels": [1, 3]}},
+            ],
+        }
+    )
     assert [list(p.values()) for p in expand(spec)] == [
         [0.1, 2, 16, "mnist", 1],
         [0.1, 2, 16, "cifar", 3],
@@ -69,13 +71,16 @@ def test_hydra_defaults_list_is_not_passed_like_in_v1():
     assert expand(spec) == [{"lr": 0.1}]
 
 
-@pytest.mark.parametrize("data", [
-    {"grid": {"a": [1, 2, 3]}},
-    {"grid": {"a": [1, 2], "b": {"c": [1, 2, 3], "d": [[1], [2]]}}},
-    {"paired": [{"g": {"x": [1, 2]}}, {"h": {"y": [1, 2, 3], "z": [4, 5, 6]}}]},
-    {"grid": {"a": [1, 2]}, "paired": [{"g": {"x": [1, 2, 3, 4]}}], "defaults": {"k": 1}},
-    {"defaults": {"only": "defaults"}},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"grid": {"a": [1, 2, 3]}},
+        {"grid": {"a": [1, 2], "b": {"c": [1, 2, 3], "d": [[1], [2]]}}},
+        {"paired": [{"g": {"x": [1, 2]}}, {"h": {"y": [1, 2, 3], "z": [4, 5, 6]}}]},
+        {"grid": {"a": [1, 2]}, "paired": [{"g": {"x": [1, 2, 3, 4]}}], "defaults": {"k": 1}},
+        {"defaults": {"only": "defaults"}},
+    ],
+)
 def test_count_matches_expand(data):
     spec = spec_of(data)
     assert count(spec) == len(expand(spec))

@@ -33,7 +33,11 @@ def test_real_failures_get_their_categories(project):
 @pytest.mark.parametrize(
     "returncode, stderr, category",
     [
-        (1, "Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory. Tried", "cuda_out_of_memory"),
+        (
+            1,
+            "Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory. Tried",
+            "cuda_out_of_memory",
+        ),
         (1, 'Traceback:\n  File "x.py", line 1\n    def (\nSyntaxError: invalid syntax', "syntax_error"),
         (1, "FileNotFoundError: [Errno 2] No such file or directory: 'data.csv'", "missing_file"),
         (-15, "", "cancelled"),

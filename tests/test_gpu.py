@@ -106,8 +106,10 @@ def test_slots_come_back_after_sigkill_and_complete_runs_the_rest(gpu_project, b
 def test_a_task_asking_for_two_gpus_gets_two_distinct_devices(gpu_project, tmp_path, asked_in):
     in_sweep = asked_in.startswith("sweep")
     gpu_project.write_project(
-        {"paths": {"train_script": "gpu.py"},
-         "local": {"max_parallel": 4, "gpus": 1 if in_sweep else 2, "visible_gpus": [0, 1, 2]}}
+        {
+            "paths": {"train_script": "gpu.py"},
+            "local": {"max_parallel": 4, "gpus": 1 if in_sweep else 2, "visible_gpus": [0, 1, 2]},
+        }
     )
     resources = {"resources": {"gpus": 2}} if in_sweep else {}
     sweep = gpu_project.write_sweep({"grid": {"sleep": [0.3], "x": list(range(3))}, **resources})
@@ -145,9 +147,14 @@ def test_least_loaded_devices_first_and_distinct(tmp_path, monkeypatch):
 def test_kill_9_of_a_holder_frees_its_slot(tmp_path, monkeypatch):
     monkeypatch.setenv("HSM_GPU_SLOT_DIR", str(tmp_path))
     holder = subprocess.Popen(
-        [sys.executable, "-c", "from hsm_snake.runner import gpu_slots; import time; h = gpu_slots.acquire([0], 1, 1); "
-                               "print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from hsm_snake.runner import gpu_slots; import time; h = gpu_slots.acquire([0], 1, 1); "
+            "print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"

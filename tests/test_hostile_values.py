@@ -10,8 +10,24 @@ import pytest
 import yaml
 
 HOSTILE = [
-    "two words", " padded ", "it's", 'say "hi"', "$HOME", "${HOME}", "`id`", "x;y", "a|b && c",
-    "line\nbreak", "tab\there", "é 中文 🚀", "", "null", "1.5", "[1,2]", "trailing\\", "a=b",
+    "two words",
+    " padded ",
+    "it's",
+    'say "hi"',
+    "$HOME",
+    "${HOME}",
+    "`id`",
+    "x;y",
+    "a|b && c",
+    "line\nbreak",
+    "tab\there",
+    "é 中文 🚀",
+    "",
+    "null",
+    "1.5",
+    "[1,2]",
+    "trailing\\",
+    "a=b",
 ]
 LIST_VALUE = [64, "a b", "it's"]
 
@@ -54,12 +70,21 @@ def test_hydra_app_receives_every_value_exactly(project):
     params["p.listy"] = LIST_VALUE
     config = {"p": {key.split(".")[1]: None for key in params}, "output": {"dir": None}}
     (project.root / "app_config.yaml").write_text(yaml.safe_dump(config))
-    project.write_project({
-        "paths": {"train_script": "app.py"},
-        "task": {"arg_style": "hydra", "output_dir_arg": "output.dir",
-                 "extra_args": ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled",
-                                "hydra/hydra_logging=disabled"]},
-    })
+    project.write_project(
+        {
+            "paths": {"train_script": "app.py"},
+            "task": {
+                "arg_style": "hydra",
+                "output_dir_arg": "output.dir",
+                "extra_args": [
+                    "hydra.run.dir=.",
+                    "hydra.output_subdir=null",
+                    "hydra/job_logging=disabled",
+                    "hydra/hydra_logging=disabled",
+                ],
+            },
+        }
+    )
     write_sweep(project, params)
     project.cli("run", "sweep.yaml")
     seen = only_task_result(project)
@@ -70,8 +95,10 @@ def test_hydra_app_receives_every_value_exactly(project):
     "style, expected",
     [
         ("raw", [f"v{i}={value}" for i, value in enumerate(HOSTILE)] + ["listy=[64, 'a b', \"it's\"]"]),
-        ("argparse", [item for i, value in enumerate(HOSTILE) for item in (f"--v{i}", value)]
-         + ["--listy", "64", "a b", "it's"]),
+        (
+            "argparse",
+            [item for i, value in enumerate(HOSTILE) for item in (f"--v{i}", value)] + ["--listy", "64", "a b", "it's"],
+        ),
     ],
 )
 def test_argv_styles_arrive_byte_for_byte(project, style, expected):
@@ -86,14 +113,14 @@ def test_argv_styles_arrive_byte_for_byte(project, style, expected):
 
 def test_pre_script_never_sees_parameter_values(project):
     (project.root / "app.py").write_text(textwrap.dedent(ARGV_APP))
-    project.write_project({
-        "paths": {"train_script": "app.py"},
-        "task": {"arg_style": "raw"},
-        "local": {"pre_script": 'export MARK=set; test "$#" -gt 0'},
-    })
+    project.write_project(
+        {
+            "paths": {"train_script": "app.py"},
+            "task": {"arg_style": "raw"},
+            "local": {"pre_script": 'export MARK=set; test "$#" -gt 0'},
+        }
+    )
     write_sweep(project, {"v": "$(touch pwned) `touch pwned2` ; exit 7"})
     project.cli("run", "sweep.yaml")
     assert only_task_result(project) == ["v=$(touch pwned) `touch pwned2` ; exit 7"]
     assert not (project.root / "pwned").exists() and not (project.root / "pwned2").exists()
-
-

@@ -64,8 +64,11 @@ def test_metadata_records_command_versions_and_git(project):
     import subprocess
 
     subprocess.run(["git", "init", "-q"], cwd=project.root, check=True)
-    subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"],
-                   cwd=project.root, check=True)
+    subprocess.run(
+        ["git", "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x"],
+        cwd=project.root,
+        check=True,
+    )
     (project.root / "dirty.txt").write_text("uncommitted")
     subprocess.run(["git", "add", "dirty.txt"], cwd=project.root, check=True)
     index = create(project, {"grid": {"a": [1]}})

@@ -11,8 +11,12 @@ from hsm_snake.layout.paths import MARKER_NAME
 
 
 def test_run_lays_out_sweep_and_completes_every_task(project):
-    sweep = project.write_sweep({"grid": {"lr": [0.1, 0.01], "model": {"depth": [2, 4]}},
-                                 "paired": [{"size": {"width": [8, 16], "heads": [1, 2]}}]})
+    sweep = project.write_sweep(
+        {
+            "grid": {"lr": [0.1, 0.01], "model": {"depth": [2, 4]}},
+            "paired": [{"size": {"width": [8, 16], "heads": [1, 2]}}],
+        }
+    )
     result = project.cli("run", str(sweep))
     assert "8 completed" in result.output
     (sweep_dir,) = project.sweep_dirs()
@@ -33,7 +37,11 @@ def test_run_lays_out_sweep_and_completes_every_task(project):
     assert (first / "stdout.log").read_text().strip().startswith("{")
     assert load_json(first / "metrics.json") == {"score": 4}
     assert json.loads((first / "results" / "argv.json").read_text()) == [
-        "lr=0.1", "model.depth=2", "width=8", "heads=1"]
+        "lr=0.1",
+        "model.depth=2",
+        "width=8",
+        "heads=1",
+    ]
     assert project.completions() == {t.name: 1 for t in tasks}
     sources = (sweep_dir / "logs" / "sources" / "local.log").read_text().splitlines()
     assert len(sources) == 8 and all(" completed host=" in line for line in sources)

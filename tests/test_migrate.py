@@ -26,7 +26,9 @@ def test_migrate_keeps_v1_files_and_complete_runs_only_the_rest(project):
     assert (v1 / "source_mapping.yaml").exists()
     missing = json.loads(project.cli("missing", v1.name, "--json").output)
     assert [(m["task"], m["state"], m["params"]) for m in missing] == [
-        ("task_002", "failed", {"x": 2}), ("task_003", "pending", {"x": 3})]
+        ("task_002", "failed", {"x": 2}),
+        ("task_003", "pending", {"x": 3}),
+    ]
     project.cli("complete", v1.name)
     assert project.completions() == {"task_002": 1, "task_003": 1}
     again = project.cli("migrate", str(v1), expect=2)

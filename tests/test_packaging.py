@@ -23,8 +23,9 @@ def make_sweep(project, n: int):
 
 
 def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_plain_snakemake_from_the_repository(project):
@@ -42,21 +43,36 @@ def test_plain_snakemake_from_the_repository(project):
 
 def test_wheel_carries_workflow_and_profiles_and_runs_from_elsewhere(project, tmp_path_factory):
     dist = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(REPO)],
-                   check=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(REPO)], check=True, timeout=600
+    )
     (wheel,) = dist.glob("hsm_snake-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("hsm_snake/_data/workflow/Snakefile", "hsm_snake/_data/workflow/rules/tasks.smk",
-                   "hsm_snake/_data/workflow/schemas/sweep.schema.json",
-                   "hsm_snake/_data/profiles/local/config.yaml", "hsm_snake/_data/profiles/default/config.yaml"):
+    for needed in (
+        "hsm_snake/_data/workflow/Snakefile",
+        "hsm_snake/_data/workflow/rules/tasks.smk",
+        "hsm_snake/_data/workflow/schemas/sweep.schema.json",
+        "hsm_snake/_data/profiles/local/config.yaml",
+        "hsm_snake/_data/profiles/default/config.yaml",
+    ):
         assert needed in names, needed
     site = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        timeout=600,
+    )
     env = dict(os.environ, PYTHONPATH=str(site))
     sweep = project.write_sweep({"grid": {"x": [1, 2]}})
-    done = subprocess.run([sys.executable, "-m", "hsm_snake.cli.main", "run", str(sweep)], cwd=project.root, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "hsm_snake.cli.main", "run", str(sweep)],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert str(site) in done.stdout.replace("\n", "")  # the packaged Snakefile was used
     assert project.completions() == {"task_001": 1, "task_002": 1}

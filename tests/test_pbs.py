@@ -63,8 +63,15 @@ def test_sweep_runs_on_pbs_as_job_arrays_with_the_local_layout(pbs_project):
     job_ids = [s["job_id"] for s in statuses]
     assert all(job_ids) and len(set(job_ids)) == 20
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 21)}
-    assert task_files(sweep_dir, "task_001") == [".completed", "metrics.json", "params.yaml", "results",
-                                                 "status.yaml", "stderr.log", "stdout.log"]
+    assert task_files(sweep_dir, "task_001") == [
+        ".completed",
+        "metrics.json",
+        "params.yaml",
+        "results",
+        "status.yaml",
+        "stderr.log",
+        "stdout.log",
+    ]
     # 20 ready tasks with the same request: one or two qsub -t arrays (flavor torque), each with
     # its job script in scripts/job_scripts/; every element writes its task's logs in logs/pbs/.
     qsubs = calls(project, "qsub")
@@ -110,8 +117,14 @@ def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_the
     assert status_of(sweep_dir, "task_002")["status"] == "completed"
 
     proc = background("complete", sweep_dir.name, "--profile", "pbs")
-    wait_for(lambda: status_of(sweep_dir, "task_001").get("attempt") == 2
-             and status_of(sweep_dir, "task_001").get("status") == "running", 120, "task_001 running again")
+    wait_for(
+        lambda: (
+            status_of(sweep_dir, "task_001").get("attempt") == 2
+            and status_of(sweep_dir, "task_001").get("status") == "running"
+        ),
+        120,
+        "task_001 running again",
+    )
     script = (sweep_dir / "scripts" / "job_scripts" / f"{sweep_dir.name}-task_001.pbs").read_text()
     assert "#PBS -l walltime=00:02:00" in script  # one timeout before: twice the walltime
     result = project.cli("cancel", sweep_dir.name)
@@ -121,7 +134,7 @@ def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_the
     assert cancelled["status"] == "cancelled" and cancelled["error_category"] == "cancelled", cancelled
     assert cancelled["backend"] == "pbs" and cancelled["job_id"] != timed_out["job_id"]
     qdels = calls(project, "qdel")
-    assert qdels and cancelled["job_id"] in qdels[0], qdels   # one qdel with the active jobs' ids
+    assert qdels and cancelled["job_id"] in qdels[0], qdels  # one qdel with the active jobs' ids
     assert status_of(sweep_dir, "task_002")["status"] == "completed"
 
     project.release()
@@ -143,12 +156,13 @@ def element_job_id(sweep_dir: Path, task: str, attempt: int = 1) -> str:
 def test_a_failing_array_element_is_recorded_with_its_cause_and_job_id(pbs_project):
     """Flavor pro: the array goes out with qsub -J (the wrappers take -J and -t alike)."""
     project = pbs_project
-    project.write_project({"pbs": {"flavor": "pro", "queue": os.environ["HSM_TB_SLURM_PARTITION"],
-                                   "walltime": "00:05:00", "mem": "500M"}})
+    project.write_project(
+        {"pbs": {"flavor": "pro", "queue": os.environ["HSM_TB_SLURM_PARTITION"], "walltime": "00:05:00", "mem": "500M"}}
+    )
     project.write_sweep({"paired": [{"cases": {"fail": [0, 5, 0], "x": [1, 2, 3]}}]})
     project.cli("run", "sweep.yaml", "--profile", "pbs", expect=1)
     (sweep_dir,) = project.sweep_dirs()
-    (qsub,) = calls(project, "qsub")               # the three tasks: one array
+    (qsub,) = calls(project, "qsub")  # the three tasks: one array
     assert qsub[qsub.index("-J") + 1] == "1-3", qsub
     failed = status_of(sweep_dir, "task_002")
     assert failed["status"] == "failed" and failed["exit_code"] == 5 and failed["error_category"], failed
@@ -165,8 +179,11 @@ def test_cancel_of_a_running_array_qdels_it_and_records_the_started_elements(pbs
     project.write_sweep({"grid": {"hold": [1, 2, 3]}})
     proc = background("run", "sweep.yaml", "--profile", "pbs")
     sweep_dir = wait_for(lambda: (project.sweep_dirs() or [None])[0], 60, "the sweep directory")
-    wait_for(lambda: sum(status_of(sweep_dir, f"task_00{i}").get("status") == "running" for i in (1, 2, 3)) >= 2,
-             300, "two elements running")
+    wait_for(
+        lambda: sum(status_of(sweep_dir, f"task_00{i}").get("status") == "running" for i in (1, 2, 3)) >= 2,
+        300,
+        "two elements running",
+    )
     result = project.cli("cancel", sweep_dir.name)
     assert "stopped the run" in result.output
     proc.communicate(timeout=120)
@@ -182,6 +199,10 @@ def test_cancel_of_a_running_array_qdels_it_and_records_the_started_elements(pbs
     # Nothing of the array is left waiting or running (a cancelled element may still be COMPLETING:
     # Slurm cleaning up after it).
     array_name = f"{sweep_dir.name}-task_001+2"
-    squeue = subprocess.run(["squeue", "-h", "-n", array_name, "-t", "PENDING,CONFIGURING,RUNNING,SUSPENDED",
-                             "-o", "%i %T"], capture_output=True, text=True, check=True).stdout
+    squeue = subprocess.run(
+        ["squeue", "-h", "-n", array_name, "-t", "PENDING,CONFIGURING,RUNNING,SUSPENDED", "-o", "%i %T"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert not squeue.strip(), squeue

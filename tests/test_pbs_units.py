@@ -40,22 +40,25 @@ def parsed(name: str) -> dict[str, JobInfo]:
     return qstat.parse_any((FIXTURES / name).read_text())
 
 
-@pytest.mark.parametrize("name,kind", [
-    ("pro_qstat_f_json.json", "pro-json"),
-    ("pro_qstat_x_f_json.json", "pro-json"),
-    ("pro_qstat_x_f_json_unescaped.json", "pro-json"),
-    ("pro_qstat_x_f.txt", "full"),
-    ("pro_qstat_x_table.txt", "table"),
-    ("torque_qstat_f.txt", "full"),
-    ("torque_qstat_x.xml", "torque-xml"),
-    ("torque_qstat_table.txt", "table"),
-    ("wrapper_qstat_f.txt", "full"),
-    ("wrapper_qstat_table.txt", "table"),
-    ("pro_qstat_x_f_json_t_array.json", "pro-json"),
-    ("torque_qstat_x_t_array.xml", "torque-xml"),
-    ("torque_qstat_t_array_table.txt", "table"),
-    ("torque_qstat_f_t_array.txt", "full"),
-])
+@pytest.mark.parametrize(
+    "name,kind",
+    [
+        ("pro_qstat_f_json.json", "pro-json"),
+        ("pro_qstat_x_f_json.json", "pro-json"),
+        ("pro_qstat_x_f_json_unescaped.json", "pro-json"),
+        ("pro_qstat_x_f.txt", "full"),
+        ("pro_qstat_x_table.txt", "table"),
+        ("torque_qstat_f.txt", "full"),
+        ("torque_qstat_x.xml", "torque-xml"),
+        ("torque_qstat_table.txt", "table"),
+        ("wrapper_qstat_f.txt", "full"),
+        ("wrapper_qstat_table.txt", "table"),
+        ("pro_qstat_x_f_json_t_array.json", "pro-json"),
+        ("torque_qstat_x_t_array.xml", "torque-xml"),
+        ("torque_qstat_t_array_table.txt", "table"),
+        ("torque_qstat_f_t_array.txt", "full"),
+    ],
+)
 def test_formats_are_told_apart_by_their_look(name, kind):
     assert qstat.sniff((FIXTURES / name).read_text()) == kind
     assert qstat.sniff("") == "empty" and qstat.parse_any("   \n") == {}
@@ -72,8 +75,7 @@ def test_pro_json_live_jobs_queued_running_held_exiting():
     assert not jobs["1003.pbs-head"].running and not jobs["1003.pbs-head"].finished
 
 
-@pytest.mark.parametrize("name", ["pro_qstat_x_f_json.json", "pro_qstat_x_f_json_unescaped.json",
-                                  "pro_qstat_x_f.txt"])
+@pytest.mark.parametrize("name", ["pro_qstat_x_f_json.json", "pro_qstat_x_f_json_unescaped.json", "pro_qstat_x_f.txt"])
 def test_pro_history_finished_jobs_carry_exit_status(name):
     jobs = parsed(name)
     assert {k: j.state for k, j in jobs.items()} == PRO_HISTORY
@@ -114,8 +116,10 @@ def test_recorded_wrapper_outputs():
     assert full["227"].walltime_limit_s == 120 and full["227"].name == "fx_running"
 
 
-@pytest.mark.parametrize("text,seconds", [("00:01:00", 60), ("1:02:03", 3723), ("05:30", 330), ("90", 90),
-                                          (75, 75), ("n/a", None), (None, None)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("00:01:00", 60), ("1:02:03", 3723), ("05:30", 330), ("90", 90), (75, 75), ("n/a", None), (None, None)],
+)
 def test_walltime_seconds(text, seconds):
     assert qstat.walltime_seconds(text) == seconds
 
@@ -137,13 +141,16 @@ def fake_qstat(tmp_path: Path, body: str) -> tuple[str, Path]:
 
 def test_torque_qstat_is_asked_for_xml_once_it_refused_json(tmp_path):
     xml = FIXTURES / "torque_qstat_x.xml"
-    exe, calls = fake_qstat(tmp_path, f"""
+    exe, calls = fake_qstat(
+        tmp_path,
+        f"""
         case "$*" in
           *-F*) echo "qstat: invalid option -- 'F'" >&2; echo "usage: qstat [-f] [-x] ..." >&2; exit 2;;
           "-x -f "*) cat {xml}; exit 0;;
         esac
         exit 1
-    """)
+    """,
+    )
     query = qstat.Qstat(qstat=exe)
     ids = ["2005.torque-head.example.org", "2006.torque-head.example.org"]
     first = query.query(ids)
@@ -157,14 +164,17 @@ def test_torque_qstat_is_asked_for_xml_once_it_refused_json(tmp_path):
 
 def test_wrapper_qstat_falls_back_to_full_text_and_unknown_ids_are_missing(tmp_path):
     full = FIXTURES / "wrapper_qstat_f.txt"
-    exe, calls = fake_qstat(tmp_path, f"""
+    exe, calls = fake_qstat(
+        tmp_path,
+        f"""
         case "$1" in
           -x) echo "Unknown option: x" >&2; echo "Usage:" >&2; exit 2;;
           -f) shift; for id in "$@"; do [ "$id" = 999 ] || found=1; done
               [ -n "$found" ] && {{ cat {full}; exit 0; }}; exit 153;;
         esac
         exit 1
-    """)
+    """,
+    )
     query = qstat.Qstat(qstat=exe)
     answer = query.query(["227", "229", "999"])
     assert answer.ok and query.format == "full"
@@ -176,10 +186,13 @@ def test_wrapper_qstat_falls_back_to_full_text_and_unknown_ids_are_missing(tmp_p
 
 
 def test_a_qstat_that_cannot_reach_its_server_is_a_failed_poll(tmp_path):
-    exe, _ = fake_qstat(tmp_path, """
+    exe, _ = fake_qstat(
+        tmp_path,
+        """
         echo "Connection refused" >&2; echo "qstat: cannot connect to server pbs-head (errno=111)" >&2
         exit 1
-    """)
+    """,
+    )
     answer = qstat.Qstat(fmt="full", qstat=exe).query(["1"])
     assert not answer.ok and "cannot connect" in answer.error
     assert not qstat.Qstat(qstat=str(tmp_path / "no-such-qstat")).query(["1"]).ok
@@ -193,8 +206,9 @@ def finished(state="C", exit_status=None, used=None, limit=None, comment=None) -
 
 
 def verdict(info, *, marker=False, record=None, walltime=60, elapsed=None, **kwargs):
-    return accounting.decide("42", info, marker_exists=marker, record=record, walltime_s=walltime,
-                             elapsed_s=elapsed, slack_s=10, **kwargs)
+    return accounting.decide(
+        "42", info, marker_exists=marker, record=record, walltime_s=walltime, elapsed_s=elapsed, slack_s=10, **kwargs
+    )
 
 
 def test_wrapper_finished_job_succeeds_by_its_marker():
@@ -220,13 +234,14 @@ def test_walltime_kills_are_timeout():
     wrapper = verdict(finished(), record=sigterm, elapsed=62)
     assert wrapper.category == "timeout" and "walltime 00:01:00 exceeded" in wrapper.summary
     assert verdict(finished(), record=sigterm, elapsed=52).category == "timeout"  # within the poll slack
-    assert verdict(finished("C", -11, used=63)).category == "timeout"               # Torque
-    assert verdict(finished("F", -29, used=61)).category == "timeout"               # newer PBS Pro
+    assert verdict(finished("C", -11, used=63)).category == "timeout"  # Torque
+    assert verdict(finished("F", -29, used=61)).category == "timeout"  # newer PBS Pro
     assert verdict(finished("F", 271, used=63, limit=60), walltime=None).category == "timeout"  # PBS Pro
     assert verdict(finished("F", 265, used=70)).category == "timeout"
-    assert verdict(finished("F", 271)).category == "timeout"   # time used unknown: the walltime
-    assert verdict(finished("F", 271, used=5, comment="job killed: walltime 65 exceeded limit 60")).category == \
-        "timeout"
+    assert verdict(finished("F", 271)).category == "timeout"  # time used unknown: the walltime
+    assert (
+        verdict(finished("F", 271, used=5, comment="job killed: walltime 65 exceeded limit 60")).category == "timeout"
+    )
 
 
 def test_qdel_is_cancelled_and_other_kills_are_killed():
@@ -247,8 +262,16 @@ def test_a_job_that_ended_before_its_task_started_is_undecided_at_first():
 def write_status(tmp_path: Path, **fields) -> TaskPaths:
     task = TaskPaths(tmp_path / "tasks" / "task_001")
     task.dir.mkdir(parents=True, exist_ok=True)
-    record = {"status": "running", "task_id": "task_001", "attempt": 1, "finished": None, "backend": "pbs",
-              "job_id": "42", "error_category": None, "error_summary": None}
+    record = {
+        "status": "running",
+        "task_id": "task_001",
+        "attempt": 1,
+        "finished": None,
+        "backend": "pbs",
+        "job_id": "42",
+        "error_category": None,
+        "error_summary": None,
+    }
     record.update(fields)
     write_record(task.status, record, "test")
     return task
@@ -283,24 +306,50 @@ def test_torque_directives_are_the_default():
     resources = backends.pbs_resources({"walltime": "01:30:00", "mem": "4G", "queue": "batch", "account": "proj"})
     assert resources["pbs_flavor"] == "torque"
     assert script.directives(resources, "s-task_001") == [
-        "-N s-task_001", "-l walltime=01:30:00", "-l nodes=1:ppn=1", "-l mem=4096mb", "-q batch", "-A proj"]
+        "-N s-task_001",
+        "-l walltime=01:30:00",
+        "-l nodes=1:ppn=1",
+        "-l mem=4096mb",
+        "-q batch",
+        "-A proj",
+    ]
 
 
 def test_pro_directives_select_ncpus_mem_ngpus():
-    resources = backends.pbs_resources({"select": 1, "ncpus": 8, "ngpus": 2, "mem": "16G", "walltime": 90,
-                                        "extra_directives": ["-m abe", "-l place=scatter"]})
+    resources = backends.pbs_resources(
+        {
+            "select": 1,
+            "ncpus": 8,
+            "ngpus": 2,
+            "mem": "16G",
+            "walltime": 90,
+            "extra_directives": ["-m abe", "-l place=scatter"],
+        }
+    )
     assert resources["pbs_flavor"] == "pro"
     assert script.directives(resources, "n") == [
-        "-N n", "-l walltime=01:30:00", "-l select=1:ncpus=8:mem=16384mb:ngpus=2", "-m abe", "-l place=scatter"]
+        "-N n",
+        "-l walltime=01:30:00",
+        "-l select=1:ncpus=8:mem=16384mb:ngpus=2",
+        "-m abe",
+        "-l place=scatter",
+    ]
     torque = backends.pbs_resources({"flavor": "torque", "nodes": 1, "ppn": 4, "ngpus": 1})
     assert "-l nodes=1:ppn=4:gpus=1" in script.directives(torque, "n")
     assert backends.pbs_resources({})["runtime"] == 60 and backends.pbs_resources({})["mem_mb"] == 1000
 
 
-@pytest.mark.parametrize("directive,hint", [
-    ("-N other", "sets it"), ("-l walltime=2:00:00", "walltime"), ("-q long", "queue"),
-    ("-l select=2:ncpus=4", "select"), ("-l nodes=2:ppn=4", "nodes"), ("-J 1-10", "arrays"),
-])
+@pytest.mark.parametrize(
+    "directive,hint",
+    [
+        ("-N other", "sets it"),
+        ("-l walltime=2:00:00", "walltime"),
+        ("-q long", "queue"),
+        ("-l select=2:ncpus=4", "select"),
+        ("-l nodes=2:ppn=4", "nodes"),
+        ("-J 1-10", "arrays"),
+    ],
+)
 def test_extra_directives_that_fight_the_executor_are_refused(directive, hint):
     with pytest.raises(ConfigError) as error:
         backends.pbs_resources({"extra_directives": [directive]})
@@ -308,14 +357,25 @@ def test_extra_directives_that_fight_the_executor_are_refused(directive, hint):
 
 
 def test_job_script_runs_setup_then_the_job_in_the_sweep_directory():
-    text = script.render(name="sw-task_001", options=["-N sw-task_001", "-l walltime=00:01:00"],
-                         workdir="/data/my sweeps/sw", exec_job="python -m snakemake --target-jobs x",
-                         setup="module load cuda/12.1\nsource ~/venv/bin/activate")
+    text = script.render(
+        name="sw-task_001",
+        options=["-N sw-task_001", "-l walltime=00:01:00"],
+        workdir="/data/my sweeps/sw",
+        exec_job="python -m snakemake --target-jobs x",
+        setup="module load cuda/12.1\nsource ~/venv/bin/activate",
+    )
     lines = text.splitlines()
     assert lines[0] == "#!/bin/bash" and lines[1:3] == ["#PBS -N sw-task_001", "#PBS -l walltime=00:01:00"]
-    order = [lines.index(x) for x in ("export HSM_BACKEND=pbs", "module load cuda/12.1",
-                                      "export HSM_SETUP_DONE=pbs", "cd '/data/my sweeps/sw' || exit 1",
-                                      "python -m snakemake --target-jobs x")]
+    order = [
+        lines.index(x)
+        for x in (
+            "export HSM_BACKEND=pbs",
+            "module load cuda/12.1",
+            "export HSM_SETUP_DONE=pbs",
+            "cd '/data/my sweeps/sw' || exit 1",
+            "python -m snakemake --target-jobs x",
+        )
+    ]
     assert order == sorted(order)
     assert 'export HSM_JOB_ID="${PBS_JOBID:-}"' in lines
 
@@ -329,18 +389,30 @@ def test_job_names_and_qsub():
     assert script.format_walltime(1) == "00:01:00" and script.format_walltime(1500) == "25:00:00"
 
 
-@pytest.mark.parametrize("out,job_id", [("496\n", "496"), ("1234.pbs-head\n", "1234.pbs-head"),
-                                        ("1234.torque-head.example.org\n", "1234.torque-head.example.org"),
-                                        ("Welcome to the cluster\n77.server\n", "77.server"),
-                                        ("12[].pbs-head\n", "12[].pbs-head"), ("qsub: error\n", None)])
+@pytest.mark.parametrize(
+    "out,job_id",
+    [
+        ("496\n", "496"),
+        ("1234.pbs-head\n", "1234.pbs-head"),
+        ("1234.torque-head.example.org\n", "1234.torque-head.example.org"),
+        ("Welcome to the cluster\n77.server\n", "77.server"),
+        ("12[].pbs-head\n", "12[].pbs-head"),
+        ("qsub: error\n", None),
+    ],
+)
 def test_qsub_output(out, job_id):
     assert script.parse_qsub_output(out) == job_id
 
 
-
 # --- job arrays --------------------------------------------------------------------------------
-PRO_ARRAY = {"3001[].pbs-head": "B", "3001[1].pbs-head": "X", "3001[2].pbs-head": "X", "3001[3].pbs-head": "R",
-             "3001[4].pbs-head": "Q", "3002[].pbs-head": "F"}
+PRO_ARRAY = {
+    "3001[].pbs-head": "B",
+    "3001[1].pbs-head": "X",
+    "3001[2].pbs-head": "X",
+    "3001[3].pbs-head": "R",
+    "3001[4].pbs-head": "Q",
+    "3002[].pbs-head": "F",
+}
 
 
 def test_pro_array_parent_and_subjobs():
@@ -355,8 +427,9 @@ def test_pro_array_parent_and_subjobs():
     assert qstat.lookup(jobs, "3001[5].pbs-head") is None
 
 
-@pytest.mark.parametrize("name", ["torque_qstat_x_t_array.xml", "torque_qstat_f_t_array.txt",
-                                  "torque_qstat_t_array_table.txt"])
+@pytest.mark.parametrize(
+    "name", ["torque_qstat_x_t_array.xml", "torque_qstat_f_t_array.txt", "torque_qstat_t_array_table.txt"]
+)
 def test_torque_array_elements(name):
     jobs = parsed(name)
     states = {i: qstat.lookup(jobs, f"4001[{i}].torque-head.example.org").state for i in range(1, 5)}
@@ -369,26 +442,38 @@ def test_torque_array_elements(name):
 
 def test_array_job_script_runs_the_task_of_its_index_with_its_logs(tmp_path):
     """The script really runs under bash, as a PBS Pro, Torque and wrapper element would."""
-    elements = [script.Element(1, str(tmp_path / "sw-task_001.a1"), "echo one; echo err-one >&2"),
-                script.Element(2, str(tmp_path / "logs dir" / "sw-task_002.a3"), "pwd; exit 7")]
+    elements = [
+        script.Element(1, str(tmp_path / "sw-task_001.a1"), "echo one; echo err-one >&2"),
+        script.Element(2, str(tmp_path / "logs dir" / "sw-task_002.a3"), "pwd; exit 7"),
+    ]
     (tmp_path / "logs dir").mkdir()
     workdir = tmp_path / "the sweep"
     workdir.mkdir()
-    text = script.render_array(name="sw-task_001+1", options=["-N sw-task_001+1", "-l walltime=00:01:00"],
-                               workdir=str(workdir), elements=elements, setup="echo set-up")
+    text = script.render_array(
+        name="sw-task_001+1",
+        options=["-N sw-task_001+1", "-l walltime=00:01:00"],
+        workdir=str(workdir),
+        elements=elements,
+        setup="echo set-up",
+    )
     assert text.splitlines()[1:3] == ["#PBS -N sw-task_001+1", "#PBS -l walltime=00:01:00"]
     job_script = tmp_path / "array.pbs"
     job_script.write_text(text)
 
     def run(**env):
-        return subprocess.run(["bash", str(job_script)], env={"PATH": os.environ["PATH"], **env},
-                              capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            ["bash", str(job_script)],
+            env={"PATH": os.environ["PATH"], **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     assert run(PBS_JOBID="12[1].pbs-head", PBS_ARRAY_INDEX="1").returncode == 0
     assert Path(f"{elements[0].log_base}.out").read_text() == "set-up\none\n"
     assert Path(f"{elements[0].log_base}.err").read_text() == "err-one\n"
     assert Path(script.id_file(elements[0].log_base)).read_text() == "12[1].pbs-head\n"
-    assert run(PBS_JOBID="13[2].torque-head", PBS_ARRAYID="2").returncode == 7     # Torque's variable
+    assert run(PBS_JOBID="13[2].torque-head", PBS_ARRAYID="2").returncode == 7  # Torque's variable
     assert Path(f"{elements[1].log_base}.out").read_text() == f"set-up\n{workdir}\n"
     assert Path(script.id_file(elements[1].log_base)).read_text() == "13[2].torque-head\n"
     # Slurm's torque wrappers: the element's own Slurm job id is its PBS_JOBID.
@@ -413,8 +498,9 @@ def test_ready_jobs_with_the_same_request_share_arrays_of_at_most_the_limit():
     def prepared(what: str, mem_mb: int = 500) -> Prepared:
         name = f"sw-{what}"
         options = script.directives({"runtime": 5, "mem_mb": mem_mb}, name)
-        return Prepared(job=None, task=None, what=what, name=name, log_base=name, options=options,
-                        flavor="torque", walltime_s=300)
+        return Prepared(
+            job=None, task=None, what=what, name=name, log_base=name, options=options, flavor="torque", walltime_s=300
+        )
 
     jobs = [prepared(f"task_{i:03d}") for i in (1000, 3, 1, 2, 999)] + [prepared("task_004", mem_mb=1000)]
     batches = [[job.what for job in batch] for batch in array_batches(jobs, 3)]
@@ -437,7 +523,7 @@ def test_an_element_waits_on_its_array_until_it_tells_its_own_id(tmp_path):
     assert track.learn_job_id() is None and track.qstat_id() == "3001[].pbs-head"
     assert track.label == "3001[2].pbs-head" and element_tracking(tmp_path, array_id="845").label == "845[2]"
     assert watch.settle(track, answer(JobInfo("3001[].pbs-head", "Q")), 0) is None
-    assert watch.settle(track, answer(), 5) is None         # the array missing once: a slow server
+    assert watch.settle(track, answer(), 5) is None  # the array missing once: a slow server
     track.element.id_file.write_text("3001[2].pbs-head\n")
     assert track.learn_job_id() == "3001[2].pbs-head" and track.qstat_id() == "3001[2].pbs-head"
     assert watch.settle(track, answer(JobInfo("3001[2].pbs-head", "R")), 10) is None
@@ -457,8 +543,8 @@ def test_an_element_that_never_started_fails_after_the_latency_wait(tmp_path):
     assert not verdict.success and "never started" in verdict.summary and "3002[].pbs-head" in verdict.summary
     gone = element_tracking(tmp_path / "b", array_id="845")
     assert watch.settle(gone, answer(), 0) is None
-    assert watch.settle(gone, answer(), 5) is None           # gone twice: the latency wait starts
-    gone.element.id_file.write_text("851\n")                # the element had started after all
+    assert watch.settle(gone, answer(), 5) is None  # gone twice: the latency wait starts
+    gone.element.id_file.write_text("851\n")  # the element had started after all
     gone.learn_job_id()
     gone.task.marker.touch()
     assert watch.settle(gone, answer(JobInfo("851", "C")), 10).success
@@ -535,14 +621,29 @@ def test_cancel_qdels_running_pbs_tasks_and_records_them(project, tmp_path, monk
     from hsm_snake.config.sweep_file import load_sweep
     from hsm_snake.engine.cancel import cancel
 
-    index = sweeps.create(load_sweep(project.write_sweep({"grid": {"x": [1, 2]}})),
-                          load_project(None, cwd=project.root), ["test"], "pbscancel")
+    index = sweeps.create(
+        load_sweep(project.write_sweep({"grid": {"x": [1, 2]}})),
+        load_project(None, cwd=project.root),
+        ["test"],
+        "pbscancel",
+    )
     task = index.paths.task("task_001")
-    write_record(task.status, {"status": "running", "task_id": "task_001", "attempt": 1, "finished": None,
-                               "backend": "pbs", "job_id": "77.pbs-head", "error_category": None}, "test")
+    write_record(
+        task.status,
+        {
+            "status": "running",
+            "task_id": "task_001",
+            "attempt": 1,
+            "finished": None,
+            "backend": "pbs",
+            "job_id": "77.pbs-head",
+            "error_category": None,
+        },
+        "test",
+    )
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "qdel").write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path}/qdel.calls\n")
+    (bin_dir / "qdel").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/qdel.calls\n')
     (bin_dir / "qdel").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     outcome = cancel(index.paths, grace_s=1)
@@ -557,8 +658,14 @@ def watcher(**kwargs):
     from hsm_snake.executors.pbs.watch import Watcher
 
     qdels: list[list[str]] = []
-    options = {"walltime_grace": 300, "qstat_failure_timeout": 900, "latency_wait": 30, "slack_s": 10,
-               "qdel": qdels.append, **kwargs}
+    options = {
+        "walltime_grace": 300,
+        "qstat_failure_timeout": 900,
+        "latency_wait": 30,
+        "slack_s": 10,
+        "qdel": qdels.append,
+        **kwargs,
+    }
     return Watcher(**options), qdels
 
 
@@ -567,8 +674,9 @@ def tracking(tmp_path: Path, walltime_s=60, job_id: str | None = "42", element=N
 
     task = TaskPaths(tmp_path / "tasks" / "task_001")
     task.dir.mkdir(parents=True, exist_ok=True)
-    return Tracking(task=task, script="s.pbs", stdout="o", stderr="e", walltime_s=walltime_s, job_id=job_id,
-                    element=element)
+    return Tracking(
+        task=task, script="s.pbs", stdout="o", stderr="e", walltime_s=walltime_s, job_id=job_id, element=element
+    )
 
 
 def answer(*jobs: JobInfo, ok: bool = True):
@@ -588,7 +696,7 @@ def test_a_job_gone_from_qstat_twice_is_decided_by_its_marker(tmp_path):
     watch, _ = watcher()
     track = tracking(tmp_path)
     watch.settle(track, answer(JobInfo("42", "R")), 0)
-    assert watch.settle(track, answer(), 5) is None       # once could be a slow server
+    assert watch.settle(track, answer(), 5) is None  # once could be a slow server
     write_status(tmp_path, status="failed", error_category="python_exception", error_summary="boom")
     result = watch.settle(track, answer(), 10)
     assert not result.success and "gone from qstat" in result.summary and result.category is None
@@ -617,7 +725,7 @@ def test_a_job_that_left_no_trace_gets_the_latency_wait(tmp_path):
     track = tracking(tmp_path)
     assert watch.settle(track, answer(JobInfo("42", "C")), 0) is None
     assert watch.settle(track, answer(), 20) is None
-    track.task.marker.touch()           # the marker showed up late on the network file system
+    track.task.marker.touch()  # the marker showed up late on the network file system
     assert watch.settle(track, answer(), 25).success
     track = tracking(tmp_path / "other", job_id="43")
     watch.settle(track, answer(JobInfo("43", "C")), 0)

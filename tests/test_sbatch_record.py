@@ -39,8 +39,9 @@ def install(tmp_path, monkeypatch):
 def test_passes_arguments_input_answer_and_exit_status_through_and_keeps_the_call(tmp_path, monkeypatch):
     paths, env = install(tmp_path, monkeypatch)
     args = ["--parsable", "--job-name", "a b", "--wrap=python -c 'print(\"$HOME\")'"]
-    done = subprocess.run(["sbatch", *args], input="#!/bin/sh\necho ünïcode\n", env=env, text=True,
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        ["sbatch", *args], input="#!/bin/sh\necho ünïcode\n", env=env, text=True, capture_output=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("args: [--parsable] [--job-name] [a b] [--wrap=python -c 'print(\"$HOME\")']")
     assert "echo ünïcode" in done.stdout
@@ -54,8 +55,14 @@ def test_passes_arguments_input_answer_and_exit_status_through_and_keeps_the_cal
 
 def test_a_failed_submission_keeps_its_exit_status(tmp_path, monkeypatch):
     paths, env = install(tmp_path, monkeypatch)
-    done = subprocess.run(["sbatch", "--bad"], env={**env, "ECHO_EXIT": "3"}, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["sbatch", "--bad"],
+        env={**env, "ECHO_EXIT": "3"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 3
     (record,) = (paths.root / "scripts" / "job_scripts").glob("sbatch-*.sh")
     assert "(exit 3)" in record.read_text()
@@ -75,16 +82,18 @@ def test_the_shim_never_finds_itself_as_the_real_sbatch(tmp_path, monkeypatch):
     env = {**os.environ, **sbatch_record.recording_env(paths)}
     shim = (paths.root / ".hsm" / "bin" / "sbatch").read_text()
     assert str(tmp_path / "realbin" / "sbatch") in shim and sys.executable in shim
-    done = subprocess.run(["sbatch", "x"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          check=False, timeout=30)
+    done = subprocess.run(
+        ["sbatch", "x"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, timeout=30
+    )
     assert done.returncode == 0 and "args: [x]" in done.stdout
 
 
 def test_refuses_a_broken_array_script_it_cannot_repair(tmp_path, monkeypatch):
     paths, env = install(tmp_path, monkeypatch)
     script = "#!/bin/sh\npython -m snakemake --target task_001\n--slurm-jobstep-array-execs\n'eyJ9'\n"
-    done = subprocess.run(["sbatch", "--array=1-100", "/dev/stdin"], input=script, env=env, text=True,
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        ["sbatch", "--array=1-100", "/dev/stdin"], input=script, env=env, text=True, capture_output=True, check=False
+    )
     assert done.returncode == 1 and "refused" in done.stderr and "max_array_size" in done.stderr
     assert "args:" not in done.stdout  # the real sbatch never ran
     (record,) = (paths.root / "scripts" / "job_scripts").glob("sbatch-*.sh")
@@ -116,11 +125,18 @@ ELEMENT_COMMAND = (
 
 def plugin_array_script(jobstep, first: int, last: int) -> str:
     """The script snakemake-executor-plugin-slurm 2.8 feeds sbatch for --array=first-last."""
-    commands = {str(i): zlib.compress(ELEMENT_COMMAND.format(i=i).encode(), 9).hex()
-                for i in range(first + 1, last + 1)}
+    commands = {
+        str(i): zlib.compress(ELEMENT_COMMAND.format(i=i).encode(), 9).hex() for i in range(first + 1, last + 1)
+    }
     payload = base64.b64encode(json.dumps(commands).encode()).decode()
-    return "\n".join(["#!/bin/sh", f"{sys.executable} {jobstep} --target task_{first:03d}",
-                      "--slurm-jobstep-array-execs", shlex.quote(payload)])
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"{sys.executable} {jobstep} --target task_{first:03d}",
+            "--slurm-jobstep-array-execs",
+            shlex.quote(payload),
+        ]
+    )
 
 
 def test_the_plugins_broken_array_script_is_given_one_command_per_element(tmp_path):
@@ -128,18 +144,29 @@ def test_the_plugins_broken_array_script_is_given_one_command_per_element(tmp_pa
     jobstep.write_text(FAKE_JOBSTEP)
     script = plugin_array_script(jobstep, 11, 14).encode()
     # As the plugin wrote it, every element runs the first task (and then fails on the option line).
-    ran = subprocess.run(["sh", "-c", script.decode()], env={**os.environ, "SLURM_ARRAY_TASK_ID": "13"},
-                         capture_output=True, text=True, check=False)
+    ran = subprocess.run(
+        ["sh", "-c", script.decode()],
+        env={**os.environ, "SLURM_ARRAY_TASK_ID": "13"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert ran.stdout.startswith("plain: --target task_011")
     repaired = sbatch_record.one_command_per_element(["--parsable", "--array=11-14", "/dev/stdin"], script)
     path = tmp_path / "element.sh"
     path.write_bytes(repaired)
     for index, expected in ((11, "plain: --target task_011"), (12, "run task_012"), (14, "run task_014")):
-        ran = subprocess.run(["sh", str(path)], env={**os.environ, "SLURM_ARRAY_TASK_ID": str(index)},
-                             capture_output=True, text=True, check=False)
+        ran = subprocess.run(
+            ["sh", str(path)],
+            env={**os.environ, "SLURM_ARRAY_TASK_ID": str(index)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert (ran.returncode, ran.stdout.strip()) == (0, expected), ran.stderr
-    ran = subprocess.run(["sh", str(path)], env={**os.environ, "SLURM_ARRAY_TASK_ID": "15"},
-                         capture_output=True, text=True, check=False)
+    ran = subprocess.run(
+        ["sh", str(path)], env={**os.environ, "SLURM_ARRAY_TASK_ID": "15"}, capture_output=True, text=True, check=False
+    )
     assert ran.returncode == 1 and "no task for array index 15" in ran.stderr
 
 
@@ -153,8 +180,9 @@ def test_a_thousand_element_array_script_stays_far_under_sbatchs_size_limit(tmp_
 def test_the_repaired_array_script_is_what_gets_submitted_and_kept(tmp_path, monkeypatch):
     paths, env = install(tmp_path, monkeypatch)
     script = plugin_array_script(tmp_path / "jobstep.py", 1, 3)
-    done = subprocess.run(["sbatch", "--array=1-3", "/dev/stdin"], input=script, env=env, text=True,
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        ["sbatch", "--array=1-3", "/dev/stdin"], input=script, env=env, text=True, capture_output=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert 'case "$SLURM_ARRAY_TASK_ID" in' in done.stdout and "\n--slurm-jobstep-array-execs\n" not in done.stdout
     (record,) = (paths.root / "scripts" / "job_scripts").glob("sbatch-*.sh")

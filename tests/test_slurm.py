@@ -39,8 +39,15 @@ def test_sweep_runs_on_slurm_as_job_arrays_with_the_local_layout(slurm_project):
     # 20 ready tasks of one rule: a few sbatch --array calls, not 20 sbatch calls.
     assert len(array_parents(job_ids)) <= 3, job_ids
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 21)}
-    assert task_files(sweep_dir, "task_001") == [".completed", "metrics.json", "params.yaml", "results",
-                                                 "status.yaml", "stderr.log", "stdout.log"]
+    assert task_files(sweep_dir, "task_001") == [
+        ".completed",
+        "metrics.json",
+        "params.yaml",
+        "results",
+        "status.yaml",
+        "stderr.log",
+        "stdout.log",
+    ]
 
 
 def test_started_locally_completed_on_slurm_with_identical_task_folders(slurm_project):
@@ -52,8 +59,8 @@ def test_started_locally_completed_on_slurm_with_identical_task_folders(slurm_pr
     from hsm_snake.config.sweep_file import load_sweep
 
     sweeps.create(load_sweep(project.root / "sweep.yaml"), load_project(None, cwd=project.root), ["t"], "mixed")
-    project.cli("complete", "mixed", "--tasks", "1-2")           # local
-    project.cli("complete", "mixed", "--profile", "slurm")        # the rest on Slurm
+    project.cli("complete", "mixed", "--tasks", "1-2")  # local
+    project.cli("complete", "mixed", "--profile", "slurm")  # the rest on Slurm
     sweep_dir = project.root / "sweeps" / "outputs" / "mixed"
     backends = [read_status(sweep_dir / "tasks" / f"task_00{i}")["backend"] for i in range(1, 5)]
     assert backends == ["local", "local", "slurm", "slurm"]
@@ -149,8 +156,9 @@ def test_out_of_memory_is_retried_with_twice_the_memory(slurm_project, tb):
     assert status["status"] == "completed" and status["attempt"] == 2
     first = read_status(sweep_dir / "tasks" / "task_001" / "attempts" / "1")
     assert first["error_category"] == "out_of_memory"
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "ReqMem", "-j", status["job_id"]],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-o", "ReqMem", "-j", status["job_id"]], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip().startswith("2000M"), out
 
 
@@ -215,7 +223,8 @@ def test_walltime_kill_is_a_timeout_retried_with_more_time(slurm_project):
     (project.root / "sleeper.py").write_text(SLEEPER)
     project.write_project({"paths": {"train_script": "sleeper.py"}, "slurm": {"walltime": "00:01:00"}})
     (project.root / "hsm.yaml").write_text(
-        (project.root / "hsm.yaml").read_text() + "retries: 1\nretry:\n  time_factor: 3\n")
+        (project.root / "hsm.yaml").read_text() + "retries: 1\nretry:\n  time_factor: 3\n"
+    )
     project.write_sweep({"grid": {"sleep": [150]}})
     project.cli("run", "sweep.yaml", "--profile", "slurm")
     (sweep_dir,) = project.sweep_dirs()
@@ -223,8 +232,12 @@ def test_walltime_kill_is_a_timeout_retried_with_more_time(slurm_project):
     assert first["error_category"] == "timeout" and first["scheduler_state"] == "TIMEOUT", first
     final = read_status(sweep_dir / "tasks" / "task_001")
     assert final["status"] == "completed" and final["attempt"] == 2
-    limit = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "Timelimit", "-j", final["job_id"]],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    limit = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-o", "Timelimit", "-j", final["job_id"]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert limit == "00:03:00", limit
 
 

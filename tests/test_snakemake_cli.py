@@ -44,11 +44,25 @@ def test_a_local_run_reads_its_workflow_without_smart_open_boto3_pandas_or_the_s
     (sweep_dir,) = project.sweep_dirs()
     (sweep_dir / "tasks" / "task_003" / ".completed").unlink()
     done = subprocess.run(
-        [sys.executable, "-c", LIST_HEAVY_IMPORTS_AT_EXIT,
-         "--snakefile", str(workflow_dir() / "Snakefile"), "--directory", str(sweep_dir),
-         "--workflow-profile", str(profiles_dir() / "default"), "--profile", str(profiles_dir() / "local"),
-         "--cores", "1", "--dry-run"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            LIST_HEAVY_IMPORTS_AT_EXIT,
+            "--snakefile",
+            str(workflow_dir() / "Snakefile"),
+            "--directory",
+            str(sweep_dir),
+            "--workflow-profile",
+            str(profiles_dir() / "default"),
+            "--profile",
+            str(profiles_dir() / "local"),
+            "--cores",
+            "1",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     # The Snakefile and its rule files were read and parsed: one job is missing.

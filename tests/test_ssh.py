@@ -22,8 +22,24 @@ pytestmark = pytest.mark.testbed
 
 START_SH = Path(__file__).parent / "testbed" / "start.sh"
 
-HOSTILE = ["two words", " padded ", "it's", 'say "hi"', "$HOME", "${HOME}", "`id`", "$(id)", "x;y",
-           "a|b && c", "tab\there", "é 中文 🚀", "", "trailing\\", "-x", "--flag=1"]
+HOSTILE = [
+    "two words",
+    " padded ",
+    "it's",
+    'say "hi"',
+    "$HOME",
+    "${HOME}",
+    "`id`",
+    "$(id)",
+    "x;y",
+    "a|b && c",
+    "tab\there",
+    "é 中文 🚀",
+    "",
+    "trailing\\",
+    "-x",
+    "--flag=1",
+]
 
 ARGV_APP = """
 import json, os, sys
@@ -44,8 +60,12 @@ def ssh_project(project, tb, monkeypatch, tmp_path):
         remotes = {}
         for alias in aliases:
             base = (hosts.get(alias) or hosts["hsmtb-lo"])["project_dir"]
-            remotes[alias] = {"project_dir": f"{base}/{tmp_path.name}", "max_parallel_jobs": slots,
-                              "python_path": "python3", **(remote or {})}
+            remotes[alias] = {
+                "project_dir": f"{base}/{tmp_path.name}",
+                "max_parallel_jobs": slots,
+                "python_path": "python3",
+                **(remote or {}),
+            }
         config = {
             # The remote script finds the run log through the task's environment (ssh passes none).
             "task": {"env": {"RUN_LOG": str(project.run_log)}},
@@ -79,7 +99,14 @@ def test_six_tasks_over_two_hosts_with_the_local_layout(ssh_project):
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 7)}
     for name in statuses:
         assert sorted(p.name for p in (sweep_dir / "tasks" / name).iterdir()) == [
-            ".completed", "metrics.json", "params.yaml", "results", "status.yaml", "stderr.log", "stdout.log"]
+            ".completed",
+            "metrics.json",
+            "params.yaml",
+            "results",
+            "status.yaml",
+            "stderr.log",
+            "stdout.log",
+        ]
         assert (sweep_dir / "tasks" / name / "results" / "argv.json").exists()
     log = ssh_log(sweep_dir)
     assert "host hsmtb-h1: ok" in log and "host hsmtb-h2: ok" in log
@@ -155,8 +182,9 @@ def _cmdline_has(pid: str, text: str) -> bool:
 
 
 def _master_pid(tb, control_dir: str, alias: str) -> int:
-    done = tb.run("ssh", "-F", tb.facts["ssh"]["config"], "-o", f"ControlPath={control_dir}/%C", "-O", "check",
-                  alias, check=False)
+    done = tb.run(
+        "ssh", "-F", tb.facts["ssh"]["config"], "-o", f"ControlPath={control_dir}/%C", "-O", "check", alias, check=False
+    )
     text = done.stdout + done.stderr
     assert "pid=" in text, text
     return int(text.split("pid=")[1].split(")")[0])
@@ -207,8 +235,11 @@ def test_a_host_lost_mid_run_is_retried_on_the_other_host(ssh_project, tb, backg
         os.kill(sshd_pid, signal.SIGTERM)
         os.kill(_master_pid(tb, control_dir, "hsmtb-h2"), signal.SIGKILL)
         _kill_groups_of(f"{h2['project_dir']}/{tmp_path.name}/")
-        wait_for(lambda: f"{lost_task}\thsmtb-h2\thost_lost" in ssh_log(sweep_dir), timeout=60,
-                 what="the lost task to be reported")
+        wait_for(
+            lambda: f"{lost_task}\thsmtb-h2\thost_lost" in ssh_log(sweep_dir),
+            timeout=60,
+            what="the lost task to be reported",
+        )
         project.release()
         out, _ = proc.communicate(timeout=180)
         assert proc.returncode == 0, out
@@ -254,8 +285,9 @@ helper.kill()
 def test_a_task_over_its_walltime_on_a_host_is_stopped_there_and_retried_with_more_time(ssh_project):
     project = ssh_project
     (project.root / "slow.py").write_text(SLOW_WITH_HELPER)
-    project.configure_ssh(aliases=("hsmtb-h1",), paths={"train_script": "slow.py"},
-                          distributed={"walltime": "00:00:02"})
+    project.configure_ssh(
+        aliases=("hsmtb-h1",), paths={"train_script": "slow.py"}, distributed={"walltime": "00:00:02"}
+    )
     (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
     project.write_sweep({"grid": {"sleep": [3]}})
     result = project.cli("run", "sweep.yaml", "--profile", "ssh")
@@ -300,19 +332,24 @@ def test_gpu_slots_hand_each_task_distinct_devices_never_shared_at_once(ssh_proj
     project = ssh_project
     (project.root / "app.py").write_text(GPU_APP)
     # 4 fake devices, 2 per task: 2 tasks at once (max_parallel_jobs 0 = as the GPU slots allow).
-    project.configure_ssh(aliases=("hsmtb-h1",), slots=0, paths={"train_script": "app.py"},
-                          remote={"gpus": 2, "visible_gpus": [0, 1, 2, 3]})
+    project.configure_ssh(
+        aliases=("hsmtb-h1",),
+        slots=0,
+        paths={"train_script": "app.py"},
+        remote={"gpus": 2, "visible_gpus": [0, 1, 2, 3]},
+    )
     project.write_sweep({"grid": {"x": list(range(6))}})
     result = project.cli("run", "sweep.yaml", "--profile", "ssh")
     assert "6 completed" in result.output, result.output
     (sweep_dir,) = project.sweep_dirs()
-    seen = [json.loads((sweep_dir / "tasks" / f"task_{i:03d}" / "results" / "gpus.json").read_text())
-            for i in range(1, 7)]
+    seen = [
+        json.loads((sweep_dir / "tasks" / f"task_{i:03d}" / "results" / "gpus.json").read_text()) for i in range(1, 7)
+    ]
     for run in seen:
         devices = run["devices"].split(",")
         assert len(set(devices)) == 2 and set(devices) <= {"0", "1", "2", "3"}, run
     for i, one in enumerate(seen):
-        for other in seen[i + 1:]:
+        for other in seen[i + 1 :]:
             if one["start"] < other["end"] and other["start"] < one["end"]:
                 assert not set(one["devices"].split(",")) & set(other["devices"].split(",")), (one, other)
     assert "start gpus " in (sweep_dir / "logs" / "sources" / "hsmtb-h1.log").read_text()
@@ -361,12 +398,18 @@ def test_a_lost_host_rejoins_once_healthy_again(ssh_project, tb, background, tmp
         os.kill(_master_pid(tb, control_dir, "hsmtb-h2"), signal.SIGKILL)
         _kill_groups_of(f"{h2['project_dir']}/{tmp_path.name}/")
         # Lost by the task's dropped connection or found unhealthy by a periodic check, whichever is first.
-        wait_for(lambda: any(f"host hsmtb-h2: {word}" in ssh_log(sweep_dir) for word in ("LOST", "UNHEALTHY")),
-                 timeout=60, what="h2 to be lost")
+        wait_for(
+            lambda: any(f"host hsmtb-h2: {word}" in ssh_log(sweep_dir) for word in ("LOST", "UNHEALTHY")),
+            timeout=60,
+            what="h2 to be lost",
+        )
         restart_sshd(tb)
         wait_for(lambda: "host hsmtb-h2: BACK" in ssh_log(sweep_dir), timeout=60, what="h2 to rejoin")
-        wait_for(lambda: "\thsmtb-h2\tstart" in ssh_log(sweep_dir).split("host hsmtb-h2: BACK")[1], timeout=60,
-                 what="a task to start on h2 again")
+        wait_for(
+            lambda: "\thsmtb-h2\tstart" in ssh_log(sweep_dir).split("host hsmtb-h2: BACK")[1],
+            timeout=60,
+            what="a task to start on h2 again",
+        )
         project.release()
         out, _ = proc.communicate(timeout=180)
         assert "3 completed" in out and "1 failed" in out, out  # the lost one (no retries here)
@@ -377,6 +420,7 @@ def test_a_lost_host_rejoins_once_healthy_again(ssh_project, tb, background, tmp
 
 def _in_mount_namespace_of(pid: int, script: str) -> None:
     import subprocess
+
     subprocess.run(["nsenter", "-t", str(pid), "-m", "--", "sh", "-c", script], check=True, capture_output=True)
 
 
@@ -389,8 +433,11 @@ def test_a_shared_fs_host_that_sees_the_sweep_elsewhere_runs_it_through_path_map
     mapped.mkdir()
     _in_mount_namespace_of(sshd_pid, f"mount --bind {tmp_path} {mapped} && mount -t tmpfs hsm-hide {tmp_path}")
     try:
-        project.configure_ssh(aliases=("hsmtb-h1",), remote={"shared_fs": True, "path_map": {str(tmp_path): str(mapped)}},
-                              task={"env": {"RUN_LOG": f"{mapped}/runs.log"}})
+        project.configure_ssh(
+            aliases=("hsmtb-h1",),
+            remote={"shared_fs": True, "path_map": {str(tmp_path): str(mapped)}},
+            task={"env": {"RUN_LOG": f"{mapped}/runs.log"}},
+        )
         project.write_sweep({"grid": {"x": [1, 2, 3]}})
         result = project.cli("run", "sweep.yaml", "--profile", "ssh")
         assert "3 completed" in result.output, result.output
@@ -405,7 +452,14 @@ def test_a_shared_fs_host_that_sees_the_sweep_elsewhere_runs_it_through_path_map
         # The script and the task folder as the host sees them.
         assert status["command"][1] == f"{mapped}/echo.py", status["command"]
         assert sorted(p.name for p in task_dir.iterdir()) == [
-            ".completed", "metrics.json", "params.yaml", "results", "status.yaml", "stderr.log", "stdout.log"]
+            ".completed",
+            "metrics.json",
+            "params.yaml",
+            "results",
+            "status.yaml",
+            "stderr.log",
+            "stdout.log",
+        ]
     assert not Path(f"{tb.facts['ssh']['hosts']['hsmtb-h1']['project_dir']}/{tmp_path.name}").exists()
 
 

@@ -35,13 +35,32 @@ def remote(*args: str, expect: int = 0):
 
 def test_add_keeps_comments_and_remove_takes_it_out(here):
     (here / "hsm.yaml").write_text(COMMENTED)
-    remote("add", "gpu1", "--host", "gpu1.lab", "--port", "2200", "--user", "al", "--python", "/opt/py/bin/python",
-           "--max-jobs", "4", "--project-dir", "~/code/p")
+    remote(
+        "add",
+        "gpu1",
+        "--host",
+        "gpu1.lab",
+        "--port",
+        "2200",
+        "--user",
+        "al",
+        "--python",
+        "/opt/py/bin/python",
+        "--max-jobs",
+        "4",
+        "--project-dir",
+        "~/code/p",
+    )
     text = (here / "hsm.yaml").read_text()
     assert text.startswith(COMMENTED), text
     assert yaml.safe_load(text)["distributed"]["remotes"]["gpu1"] == {
-        "host": "gpu1.lab", "port": 2200, "user": "al", "project_dir": "~/code/p", "python_path": "/opt/py/bin/python",
-        "max_parallel_jobs": 4}
+        "host": "gpu1.lab",
+        "port": 2200,
+        "user": "al",
+        "project_dir": "~/code/p",
+        "python_path": "/opt/py/bin/python",
+        "max_parallel_jobs": 4,
+    }
     listed = remote("list").output
     assert "gpu1" in listed and "/opt/py/bin/python" in listed
     remote("remove", "gpu1")
@@ -52,7 +71,8 @@ def test_add_keeps_comments_and_remove_takes_it_out(here):
 def test_add_creates_hsm_yaml_when_there_is_none(here):
     remote("add", "box", "--host", "box.example.org", "--conda-env", "ml")
     assert yaml.safe_load((here / "hsm.yaml").read_text()) == {
-        "distributed": {"remotes": {"box": {"host": "box.example.org", "conda_env": "ml"}}}}
+        "distributed": {"remotes": {"box": {"host": "box.example.org", "conda_env": "ml"}}}
+    }
 
 
 def test_mistakes_get_a_message_not_a_traceback(here):
@@ -72,6 +92,7 @@ def test_list_and_health_without_remotes_say_how_to_add_one(here):
 
 
 # -- against the test bed's sshd ------------------------------------------------------------------
+
 
 @pytest.fixture
 def bed_project(here, tb, monkeypatch):
@@ -116,15 +137,18 @@ def test_accept_new_hostkey_records_an_unknown_key_only_when_asked(here, tb, mon
     known = private / "known_hosts"
     config = private / "config"
     key = Path(tb.facts["ssh"]["config"]).parent / "id_ed25519"
-    config.write_text(f"Host fresh\n  HostName 127.0.0.1\n  Port 2222\n  User root\n  IdentityFile {key}\n"
-                      f"  IdentitiesOnly yes\n  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n")
+    config.write_text(
+        f"Host fresh\n  HostName 127.0.0.1\n  Port 2222\n  User root\n  IdentityFile {key}\n"
+        f"  IdentitiesOnly yes\n  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n"
+    )
     monkeypatch.setenv("HSM_SSH_CONFIG", str(config))
     remote("add", "fresh", "--host", "fresh", "--project-dir", f"{lo['project_dir']}/{here.name}")
     assert "host key verification failed" in remote("test", "fresh", expect=1).output
     assert not known.exists() or known.read_text() == ""
     remote("remove", "fresh")
-    remote("add", "fresh", "--host", "fresh", "--project-dir", f"{lo['project_dir']}/{here.name}",
-           "--accept-new-hostkey")
+    remote(
+        "add", "fresh", "--host", "fresh", "--project-dir", f"{lo['project_dir']}/{here.name}", "--accept-new-hostkey"
+    )
     assert "[127.0.0.1]:2222" in known.read_text()
     assert "fresh is ready" in remote("test", "fresh").output
 

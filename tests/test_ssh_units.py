@@ -8,14 +8,30 @@ import shlex
 from hsm_snake.executors.ssh import hosts, transfer
 
 RECORD = {
-    "project": {"distributed": {"local_slots": 2, "remotes": {
-        "gpu": {"host": "gpu.example.org", "port": 2200, "user": "al", "ssh_key": "/k/id", "project_dir": "/srv/p",
-                "python_path": "/opt/py/bin/python", "max_parallel_jobs": 3},
-        "plain": {},
-        "off": {"enabled": False},
-    }}},
-    "runner": {"workdir": "/home/me/proj", "train_script": "/home/me/proj/src/train.py",
-               "python_command": ["/home/me/venv/bin/python"], "env": {}},
+    "project": {
+        "distributed": {
+            "local_slots": 2,
+            "remotes": {
+                "gpu": {
+                    "host": "gpu.example.org",
+                    "port": 2200,
+                    "user": "al",
+                    "ssh_key": "/k/id",
+                    "project_dir": "/srv/p",
+                    "python_path": "/opt/py/bin/python",
+                    "max_parallel_jobs": 3,
+                },
+                "plain": {},
+                "off": {"enabled": False},
+            },
+        }
+    },
+    "runner": {
+        "workdir": "/home/me/proj",
+        "train_script": "/home/me/proj/src/train.py",
+        "python_command": ["/home/me/venv/bin/python"],
+        "env": {},
+    },
 }
 
 
@@ -23,8 +39,13 @@ def test_pool_from_the_recorded_project_config():
     pool = {h.alias: h for h in hosts.pool_from_record(RECORD, ["/usr/bin/python3"])}
     assert set(pool) == {"gpu", "plain", "local"}
     gpu = pool["gpu"]
-    assert (gpu.host, gpu.port, gpu.user, gpu.slots, gpu.python) == ("gpu.example.org", 2200, "al", 3,
-                                                                     ["/opt/py/bin/python"])
+    assert (gpu.host, gpu.port, gpu.user, gpu.slots, gpu.python) == (
+        "gpu.example.org",
+        2200,
+        "al",
+        3,
+        ["/opt/py/bin/python"],
+    )
     assert pool["plain"].host == "plain" and pool["plain"].python == ["python3"] and pool["plain"].slots == 1
     assert pool["local"].slots == 2 and pool["local"].is_local
 
@@ -89,6 +110,7 @@ def _picker(strategy, pool):
     from types import SimpleNamespace
 
     from hsm_snake.executors.ssh.executor import Executor
+
     state = SimpleNamespace(strategy=strategy, pool=pool, next_turn=0)
     return lambda free: Executor.pick(state, free)
 
@@ -104,8 +126,9 @@ def test_round_robin_takes_hosts_in_turn_and_least_loaded_the_emptiest():
 
 
 def test_probe_problems_name_the_fix():
-    probe = hosts.Probe(python="3.11.2", yaml=None, directory="/srv/p", free_bytes=int(0.5e9), writable=False,
-                        rsync=None)
+    probe = hosts.Probe(
+        python="3.11.2", yaml=None, directory="/srv/p", free_bytes=int(0.5e9), writable=False, rsync=None
+    )
     text = "; ".join(probe.problems(min_free_gb=1))
     assert "pip install pyyaml" in text and "not writable" in text and "rsync" in text and "0.50 GB free" in text
     assert "rsync" not in "; ".join(probe.problems(min_free_gb=0, copies_files=False))
@@ -122,6 +145,7 @@ def test_the_gpu_devices_travel_in_the_environment_of_the_remote_command():
 
 def test_path_map_maps_the_longest_prefix_only():
     from hsm_snake.layout.paths import map_path
+
     path_map = {"/home/u": "/mnt/home/u", "/home/u/proj": "/data/proj"}
     assert map_path("/home/u/x", path_map) == "/mnt/home/u/x"
     assert map_path("/home/u/proj/train.py", path_map) == "/data/proj/train.py"
@@ -135,6 +159,7 @@ def _project_error(tmp_path, remote):
 
     from hsm_snake.config.project import load_project
     from hsm_snake.errors import ConfigError
+
     (tmp_path / "hsm.yaml").write_text(yaml.safe_dump({"distributed": {"remotes": {"nfs": remote}}}))
     with pytest.raises(ConfigError) as caught:
         load_project(tmp_path / "hsm.yaml", tmp_path)

@@ -19,7 +19,7 @@ def test_garbage_or_truncated_status_is_reported_not_fatal(project):
     project.cli("complete", "scan")
     tasks = index.paths.tasks_dir
     (tasks / "task_001" / ".completed").unlink()
-    (tasks / "task_001" / "status.yaml").write_bytes(b"status: \"runn")   # truncated mid-write
+    (tasks / "task_001" / "status.yaml").write_bytes(b'status: "runn')  # truncated mid-write
     (tasks / "task_002" / ".completed").unlink()
     (tasks / "task_002" / "status.yaml").write_bytes(b"\xff\xfe garbage: [")
     (tasks / "task_003" / "junk.tmp").write_text("an unknown extra file")

@@ -35,23 +35,39 @@ def test_a_job_over_its_memory_is_killed_out_of_memory(tb: Bed, tmp_path: Path):
     # b"x" * n really touches 1 GB (a bytearray(n) would stay unbacked zero pages); the sleep keeps
     # the process alive past a polling interval where memory is only polled (overmemorykill).
     code = "import time; b = b'x' * (1 << 30); time.sleep(10); print('survived')"
-    job = tb.sbatch("-J", "hsmtb-oom", "--mem=100M", "-o", str(tmp_path / "out-%j"),
-                    "--wrap", f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}")
+    job = tb.sbatch(
+        "-J",
+        "hsmtb-oom",
+        "--mem=100M",
+        "-o",
+        str(tmp_path / "out-%j"),
+        "--wrap",
+        f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}",
+    )
     [(_, state, exit_code)] = tb.wait_final(job)
     assert state != "COMPLETED", f"job {job} was not killed: {state} {exit_code}"
     assert "survived" not in (tmp_path / f"out-{job}").read_text()
     mode = tb.facts["slurm"]["mem_enforcement"]
     if mode != "cgroup":
-        unavailable(f"memory enforcement is {mode!r} here: the job was killed ({state}) but only "
-                    "cgroup enforcement makes sacct report OUT_OF_MEMORY")
+        unavailable(
+            f"memory enforcement is {mode!r} here: the job was killed ({state}) but only "
+            "cgroup enforcement makes sacct report OUT_OF_MEMORY"
+        )
     assert state == "OUT_OF_MEMORY", f"job {job}: {state} {exit_code}"
 
 
 def test_job_arrays_up_to_max_array_size(tb: Bed, tmp_path: Path):
     tb.need("slurm")
     top = tb.facts["slurm"]["max_array_size"] - 1
-    job = tb.sbatch("-J", "hsmtb-array", f"--array=0-2,{top}", "-o", str(tmp_path / "out-%a"),
-                    "--wrap", "echo task $SLURM_ARRAY_TASK_ID")
+    job = tb.sbatch(
+        "-J",
+        "hsmtb-array",
+        f"--array=0-2,{top}",
+        "-o",
+        str(tmp_path / "out-%a"),
+        "--wrap",
+        "echo task $SLURM_ARRAY_TASK_ID",
+    )
     rows = tb.wait_final(job, count=4)
     assert sorted(row[0] for row in rows) == sorted(f"{job}_{i}" for i in (0, 1, 2, top))
     assert {row[1] for row in rows} == {"COMPLETED"}
@@ -67,8 +83,9 @@ def test_job_arrays_up_to_max_array_size(tb: Bed, tmp_path: Path):
 def test_qsub_qstat_run_a_pbs_script(tb: Bed, tmp_path: Path):
     tb.need("pbs")
     script = tmp_path / "job.pbs"
-    script.write_text("#!/bin/bash\n#PBS -N hsmtb_pbs\n#PBS -l walltime=00:05:00,nodes=1:ppn=1\n"
-                      'echo "PBS_JOBID=$PBS_JOBID"\n')
+    script.write_text(
+        '#!/bin/bash\n#PBS -N hsmtb_pbs\n#PBS -l walltime=00:05:00,nodes=1:ppn=1\necho "PBS_JOBID=$PBS_JOBID"\n'
+    )
     out, err = tmp_path / "job.out", tmp_path / "job.err"
     # `#PBS -o/-e` in the script are ignored by these wrappers: qsub -o/-e are honoured.
     job = tb.run("qsub", "-o", str(out), "-e", str(err), str(script)).stdout.strip()

@@ -15,10 +15,12 @@ def test_clean_project_has_no_findings(project):
 
 
 def test_missing_script_bad_interpreter_gpus_and_huge_sweep_are_warned(project):
-    project.write_project({
-        "paths": {"python_interpreter": "/nonexistent/python", "train_script": "nope.py"},
-        "local": {"gpus": 2, "visible_gpus": [0]},
-    })
+    project.write_project(
+        {
+            "paths": {"python_interpreter": "/nonexistent/python", "train_script": "nope.py"},
+            "local": {"gpus": 2, "visible_gpus": [0]},
+        }
+    )
     sweep = project.write_sweep({"grid": {"a": list(range(200)), "b": list(range(60))}})
     result = validate(sweep, None, project.root)
     keys = {w.key: str(w) for w in result.warnings}
@@ -62,8 +64,9 @@ def test_hydra_keys_missing_from_the_config_tree_are_warned(project):
     (configs / "config.yaml").write_text("optim:\n  lr: 0.1\nseed: 0\n")
     (configs / "model" / "resnet.yaml").write_text("depth: 18\n")
     project.write_project({"paths": {"config_dir": "configs"}, "task": {"arg_style": "hydra"}})
-    sweep = project.write_sweep({"grid": {"optim.lr": [0.1], "seed": [1], "model": ["resnet"],
-                                          "optim.mom": [0.9], "+extra": [1]}})
+    sweep = project.write_sweep(
+        {"grid": {"optim.lr": [0.1], "seed": [1], "model": ["resnet"], "optim.mom": [0.9], "+extra": [1]}}
+    )
     result = validate(sweep, None, project.root)
     assert [w.key for w in result.warnings] == ["optim.mom"]
     assert result.warnings[0].line == 8 and "sweep.yaml:8: optim.mom" in str(result.warnings[0])

@@ -22,8 +22,17 @@ TB_DIR = Path(os.environ.get("HSM_TESTBED_DIR") or "/tmp/hsm-testbed")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SSH_ALIASES = ["hsmtb-lo", "hsmtb-h1", "hsmtb-h2"]
 JOB_TIMEOUT = 90  # seconds for a tiny job to reach a final state in sacct
-FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-         "PREEMPTED", "BOOT_FAIL", "DEADLINE")
+FINAL = (
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+)
 
 
 def unavailable(reason: str):
@@ -64,8 +73,9 @@ class Bed:
             unavailable(f"{service} did not come up: {failures}")
 
     def run(self, *cmd: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, env=self.env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
         if check:
             assert proc.returncode == 0, f"{shlex.join(cmd)}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
         return proc
@@ -123,8 +133,14 @@ def start_testbed() -> Bed:
     if os.geteuid() != 0:
         unavailable(f"{START} needs root (apt-get, network namespaces, /etc/slurm)")
     try:
-        proc = subprocess.run(["bash", str(START)], env={**os.environ, "HSM_TESTBED_DIR": str(TB_DIR)},
-                              capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            ["bash", str(START)],
+            env={**os.environ, "HSM_TESTBED_DIR": str(TB_DIR)},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         unavailable(f"{START} did not finish within 900 s")
     facts = load_facts()

@@ -367,8 +367,7 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
                         t.task.params,
                         (t.status or {}).get("command") or [],
                         # Where it runs or ran (the pool's alias), and the tracker's run page.
-                        " ".join(str(n) for n in (t.note, _where(t), (t.status or {}).get("tracker_url")) if n)
-                        or None,
+                        " ".join(str(n) for n in (t.note, _where(t), (t.status or {}).get("tracker_url")) if n) or None,
                     )
                     for t in state.tasks
                 ),
@@ -439,9 +438,7 @@ def errors(sweep: str | None, as_json: bool, lines: int) -> None:
 
 @cli.command()
 @click.argument("sweep", required=False)
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of to stdout."
 )
@@ -552,8 +549,13 @@ def report(sweep: str | None, open_browser: bool) -> None:
 
 
 @cli.command()
-@click.option("--template", type=click.Choice(["grid", "paired", "slurm-gpu", "ssh"]), default="grid",
-              show_default=True, help="The kind of sweep and project to start from.")
+@click.option(
+    "--template",
+    type=click.Choice(["grid", "paired", "slurm-gpu", "ssh"]),
+    default="grid",
+    show_default=True,
+    help="The kind of sweep and project to start from.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing hsm.yaml / sweep.yaml.")
 def init(template: str, force: bool) -> None:
     """Write a commented hsm.yaml and sweep.yaml for the project in this folder."""
@@ -566,8 +568,13 @@ def init(template: str, force: bool) -> None:
 
 @cli.command()
 @click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-p", "--project", "project_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Project config (default: found beside the sweep file or from here).")
+@click.option(
+    "-p",
+    "--project",
+    "project_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Project config (default: found beside the sweep file or from here).",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
 def validate(sweep_file: Path | None, project_file: Path | None, strict: bool) -> None:
     """Check SWEEP_FILE and the project config: errors (exit 2), warnings (exit 1 with --strict)."""
@@ -587,8 +594,13 @@ def validate(sweep_file: Path | None, project_file: Path | None, strict: bool) -
 
 @cli.command()
 @click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-p", "--project", "project_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Project config (default: found beside the sweep file or from here).")
+@click.option(
+    "-p",
+    "--project",
+    "project_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Project config (default: found beside the sweep file or from here).",
+)
 @click.option("--first", default=5, show_default=True, help="How many tasks to show with their commands.")
 def show(sweep_file: Path | None, project_file: Path | None, first: int) -> None:
     """The resolved project config (with where each value came from) and the sweep's expansion."""

@@ -29,18 +29,39 @@ def remote() -> None:
 @click.option("--conda-env", help="A conda env there (instead of --python).")
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Tasks at once on the host.")
 @click.option("--shared-fs", is_flag=True, default=None, help="The host sees this machine's files at the same paths.")
-@click.option("--accept-new-hostkey", is_flag=True,
-              help="Connect once and record the host's key in known_hosts if it has none (never by default).")
-def add(alias: str, host: str, port: int | None, user: str | None, ssh_key: str | None, project_dir: str | None,
-        python_path: str | None, conda_env: str | None, max_jobs: int | None, shared_fs: bool | None,
-        accept_new_hostkey: bool) -> None:
+@click.option(
+    "--accept-new-hostkey",
+    is_flag=True,
+    help="Connect once and record the host's key in known_hosts if it has none (never by default).",
+)
+def add(
+    alias: str,
+    host: str,
+    port: int | None,
+    user: str | None,
+    ssh_key: str | None,
+    project_dir: str | None,
+    python_path: str | None,
+    conda_env: str | None,
+    max_jobs: int | None,
+    shared_fs: bool | None,
+    accept_new_hostkey: bool,
+) -> None:
     """Add host ALIAS to hsm.yaml (comments and layout of the file are kept)."""
     remotes = _remotes()
     if python_path and conda_env:
         raise click.UsageError("give --python or --conda-env, not both")
-    fields = {"host": host, "port": port, "user": user, "ssh_key": ssh_key, "project_dir": project_dir,
-              "python_path": python_path, "conda_env": conda_env, "max_parallel_jobs": max_jobs,
-              "shared_fs": shared_fs}
+    fields = {
+        "host": host,
+        "port": port,
+        "user": user,
+        "ssh_key": ssh_key,
+        "project_dir": project_dir,
+        "python_path": python_path,
+        "conda_env": conda_env,
+        "max_parallel_jobs": max_jobs,
+        "shared_fs": shared_fs,
+    }
     path = remotes.project_file(Path.cwd())
     remotes.check_new_alias(path, alias)
     if accept_new_hostkey:
@@ -71,8 +92,10 @@ def list_remotes() -> None:
         click.echo("no remotes; add one with: hsm-snake remote add ALIAS --host HOST")
     for alias, host in pool.items():
         gpus = f"  gpus {host.gpus_per_task}/task of {','.join(host.gpu_free)}" if host.gpu_free else ""
-        click.echo(f"{alias}  {remotes.address(host)}  python {' '.join(host.python)}  project_dir {host.project_dir}"
-                   f"  slots {host.slots}{gpus}" + ("  shared_fs" if host.shared_fs else ""))
+        click.echo(
+            f"{alias}  {remotes.address(host)}  python {' '.join(host.python)}  project_dir {host.project_dir}"
+            f"  slots {host.slots}{gpus}" + ("  shared_fs" if host.shared_fs else "")
+        )
 
 
 @remote.command("test")
@@ -102,8 +125,13 @@ def health() -> None:
         return
     table = Table("alias", "address", "state", "free GB", "details")
     for row in rows:
-        table.add_row(row.alias, row.address, "[green]healthy[/]" if row.healthy else "[red]UNHEALTHY[/]",
-                      "-" if row.free_gb is None else f"{row.free_gb:.1f}", row.detail)
+        table.add_row(
+            row.alias,
+            row.address,
+            "[green]healthy[/]" if row.healthy else "[red]UNHEALTHY[/]",
+            "-" if row.free_gb is None else f"{row.free_gb:.1f}",
+            row.detail,
+        )
     make_console().print(table)
     if not all(row.healthy for row in rows):
         raise click.exceptions.Exit(1)

@@ -40,16 +40,30 @@ def sweep() -> None:
 
 
 @sweep.command("run")
-@click.option("-c", "--config", "config", default="sweeps/sweep.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help="The sweep file.")
+@click.option(
+    "-c",
+    "--config",
+    "config",
+    default="sweeps/sweep.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The sweep file.",
+)
 @click.option("--mode", type=click.Choice(sorted(MODE_PROFILES)), default="local", show_default=True)
 @click.option("--dry-run", is_flag=True, help="List what would run.")
 @click.option("--count-only", is_flag=True, help="Only print how many tasks the sweep expands to.")
 @click.option("--max-runs", type=int, help="Run only the first N tasks.")
 @click.option("--sweep-id", help="Name the sweep.")
 @click.pass_context
-def run(ctx: click.Context, config: str, mode: str, dry_run: bool, count_only: bool, max_runs: int | None,
-        sweep_id: str | None) -> None:
+def run(
+    ctx: click.Context,
+    config: str,
+    mode: str,
+    dry_run: bool,
+    count_only: bool,
+    max_runs: int | None,
+    sweep_id: str | None,
+) -> None:
     """hsm sweep run → hsm-snake run (or validate for --count-only)."""
     if count_only:
         _delegate(ctx, ["validate", config])

@@ -77,9 +77,15 @@ def progress_lines(paths: SweepPaths, state: scan.SweepState, progress: Progress
     if where:
         lines.append(Text(" · ".join(where)))
     if progress.by_host:
-        lines.append(Text("per host: " + " · ".join(
-            f"{host}: " + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
-            for host, states in progress.by_host.items())))
+        lines.append(
+            Text(
+                "per host: "
+                + " · ".join(
+                    f"{host}: " + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+                    for host, states in progress.by_host.items()
+                )
+            )
+        )
     if progress.stale:
         lines.append(
             Text(

@@ -105,13 +105,19 @@ def load_project(path: Path | None, cwd: Path) -> ProjectConfig:
         path = Path(_expand(str(path)))
         path = path if path.is_absolute() else cwd / path
     searched = ", ".join(CONFIG_NAMES)
-    document = load_yaml_file(path, missing_hint=f"give an existing file, or leave the option out to use the "
-                                                  f"first of {searched} in {cwd} or a parent folder")
+    document = load_yaml_file(
+        path,
+        missing_hint=f"give an existing file, or leave the option out to use the "
+        f"first of {searched} in {cwd} or a parent folder",
+    )
     data = {} if document.data is None else document.data
     if not isinstance(data, dict):
-        raise ConfigError(f"a project config must be a mapping of sections such as paths: and local:, "
-                          f"got {describe_value(data)}", file=path, line=1,
-                          hint="start from: paths: {train_script: train.py}")
+        raise ConfigError(
+            f"a project config must be a mapping of sections such as paths: and local:, got {describe_value(data)}",
+            file=path,
+            line=1,
+            hint="start from: paths: {train_script: train.py}",
+        )
     validate(data, "project", file=path, lines=document.lines, format_checker=_FORMATS)
     reader = _Normalizer(path, document.lines, lenient=_is_v1_file(path))
     data = reader.read(data)
@@ -127,14 +133,18 @@ def parse_walltime_seconds(value: Any, key: str) -> int:
     """Seconds of a walltime: ``"HH:MM:SS"``, ``"D-HH:MM:SS"``, minutes as an int, ``"90m"``, ``"2h"``."""
     if isinstance(value, str) and re.fullmatch(r"\d+:\d+", value.strip()):
         text = value.strip()
-        raise ConfigError(f"'{text}' is ambiguous: Slurm reads it as minutes:seconds, YAML 1.1 as hours:minutes",
-                          key=key, hint=f'write "HH:MM:SS": "00:{text}" or "{text}:00"')
+        raise ConfigError(
+            f"'{text}' is ambiguous: Slurm reads it as minutes:seconds, YAML 1.1 as hours:minutes",
+            key=key,
+            hint=f'write "HH:MM:SS": "00:{text}" or "{text}:00"',
+        )
     seconds = _walltime_seconds(value)
     if seconds is None:
         raise ConfigError(f"{describe_value(value)} is not a walltime", key=key, hint=WALLTIME_HINT)
     if seconds <= 0:
-        raise ConfigError("a walltime must be longer than zero", key=key,
-                          hint=f"leave the key out for no limit, or {WALLTIME_HINT}")
+        raise ConfigError(
+            "a walltime must be longer than zero", key=key, hint=f"leave the key out for no limit, or {WALLTIME_HINT}"
+        )
     return seconds
 
 
@@ -219,11 +229,15 @@ def _is_regex_with_one_group(value: Any) -> bool:
     try:
         groups = re.compile(value).groups
     except re.error as error:
-        raise ConfigError(f"is not a valid regular expression: {error}",
-                          hint=r"escape special characters with a backslash, e.g. loss=([0-9.]+)") from None
+        raise ConfigError(
+            f"is not a valid regular expression: {error}",
+            hint=r"escape special characters with a backslash, e.g. loss=([0-9.]+)",
+        ) from None
     if groups != 1:
-        raise ConfigError(f"needs exactly one group (...) around the value, has {groups}",
-                          hint=r"e.g. val_loss=([0-9.eE+-]+); write (?:...) for a group that captures nothing")
+        raise ConfigError(
+            f"needs exactly one group (...) around the value, has {groups}",
+            hint=r"e.g. val_loss=([0-9.eE+-]+); write (?:...) for a group that captures nothing",
+        )
     return True
 
 
@@ -303,8 +317,11 @@ class _Normalizer:
         if self.lenient and "output_dir" in (result.get("paths") or {}):
             # v1 wrote paths.output_dir for the script's own outputs and never put sweeps there.
             result["paths"].pop("output_dir")
-            self.note(["paths", "output_dir"], "named the script's outputs in v1, not where sweeps go: ignored "
-                                               "(sweeps go to sweeps/outputs, or to local.sweeps_root, as in v1)")
+            self.note(
+                ["paths", "output_dir"],
+                "named the script's outputs in v1, not where sweeps go: ignored "
+                "(sweeps go to sweeps/outputs, or to local.sweeps_root, as in v1)",
+            )
         moves: list[_Move] = []
         self._walk(result, [], self.schema, moves)
         for move in sorted(moves, key=lambda m: m.value is _DROP):
@@ -354,10 +371,18 @@ class _Normalizer:
             if move.only_if_unset:
                 return
             dest, existing = key_path(move.dest), self.origins.get(key_path(move.dest))
-            message = (f"'{key_path(move.source)}' and '{key_path(existing)}' are both read as '{dest}'" if existing
-                       else f"both '{key_path(move.source)}' (a v1 name) and '{dest}' are set")
-            raise ConfigError(message, file=self.path, key=key_path(move.source),
-                              line=line_of(self.lines, move.source), hint=f"keep only '{dest}'")
+            message = (
+                f"'{key_path(move.source)}' and '{key_path(existing)}' are both read as '{dest}'"
+                if existing
+                else f"both '{key_path(move.source)}' (a v1 name) and '{dest}' are set"
+            )
+            raise ConfigError(
+                message,
+                file=self.path,
+                key=key_path(move.source),
+                line=line_of(self.lines, move.source),
+                hint=f"keep only '{dest}'",
+            )
         target[last] = move.value
         self.origins[key_path(move.dest)] = move.source
 
@@ -365,9 +390,12 @@ class _Normalizer:
         """A path_map only means something on a shared_fs host (a push/pull host gets copies)."""
         for alias, remote in (data.get("distributed", {}).get("remotes") or {}).items():
             if (remote or {}).get("path_map") and not remote.get("shared_fs"):
-                raise self.error("path_map needs shared_fs: true", ["distributed", "remotes", alias, "path_map"],
-                                 hint="path_map says where a host that shares this machine's files sees them; "
-                                      "set shared_fs: true, or drop path_map (the host then gets copies)")
+                raise self.error(
+                    "path_map needs shared_fs: true",
+                    ["distributed", "remotes", alias, "path_map"],
+                    hint="path_map says where a host that shares this machine's files sees them; "
+                    "set shared_fs: true, or drop path_map (the host then gets copies)",
+                )
 
     def check_interpreters(self, data: dict[str, Any]) -> None:
         """python_interpreter/conda_env (and a remote's python_path/conda_env) exclude each other."""
@@ -385,7 +413,8 @@ class _Normalizer:
                 self.note([*parts, python_key], "is ignored: conda_env is set too, and as in v1 conda_env wins")
                 continue
             raise self.error(
-                f"'{python_key}' and 'conda_env' are both set", [*parts, "conda_env"],
+                f"'{python_key}' and 'conda_env' are both set",
+                [*parts, "conda_env"],
                 hint=f"keep one: conda_env runs 'conda run -n <env> python', {python_key} names a Python to run",
             )
 
@@ -427,9 +456,11 @@ def _directive_list(reader: _Normalizer, value: Any, where: Parts, dest: Parts) 
 def _single_gpu_type(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     if isinstance(value, list):
         if len(value) > 1:
-            raise reader.error(f"several GPU types {value} (v1's per-type planning) are not supported", where,
-                               hint="pick one gpu_type, or run one sweep per type "
-                                    "with resources: {slurm: {gpu_type: ...}}")
+            raise reader.error(
+                f"several GPU types {value} (v1's per-type planning) are not supported",
+                where,
+                hint="pick one gpu_type, or run one sweep per type with resources: {slurm: {gpu_type: ...}}",
+            )
         value = value[0]
     return [_Move(dest, value, where)]
 
@@ -462,8 +493,11 @@ def _remote_gpus(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> 
     if re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
         reader.note(where, "is a v1 GPU allowlist: read as visible_gpus")
         return [_Move(visible, [int(i) for i in text.split(",")], where)]
-    raise reader.error(f"{describe_value(value)} is not a number of GPUs", where,
-                       hint="GPUs per task as a number (gpus: 1); list allowed GPUs in visible_gpus: [0, 1]")
+    raise reader.error(
+        f"{describe_value(value)} is not a number of GPUs",
+        where,
+        hint="GPUs per task as a number (gpus: 1); list allowed GPUs in visible_gpus: [0, 1]",
+    )
 
 
 def _remote_enabled(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
@@ -475,9 +509,12 @@ def _remote_enabled(reader: _Normalizer, value: Any, where: Parts, dest: Parts) 
 
 def _remote_backend(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     if value == "slurm":
-        raise reader.error("remotes that submit to Slurm over SSH (v1's backend: slurm) are not supported", where,
-                           hint="run hsm-snake on the cluster's login node with --profile slurm, "
-                                "and move this remote's spec: to the slurm: section there")
+        raise reader.error(
+            "remotes that submit to Slurm over SSH (v1's backend: slurm) are not supported",
+            where,
+            hint="run hsm-snake on the cluster's login node with --profile slurm, "
+            "and move this remote's spec: to the slurm: section there",
+        )
     return []
 
 
@@ -493,8 +530,11 @@ def _remote_spec(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> 
 
 def _env_for_remotes(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     remotes = reader.original["distributed"].get("remotes") or {}
-    targets = [alias for alias, remote in remotes.items()
-               if remote.get("enabled", True) and not (remote.get("conda_env") or remote.get("python_path"))]
+    targets = [
+        alias
+        for alias, remote in remotes.items()
+        if remote.get("enabled", True) and not (remote.get("conda_env") or remote.get("python_path"))
+    ]
     reader.note(where, f"is v1's default for remotes: read as the {where[-1]} of {', '.join(targets) or 'no remote'}")
     return [_Move(["distributed", "remotes", alias, where[-1]], value, where, only_if_unset=True) for alias in targets]
 
@@ -524,10 +564,16 @@ def _hpc_block(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> li
             parse = _slurm_resources if target == "slurm" else _pbs_resources
             fields.update(parse(reader, resources, [*where, "default_resources"]))
         per_target[target] = fields
-    reader.note(where, f"is v1's scheduler block: read into {' and '.join(f'{t}:' for t in targets)} "
-                       "where those do not set the key themselves")
-    return [_Move([target, name], setting, [*where], only_if_unset=True)
-            for target, fields in per_target.items() for name, setting in fields.items()]
+    reader.note(
+        where,
+        f"is v1's scheduler block: read into {' and '.join(f'{t}:' for t in targets)} "
+        "where those do not set the key themselves",
+    )
+    return [
+        _Move([target, name], setting, [*where], only_if_unset=True)
+        for target, fields in per_target.items()
+        for name, setting in fields.items()
+    ]
 
 
 def _pbs_resources(reader: _Normalizer, text: str, where: Parts) -> dict[str, Any]:
@@ -543,17 +589,29 @@ def _pbs_resources(reader: _Normalizer, text: str, where: Parts) -> dict[str, An
             reader.checked(parse_mem_mb, setting, where)
             fields["mem"] = setting
         else:
-            raise reader.error(f"'{chunk}' of a PBS resource string has no place in pbs:", where,
-                               hint="write it as a qsub option under pbs: extra_directives")
+            raise reader.error(
+                f"'{chunk}' of a PBS resource string has no place in pbs:",
+                where,
+                hint="write it as a qsub option under pbs: extra_directives",
+            )
     return fields
 
 
 def _slurm_resources(reader: _Normalizer, text: str, where: Parts) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     extra: list[str] = []
-    named = {"cpus-per-task": "cpus_per_task", "ntasks": "cpus_per_task", "gpus": "gpus", "mem": "mem",
-             "mem-per-cpu": "mem_per_cpu", "partition": "partition", "qos": "qos", "account": "account",
-             "time": "walltime", "constraint": "constraint"}
+    named = {
+        "cpus-per-task": "cpus_per_task",
+        "ntasks": "cpus_per_task",
+        "gpus": "gpus",
+        "mem": "mem",
+        "mem-per-cpu": "mem_per_cpu",
+        "partition": "partition",
+        "qos": "qos",
+        "account": "account",
+        "time": "walltime",
+        "constraint": "constraint",
+    }
     for token in text.split():
         name, _, setting = token.lstrip("-").partition("=")
         field = named.get(name)

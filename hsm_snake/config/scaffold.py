@@ -59,8 +59,9 @@ def init_project(root: Path, template: str, force: bool) -> list[Path]:
             "  hint: pass --force to overwrite, or edit the file(s)"
         )
     found = inspect(root)
-    env = Environment(loader=PackageLoader("hsm_snake.config", "templates"), undefined=StrictUndefined,
-                      keep_trailing_newline=True)
+    env = Environment(
+        loader=PackageLoader("hsm_snake.config", "templates"), undefined=StrictUndefined, keep_trailing_newline=True
+    )
     values = {
         **found.__dict__,
         "name": root.resolve().name,

@@ -85,8 +85,14 @@ def flow_yaml(value: Any) -> str:
     return text.strip().removesuffix("...").strip()
 
 
-def validate(data: Any, schema_name: str, *, file: Any = None, lines: dict[str, int] | None = None,
-             format_checker: FormatChecker | None = None) -> None:
+def validate(
+    data: Any,
+    schema_name: str,
+    *,
+    file: Any = None,
+    lines: dict[str, int] | None = None,
+    format_checker: FormatChecker | None = None,
+) -> None:
     """Raise a ConfigError for the first (in file order) violation of the schema, if any."""
     root = load_schema(schema_name)
     validator = Draft202012Validator(root, format_checker=format_checker)
@@ -136,8 +142,9 @@ def _known_keys(schema: dict[str, Any], root: dict[str, Any]) -> list[str]:
     return [name for name, sub in properties.items() if not resolve(sub, root).get("deprecated")]
 
 
-def _to_config_error(error: ValidationError, root: dict[str, Any], file: Any,
-                     lines: dict[str, int] | None) -> ConfigError:
+def _to_config_error(
+    error: ValidationError, root: dict[str, Any], file: Any, lines: dict[str, int] | None
+) -> ConfigError:
     parts = _error_parts(error)
     key = key_path(parts) or None
     line = line_of(lines, parts)
@@ -159,17 +166,23 @@ def _to_config_error(error: ValidationError, root: dict[str, Any], file: Any,
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
         if "string" in types and isinstance(instance, (int, float, bool)) and "examples" not in schema:
             example = f"quote it to make it text: {_as_entry(parts, json.dumps(flow_yaml(instance)))}"
-        return ConfigError(f"expected {wanted}, got {describe_value(instance)}",
-                           file=file, key=key, line=line, hint=example)
+        return ConfigError(
+            f"expected {wanted}, got {describe_value(instance)}", file=file, key=key, line=line, hint=example
+        )
     if kind == "enum":
         choices = ", ".join(str(choice) for choice in expected)
         guess = did_you_mean(instance, [str(c) for c in expected]) if isinstance(instance, str) else None
         hint = f"did you mean '{guess}'?" if guess else example
-        return ConfigError(f"expected one of {choices}; got {describe_value(instance)}",
-                           file=file, key=key, line=line, hint=hint)
+        return ConfigError(
+            f"expected one of {choices}; got {describe_value(instance)}", file=file, key=key, line=line, hint=hint
+        )
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        bound = {"minimum": "at least", "exclusiveMinimum": "more than",
-                 "maximum": "at most", "exclusiveMaximum": "less than"}[kind]
+        bound = {
+            "minimum": "at least",
+            "exclusiveMinimum": "more than",
+            "maximum": "at most",
+            "exclusiveMaximum": "less than",
+        }[kind]
         return ConfigError(f"must be {bound} {expected}, got {instance}", file=file, key=key, line=line, hint=example)
     if kind in ("minItems", "minLength", "minProperties"):
         return ConfigError("must not be empty", file=file, key=key, line=line, hint=example)

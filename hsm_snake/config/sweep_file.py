@@ -77,15 +77,20 @@ class _SweepParser:
         self.lines = lines
 
     def error(self, message: str, parts: Parts, hint: str | None = None) -> ConfigError:
-        return ConfigError(message, file=self.source, key=key_path(parts) or None,
-                           line=line_of(self.lines, parts), hint=hint)
+        return ConfigError(
+            message, file=self.source, key=key_path(parts) or None, line=line_of(self.lines, parts), hint=hint
+        )
 
     def parse(self, data: Any) -> SweepSpec:
         if data is None:
             raise ConfigError("the file is empty", file=self.source, hint=f"a sweep needs parameters, e.g. {STARTER}")
         if not isinstance(data, dict):
-            raise ConfigError("a sweep file must be a mapping of keys such as grid: and paired:, "
-                              f"got {describe_value(data)}", file=self.source, line=1, hint=f"start from: {STARTER}")
+            raise ConfigError(
+                f"a sweep file must be a mapping of keys such as grid: and paired:, got {describe_value(data)}",
+                file=self.source,
+                line=1,
+                hint=f"start from: {STARTER}",
+            )
         validate(data, "sweep", file=self.source, lines=self.lines)
 
         body, prefix = data, []
@@ -93,15 +98,22 @@ class _SweepParser:
             body, prefix = data["sweep"], ["sweep"]
             for name in ("grid", "paired"):
                 if name in data and name in body:
-                    raise self.error(f"'{name}' is both at the top level and inside 'sweep:'", [name],
-                                     hint="keep one of the two (v1 silently used the one inside sweep:)")
+                    raise self.error(
+                        f"'{name}' is both at the top level and inside 'sweep:'",
+                        [name],
+                        hint="keep one of the two (v1 silently used the one inside sweep:)",
+                    )
         grid = self.grid(body.get("grid") or {}, [*prefix, "grid"])
         paired = self.paired(body.get("paired") or [], [*prefix, "paired"])
         self.reject_overlap(grid, paired)
         defaults = self.defaults(data.get("defaults"))
         if not grid and not paired and not defaults:
-            raise ConfigError("the sweep has no parameters", file=self.source, line=1 if data else None,
-                              hint=f"add a grid: or a paired: section, e.g. {STARTER}")
+            raise ConfigError(
+                "the sweep has no parameters",
+                file=self.source,
+                line=1 if data else None,
+                hint=f"add a grid: or a paired: section, e.g. {STARTER}",
+            )
         spec = SweepSpec(
             grid={name: values for name, (values, _) in grid.items()},
             paired=[group for group, _ in paired],
@@ -124,9 +136,11 @@ class _SweepParser:
         gpus = resources.pop("gpus")
         local = dict(resources.get("local") or {})
         if local.get("gpus", gpus) != gpus:
-            raise self.error(f"resources.gpus ({gpus}) and resources.local.gpus ({local['gpus']}) "
-                             "are both set, to different values", ["resources", "gpus"],
-                             hint="keep one: both are the GPUs per task on this machine")
+            raise self.error(
+                f"resources.gpus ({gpus}) and resources.local.gpus ({local['gpus']}) are both set, to different values",
+                ["resources", "gpus"],
+                hint="keep one: both are the GPUs per task on this machine",
+            )
         resources["local"] = {**local, "gpus": gpus}
         return resources
 
@@ -135,8 +149,11 @@ class _SweepParser:
         for name, values, where in self.flatten(grid, parts):
             self.check_values(values, where)
             if name in params:
-                raise self.error(f"parameter '{name}' is defined twice, as nested keys and as a dotted key",
-                                 where, hint="nested keys and dotted keys name the same parameter: keep one")
+                raise self.error(
+                    f"parameter '{name}' is defined twice, as nested keys and as a dotted key",
+                    where,
+                    hint="nested keys and dotted keys name the same parameter: keep one",
+                )
             params[name] = (values, where)
         return params
 
@@ -148,8 +165,11 @@ class _SweepParser:
             group = self.paired_group(item, where)
             for name in group.params:
                 if name in owners:
-                    raise self.error(f"parameter '{name}' is in paired group '{owners[name]}' and in '{group.name}'",
-                                     where, hint="a parameter can be in one paired group only")
+                    raise self.error(
+                        f"parameter '{name}' is in paired group '{owners[name]}' and in '{group.name}'",
+                        where,
+                        hint="a parameter can be in one paired group only",
+                    )
                 owners[name] = group.name
             parsed.append((group, where))
         return parsed
@@ -161,7 +181,8 @@ class _SweepParser:
                     raise self.error(
                         f"parameter '{name}' is in the grid (line {line_of(self.lines, grid[name][1])}) "
                         f"and in paired group '{group.name}'",
-                        where, hint="sweep a parameter in one place only: remove it from the grid or from the group",
+                        where,
+                        hint="sweep a parameter in one place only: remove it from the grid or from the group",
                     )
 
     def paired_group(self, item: dict[str, Any], where: Parts) -> PairedGroup:
@@ -169,8 +190,11 @@ class _SweepParser:
         if not item:
             raise self.error("empty paired group", where, hint=f"write a named group, e.g. {example}")
         if any(not isinstance(value, dict) for value in item.values()):
-            raise self.error("a paired group must be named and map parameters to lists of values", where,
-                             hint=f"put the parameters under a group name, e.g. {example}")
+            raise self.error(
+                "a paired group must be named and map parameters to lists of values",
+                where,
+                hint=f"put the parameters under a group name, e.g. {example}",
+            )
         params: dict[str, list[Any]] = {}
         for group_name, members in item.items():
             for name, values, at in self.flatten(members, [*where, group_name]):
@@ -198,8 +222,11 @@ class _SweepParser:
         for name, value, where in self.flatten(defaults, ["defaults"]):
             self.check_value(value, where)
             if name in flat:
-                raise self.error(f"default '{name}' is defined twice", where,
-                                 hint="nested keys and dotted keys name the same parameter: keep one")
+                raise self.error(
+                    f"default '{name}' is defined twice",
+                    where,
+                    hint="nested keys and dotted keys name the same parameter: keep one",
+                )
             flat[name] = value
         return flat
 
@@ -208,16 +235,18 @@ class _SweepParser:
         for key, value in mapping.items():
             where = [*parts, key]
             if not isinstance(key, str):
-                raise self.error(f"a parameter name was read as {describe_value(key)}, not as text", where,
-                                 hint="quote the name in the file, e.g. 'on': [...] (YAML reads unquoted "
-                                      "yes/no/on/off/true/false as booleans and digits as numbers)")
+                raise self.error(
+                    f"a parameter name was read as {describe_value(key)}, not as text",
+                    where,
+                    hint="quote the name in the file, e.g. 'on': [...] (YAML reads unquoted "
+                    "yes/no/on/off/true/false as booleans and digits as numbers)",
+                )
             if not key or any(c.isspace() for c in key) or "=" in key:
                 raise self.error(f"parameter name {key!r} may not be empty or contain spaces or '='", where)
             name = f"{prefix}.{key}" if prefix else key
             if isinstance(value, dict):
                 if not value:
-                    raise self.error(f"'{name}' is an empty mapping", where,
-                                     hint="give its parameters, or remove it")
+                    raise self.error(f"'{name}' is an empty mapping", where, hint="give its parameters, or remove it")
                 yield from self.flatten(value, where, name)
             else:
                 yield name, value, where
@@ -225,11 +254,17 @@ class _SweepParser:
     def check_values(self, values: Any, where: Parts) -> None:
         leaf = next(p for p in reversed(where) if isinstance(p, str))
         if not isinstance(values, list):
-            raise self.error(f"expected a list of values, got {describe_value(values)}", where,
-                             hint=f"wrap it in a list: {leaf}: [{flow_yaml(values)}]")
+            raise self.error(
+                f"expected a list of values, got {describe_value(values)}",
+                where,
+                hint=f"wrap it in a list: {leaf}: [{flow_yaml(values)}]",
+            )
         if not values:
-            raise self.error("empty list: this would give the sweep no tasks", where,
-                             hint="give at least one value, or remove the key")
+            raise self.error(
+                "empty list: this would give the sweep no tasks",
+                where,
+                hint="give at least one value, or remove the key",
+            )
         for index, value in enumerate(values):
             self.check_value(value, [*where, index])
 
@@ -243,15 +278,20 @@ class _SweepParser:
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    raise self.error(f"mapping key {key!r} inside a value must be text", where,
-                                     hint=f"quote it: '{key}'")
+                    raise self.error(
+                        f"mapping key {key!r} inside a value must be text", where, hint=f"quote it: '{key}'"
+                    )
                 self.check_value(item, [*where, key])
             return
-        raise self.error(f"a value of type {type(value).__name__} cannot be passed to a script", where,
-                         hint="use text, numbers, true/false, null, lists or mappings")
+        raise self.error(
+            f"a value of type {type(value).__name__} cannot be passed to a script",
+            where,
+            hint="use text, numbers, true/false, null, lists or mappings",
+        )
 
-    def reject_repeats(self, spec: SweepSpec, grid: dict[str, tuple[list[Any], Parts]],
-                       paired: list[tuple[PairedGroup, Parts]]) -> None:
+    def reject_repeats(
+        self, spec: SweepSpec, grid: dict[str, tuple[list[Any], Parts]], paired: list[tuple[PairedGroup, Parts]]
+    ) -> None:
         found = find_repeated_entry(spec)
         if not found:
             return

@@ -123,9 +123,14 @@ def hydra_key_warnings(spec: SweepSpec, project: ProjectConfig) -> list[Finding]
         plain = key.lstrip("+~")
         if plain != key or _in_tree(tree, plain.split(".")) or (root / plain.split(".")[0]).is_dir():
             continue
-        found.append(Finding(str(spec.source) if spec.source else None, key,
-                             f"is not in the Hydra config tree of {primary}; Hydra will refuse `{key}=...`",
-                             f"add {key} to {primary.name}, or sweep `+{key}` to add a new key"))
+        found.append(
+            Finding(
+                str(spec.source) if spec.source else None,
+                key,
+                f"is not in the Hydra config tree of {primary}; Hydra will refuse `{key}=...`",
+                f"add {key} to {primary.name}, or sweep `+{key}` to add a new key",
+            )
+        )
     return found
 
 
@@ -142,26 +147,55 @@ def project_warnings(project: ProjectConfig, spec: SweepSpec | None) -> list[Fin
     found = []
     script = (spec.script if spec else None) or project.section("paths").get("train_script")
     if not script:
-        found.append(Finding(file, "paths.train_script", "no training script is set",
-                             "set paths.train_script in hsm.yaml (or script: in the sweep file)"))
+        found.append(
+            Finding(
+                file,
+                "paths.train_script",
+                "no training script is set",
+                "set paths.train_script in hsm.yaml (or script: in the sweep file)",
+            )
+        )
     elif not (project.root / script).is_file():
-        found.append(Finding(file, "paths.train_script", f"{project.root / script} does not exist",
-                             f"paths are relative to the project root {project.root}"))
+        found.append(
+            Finding(
+                file,
+                "paths.train_script",
+                f"{project.root / script} does not exist",
+                f"paths are relative to the project root {project.root}",
+            )
+        )
     interpreter = project.python_command()[0]
     if not _runnable(interpreter):
         key = "paths.conda_env" if project.section("paths").get("conda_env") else "paths.python_interpreter"
-        found.append(Finding(file, key, f"{interpreter!r} is not an executable on this machine",
-                             "give the full path of the Python that has your training dependencies"))
+        found.append(
+            Finding(
+                file,
+                key,
+                f"{interpreter!r} is not an executable on this machine",
+                "give the full path of the Python that has your training dependencies",
+            )
+        )
     local = backends.merged_section(project.data, spec.resources if spec else {}, "local")
     visible = local.get("visible_gpus")
     if local.get("gpus") and visible is not None and local["gpus"] > len(visible):
-        found.append(Finding(file, "local.gpus", f"each task asks for {local['gpus']} GPUs but "
-                             f"local.visible_gpus lists {len(visible)}",
-                             "lower local.gpus or list more device ids in local.visible_gpus"))
+        found.append(
+            Finding(
+                file,
+                "local.gpus",
+                f"each task asks for {local['gpus']} GPUs but local.visible_gpus lists {len(visible)}",
+                "lower local.gpus or list more device ids in local.visible_gpus",
+            )
+        )
     elif local.get("gpus") and visible is None and not gpu_slots.detect_devices():
-        found.append(Finding(file, "local.gpus", f"each task asks for {local['gpus']} GPU(s) but nvidia-smi -L "
-                             "finds none and local.visible_gpus is not set: local tasks get no device assignment",
-                             "list the device ids in local.visible_gpus (or set local.gpus: 0)"))
+        found.append(
+            Finding(
+                file,
+                "local.gpus",
+                f"each task asks for {local['gpus']} GPU(s) but nvidia-smi -L "
+                "finds none and local.visible_gpus is not set: local tasks get no device assignment",
+                "list the device ids in local.visible_gpus (or set local.gpus: 0)",
+            )
+        )
     return found
 
 
@@ -169,8 +203,14 @@ def sweep_warnings(spec: SweepSpec, project: ProjectConfig | None, task_count: i
     file = str(spec.source) if spec.source else None
     found = []
     if task_count > HUGE_SWEEP:
-        found.append(Finding(file, "grid", f"the sweep expands to {task_count:,} tasks",
-                             "every grid list multiplies the count; use paired: for values that go together"))
+        found.append(
+            Finding(
+                file,
+                "grid",
+                f"the sweep expands to {task_count:,} tasks",
+                "every grid list multiplies the count; use paired: for values that go together",
+            )
+        )
     style = project.section("task").get("arg_style", "hydra") if project else "hydra"
     seen: set[str] = set()
     for params in expand(spec) if task_count <= HUGE_SWEEP else []:
@@ -180,8 +220,14 @@ def sweep_warnings(spec: SweepSpec, project: ProjectConfig | None, task_count: i
             except ValueError as exc:
                 if key not in seen:
                     seen.add(key)
-                    found.append(Finding(file, key, f"value {value!r} cannot be passed {style}-style: {exc}",
-                                         "change the value, or set task.arg_style in hsm.yaml"))
+                    found.append(
+                        Finding(
+                            file,
+                            key,
+                            f"value {value!r} cannot be passed {style}-style: {exc}",
+                            "change the value, or set task.arg_style in hsm.yaml",
+                        )
+                    )
     return found
 
 

@@ -123,12 +123,20 @@ def parse_yaml_text(text: str, path: Path | None = None) -> YamlDocument:
     return YamlDocument(data, lines, path)
 
 
-def _index_node(loader: ConfigLoader, node: yaml.Node, parts: list[Any], lines: dict[str, int],
-                path: Path | None, open_nodes: set[int]) -> None:
+def _index_node(
+    loader: ConfigLoader,
+    node: yaml.Node,
+    parts: list[Any],
+    lines: dict[str, int],
+    path: Path | None,
+    open_nodes: set[int],
+) -> None:
     if id(node) in open_nodes:
         raise ConfigError(
             "an alias refers to a node that contains it (a recursive structure)",
-            file=path, key=key_path(parts) or None, line=node.start_mark.line + 1,
+            file=path,
+            key=key_path(parts) or None,
+            line=node.start_mark.line + 1,
             hint="YAML anchors may only be reused outside their own definition",
         )
     if isinstance(node, yaml.MappingNode):
@@ -146,7 +154,9 @@ def _index_node(loader: ConfigLoader, node: yaml.Node, parts: list[Any], lines: 
             if identity in seen:
                 raise ConfigError(
                     f"duplicate key '{key_node.value}': first defined on line {seen[identity]}, again on line {line}",
-                    file=path, key=key_path(child), line=line,
+                    file=path,
+                    key=key_path(child),
+                    line=line,
                     hint="YAML keeps only one of them: delete or rename one of the two",
                 )
             seen[identity] = line
@@ -169,8 +179,11 @@ def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: Path | None) -> 
     if error.context:
         problem = f"{problem} ({error.context})"
     if isinstance(error, yaml.constructor.ConstructorError):
-        hint = ("a key must be plain text, not a list or mapping" if "unhashable" in problem
-                else "config files hold plain values: remove the '!tag' or quote the value")
+        hint = (
+            "a key must be plain text, not a list or mapping"
+            if "unhashable" in problem
+            else "config files hold plain values: remove the '!tag' or quote the value"
+        )
         return ConfigError(problem, file=path, line=line, hint=hint)
     source_lines = text.splitlines()
     marked_lines = {m.line for m in (error.problem_mark, error.context_mark) if m is not None}

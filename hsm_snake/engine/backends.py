@@ -188,8 +188,11 @@ def check_pbs_directives(directives: list[str]) -> list[str]:
             for item in names:
                 managed = PBS_MANAGED_RESOURCES.get(item.split("=", 1)[0].split(":", 1)[0]) or managed
         if managed:
-            hint = (f"set it through pbs: {managed} in hsm.yaml instead" if not managed.startswith("(")
-                    else f"hsm-snake sets it {managed}")
+            hint = (
+                f"set it through pbs: {managed} in hsm.yaml instead"
+                if not managed.startswith("(")
+                else f"hsm-snake sets it {managed}"
+            )
             raise ConfigError(
                 f"{directive!r} is an option hsm-snake's PBS executor sets itself",
                 key="pbs.extra_directives",

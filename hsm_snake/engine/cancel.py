@@ -68,9 +68,7 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
     pbs_tasks = [
         (str(paths.task(t.task.name).dir), t.status["job_id"])
         for t in state.tasks
-        if t.state in (scan.RUNNING, scan.STALE)
-        and (t.status or {}).get("backend") == "pbs"
-        and t.status.get("job_id")
+        if t.state in (scan.RUNNING, scan.STALE) and (t.status or {}).get("backend") == "pbs" and t.status.get("job_id")
     ]
     if pbs_tasks:
         from hsm_snake.executors.pbs import accounting as pbs_accounting

@@ -225,8 +225,10 @@ class _Pool:
         self.contacted.add(host.alias)
         done = run_bounded(command, QUERY_TIMEOUT_S)
         if done is None:
-            notify(f"{task}: could not reach {host.alias} to check on its earlier run ({command[0]} did not start "
-                   f"or answer within {QUERY_TIMEOUT_S} s); not waiting for it")
+            notify(
+                f"{task}: could not reach {host.alias} to check on its earlier run ({command[0]} did not start "
+                f"or answer within {QUERY_TIMEOUT_S} s); not waiting for it"
+            )
             return False
         if done.returncode == 255 and not host.is_local:
             notify(f"{task}: could not reach {host.alias} to check on its earlier run; not waiting for it")
@@ -267,8 +269,10 @@ def _ssh_pool(paths: SweepPaths) -> Iterator[_Pool]:
 def _query(command: list[str], notify: Callable[[str], None]) -> str:
     done = run_bounded(command, QUERY_TIMEOUT_S)
     if done is None:
-        notify(f"could not ask the scheduler about this sweep's earlier jobs ({command[0]} did not start or "
-               f"answer within {QUERY_TIMEOUT_S} s); not waiting for them")
+        notify(
+            f"could not ask the scheduler about this sweep's earlier jobs ({command[0]} did not start or "
+            f"answer within {QUERY_TIMEOUT_S} s); not waiting for them"
+        )
         return ""
     if done.returncode != 0:
         notify(

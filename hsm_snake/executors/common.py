@@ -10,8 +10,9 @@ def run_bounded(argv: list[str], timeout_s: float) -> subprocess.CompletedProces
     """``argv`` with no input, its output captured as text; None when it could not be started or
     did not end within ``timeout_s``."""
     try:
-        return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout_s,
-                              check=False)
+        return subprocess.run(
+            argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout_s, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
 

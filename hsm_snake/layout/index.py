@@ -79,9 +79,7 @@ def parse_task_selection(text: str) -> set[int]:
         first = int(match.group(1))
         last = int(match.group(2) or first)
         if last < first:
-            raise ConfigError(
-                f"range {part.strip()!r} runs backwards", key="tasks", hint=f"write it as {last}-{first}"
-            )
+            raise ConfigError(f"range {part.strip()!r} runs backwards", key="tasks", hint=f"write it as {last}-{first}")
         numbers.update(range(first, last + 1))
     return numbers
 
@@ -124,4 +122,3 @@ def mapping_document(tasks: dict[str, TaskEntry], sweep_id: str) -> dict[str, An
             record["retired"] = True
         entries[entry.name] = record
     return {"sweep_id": sweep_id, "tasks": entries}
-

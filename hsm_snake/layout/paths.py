@@ -29,14 +29,14 @@ def map_path(path: str, path_map: dict[str, str]) -> str:
     if not matching:
         return path
     prefix = max(matching, key=lambda p: len(p.rstrip("/")))
-    return (path_map[prefix].rstrip("/") + path[len(prefix.rstrip("/")):]) or "/"
+    return (path_map[prefix].rstrip("/") + path[len(prefix.rstrip("/")) :]) or "/"
 
 
 def task_number(name: str) -> int:
     """The number of a task id such as ``task_007``; ValueError for anything else."""
-    if not name.startswith(TASK_PREFIX) or not name[len(TASK_PREFIX):].isdigit():
+    if not name.startswith(TASK_PREFIX) or not name[len(TASK_PREFIX) :].isdigit():
         raise InvalidValueError(f"not a task id: {name!r}")
-    return int(name[len(TASK_PREFIX):])
+    return int(name[len(TASK_PREFIX) :])
 
 
 @dataclass(frozen=True)

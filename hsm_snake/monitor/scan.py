@@ -121,8 +121,15 @@ def _attempt_of(status_path: str) -> int:
 
 def dispatch_state(entry: TaskEntry, dispatch: dict[str, Any]) -> TaskState:
     alias = dispatch.get("host_alias")
-    status = {"status": RUNNING, "task_id": entry.name, "attempt": dispatch.get("attempt"),
-              "started": dispatch.get("dispatched"), "host_alias": alias, "backend": "ssh", "job_id": alias}
+    status = {
+        "status": RUNNING,
+        "task_id": entry.name,
+        "attempt": dispatch.get("attempt"),
+        "started": dispatch.get("dispatched"),
+        "host_alias": alias,
+        "backend": "ssh",
+        "job_id": alias,
+    }
     return TaskState(entry, RUNNING, status, f"running on {alias}")
 
 

@@ -67,9 +67,7 @@ def classify(returncode: int, *, timed_out: bool, timeout_s: float | None, stder
         if sig in _USER_STOP_SIGNALS:
             return Failure("cancelled", CANCELLED, f"stopped by {signal_name(sig)}")
         if sig == signal.SIGKILL:
-            return Failure(
-                "failed", KILLED, "killed by SIGKILL (the out-of-memory killer, a scheduler or kill -9)"
-            )
+            return Failure("failed", KILLED, "killed by SIGKILL (the out-of-memory killer, a scheduler or kill -9)")
         return Failure("failed", KILLED, f"killed by {signal_name(sig)}")
     exception = last_exception(stderr_tail)
     for category, pattern in _STDERR_PATTERNS:

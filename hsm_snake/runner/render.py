@@ -100,9 +100,7 @@ def display_command(argv: list[str]) -> str:
 
 def _check_style(style: str) -> None:
     if style not in STYLES:
-        raise InvalidValueError(
-            f"unknown parameter style {style!r}: expected one of {', '.join(STYLES)}"
-        )
+        raise InvalidValueError(f"unknown parameter style {style!r}: expected one of {', '.join(STYLES)}")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -113,14 +111,10 @@ def _check_key(key: object, style: str) -> None:
     if style == "hydra":
         if not _HYDRA_KEY.fullmatch(key):
             raise InvalidValueError(
-                f"parameter key {key!r} is not a valid Hydra override key "
-                "(expected a dotted path such as 'model.lr')"
+                f"parameter key {key!r} is not a valid Hydra override key (expected a dotted path such as 'model.lr')"
             )
     elif "=" in key or key.startswith("-") or any(c.isspace() for c in key):
-        raise InvalidValueError(
-            f"parameter key {key!r} must not contain '=' or whitespace "
-            "nor start with '-'"
-        )
+        raise InvalidValueError(f"parameter key {key!r} must not contain '=' or whitespace nor start with '-'")
 
 
 def _check_value(key: str, value: object) -> None:
@@ -163,10 +157,7 @@ def _hydra_value(key: str, value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_hydra_value(key, item) for item in value) + "]"
     if isinstance(value, dict):
-        pairs = (
-            f"{_hydra_dict_key(key, k)}:{_hydra_value(key, v)}"
-            for k, v in value.items()
-        )
+        pairs = (f"{_hydra_dict_key(key, k)}:{_hydra_value(key, v)}" for k, v in value.items())
         return "{" + ",".join(pairs) + "}"
     return _scalar_text(value)
 
@@ -180,12 +171,8 @@ def _hydra_string(key: str, text: str) -> str:
         )
     if _BARE_CHARS.fullmatch(text) and not _NOT_A_STRING.fullmatch(text):
         return text
-    text = _BACKSLASHES_BEFORE_INTERPOLATION.sub(
-        lambda m: "\\" * (2 * len(m[1]) + 1) + "${", text
-    )
-    quoted = _BACKSLASHES_BEFORE_QUOTE.sub(
-        lambda m: "\\" * (2 * len(m[1]) + (1 if m[2] else 0)) + m[2], text
-    )
+    text = _BACKSLASHES_BEFORE_INTERPOLATION.sub(lambda m: "\\" * (2 * len(m[1]) + 1) + "${", text)
+    quoted = _BACKSLASHES_BEFORE_QUOTE.sub(lambda m: "\\" * (2 * len(m[1]) + (1 if m[2] else 0)) + m[2], text)
     return f"'{quoted}'"
 
 
@@ -240,7 +227,5 @@ def _argparse_text(key: str, value: object) -> str:
         try:
             return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError) as error:
-            raise InvalidValueError(
-                f"parameter {key!r}: cannot write {value!r} as JSON: {error}"
-            ) from None
+            raise InvalidValueError(f"parameter {key!r}: cannot write {value!r} as JSON: {error}") from None
     return _scalar_text(value)

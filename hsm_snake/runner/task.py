@@ -59,9 +59,7 @@ class TaskFailed(TaskFailedError):
     def __init__(self, task: str, status: dict[str, Any]) -> None:
         self.task = task
         self.status = status
-        super().__init__(
-            f"{task} {status['status']}: {status.get('error_category')}: {status.get('error_summary')}"
-        )
+        super().__init__(f"{task} {status['status']}: {status.get('error_category')}: {status.get('error_summary')}")
 
 
 @dataclass(frozen=True)
@@ -492,4 +490,3 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     return 0
-

@@ -70,7 +70,9 @@ class RepeatedEntry:
         return ConfigError(
             f"{self.where} has the same entry {canonical_json(self.entry)} twice "
             f"(positions {self.first + 1} and {self.second + 1}), so two tasks would have identical parameters",
-            file=file, key=key, line=line,
+            file=file,
+            key=key,
+            line=line,
             hint="remove the repeated entry: every task of a sweep must differ",
         )
 

@@ -80,10 +80,17 @@ def migrate(v1_dir: Path, project: ProjectConfig, to: Path | None = None) -> Mig
         tasks[name] = TaskEntry(name, param_hash(params), params)
         state = _v1_state(task.dir / "task_info.txt") or v1_statuses.get(name) or v1_statuses.get(f"task_{number}")
         if state in ("completed", "failed", "cancelled") and not task.status.exists():
-            write_status(task.status, {"status": state, "task_id": name, "attempt": 1, "backend": "v1",
-                                       "error_category": None if state == "completed" else state,
-                                       "error_summary": "recorded by HPC Sweep Manager v1" if state != "completed"
-                                       else None})
+            write_status(
+                task.status,
+                {
+                    "status": state,
+                    "task_id": name,
+                    "attempt": 1,
+                    "backend": "v1",
+                    "error_category": None if state == "completed" else state,
+                    "error_summary": "recorded by HPC Sweep Manager v1" if state != "completed" else None,
+                },
+            )
         if state == "completed":
             write_bytes_atomic(task.marker, b"")
             outcome.completed.append(name)

@@ -21,7 +21,15 @@ from hsm_snake.engine.lock import SweepLock
 from hsm_snake.monitor import scan
 from hsm_snake.monitor.readers import load_sweep_index
 
-COMMANDS = (("status",), ("status", "--all-status"), ("status", "--tasks"), ("missing",), ("errors",), ("report",), ("results",))
+COMMANDS = (
+    ("status",),
+    ("status", "--all-status"),
+    ("status", "--tasks"),
+    ("missing",),
+    ("errors",),
+    ("report",),
+    ("results",),
+)
 
 
 def _run_all_readers(project, sweep_id: str, expect: int | None = 0) -> dict[str, str]:

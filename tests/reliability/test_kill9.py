@@ -126,7 +126,9 @@ def test_kill_9_at_a_random_moment_then_complete_finishes_each_task_once(project
     note = f"{note}: killed {what}"
 
     # Whatever survived the kill (an engine whose hsm-snake died, orphaned scripts) ends by itself.
-    wait_for(lambda: not sweep_processes(str(project.run_log)), timeout=120, what=f"the run's processes to end ({note})")
+    wait_for(
+        lambda: not sweep_processes(str(project.run_log)), timeout=120, what=f"the run's processes to end ({note})"
+    )
     if proc.poll() is None:
         proc.wait(timeout=30)
     (sweep_dir,) = project.sweep_dirs()
@@ -137,7 +139,10 @@ def test_kill_9_at_a_random_moment_then_complete_finishes_each_task_once(project
     # nothing recorded it as completed, and it is rightly run again. Only a "done" logged before
     # the kill counts: a script still running after its runner died must not get to finish.
     for task in expected:
-        if _last_event(logged_at_kill, task) == f"{task} done" and read_status(sweep_dir / "tasks" / task)["status"] != "completed":
+        if (
+            _last_event(logged_at_kill, task) == f"{task} done"
+            and read_status(sweep_dir / "tasks" / task)["status"] != "completed"
+        ):
             expected[task] = 2
 
     result = project.cli("complete", sweep_dir.name, expect=None)

@@ -53,8 +53,10 @@ def test_two_concurrent_completes_one_runs_the_other_is_refused(project, backgro
     # Two `complete` started together: exactly one gets the sweep, the other says who has it.
     procs = [background("complete", sweep_dir.name) for _ in range(2)]
     # The held task keeps the winner running until the loser has been turned away.
-    wait_for(lambda: held_tasks_started(project, 2)() and any(p.poll() is not None for p in procs),
-             what="one complete to start the task and the other to be refused")
+    wait_for(
+        lambda: held_tasks_started(project, 2)() and any(p.poll() is not None for p in procs),
+        what="one complete to start the task and the other to be refused",
+    )
     project.release()
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     codes = sorted(p.returncode for p in procs)

@@ -110,8 +110,12 @@ def decide(
         ended += f" with exit_status {exit_status}"
 
     def timeout() -> Verdict:
-        return Verdict(False, "failed", failures.TIMEOUT,
-                       f"{ended}: walltime {_walltime_text(limit)} exceeded (ran {_walltime_text(_secs(used))})")
+        return Verdict(
+            False,
+            "failed",
+            failures.TIMEOUT,
+            f"{ended}: walltime {_walltime_text(limit)} exceeded (ran {_walltime_text(_secs(used))})",
+        )
 
     if exit_status in WALLTIME_EXITS or ("walltime" in comment and "exceed" in comment):
         return timeout()

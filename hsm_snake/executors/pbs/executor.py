@@ -56,8 +56,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     qstat_format: str = setting(
         "auto",
-        "qstat output to ask for: auto (the richest this qstat accepts), "
-        + ", ".join(FORMATS),
+        "qstat output to ask for: auto (the richest this qstat accepts), " + ", ".join(FORMATS),
     )
     walltime_grace: int = setting(
         300,
@@ -70,8 +69,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     no_export_env: bool = setting(
         False,
-        "Do not pass the submitting environment to the jobs (by default qsub -V, as sbatch "
-        "exports it by default).",
+        "Do not pass the submitting environment to the jobs (by default qsub -V, as sbatch exports it by default).",
     )
 
 
@@ -212,8 +210,10 @@ class Executor(RemoteExecutor):
         first = jobs[0]
         what = f"{first.what}+{len(jobs) - 1}"
         name = script.job_name(sweep, what)
-        elements = [script.Element(index, job.log_base, self.format_job_exec(job.job))
-                    for index, job in enumerate(jobs, start=1)]
+        elements = [
+            script.Element(index, job.log_base, self.format_job_exec(job.job))
+            for index, job in enumerate(jobs, start=1)
+        ]
         text = script.render_array(
             name=name,
             options=[f"-N {name}", *first.shared_options],
@@ -228,35 +228,55 @@ class Executor(RemoteExecutor):
             # it would be taken for this element's id.
             Path(script.id_file(job.log_base)).unlink(missing_ok=True)
         array_log = str(self.logs_dir() / name)
-        command = script.qsub_command(job_script, f"{array_log}.out", f"{array_log}.err", export_env=self.export_env,
-                                      array=script.array_option(first.flavor, len(jobs)))
+        command = script.qsub_command(
+            job_script,
+            f"{array_log}.out",
+            f"{array_log}.err",
+            export_env=self.export_env,
+            array=script.array_option(first.flavor, len(jobs)),
+        )
         array_id, failure = self.qsub(command)
         for element, job in zip(elements, jobs, strict=True):
-            tracking = Tracking(task=job.task, script=job_script, stdout=f"{job.log_base}.out",
-                                stderr=f"{job.log_base}.err", walltime_s=job.walltime_s)
+            tracking = Tracking(
+                task=job.task,
+                script=job_script,
+                stdout=f"{job.log_base}.out",
+                stderr=f"{job.log_base}.err",
+                walltime_s=job.walltime_s,
+            )
             if array_id is None:
                 self.report_job_error(SubmittedJobInfo(job.job, aux={"pbs": tracking}), msg=failure)
                 continue
             tracking.element = ArrayElement(array_id, element.index, Path(script.id_file(job.log_base)))
-            self.report_job_submission(SubmittedJobInfo(job.job, external_jobid=tracking.label,
-                                                        aux={"pbs": tracking}))
+            self.report_job_submission(SubmittedJobInfo(job.job, external_jobid=tracking.label, aux={"pbs": tracking}))
         if array_id is not None:
-            self.logger.info(f"Jobs {', '.join(str(job.job.jobid) for job in jobs)} submitted as PBS job array "
-                             f"{array_id} (elements 1-{len(jobs)}; script: {job_script}).")
+            self.logger.info(
+                f"Jobs {', '.join(str(job.job.jobid) for job in jobs)} submitted as PBS job array "
+                f"{array_id} (elements 1-{len(jobs)}; script: {job_script})."
+            )
 
     def qsub(self, command: list[str]) -> tuple[str | None, str]:
         """(the job id qsub printed, or None and why not)."""
         try:
             # The job's Snakemake must run its one job here, not read this run's profile again.
             env = {k: v for k, v in os.environ.items() if k != "SNAKEMAKE_PROFILE"}
-            done = subprocess.run(command, capture_output=True, text=True, timeout=QSUB_TIMEOUT_S,
-                                  stdin=subprocess.DEVNULL, check=False, env=env)
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=QSUB_TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+                check=False,
+                env=env,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return None, f"qsub could not run: {exc}"
         job_id = script.parse_qsub_output(done.stdout) if done.returncode == 0 else None
         if job_id is None:
-            return None, (f"qsub failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[:1000]}"
-                          f"\n    command: {' '.join(command)}")
+            return None, (
+                f"qsub failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[:1000]}"
+                f"\n    command: {' '.join(command)}"
+            )
         self.note_submitted(job_id)
         return job_id, ""
 
@@ -289,8 +309,11 @@ class Executor(RemoteExecutor):
                 state = track.last_info.state if track.last_info is not None else None
                 if track.task is not None and track.job_id is not None:
                     accounting.record_verdict(track.task, track.job_id, verdict, scheduler_state=state)
-                self.report_job_error(job_info, msg=f"{verdict.summary}. PBS logs: {track.stdout} {track.stderr}. ",
-                                      aux_logs=[track.stdout, track.stderr])
+                self.report_job_error(
+                    job_info,
+                    msg=f"{verdict.summary}. PBS logs: {track.stdout} {track.stderr}. ",
+                    aux_logs=[track.stdout, track.stderr],
+                )
 
     # -- cancel ----------------------------------------------------------------------------
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
@@ -298,8 +321,13 @@ class Executor(RemoteExecutor):
         for track in tracks:
             track.learn_job_id()
         # An array's id deletes all its elements, also those still queued.
-        ids = list(dict.fromkeys(track.element.array_id if track.element is not None else track.job_id
-                                 for track in tracks if track.element is not None or track.job_id))
+        ids = list(
+            dict.fromkeys(
+                track.element.array_id if track.element is not None else track.job_id
+                for track in tracks
+                if track.element is not None or track.job_id
+            )
+        )
         if not ids:
             return
         done = accounting.qdel(ids)
@@ -307,8 +335,9 @@ class Executor(RemoteExecutor):
             self.logger.info(f"qdel exit {done.returncode}: {(done.stderr or done.stdout).strip()[:500]}")
         # The runners in these jobs record cancelled themselves when SIGTERM reaches the script
         # in time; a job killed harder (or still starting) is recorded here.
-        accounting.record_cancelled([(track.task, track.job_id) for track in tracks
-                                     if track.job_id and track.task is not None])
+        accounting.record_cancelled(
+            [(track.task, track.job_id) for track in tracks if track.job_id and track.task is not None]
+        )
 
 
 @dataclass(frozen=True)
@@ -339,5 +368,5 @@ def array_batches(jobs: list[Prepared], limit: int) -> list[list[Prepared]]:
     batches = []
     for group in same.values():
         group.sort(key=lambda job: (len(job.what), job.what))  # task_999 before task_1000
-        batches += [group[start:start + limit] for start in range(0, len(group), max(1, limit))]
+        batches += [group[start : start + limit] for start in range(0, len(group), max(1, limit))]
     return batches

@@ -170,8 +170,11 @@ def parse_pro_json(text: str) -> dict[str, JobInfo]:
     except ValueError:
         return _parse_broken_json(text)
     jobs = data.get("Jobs") or {} if isinstance(data, dict) else {}
-    return {job_id: _job_from_attributes(job_id, _flatten(attrs)) for job_id, attrs in jobs.items()
-            if isinstance(attrs, dict)}
+    return {
+        job_id: _job_from_attributes(job_id, _flatten(attrs))
+        for job_id, attrs in jobs.items()
+        if isinstance(attrs, dict)
+    }
 
 
 _JSON_JOB_START = re.compile(r'^\s*"([^"\s]+)"\s*:\s*\{\s*$', re.MULTILINE)
@@ -180,12 +183,15 @@ _JSON_JOB_START = re.compile(r'^\s*"([^"\s]+)"\s*:\s*\{\s*$', re.MULTILINE)
 def _parse_broken_json(text: str) -> dict[str, JobInfo]:
     """Salvage the fields we need from JSON some PBS versions print unescaped (backslashes or
     quotes in environment values): one job block per ``"ID":{`` line."""
-    starts = [m for m in _JSON_JOB_START.finditer(text) if m.group(1) not in ("Jobs", "resources_used",
-                                                                              "Resource_List", "Variable_List")]
+    starts = [
+        m
+        for m in _JSON_JOB_START.finditer(text)
+        if m.group(1) not in ("Jobs", "resources_used", "Resource_List", "Variable_List")
+    ]
     jobs: dict[str, JobInfo] = {}
     for number, match in enumerate(starts):
         end = starts[number + 1].start() if number + 1 < len(starts) else len(text)
-        block = text[match.end():end]
+        block = text[match.end() : end]
 
         def field_value(name: str, block: str = block) -> str | None:
             found = re.search(rf'"{name}"\s*:\s*"?([^",\n}}]*)"?', block, re.IGNORECASE)
@@ -351,8 +357,14 @@ class Qstat:
             command = [self.qstat, *FORMATS[fmt], *job_ids]
             self.calls += 1
             try:
-                done = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout_s,
-                                      stdin=subprocess.DEVNULL, check=False)
+                done = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    timeout=self.timeout_s,
+                    stdin=subprocess.DEVNULL,
+                    check=False,
+                )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 return QstatAnswer({}, ok=False, command=command, error=str(exc))
             if self.format is None and _unsupported(done):
@@ -361,8 +373,12 @@ class Qstat:
             # Exit 0, or "unknown job" for some ids, is an answer (even an empty one); any other
             # failure with nothing parsed means qstat could not ask the server.
             if done.returncode != 0 and done.returncode not in UNKNOWN_JOB_EXITS and not jobs:
-                return QstatAnswer({}, ok=False, command=command,
-                                   error=f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[:500]}")
+                return QstatAnswer(
+                    {},
+                    ok=False,
+                    command=command,
+                    error=f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[:500]}",
+                )
             if self.format is None:
                 self.format = fmt
             return QstatAnswer(jobs, ok=True, command=command)

@@ -38,7 +38,7 @@ def job_name(sweep_id: str, what: str) -> str:
     if not name[:1].isalpha():
         name = f"hsm_{name}"
     if len(name) > MAX_NAME:
-        name = name[: MAX_NAME // 2] + "_" + name[-(MAX_NAME // 2 - 1):]
+        name = name[: MAX_NAME // 2] + "_" + name[-(MAX_NAME // 2 - 1) :]
     return name
 
 
@@ -188,7 +188,7 @@ def render_array(
         f"index={index}",
         'case "$index" in',
         *(f"    {element.index}) log={shlex.quote(element.log_base)} ;;" for element in elements),
-        f'    *) echo "hsm-pbs: $0 has no task for array index \'$index\' (elements {first}-{last})" >&2',
+        f"    *) echo \"hsm-pbs: $0 has no task for array index '$index' (elements {first}-{last})\" >&2",
         f"       exit {UNKNOWN_INDEX_EXIT} ;;",
         "esac",
         'exec >"$log.out" 2>"$log.err"',
@@ -208,8 +208,9 @@ def array_option(flavor: str, count: int) -> list[str]:
     return ["-J" if flavor == "pro" else "-t", f"1-{count}"]
 
 
-def qsub_command(script: str, stdout: str, stderr: str, export_env: bool = True, qsub: str = "qsub",
-                 array: Sequence[str] = ()) -> list[str]:
+def qsub_command(
+    script: str, stdout: str, stderr: str, export_env: bool = True, qsub: str = "qsub", array: Sequence[str] = ()
+) -> list[str]:
     command = [qsub]
     if export_env:
         # Like sbatch's default: the job sees the submitting environment (PATH, a user's

@@ -153,8 +153,9 @@ class Watcher:
                 return None
         return self._conclude(job_id, track, now)
 
-    def _settle_unstarted(self, track: Tracking, element: ArrayElement, answer: QstatAnswer,
-                          now: float) -> accounting.Verdict | None:
+    def _settle_unstarted(
+        self, track: Tracking, element: ArrayElement, answer: QstatAnswer, now: float
+    ) -> accounting.Verdict | None:
         """An array element that has not written its job id: wait while its array is in qstat."""
         if not answer.ok:
             return self._give_up(track.label, answer, now) if self._qstat_failed_too_long(now) else None
@@ -171,25 +172,32 @@ class Watcher:
         if now - track.array_ended < self.latency_wait:
             return None
         ended = f"finished in state {array.state}" if array is not None else "is gone from qstat"
-        return accounting.Verdict(False, "failed", None,
-                                  f"PBS job array {element.array_id} {ended}; its element {element.index} "
-                                  "never started its task")
+        return accounting.Verdict(
+            False,
+            "failed",
+            None,
+            f"PBS job array {element.array_id} {ended}; its element {element.index} never started its task",
+        )
 
     def _qstat_failed_too_long(self, now: float) -> bool:
         return self.failing_since is not None and now - self.failing_since > self.qstat_failure_timeout
 
     def _give_up(self, label: str, answer: QstatAnswer, now: float) -> accounting.Verdict:
         failing_s = now - self.failing_since if self.failing_since is not None else 0.0
-        return accounting.Verdict(False, None, None, f"PBS job {label}: qstat failed for "
-                                  f"{int(failing_s)} s ({answer.error}); giving up on it")
+        return accounting.Verdict(
+            False, None, None, f"PBS job {label}: qstat failed for {int(failing_s)} s ({answer.error}); giving up on it"
+        )
 
     def _record_says_ended(self, job_id: str, track: Tracking) -> bool:
         record = accounting.task_record(track.task, job_id) if track.task is not None else None
         return bool(record) and record.get("status") in accounting.FINAL_STATUSES
 
     def _overdue(self, track: Tracking, now: float) -> bool:
-        return (track.first_running is not None and track.walltime_s is not None
-                and now - track.first_running > track.walltime_s + self.walltime_grace)
+        return (
+            track.first_running is not None
+            and track.walltime_s is not None
+            and now - track.first_running > track.walltime_s + self.walltime_grace
+        )
 
     def _conclude(self, job_id: str, track: Tracking, now: float) -> accounting.Verdict | None:
         info = track.last_info if track.last_info is not None and track.last_info.finished else None

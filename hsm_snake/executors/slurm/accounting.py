@@ -63,8 +63,9 @@ def _rank(state: str) -> int:
 def query_sacct(job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
     if not job_ids:
         return {}
-    out = stdout_of(["sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Reason", "-j", ",".join(job_ids)],
-                    SACCT_TIMEOUT_S)
+    out = stdout_of(
+        ["sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Reason", "-j", ",".join(job_ids)], SACCT_TIMEOUT_S
+    )
     return parse_sacct(out) if out is not None else {}
 
 

@@ -95,8 +95,7 @@ def submit_room(account: str | None, qos: str | None, user: str | None = None) -
     An association's limit counts the user's jobs in it, a QOS's limit the user's jobs of that QOS.
     """
     user = user or getpass.getuser()
-    assoc = _run(["sacctmgr", "-nP", "show", "assoc", "where", f"user={user}",
-                  "format=Account,MaxSubmit,DefaultQOS"])
+    assoc = _run(["sacctmgr", "-nP", "show", "assoc", "where", f"user={user}", "format=Account,MaxSubmit,DefaultQOS"])
     if assoc is None:
         return None
     assoc_limit, default_qos = parse_assoc(assoc, account)
@@ -177,5 +176,7 @@ def submission_caps(profile_dir: Path, slurm: dict[str, Any]) -> tuple[list[str]
     args = capped_submission_args(room, profile_jobs(profile_dir), slurm_array_limit(slurm))
     if not args:
         return per_round, None
-    return [*per_round, *args], (f"Slurm's {room.source} is {room.limit} and {room.queued} job(s) count against it: "
-                                 f"at most {room.free} task(s) in the queue at once")
+    return [*per_round, *args], (
+        f"Slurm's {room.source} is {room.limit} and {room.queued} job(s) count against it: "
+        f"at most {room.free} task(s) in the queue at once"
+    )

@@ -53,7 +53,9 @@ def recording_env(paths: SweepPaths) -> dict[str, str]:
     write_text_atomic(
         shim,
         "#!/bin/sh\n# hsm-snake: records each sbatch call of this sweep, then runs the real sbatch.\n"
-        + shlex.join(["exec", sys.executable, "-m", "hsm_snake.executors.slurm.sbatch_record", real, str(record_dir(paths))])
+        + shlex.join(
+            ["exec", sys.executable, "-m", "hsm_snake.executors.slurm.sbatch_record", real, str(record_dir(paths))]
+        )
         + ' "$@"\n',
     )
     shim.chmod(0o755)
@@ -82,8 +84,10 @@ def render_record(args: list[str], stdin: bytes, answer: str, code: int, when: d
 # on lines of their own: the command runs without them, and every element ran the array's first task.
 ARRAY_EXECS = "--slurm-jobstep-array-execs"
 BROKEN_ARRAY_SCRIPT = f"\n{ARRAY_EXECS}\n".encode()
-REFUSAL = (b"hsm-snake: refused an sbatch array script that would run the array's first task in every "
-           b"element (snakemake-executor-plugin-slurm 2.8) and could not be repaired; lower slurm.max_array_size\n")
+REFUSAL = (
+    b"hsm-snake: refused an sbatch array script that would run the array's first task in every "
+    b"element (snakemake-executor-plugin-slurm 2.8) and could not be repaired; lower slurm.max_array_size\n"
+)
 ARRAY_RANGE = re.compile(r"--array=(\d+)-(\d+)$")
 
 

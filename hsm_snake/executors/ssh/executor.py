@@ -118,8 +118,9 @@ class Executor(RemoteExecutor):
         self.sweep_id = self.sweep.name
         self.pool = hostmod.pool_from_record(self.record, [sys.executable])
         if not self.pool:
-            raise WorkflowError("hsm-ssh: no hosts: set distributed.remotes (and/or distributed.local_slots) "
-                                "in hsm.yaml")
+            raise WorkflowError(
+                "hsm-ssh: no hosts: set distributed.remotes (and/or distributed.local_slots) in hsm.yaml"
+            )
         self.strategy = hostmod.strategy_of(self.record)
         self.health_interval = hostmod.health_interval_of(self.record)
         self.next_turn = 0
@@ -134,17 +135,16 @@ class Executor(RemoteExecutor):
             if host.is_local:
                 line = f"host {host.alias}: this machine, {host.slots} slot(s)"
             elif host.healthy:
-                line = (f"host {host.alias}: ok ({host.reason}), {host.slots} slot(s), "
-                        f"project_dir {host.project_dir}")
+                line = f"host {host.alias}: ok ({host.reason}), {host.slots} slot(s), project_dir {host.project_dir}"
             else:
                 line = f"host {host.alias}: UNUSABLE, gets no tasks: {host.reason}"
             self.log(line)
             (self.logger.info if host.healthy else self.logger.warning)(f"hsm-ssh: {line}")
-        self.log(f"ssh control dir {self.control_dir}"
-                 + (f", ssh -F {self.ssh.config}" if self.ssh.config else ""))
+        self.log(f"ssh control dir {self.control_dir}" + (f", ssh -F {self.ssh.config}" if self.ssh.config else ""))
         if not any(host.healthy for host in self.pool):
-            raise WorkflowError("hsm-ssh: no usable host: " + "; ".join(
-                f"{host.alias}: {host.reason}" for host in self.pool))
+            raise WorkflowError(
+                "hsm-ssh: no usable host: " + "; ".join(f"{host.alias}: {host.reason}" for host in self.pool)
+            )
         self.log(f"strategy {self.strategy}, health checks every {self.health_interval:g} s")
         threading.Thread(target=self.watch_health, daemon=True, name="hsm-ssh-health").start()
 
@@ -213,7 +213,7 @@ class Executor(RemoteExecutor):
             return None
         if self.strategy == "least_loaded":
             return min(free, key=lambda h: (h.load(), h.is_local))
-        order = self.pool[self.next_turn:] + self.pool[:self.next_turn]
+        order = self.pool[self.next_turn :] + self.pool[: self.next_turn]
         host = next(h for h in order if h in free)
         self.next_turn = (self.pool.index(host) + 1) % len(self.pool)
         return host
@@ -241,8 +241,9 @@ class Executor(RemoteExecutor):
             run.message = f"hsm-ssh runs task jobs only (job {job.name} has no tasks/<task>/ output)"
             run.done.set()
         else:
-            threading.Thread(target=self.drive, args=(run, run.task), daemon=True,
-                             name=f"hsm-ssh-{run.task.name}").start()
+            threading.Thread(
+                target=self.drive, args=(run, run.task), daemon=True, name=f"hsm-ssh-{run.task.name}"
+            ).start()
         self.report_job_submission(info)
 
     def drive(self, run: Run, task: TaskPaths) -> None:
@@ -250,8 +251,11 @@ class Executor(RemoteExecutor):
             while not run.done.is_set():
                 host = self.acquire(run)
                 if host is None:
-                    run.message = "cancelled" if run.cancelled else "no usable SSH host left: " + "; ".join(
-                        f"{h.alias}: {h.reason}" for h in self.pool)
+                    run.message = (
+                        "cancelled"
+                        if run.cancelled
+                        else "no usable SSH host left: " + "; ".join(f"{h.alias}: {h.reason}" for h in self.pool)
+                    )
                     if not run.cancelled:
                         self.mark_host_lost(task, run.message)
                     break
@@ -297,8 +301,15 @@ class Executor(RemoteExecutor):
 
     def run_local(self, run: Run, host: Host) -> tuple[int, str]:
         argv, env = transfer.local_runner_argv(host.python, run.task.dir)
-        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         run.process, run.pgid = process, process.pid
         self.note_where_it_runs(run, host)
         _, err = process.communicate()
@@ -313,14 +324,16 @@ class Executor(RemoteExecutor):
         else:
             run.remote_task = transfer.remote_task_dir(host, self.sweep_id, task.dir)
         workdir = (self.record.get("runner") or {}).get("workdir")
-        command = self.ssh.command(host, transfer.runner_command(host, run.remote_task, host.alias,
-                                                                 run.gpu_devices, workdir))
+        command = self.ssh.command(
+            host, transfer.runner_command(host, run.remote_task, host.alias, run.gpu_devices, workdir)
+        )
         with tempfile.TemporaryFile() as archive:
             if not host.shared_fs:
                 transfer.pack_task(task.dir, archive)
             self.note_where_it_runs(run, host)
-            process = subprocess.Popen(command, stdin=archive, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       bufsize=0)
+            process = subprocess.Popen(
+                command, stdin=archive, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+            )
         run.process = process
         stderr: list[bytes] = []
         reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)
@@ -353,8 +366,13 @@ class Executor(RemoteExecutor):
             self.kill_remote(host, run.pgid)
         if not host.is_local and not host.shared_fs and not run.pulled:
             try:
-                transfer.pull_task(self.ssh, host, task.dir, run.remote_task,
-                                   timeout=LOST_PULL_TIMEOUT_S if lost else transfer.RSYNC_TIMEOUT_S)
+                transfer.pull_task(
+                    self.ssh,
+                    host,
+                    task.dir,
+                    run.remote_task,
+                    timeout=LOST_PULL_TIMEOUT_S if lost else transfer.RSYNC_TIMEOUT_S,
+                )
             except (transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
                 lost = lost or f"pull failed: {exc}"
         self.forget_where_it_ran(task)
@@ -369,9 +387,11 @@ class Executor(RemoteExecutor):
             self.log_task(task, host, "host_lost")
             return True
         status = self.status_of(task)
-        run.message = (f"{task.name} on {host.alias}: {status.get('status', 'failed')}: "
-                       f"{status.get('error_category')}: {status.get('error_summary')}"
-                       + (f" (runner exit {returncode}: {err.strip()[-500:]})" if err.strip() else ""))
+        run.message = (
+            f"{task.name} on {host.alias}: {status.get('status', 'failed')}: "
+            f"{status.get('error_category')}: {status.get('error_summary')}"
+            + (f" (runner exit {returncode}: {err.strip()[-500:]})" if err.strip() else "")
+        )
         self.log_task(task, host, f"{status.get('status', 'failed')}:{status.get('error_category')}")
         return True
 
@@ -393,8 +413,9 @@ class Executor(RemoteExecutor):
         }
         path = self.paths.remote_task(task.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_record(path, record, "hsm-snake: a task handed to an SSH host (written by the hsm-ssh executor)",
-                     durable=False)
+        write_record(
+            path, record, "hsm-snake: a task handed to an SSH host (written by the hsm-ssh executor)", durable=False
+        )
 
     def forget_where_it_ran(self, task: TaskPaths) -> None:
         self.paths.remote_task(task.name).unlink(missing_ok=True)
@@ -411,8 +432,16 @@ class Executor(RemoteExecutor):
         status = self.status_of(task)
         if status and status.get("status") not in (None, "running", "pending", "cancelled"):
             return
-        status.update({"status": "failed", "task_id": task.name, "backend": "ssh", "job_id": alias,
-                       "error_category": HOST_LOST, "error_summary": summary[:1000]})
+        status.update(
+            {
+                "status": "failed",
+                "task_id": task.name,
+                "backend": "ssh",
+                "job_id": alias,
+                "error_category": HOST_LOST,
+                "error_summary": summary[:1000],
+            }
+        )
         status.setdefault("host", alias)
         status.setdefault("attempt", 1)
         write_status(task.status, status)

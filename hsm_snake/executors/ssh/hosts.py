@@ -80,7 +80,7 @@ class Host:
     def take_gpus(self) -> list[str]:
         """gpus_per_task distinct devices, the least shared first (caller holds the pool lock)."""
         chosen = sorted((d for d, left in self.gpu_free.items() if left > 0), key=lambda d: -self.gpu_free[d])
-        chosen = chosen[:self.gpus_per_task]
+        chosen = chosen[: self.gpus_per_task]
         for device in chosen:
             self.gpu_free[device] -= 1
         return chosen
@@ -149,9 +149,11 @@ def pool_from_record(record: dict[str, Any], local_python: list[str]) -> list[Ho
     """The hosts of project_config.yaml ``project.distributed`` (plus this machine if local_slots)."""
     distributed = distributed_of(record)
     min_free_gb = float(distributed.get("min_free_gb", DEFAULT_MIN_FREE_GB))
-    hosts = [host_from_remote(str(alias), remote or {}, min_free_gb)
-             for alias, remote in (distributed.get("remotes") or {}).items()
-             if (remote or {}).get("enabled") is not False]
+    hosts = [
+        host_from_remote(str(alias), remote or {}, min_free_gb)
+        for alias, remote in (distributed.get("remotes") or {}).items()
+        if (remote or {}).get("enabled") is not False
+    ]
     local_slots = int(distributed.get("local_slots") or 0)
     if local_slots > 0:
         hosts.append(Host(alias=LOCAL, host=LOCAL, python=list(local_python), project_dir="", slots=local_slots))
@@ -170,15 +172,23 @@ class Ssh:
         if self.config:
             opts += ["-F", self.config]
         opts += [
-            "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={self.control_dir}/%C",
-            "-o", "ControlPersist=120",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={self.control_dir}/%C",
+            "-o",
+            "ControlPersist=120",
             # A dead host or network is noticed within ~30 s, not at the next TCP timeout.
-            "-o", "ServerAliveInterval=10",
-            "-o", "ServerAliveCountMax=3",
-            "-o", "ConnectTimeout=15",
+            "-o",
+            "ServerAliveInterval=10",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-o",
+            "ConnectTimeout=15",
         ]
         if host.port:
             opts += ["-p", str(host.port)]
@@ -213,17 +223,29 @@ class Ssh:
         return shlex.join(["ssh", *self.options(host)])
 
     def close(self, host: Host) -> None:
-        subprocess.run(["ssh", *self.options(host), "-O", "exit", host.host], capture_output=True,
-                       stdin=subprocess.DEVNULL, timeout=10, check=False)
+        subprocess.run(
+            ["ssh", *self.options(host), "-O", "exit", host.host],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
 
 
 def explain_ssh_failure(stderr: str, returncode: int) -> str:
     text = stderr.strip()
-    if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text \
-            or "No ED25519 host key is known" in text or "host key" in text.lower() and "known" in text.lower():
-        return ("host key verification failed: the host's key is not the one in known_hosts (or not known "
-                "at all); hsm-snake never accepts unknown keys (StrictHostKeyChecking=yes) — "
-                "check the host and add its key with ssh-keyscan/ssh once by hand. ssh said: " + text[-500:])
+    if (
+        "Host key verification failed" in text
+        or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text
+        or "No ED25519 host key is known" in text
+        or "host key" in text.lower()
+        and "known" in text.lower()
+    ):
+        return (
+            "host key verification failed: the host's key is not the one in known_hosts (or not known "
+            "at all); hsm-snake never accepts unknown keys (StrictHostKeyChecking=yes) — "
+            "check the host and add its key with ssh-keyscan/ssh once by hand. ssh said: " + text[-500:]
+        )
     if "Permission denied" in text:
         return "authentication failed (BatchMode: no password prompts); ssh said: " + text[-500:]
     if returncode == 255:
@@ -249,8 +271,10 @@ class Probe:
             return [self.error]
         found = []
         if self.yaml is None:
-            found.append(f"python {self.python} there cannot import yaml: install PyYAML in it "
-                         "(python3 -m pip install pyyaml) or set python_path/conda_env to a Python that has it")
+            found.append(
+                f"python {self.python} there cannot import yaml: install PyYAML in it "
+                "(python3 -m pip install pyyaml) or set python_path/conda_env to a Python that has it"
+            )
         if not self.writable:
             found.append(f"{self.directory} is not writable there")
         if copies_files and not self.rsync:
@@ -266,22 +290,38 @@ def probe(ssh: Ssh, host: Host, directory: str) -> Probe:
     """Run PROBE_CODE on the host (ssh + its Python) for ``directory``."""
     code = shlex.join([*host.python, "-c", PROBE_CODE, directory])
     try:
-        done = subprocess.run(ssh.command(host, code), capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=HEALTH_TIMEOUT_S, check=False)
+        done = subprocess.run(
+            ssh.command(host, code),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=HEALTH_TIMEOUT_S,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return Probe(error=f"no answer within {HEALTH_TIMEOUT_S} s")
     if done.returncode == 255:
         return Probe(error=explain_ssh_failure(done.stderr, done.returncode))
     if done.returncode == 127 or "No such file or directory" in done.stderr and done.returncode != 0:
-        return Probe(error=f"no Python '{shlex.join(host.python)}' there ({done.stderr.strip()[-200:]}): "
-                           "install Python 3 there or set python_path (or conda_env) of this remote")
+        return Probe(
+            error=f"no Python '{shlex.join(host.python)}' there ({done.stderr.strip()[-200:]}): "
+            "install Python 3 there or set python_path (or conda_env) of this remote"
+        )
     try:
         facts = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
-        return Probe(error=f"{shlex.join(host.python)} failed there (exit {done.returncode}): "
-                           f"{done.stderr.strip()[-300:]}")
-    return Probe(python=facts["python"], yaml=facts["yaml"], directory=facts["dir"], free_bytes=int(facts["free"]),
-                 writable=bool(facts["writable"]), rsync=facts["rsync"], tar=facts["tar"])
+        return Probe(
+            error=f"{shlex.join(host.python)} failed there (exit {done.returncode}): {done.stderr.strip()[-300:]}"
+        )
+    return Probe(
+        python=facts["python"],
+        yaml=facts["yaml"],
+        directory=facts["dir"],
+        free_bytes=int(facts["free"]),
+        writable=bool(facts["writable"]),
+        rsync=facts["rsync"],
+        tar=facts["tar"],
+    )
 
 
 def check(ssh: Ssh, host: Host, shared_dir: str = "") -> None:

@@ -95,16 +95,24 @@ def check_new_alias(path: Path, alias: str, remotes: dict[str, Any] | None = Non
         document = _round_trip().load(path.read_text(encoding="utf-8")) if path.exists() else None
         remotes = _remotes_of(document, create=False) if isinstance(document, dict) else None
     if alias in (remotes or {}):
-        raise ConfigError(f"remote '{alias}' exists already", file=path, key=f"distributed.remotes.{alias}",
-                          hint=f"hsm-snake remote remove {alias} first, or edit {path.name}")
+        raise ConfigError(
+            f"remote '{alias}' exists already",
+            file=path,
+            key=f"distributed.remotes.{alias}",
+            hint=f"hsm-snake remote remove {alias} first, or edit {path.name}",
+        )
 
 
 def add_remote(path: Path, alias: str, fields: dict[str, Any]) -> None:
     def change(document: dict[str, Any]) -> None:
         remotes = _remotes_of(document, create=True)
         if remotes is None:
-            raise ConfigError("is not a mapping of remotes", file=path, key="distributed.remotes",
-                              hint="distributed: {remotes: {ALIAS: {host: ...}}}")
+            raise ConfigError(
+                "is not a mapping of remotes",
+                file=path,
+                key="distributed.remotes",
+                hint="distributed: {remotes: {ALIAS: {host: ...}}}",
+            )
         check_new_alias(path, alias, remotes)
         remotes[alias] = CommentedMap((key, value) for key, value in fields.items() if value is not None)
 
@@ -115,13 +123,20 @@ def remove_remote(path: Path, alias: str) -> None:
     def change(document: dict[str, Any]) -> None:
         remotes = _remotes_of(document, create=False) or {}
         if alias not in remotes:
-            raise ConfigError(f"no remote '{alias}'", file=path, key="distributed.remotes",
-                              hint="known: " + (", ".join(remotes) or "none") + " (hsm-snake remote list)")
+            raise ConfigError(
+                f"no remote '{alias}'",
+                file=path,
+                key="distributed.remotes",
+                hint="known: " + (", ".join(remotes) or "none") + " (hsm-snake remote list)",
+            )
         del remotes[alias]
 
     if not path.exists():
-        raise ConfigError(f"no remote '{alias}': there is no project config", file=path,
-                          hint="hsm-snake remote add ALIAS --host HOST creates it")
+        raise ConfigError(
+            f"no remote '{alias}': there is no project config",
+            file=path,
+            hint="hsm-snake remote add ALIAS --host HOST creates it",
+        )
     _edit(path, change)
 
 
@@ -129,15 +144,21 @@ def remotes(cwd: Path) -> dict[str, Host]:
     """The remotes as the executor will see them (v1 names and forms already read)."""
     distributed = load_project(None, cwd).data.get("distributed") or {}
     min_free_gb = float(distributed.get("min_free_gb", hostmod.DEFAULT_MIN_FREE_GB))
-    return {str(alias): hostmod.host_from_remote(str(alias), remote or {}, min_free_gb)
-            for alias, remote in (distributed.get("remotes") or {}).items()}
+    return {
+        str(alias): hostmod.host_from_remote(str(alias), remote or {}, min_free_gb)
+        for alias, remote in (distributed.get("remotes") or {}).items()
+    }
 
 
 def find_remote(cwd: Path, alias: str) -> Host:
     pool = remotes(cwd)
     if alias not in pool:
-        raise ConfigError(f"no remote '{alias}'", file=find_project_config(cwd), key="distributed.remotes",
-                          hint="known: " + (", ".join(pool) or "none") + "; add one with hsm-snake remote add")
+        raise ConfigError(
+            f"no remote '{alias}'",
+            file=find_project_config(cwd),
+            key="distributed.remotes",
+            hint="known: " + (", ".join(pool) or "none") + "; add one with hsm-snake remote add",
+        )
     return pool[alias]
 
 
@@ -151,14 +172,25 @@ def accept_host_key(host: Host) -> str:
     with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control:
         ssh = Ssh(Path(control))
         # ssh takes the first value of an option: this one wins over the options' =yes.
-        command = ["ssh", "-o", "StrictHostKeyChecking=accept-new", *ssh.options(host), "-o", "ControlMaster=no",
-                   host.host, "true"]
-        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              timeout=KEY_TIMEOUT_S, check=False)
+        command = [
+            "ssh",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            *ssh.options(host),
+            "-o",
+            "ControlMaster=no",
+            host.host,
+            "true",
+        ]
+        done = subprocess.run(
+            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=KEY_TIMEOUT_S, check=False
+        )
     if done.returncode != 0:
-        raise ConfigError(f"could not record the host key of {address(host)}: "
-                          + hostmod.explain_ssh_failure(done.stderr, done.returncode),
-                          hint="check the host, port and user, then try again")
+        raise ConfigError(
+            f"could not record the host key of {address(host)}: "
+            + hostmod.explain_ssh_failure(done.stderr, done.returncode),
+            hint="check the host, port and user, then try again",
+        )
     return done.stderr.strip()
 
 
@@ -167,8 +199,14 @@ def check_remote(host: Host) -> list[Check]:
     with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control:
         ssh = Ssh(Path(control))
         try:
-            done = subprocess.run(ssh.command(host, "true"), capture_output=True, text=True,
-                                  stdin=subprocess.DEVNULL, timeout=hostmod.HEALTH_TIMEOUT_S, check=False)
+            done = subprocess.run(
+                ssh.command(host, "true"),
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                timeout=hostmod.HEALTH_TIMEOUT_S,
+                check=False,
+            )
             connected = done.returncode == 0
             why = "" if connected else hostmod.explain_ssh_failure(done.stderr, done.returncode)
         except subprocess.TimeoutExpired:
@@ -185,15 +223,26 @@ def check_remote(host: Host) -> list[Check]:
     return [
         *checks,
         Check("python", True, f"{python}: Python {found.python}"),
-        Check("pyyaml", found.yaml is not None,
-              f"PyYAML {found.yaml}" if found.yaml else f"{python} cannot import yaml: run "
-              f"'{python} -m pip install pyyaml' there, or set --python/--conda-env to a Python that has it"),
-        Check("rsync", bool(found.rsync) or host.shared_fs,
-              found.rsync or "not installed there: install rsync (apt-get install rsync), or use shared_fs: true"),
-        Check("project_dir", found.writable, f"{found.directory} " + ("writable" if found.writable else
-              "is not writable: pick another --project-dir or fix its permissions")),
-        Check("disk", free_gb >= host.min_free_gb,
-              f"{free_gb:.1f} GB free (min_free_gb {host.min_free_gb:g})"),
+        Check(
+            "pyyaml",
+            found.yaml is not None,
+            f"PyYAML {found.yaml}"
+            if found.yaml
+            else f"{python} cannot import yaml: run "
+            f"'{python} -m pip install pyyaml' there, or set --python/--conda-env to a Python that has it",
+        ),
+        Check(
+            "rsync",
+            bool(found.rsync) or host.shared_fs,
+            found.rsync or "not installed there: install rsync (apt-get install rsync), or use shared_fs: true",
+        ),
+        Check(
+            "project_dir",
+            found.writable,
+            f"{found.directory} "
+            + ("writable" if found.writable else "is not writable: pick another --project-dir or fix its permissions"),
+        ),
+        Check("disk", free_gb >= host.min_free_gb, f"{free_gb:.1f} GB free (min_free_gb {host.min_free_gb:g})"),
     ]
 
 

@@ -68,26 +68,50 @@ def host_record(record: dict[str, Any], host: Host) -> dict[str, Any]:
     return mapped
 
 
-def rsync(ssh: Ssh, host: Host, sources: list[str], dest: str, *extra: str, pull: bool = False,
-          timeout: float = RSYNC_TIMEOUT_S) -> None:
+def rsync(
+    ssh: Ssh,
+    host: Host,
+    sources: list[str],
+    dest: str,
+    *extra: str,
+    pull: bool = False,
+    timeout: float = RSYNC_TIMEOUT_S,
+) -> None:
     args = [f"{host.host}:{src}" for src in sources] + [dest] if pull else [*sources, f"{host.host}:{dest}"]
     command = ["rsync", "-a", "--mkpath", "-e", ssh.rsync_shell(host), *extra, *args]
-    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=timeout, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False
+    )
     if done.returncode != 0:
-        raise TransferError(f"rsync {'from' if pull else 'to'} {host.alias} failed (exit {done.returncode}): "
-                            f"{done.stderr.strip()[-800:]}", done.returncode)
+        raise TransferError(
+            f"rsync {'from' if pull else 'to'} {host.alias} failed (exit {done.returncode}): "
+            f"{done.stderr.strip()[-800:]}",
+            done.returncode,
+        )
 
 
 def push_setup(ssh: Ssh, host: Host, record: dict[str, Any], sweep_id: str, scratch: Path) -> None:
     """Once per host per run: runner modules, project folder, the host's project_config.yaml."""
     package = Path(hsm_snake.__file__).parent
-    rsync(ssh, host, [str(package / name) for name in (*RUNNER_TOP_MODULES, *RUNNER_PACKAGES)],
-          f"{host.project_dir}/.hsm-runner/hsm_snake/", "--exclude=__pycache__/")
+    rsync(
+        ssh,
+        host,
+        [str(package / name) for name in (*RUNNER_TOP_MODULES, *RUNNER_PACKAGES)],
+        f"{host.project_dir}/.hsm-runner/hsm_snake/",
+        "--exclude=__pycache__/",
+    )
     workdir = (record.get("runner") or {}).get("workdir")
     if workdir and Path(workdir).is_dir():
-        rsync(ssh, host, [str(Path(workdir)) + "/"], f"{host.project_dir}/",
-              "--exclude=/sweeps/", "--exclude=/.hsm-runner/", "--exclude=.git/", "--exclude=__pycache__/")
+        rsync(
+            ssh,
+            host,
+            [str(Path(workdir)) + "/"],
+            f"{host.project_dir}/",
+            "--exclude=/sweeps/",
+            "--exclude=/.hsm-runner/",
+            "--exclude=.git/",
+            "--exclude=__pycache__/",
+        )
     config = scratch / f"project_config.{host.alias}.yaml"
     write_yaml(config, host_record(record, host))
     rsync(ssh, host, [str(config)], f"{remote_sweep_dir(host, sweep_id)}/project_config.yaml")
@@ -134,8 +158,9 @@ def pull_task(ssh: Ssh, host: Host, task_dir: Path, remote: str, timeout: float 
     rsync(ssh, host, [remote + "/"], str(task_dir) + "/", pull=True, timeout=timeout)
 
 
-def runner_command(host: Host, remote_task: str, alias: str, gpu_devices: list[str] | None = None,
-                   shared_workdir: str | None = None) -> str:
+def runner_command(
+    host: Host, remote_task: str, alias: str, gpu_devices: list[str] | None = None, shared_workdir: str | None = None
+) -> str:
     """The remote shell command: a new session (so cancel can kill its process group), whose
     id is printed first; then the runner. Only our own paths are in it, never a parameter.
 
@@ -147,19 +172,30 @@ def runner_command(host: Host, remote_task: str, alias: str, gpu_devices: list[s
         workdir = map_path(shared_workdir or host.project_dir, host.path_map)
     else:
         pythonpath, workdir = f"{host.project_dir}/.hsm-runner", host.project_dir
-    inner = shlex.join([
-        "env", f"PYTHONPATH={pythonpath}", "HSM_BACKEND=ssh", f"HSM_JOB_ID={alias}", f"HSM_HOST_ALIAS={alias}",
-        *([f"HSM_GPU_DEVICES={','.join(gpu_devices)}"] if gpu_devices else []),
-        *([f"HSM_PATH_MAP={json.dumps(host.path_map)}"] if host.shared_fs and host.path_map else []),
-        *host.python, "-m", "hsm_snake.runner", remote_task,
-    ])
+    inner = shlex.join(
+        [
+            "env",
+            f"PYTHONPATH={pythonpath}",
+            "HSM_BACKEND=ssh",
+            f"HSM_JOB_ID={alias}",
+            f"HSM_HOST_ALIAS={alias}",
+            *([f"HSM_GPU_DEVICES={','.join(gpu_devices)}"] if gpu_devices else []),
+            *([f"HSM_PATH_MAP={json.dumps(host.path_map)}"] if host.shared_fs and host.path_map else []),
+            *host.python,
+            "-m",
+            "hsm_snake.runner",
+            remote_task,
+        ]
+    )
     if host.shared_fs:
         script = f'echo "HSM_PGID $$"; exec {inner}'
         return f"cd {shlex.quote(workdir)} && exec setsid -w sh -c {shlex.quote(script)}"
     script = f'echo "HSM_PGID $$"; exec {inner} >&2'
     task = shlex.quote(remote_task)
-    return (f"mkdir -p {task} && tar -x -f - -C {task} && cd {shlex.quote(workdir)} && "
-            f"{{ setsid -w sh -c {shlex.quote(script)}; rc=$?; tar -c -f - -C {task} .; exit $rc; }}")
+    return (
+        f"mkdir -p {task} && tar -x -f - -C {task} && cd {shlex.quote(workdir)} && "
+        f"{{ setsid -w sh -c {shlex.quote(script)}; rc=$?; tar -c -f - -C {task} .; exit $rc; }}"
+    )
 
 
 def local_runner_argv(python: list[str], task_dir: Path) -> tuple[list[str], dict[str, str]]:
