@@ -128,6 +128,14 @@ class Project:
 from background import background  # noqa: E402,F401  (fixture shared by several modules)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the test bed (directly or through a fixture) is marked ``testbed``, so
+    ``-m "not testbed"`` never starts it."""
+    for item in items:
+        if "tb" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.testbed)
+
+
 @pytest.fixture(scope="session")
 def tb():
     """The real Slurm / PBS-wrapper / sshd test bed, started once per session."""

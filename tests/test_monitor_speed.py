@@ -1,4 +1,9 @@
-"""`hsm-snake status` of a 10,000-task sweep takes at most 0.3 s (progress, throughput and ETA included)."""
+"""`hsm-snake status` of a 10,000-task sweep costs about what reading its status files costs.
+
+Timing goals (0.3 s at 10,000 tasks) live in bench/run_bench.py. Here the command is compared with
+a floor measured side by side in the same process (read every status.yaml), never with an absolute
+time: a loaded CI machine slows both alike.
+"""
 
 from __future__ import annotations
 
@@ -71,14 +76,26 @@ def best_of(runs: int, action) -> float:
     return best
 
 
-def test_status_of_10000_tasks_is_fast(big_sweep):
+def read_every_status(root: Path) -> None:
+    tasks = root / "tasks"
+    for name in os.listdir(tasks):
+        try:
+            (tasks / name / "status.yaml").read_bytes()
+        except FileNotFoundError:
+            pass
+
+
+def test_status_of_10000_tasks_costs_no_more_than_reading_them(big_sweep):
     runner = CliRunner()
 
     def status() -> None:
         result = runner.invoke(cli, ["status", str(big_sweep)], catch_exceptions=False)
         assert result.exit_code == 0, result.output
 
-    assert best_of(3, status) <= 0.3
+    floor = best_of(3, lambda: read_every_status(big_sweep))
+    took = best_of(3, status)
+    # status reads only the status files of unfinished tasks (a stat per finished one): today ~0.7x.
+    assert took <= 3 * floor + 0.05, f"status {took:.3f} s vs reading every status.yaml {floor:.3f} s"
     out = runner.invoke(cli, ["status", str(big_sweep)]).output
     assert "90% 9000/10000 completed" in out
     assert "400 running" in out and "500 failed" in out and "100 pending" in out

@@ -38,7 +38,10 @@
   ignored, and Python then installs no KeyboardInterrupt handler: the stop did nothing, and a
   stopped run on Slurm left its jobs queued. The engine always takes SIGINT as Ctrl-C.
 
-Everything else is Snakemake's ``main``.
+Everything else is Snakemake's ``main``. Each patch checks that its target is where the tested
+versions (constraints.txt) have it; when an upgrade moved it, the run goes on without that fix and
+says so on stderr. tests/test_snakemake_patches.py fails in that case, and when a fix stops having
+its effect.
 """
 
 from __future__ import annotations
@@ -57,6 +60,15 @@ import yaml
 LocalUri = namedtuple("LocalUri", ["scheme", "uri_path"])
 
 SLURM_PLUGINS = ("snakemake_executor_plugin_slurm", "snakemake_executor_plugin_slurm_jobstep")
+
+
+def target_moved(target: str, consequence: str) -> None:
+    """Say that an upgrade of Snakemake or its Slurm plugin moved what a patch here changes."""
+    print(
+        f"hsm-snake: warning: {target} is not where the tested versions have it (see constraints.txt); "
+        f"running without hsm-snake's fix: {consequence}",
+        file=sys.stderr,
+    )
 
 
 def executor_of(args: list[str]) -> str | None:
@@ -81,7 +93,10 @@ def executor_of(args: list[str]) -> str | None:
 def leave_out_slurm_plugins() -> None:
     from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
 
-    collect = ExecutorPluginRegistry.collect_plugins
+    collect = getattr(ExecutorPluginRegistry, "collect_plugins", None)
+    if collect is None:
+        target_moved("ExecutorPluginRegistry.collect_plugins", "the Slurm plugin is imported by every run (~0.3 s)")
+        return
 
     def collect_without_slurm(self) -> None:
         iter_modules = pkgutil.iter_modules
@@ -133,6 +148,7 @@ def read_local_sources_without_smart_open() -> None:
     open_source = getattr(getattr(sourcecache, "SourceCache", None), "_open", None)
     local_file = getattr(sourcecache, "LocalSourceFile", None)
     if parse_uri is None or open_source is None or local_file is None:
+        target_moved("snakemake.sourcecache", "workflow files are read through smart_open (~0.15 s per run)")
         return
 
     def local_path(path_or_uri: object) -> str | None:
@@ -162,8 +178,13 @@ def submit_every_array_chunk_at_once() -> None:
         import snakemake_executor_plugin_slurm as slurm_plugin
     except ImportError:
         return
-    if hasattr(slurm_plugin, "pending_jobs_for_rule"):
-        slurm_plugin.pending_jobs_for_rule = lambda dag, rule_name: 0
+    if not hasattr(slurm_plugin, "pending_jobs_for_rule"):
+        target_moved(
+            "snakemake_executor_plugin_slurm.pending_jobs_for_rule",
+            "array jobs handed over one by one may never be submitted (a run that waits forever)",
+        )
+        return
+    slurm_plugin.pending_jobs_for_rule = lambda dag, rule_name: 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,16 +198,23 @@ def main(argv: list[str] | None = None) -> None:
     read_local_sources_without_smart_open()
     if executor is None or executor.startswith("slurm"):
         submit_every_array_chunk_at_once()
+    drop_local_rate_limit(cli)
+    cli.main(args)
+
+
+def drop_local_rate_limit(cli: ModuleType) -> None:
     snakemake_parse_args = cli.parse_args
 
     def parse_args_without_local_rate_limit(args):
         parser, parsed = snakemake_parse_args(args)
         if parsed.executor in (None, "local") and "--max-jobs-per-timespan" not in (args or []):
+            if not hasattr(parsed, "max_jobs_per_timespan"):
+                target_moved("the --max-jobs-per-timespan option", "local runs keep Snakemake's job rate limiter")
+                return parser, parsed
             parsed.max_jobs_per_timespan = None
         return parser, parsed
 
     cli.parse_args = parse_args_without_local_rate_limit
-    cli.main(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# What CI checks after installing: formatting, lint, the whole test suite under coverage (every
+# Python process the tests start is measured: the engine, the runner, cluster jobs), and the total
+# against [tool.coverage.report] fail_under. Extra arguments go to pytest (e.g. -m "not slow").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if ! { ruff format --check --quiet . && ruff check --quiet .; }; then
+    echo "ruff: formatting or lint errors (fix: ruff format . && ruff check --fix .)"
+    exit 1
+fi
+export HSM_COVERAGE_DIR="$PWD"
+rm -f .coverage .coverage.*
+coverage run -m pytest -q "$@"
+status=$?
+coverage combine -q
+echo "least covered files:"
+coverage report --sort=cover | sed -n '3,14p'
+total=$(coverage report --format=total)
+echo "coverage: ${total}% of lines (subprocesses included)"
+if ! coverage report --format=total > /dev/null; then
+    echo "coverage: ${total}% is below fail_under in pyproject.toml"
+    [ "$status" -eq 0 ] && status=2
+fi
+exit "$status"

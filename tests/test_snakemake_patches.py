@@ -1,0 +1,140 @@
+"""One test per patch of Snakemake / snakemake-executor-plugin-slurm internals (engine/snakemake_cli.py).
+
+Each fails when an upgrade moves the patched target (the patch would silently stop) or when the fix
+no longer has its effect (the patch can go). The tested versions are pinned in constraints.txt.
+Every check runs in a fresh Python: the patches change modules process-wide.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+def run_python(code: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "hsm-snake: warning" not in done.stderr, done.stderr
+    return done.stdout
+
+
+def test_plugin_registries_scan_sys_path_once():
+    """Target: Snakemake's five plugin registries each call pkgutil.iter_modules() over sys.path."""
+    out = run_python(
+        """
+        import pkgutil
+        scans = 0
+        original = pkgutil.iter_modules
+        def counting(path=None, prefix=""):
+            global scans
+            if path is None and not prefix:
+                scans += 1
+            return original(path, prefix)
+        pkgutil.iter_modules = counting
+        from hsm_snake.engine import snakemake_cli
+        snakemake_cli.list_sys_path_modules_once()
+        from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+        from snakemake_interface_scheduler_plugins.registry import SchedulerPluginRegistry
+        from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
+        executors = ExecutorPluginRegistry()
+        schedulers = SchedulerPluginRegistry()
+        StoragePluginRegistry()
+        assert "hsm-ssh" in executors.plugins and "hsm-pbs" in executors.plugins, executors.plugins
+        assert "hsm-fifo" in schedulers.plugins, schedulers.plugins
+        print(scans)
+        """
+    )
+    assert out.split() == ["1"], "the registries no longer list sys.path with pkgutil.iter_modules()"
+
+
+def test_non_slurm_runs_leave_the_slurm_plugins_out():
+    out = run_python(
+        """
+        from hsm_snake.engine import snakemake_cli
+        snakemake_cli.leave_out_slurm_plugins()
+        from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+        plugins = ExecutorPluginRegistry().plugins
+        import sys
+        print("slurm" in plugins, "hsm-ssh" in plugins, "snakemake_executor_plugin_slurm" in sys.modules)
+        """
+    )
+    assert out.split() == ["False", "True", "False"]
+
+
+def test_the_slurm_plugin_asks_scontrol_at_import_and_the_patch_points_it_at_nothing(tmp_path: Path):
+    """Target: importing the Slurm plugin runs `scontrol show config` (10 s timeout without a controller)."""
+    probe = tmp_path / "bin" / "scontrol"
+    probe.parent.mkdir()
+    seen = tmp_path / "seen"
+    probe.write_text(f'#!/bin/sh\necho "SLURM_CONF=$SLURM_CONF $*" >> "{seen}"\n')
+    probe.chmod(0o755)
+    path = f"{probe.parent}{os.pathsep}{os.environ['PATH']}"
+    run_python(
+        """
+        from hsm_snake.engine import snakemake_cli
+        snakemake_cli.import_snakemake_cli()
+        from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+        ExecutorPluginRegistry().get_plugin("slurm")
+        """,
+        env={"PATH": path, "SLURM_CONF": "/etc/slurm/slurm.conf"},
+    )
+    calls = seen.read_text().splitlines() if seen.exists() else []
+    if not calls:
+        pytest.fail("the Slurm plugin no longer runs scontrol at import: SLURM_CONF=/dev/null can go")
+    assert all(call.startswith(f"SLURM_CONF={os.devnull} ") for call in calls), calls
+
+
+def test_workflow_files_are_read_without_smart_open(tmp_path: Path):
+    (tmp_path / "Snakefile").write_text('rule all:\n    output: "x"\n    shell: "touch x"\n')
+    out = run_python(
+        """
+        import atexit, sys
+        atexit.register(lambda: print("smart_open" in sys.modules))
+        from hsm_snake.engine import snakemake_cli
+        snakemake_cli.main(["-n", "--cores", "1", "--quiet", "all"])
+        """,
+        cwd=tmp_path,
+    )
+    assert out.split()[-1] == "False", out
+
+
+def test_array_chunks_are_submitted_whatever_is_still_pending():
+    """Target: the Slurm plugin's run_jobs asks pending_jobs_for_rule() before it submits an array."""
+    out = run_python(
+        """
+        import inspect
+        import snakemake_executor_plugin_slurm as plugin
+        from hsm_snake.engine import snakemake_cli
+        uses = "pending_jobs_for_rule(" in inspect.getsource(plugin.Executor.run_jobs)
+        snakemake_cli.submit_every_array_chunk_at_once()
+        print(uses, plugin.pending_jobs_for_rule(None, "task"))
+        """
+    )
+    assert out.split() == ["True", "0"]
+
+
+def test_local_runs_have_no_job_rate_limiter():
+    out = run_python(
+        """
+        from snakemake import cli
+        from hsm_snake.engine import snakemake_cli
+        _, before = cli.parse_args(["--cores", "1"])
+        snakemake_cli.drop_local_rate_limit(cli)
+        _, local = cli.parse_args(["--cores", "1"])
+        _, asked = cli.parse_args(["--cores", "1", "--max-jobs-per-timespan", "5/1s"])
+        print(before.max_jobs_per_timespan is not None, local.max_jobs_per_timespan, asked.max_jobs_per_timespan is not None)
+        """
+    )
+    assert out.split() == ["True", "None", "True"]
