@@ -20,7 +20,7 @@ from hsm_snake.errors import ConfigError
 from hsm_snake.executors.slurm import accounting as slurm_accounting
 from hsm_snake.executors.slurm import limits as slurm_limits
 from hsm_snake.executors.slurm import sbatch_record
-from hsm_snake.layout.index import SweepIndex, load_index
+from hsm_snake.layout.index import SweepIndex, format_task_selection, load_index
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import read_yaml, write_yaml
 from hsm_snake.monitor import scan
@@ -164,21 +164,6 @@ def _run_engine(
     return code, interrupted
 
 
-def compress_selection(numbers: list[int]) -> str:
-    """[1,2,3,5,7,8] → "1-3,5,7-8" (short enough for a command line even for 10k tasks)."""
-    parts: list[str] = []
-    numbers = sorted(numbers)
-    start = prev = None
-    for number in numbers + [None]:
-        if start is not None and number == prev + 1:
-            prev = number
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = number
-    return ",".join(parts)
-
-
 def append_sweep_log(paths: SweepPaths, message: str) -> None:
     paths.sweep_log.parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().astimezone().isoformat(timespec="seconds")
@@ -261,7 +246,7 @@ def run(
         while todo and not interrupted:
             selection = None
             if tasks or round_number or not retry_failed or only_category or len(todo) != len(state.missing()):
-                selection = compress_selection([t.number for t in todo])
+                selection = format_task_selection([t.number for t in todo])
             config = {"backend": backend, **({"tasks": selection} if selection else {})}
             snakemake = engine.snakemake_command(
                 paths, profile_dir, cores=cores, config=config, extra_args=(*backend_args, *extra_args)

@@ -11,7 +11,7 @@ from hsm_snake import sweeps
 from hsm_snake.config.project import load_project
 from hsm_snake.config.sweep_file import load_sweep
 from hsm_snake.errors import ConfigError
-from hsm_snake.layout.index import load_index, parse_task_selection
+from hsm_snake.layout.index import format_task_selection, load_index, parse_task_selection
 from hsm_snake.layout.records import read_json_document
 from hsm_snake.sweep import create as layout
 
@@ -94,8 +94,8 @@ def test_bad_task_selection(text, fix):
 
 
 def test_compress_selection():
-    assert sweeps.compress_selection([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8"
-    assert parse_task_selection(sweeps.compress_selection(list(range(1, 10001, 2)))) == set(range(1, 10001, 2))
+    assert format_task_selection([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8"
+    assert parse_task_selection(format_task_selection(list(range(1, 10001, 2)))) == set(range(1, 10001, 2))
 
 
 def test_value_the_script_cannot_receive_is_refused_before_anything_is_written(project):

@@ -9,8 +9,9 @@ import pytest
 from hsm_snake import sweeps
 from hsm_snake.config.project import load_project
 from hsm_snake.config.sweep_file import load_sweep
+from hsm_snake.layout.index import format_task_selection
 from hsm_snake.layout.records import write_record
-from hsm_snake.monitor.readers import compress_numbers, compress_tasks, format_duration, format_rate, tail_lines
+from hsm_snake.monitor.readers import compress_tasks, format_duration, format_rate, tail_lines
 from hsm_snake.monitor.svgplot import histogram, nice_ticks, scatter, timeline, wants_log
 from hsm_snake.monitor.triage import exception_type, missing_module
 
@@ -19,8 +20,8 @@ from hsm_snake.monitor.triage import exception_type, missing_module
     "numbers, text",
     [([], ""), ([7], "7"), ([1, 2, 3, 7], "1-3,7"), ([9, 1, 2, 2, 10, 4], "1-2,4,9-10"), ([5, 6], "5-6")],
 )
-def test_compress_numbers(numbers, text):
-    assert compress_numbers(numbers) == text
+def test_format_task_selection(numbers, text):
+    assert format_task_selection(numbers) == text
 
 
 def test_compress_tasks_ignores_non_task_names():

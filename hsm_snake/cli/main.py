@@ -14,7 +14,7 @@ from hsm_snake.cli.display import counts_line, make_console, tasks_table
 from hsm_snake.cli.remote import remote as remote_group
 from hsm_snake.engine import diskspace
 from hsm_snake.errors import HsmError
-from hsm_snake.layout.index import load_index
+from hsm_snake.layout.index import format_task_selection, load_index
 from hsm_snake.monitor import scan
 from hsm_snake.runner.render import display_command
 from hsm_snake.sweep.locate import find_sweep
@@ -233,7 +233,7 @@ def run(
     index = sweeps.create(spec, project, _command_line(), sweep_id)
     console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
     first = index.active()[:max_tasks] if max_tasks else None
-    selection = sweeps.compress_selection([t.number for t in first]) if first else None
+    selection = format_task_selection([t.number for t in first]) if first else None
     _run_and_report(index.paths, profile=profile, cores=cores, tasks=selection)
 
 

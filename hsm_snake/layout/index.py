@@ -6,6 +6,7 @@ Read by the workflow at every Snakemake start and by status/missing: JSON speed,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,21 @@ class SweepIndex:
 
     def targets(self, selection: str | None = None) -> list[str]:
         return [self.paths.marker_target(t.name) for t in self.select(selection)]
+
+
+def format_task_selection(numbers: Iterable[int]) -> str:
+    """``[1, 2, 3, 7]`` → ``"1-3,7"``: the inverse of :func:`parse_task_selection`, short enough for a
+    command line even for 10,000 tasks."""
+    ordered = sorted(set(numbers))
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
 
 
 def parse_task_selection(text: str) -> set[int]:

@@ -17,25 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake.errors import SweepStateError
-from hsm_snake.layout.index import SweepIndex, load_index
+from hsm_snake.layout.index import SweepIndex, format_task_selection, load_index
 from hsm_snake.layout.paths import SweepPaths, task_number
 from hsm_snake.layout.records import RecordError, read_yaml
 
 TAIL_BYTES = 16384
-
-
-def compress_numbers(numbers: Iterable[int]) -> str:
-    """``[1, 2, 3, 7]`` → ``"1-3,7"`` (the form ``hsm-snake complete --tasks`` reads)."""
-    ordered = sorted(set(numbers))
-    parts: list[str] = []
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 def compress_tasks(names: Iterable[str]) -> str:
@@ -45,7 +31,7 @@ def compress_tasks(names: Iterable[str]) -> str:
             numbers.append(task_number(name))
         except ValueError:
             continue
-    return compress_numbers(numbers)
+    return format_task_selection(numbers)
 
 
 def parse_time(value: Any) -> float | None:

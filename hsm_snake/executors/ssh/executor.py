@@ -41,7 +41,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
-from hsm_snake.executors.settings import setting
+from hsm_snake.executors.common import setting
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.executors.ssh.hosts import Host, Ssh
