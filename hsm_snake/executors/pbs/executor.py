@@ -36,10 +36,10 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
+from hsm_snake.executors.common import setting
 from hsm_snake.executors.pbs import accounting, script
 from hsm_snake.executors.pbs.qstat import FORMATS, Qstat
 from hsm_snake.executors.pbs.watch import ArrayElement, Tracking, Watcher
-from hsm_snake.executors.common import setting
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
 from hsm_snake.layout.records import RecordError, read_record, read_yaml, write_text_atomic
 
