@@ -31,9 +31,9 @@ def format_params(params: dict[str, Any]) -> str:
     )
 
 
-def tasks_table(title: str, rows: Iterable[tuple[str, str, dict[str, Any], list[str], str]]) -> Table:
+def tasks_table(title: str | None, rows: Iterable[tuple[str, str, dict[str, Any], list[str], str]]) -> Table:
     """Rows of (task, state, params, argv, note)."""
-    table = Table(title=title, show_lines=False, expand=False)
+    table = Table(title=Text(title) if title else None, show_lines=False, expand=False)
     table.add_column("task", no_wrap=True)
     table.add_column("state", no_wrap=True)
     # The command must be shown whole (fold, never an ellipsis): users copy it.

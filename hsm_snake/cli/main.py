@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.text import Text
 
 from hsm_snake import __version__
 from hsm_snake.cli.display import counts_line, make_console, tasks_table
@@ -44,7 +46,13 @@ def cli() -> None:
     """Hyper-parameter sweeps: hsm-snake plans, Snakemake schedules, the sweep directory keeps the state."""
 
 
-def _print_plan(console: Any, title: str, tasks: list[PlannedTask], as_json: bool) -> None:
+PLAN_ROWS = 20
+"""Tasks a plan table shows unless --all: rendering a 5,000-row table takes seconds and fills scrollback."""
+
+
+def _print_plan(
+    console: Any, title: str, tasks: list[PlannedTask], as_json: bool, limit: int | None = PLAN_ROWS
+) -> None:
     if as_json:
         click.echo(
             json.dumps(
@@ -62,7 +70,18 @@ def _print_plan(console: Any, title: str, tasks: list[PlannedTask], as_json: boo
             )
         )
         return
-    console.print(tasks_table(title, ((t.entry.name, t.state, t.entry.params, t.argv, None) for t in tasks)))
+    shown = tasks if limit is None else tasks[:limit]
+    # The title above the table, not in it: a table title is wrapped to the table's width.
+    console.print(Text(title), soft_wrap=True)
+    console.print(tasks_table(None, ((t.entry.name, t.state, t.entry.params, t.argv, None) for t in shown)))
+    if len(shown) < len(tasks):
+        states = Counter(t.state for t in tasks)
+        by_state = ", ".join(f"{count} {state}" for state, count in states.most_common())
+        console.print(
+            f"the first {len(shown)} of {len(tasks)} task(s) shown ({by_state}); "
+            "--all lists every one, --json prints them all as JSON",
+            soft_wrap=True,
+        )
 
 
 def _progress_reporter(console: Any, total: int):
@@ -202,6 +221,9 @@ def _last_lines(path: Path, count: int) -> list[str]:
     "-j", "--cores", type=int, help="Tasks at once on this machine (default: local.max_parallel, or every CPU)."
 )
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the tasks as JSON.")
+@click.option(
+    "--all", "show_all", is_flag=True, help=f"With --dry-run: list every task (not only the first {PLAN_ROWS})."
+)
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Run only the first N tasks (complete runs the rest).")
 def run(
     sweep_file: Path,
@@ -211,6 +233,7 @@ def run(
     sweep_id: str | None,
     cores: int | None,
     as_json: bool,
+    show_all: bool,
     max_tasks: int | None,
 ) -> None:
     """Expand SWEEP_FILE into tasks, lay out the sweep directory and run every task."""
@@ -228,7 +251,7 @@ def run(
         entries = [entry for entry in entries if entry.name in states]
         todo = planned_tasks(plan.paths, entries, plan.runner, states)
         title = f"{len(todo)} task(s) would run (sweep {plan.paths.sweep_id}, dry run: nothing written)"
-        _print_plan(console, title, todo, as_json)
+        _print_plan(console, title, todo, as_json, None if show_all else PLAN_ROWS)
         return
     index = sweeps.create(spec, project, _command_line(), sweep_id)
     console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
@@ -250,6 +273,9 @@ def run(
 @click.option("--only-category", help="Only failed tasks of this error category (e.g. timeout).")
 @click.option("-j", "--cores", type=int, help="Tasks at once on this machine.")
 @click.option("-n", "--dry-run", is_flag=True, help="List what would run, run nothing.")
+@click.option(
+    "--all", "show_all", is_flag=True, help=f"With --dry-run: list every task (not only the first {PLAN_ROWS})."
+)
 def complete(
     sweep: str | None,
     profile: str,
@@ -258,11 +284,19 @@ def complete(
     only_category: str | None,
     cores: int | None,
     dry_run: bool,
+    show_all: bool,
 ) -> None:
     """Run only the tasks of SWEEP (id or path; default: newest) that are not completed."""
     paths = find_sweep(sweep, Path.cwd())
     if dry_run:
-        _show_missing(paths, as_json=False, retry_failed=retry_failed, tasks=tasks, only_category=only_category)
+        _show_missing(
+            paths,
+            as_json=False,
+            show_all=show_all,
+            retry_failed=retry_failed,
+            tasks=tasks,
+            only_category=only_category,
+        )
         return
     _run_and_report(
         paths,
@@ -275,18 +309,24 @@ def complete(
     )
 
 
-def _show_missing(paths: Any, *, as_json: bool, **selection: Any) -> None:
+def _show_missing(paths: Any, *, as_json: bool, show_all: bool, **selection: Any) -> None:
     state, planned = missing_tasks(paths, **selection)
-    title = f"sweep {paths.sweep_id}: {len(planned)} of {len(state.tasks)} task(s) not completed"
-    _print_plan(make_console(), title, planned, as_json)
+    not_completed = len(state.missing())
+    title = f"sweep {paths.sweep_id}: {not_completed} of {len(state.tasks)} task(s) not completed"
+    if selection.get("only_category") is not None:
+        title += f"; {len(planned)} would run (the failed ones of category {selection['only_category']})"
+    elif len(planned) != not_completed:
+        title += f"; {len(planned)} would run (--no-retry-failed leaves out {not_completed - len(planned)} failed)"
+    _print_plan(make_console(), title, planned, as_json, None if show_all else PLAN_ROWS)
 
 
 @cli.command()
 @click.argument("sweep", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the tasks as JSON.")
-def missing(sweep: str | None, as_json: bool) -> None:
+@click.option("--all", "show_all", is_flag=True, help=f"List every task (not only the first {PLAN_ROWS}).")
+def missing(sweep: str | None, as_json: bool, show_all: bool) -> None:
     """List the tasks of SWEEP that are not completed (pending, failed, interrupted) and their commands."""
-    _show_missing(find_sweep(sweep, Path.cwd()), as_json=as_json)
+    _show_missing(find_sweep(sweep, Path.cwd()), as_json=as_json, show_all=show_all)
 
 
 def _where(task: scan.TaskState) -> str | None:

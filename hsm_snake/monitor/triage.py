@@ -227,6 +227,14 @@ class _Advisor:
         return f"status.yaml records no error category: read {stderr}; `hsm-snake complete {sweep}` reruns them"
 
 
+def task_category(task: scan.TaskState) -> str:
+    """The error category a failed/cancelled task is grouped and selected by (``--only-category``)."""
+    category = (task.status or {}).get("error_category")
+    if isinstance(category, str) and category:
+        return category
+    return failures.CANCELLED if task.state == scan.CANCELLED else UNKNOWN
+
+
 def triage(state: scan.SweepState, *, tail: int = 10) -> ErrorReport:
     """Group the failed/cancelled tasks of a scanned sweep (statuses of failed tasks are read by scan)."""
     paths = state.index.paths
@@ -247,11 +255,8 @@ def triage(state: scan.SweepState, *, tail: int = 10) -> ErrorReport:
             continue
         if task.state not in (scan.FAILED, scan.CANCELLED):
             continue
-        status = task.status or {}
-        category = status.get("error_category")
-        if not isinstance(category, str) or not category:
-            category = failures.CANCELLED if task.state == scan.CANCELLED else UNKNOWN
-        summary = status.get("error_summary")
+        category = task_category(task)
+        summary = (task.status or {}).get("error_summary")
         buckets.setdefault((category, _subtype(category, summary)), []).append(task)
         failed_records.append(_failed_record(paths, task, category))
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from hsm_snake.errors import ConfigError
 from hsm_snake.layout.index import TaskEntry, load_index
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import read_yaml
 from hsm_snake.monitor import scan
+from hsm_snake.monitor.triage import CATEGORY_ORDER, task_category
 from hsm_snake.runner.task import build_argv
 
 
@@ -43,15 +47,42 @@ def runner_settings_of(paths: SweepPaths) -> dict[str, Any]:
 def select_missing(
     state: scan.SweepState, retry_failed: bool = True, only_category: str | None = None
 ) -> list[TaskEntry]:
-    """The missing tasks a run would start: all of them, or without failed ones, or one category."""
+    """The missing tasks a run would start: all of them, or without failed ones, or one category
+    (refused with the categories present when no failed task has it)."""
+    if only_category is not None:
+        check_category(state, only_category)
     chosen = []
     for task in state.missing():
         if not retry_failed and task.state in (scan.FAILED, scan.CANCELLED):
             continue
-        if only_category and (task.status or {}).get("error_category") != only_category:
+        if only_category is not None and (task.state not in _ENDED or task_category(task) != only_category):
             continue
         chosen.append(task.task)
     return chosen
+
+
+_ENDED = (scan.FAILED, scan.CANCELLED)
+
+
+def check_category(state: scan.SweepState, category: str) -> None:
+    """ConfigError unless some failed/cancelled task of ``state`` has ``category``: a typo, or a
+    category no task has, would otherwise select nothing and run nothing without a word."""
+    present = Counter(task_category(t) for t in state.tasks if t.state in _ENDED)
+    if category in present:
+        return
+    listing = ", ".join(f"{name} ({count})" for name, count in present.most_common())
+    hint = f"categories of its failed tasks: {listing}" if present else "no task of it failed or was cancelled"
+    close = difflib.get_close_matches(category, [*present, *CATEGORY_ORDER], n=1, cutoff=0.6)
+    if close and close[0] != category:
+        hint = f"did you mean {close[0]!r}? {hint}"
+    known = category in CATEGORY_ORDER
+    raise ConfigError(
+        f"no failed task of sweep {state.index.sweep_id} has error category {category!r}"
+        if known
+        else f"{category!r} is not an error category",
+        key="--only-category",
+        hint=hint,
+    )
 
 
 def missing_tasks(
