@@ -4,8 +4,13 @@ table widths, labels and the v1 details (issues #19 and #21, "Smaller")."""
 from __future__ import annotations
 
 import json
+import re
 
+import pytest
+import yaml
 from conftest import FAILING_SCRIPT
+
+from hsm_snake.monitor.readers import format_rate
 
 # -- complete --only-category / --no-retry-failed -------------------------------------------------
 
@@ -55,3 +60,63 @@ def test_dry_run_of_many_tasks_shows_the_first_rows_and_the_counts(project):
     every = project.cli("run", "sweep.yaml", "--dry-run", "--all").output
     assert "task_5000" in every and "shown" not in every
     assert len(json.loads(project.cli("run", "sweep.yaml", "--dry-run", "--json").output)) == 5000
+
+
+# -- status and report figures --------------------------------------------------------------------
+
+METRICS_SCRIPT = """
+import json, sys, time
+args = dict(arg.partition("=")[::2] for arg in sys.argv[1:])
+if args["opt"] == "slow":
+    time.sleep(30)  # until the 1-s walltime stops it
+loss = {"nan": float("nan"), "inf": float("inf")}.get(args["lr"]) or float(args["lr"]) / 3
+print(json.dumps({"loss": loss, "acc": 1 / 3}))
+"""
+
+
+def _metrics_sweep(project) -> None:
+    """A real run: opt=adam/sgd complete (lr=nan and lr=inf give a NaN/inf loss), opt=slow times out."""
+    (project.root / "metrics.py").write_text(METRICS_SCRIPT)
+    project.write_project(
+        {"paths": {"train_script": "metrics.py"}, "local": {"walltime": "00:00:01", "max_parallel": 4}}
+    )
+    project.write_sweep({"grid": {"opt": ["adam", "sgd", "slow"], "lr": [0.1, 0.2, "nan", "inf"]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "figs", expect=1)
+
+
+def test_status_mean_and_parallelism_count_failed_tasks_and_report_has_one_throughput(project):
+    _metrics_sweep(project)
+    data = json.loads(project.cli("status", "figs", "--json").output)
+    durations = [t["duration_s"] for t in data["tasks"]]
+    assert data["counts"] == {"completed": 8, "failed": 4}
+    # The four timeouts ran about a second each: the mean is over all twelve finished tasks.
+    assert data["progress"]["mean_duration_s"] == pytest.approx(sum(durations) / len(durations))
+    completed = [t["duration_s"] for t in data["tasks"] if t["state"] == "completed"]
+    assert data["progress"]["mean_duration_s"] > max(completed)
+
+    project.cli("report", "figs")
+    reports = project.root / "sweeps" / "outputs" / "figs" / "reports"
+    html = (reports / "completion_report.html").read_text()
+    perf = yaml.safe_load((reports / "performance_analysis.yaml").read_text())
+    per_hour = perf["overall"]["tasks_per_hour"]
+    assert per_hour == float(f"{per_hour:.3g}")  # three significant digits
+    # One throughput in the report, the same as performance_analysis.yaml's.
+    assert html.count("<dt>throughput</dt>") == 1
+    assert f"<dt>throughput</dt><dd>{format_rate(per_hour / 3600)} (12 finished task(s)" in html
+    # Metric cells show six significant digits; the sort value keeps every digit.
+    assert '<td data-v="0.3333333333333333">0.333333</td>' in html
+
+
+def test_report_plots_text_parameters_and_leaves_out_nan_and_inf_points(project):
+    _metrics_sweep(project)
+    project.cli("report", "figs")
+    html = (project.root / "sweeps" / "outputs" / "figs" / "reports" / "completion_report.html").read_text()
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", html)
+    # opt is a text parameter: a strip plot per metric; lr (numbers and two non-numbers) too.
+    assert "loss vs opt (4 NaN/inf value(s) left out)" in captions
+    assert "acc vs opt" in captions
+    assert "loss vs lr (4 NaN/inf value(s) left out)" in captions
+    strip = html.split("<title>loss vs opt</title>", 1)[1].split("</svg>", 1)[0]
+    assert ">adam</text>" in strip and ">sgd</text>" in strip and ">slow</text>" in strip
+    assert strip.count("<circle") == 4  # the finite losses of adam and sgd
+    assert "nan" not in strip.lower().replace("nan/inf", "")

@@ -228,9 +228,12 @@ def test_report_writes_html_performance_and_errors(mixed):
     for title in ("loss vs lr", "acc vs lr"):
         assert f"<title>{title}</title>" in html
     assert "lr (log)" in html
+    # The text parameter mode gets a strip plot (a column per value) of each metric.
+    for title in ("loss vs mode", "acc vs mode"):
+        assert f"<title>{title}</title>" in html
     assert "histogram of duration of completed tasks (s)" in html
     assert "tasks per host over time" in html
-    assert html.count("<svg") == 4
+    assert html.count("<svg") == 6
     assert "ValueError: learning rate must be positive" in html
     assert "fix the bug; retrying would fail again" in html
 

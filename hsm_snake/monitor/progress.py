@@ -3,8 +3,9 @@
 Kept cheap for 10,000 tasks: finish times of completed tasks are the mtimes of their completion
 markers (one stat each, no file read); durations, hosts and backends come from a sample of the
 most recently finished tasks' status.yaml, plus the statuses scan already read (tasks that are
-not completed). Throughput is the number of tasks finished per wall second over the last
-``window`` finishes of the current run; the ETA divides what is left by it.
+not completed). Throughput is the number of tasks finished (completed, failed or cancelled) per
+wall second over the last ``window`` finishes of the current run; the ETA divides what is left by
+it. The mean duration is over every finished task, failed ones included.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from hsm_snake.engine.lock import holder_record
 from hsm_snake.layout.records import RecordError, read_record_text
 from hsm_snake.monitor import scan
-from hsm_snake.monitor.readers import created_time, marker_mtime, number, parse_time
+from hsm_snake.monitor.readers import created_time, marker_mtime, number, parse_time, status_mtime
 
 FINISHED_STATES = (scan.COMPLETED, scan.FAILED, scan.CANCELLED)
 
@@ -110,7 +111,7 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
             continue
         statuses.append(status)
         if task.state in (scan.FAILED, scan.CANCELLED):
-            finished = _finish_time(status, None)
+            finished = _finish_time(status, status_mtime(tasks_dir, name))
             if finished is not None:
                 finishes.append(finished)
         elif task.state == scan.RUNNING:
@@ -135,10 +136,12 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
         finished = _finish_time(status, mtime)
         if finished is not None:
             finishes.append(finished)
+    # Every finished task counts, failed ones too: two tasks that ran into a 5-s timeout kept two
+    # slots busy, and a mean of the completed ones alone would make the sweep look idle.
     durations = [
         d
         for s in statuses
-        if s.get("status") == scan.COMPLETED and (d := number(s.get("duration_s"))) is not None and d >= 0
+        if s.get("status") in FINISHED_STATES and (d := number(s.get("duration_s"))) is not None and d >= 0
     ]
     mean_duration = sum(durations) / len(durations) if durations else None
 

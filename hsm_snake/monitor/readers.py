@@ -156,6 +156,14 @@ def marker_mtime(tasks_dir: str, name: str) -> float | None:
         return None
 
 
+def status_mtime(tasks_dir: str, name: str) -> float | None:
+    """When a task's status.yaml was last written (at its end, for a finished task), sub-second."""
+    try:
+        return os.stat(f"{tasks_dir}/{name}/status.yaml").st_mtime
+    except OSError:
+        return None
+
+
 def text(value: Any) -> str:
     """A cell value as text: strings as they are, everything else as JSON."""
     if value is None:

@@ -13,6 +13,7 @@ Writes into ``reports/``:
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from dataclasses import dataclass
@@ -70,37 +71,77 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+MAX_CATEGORIES = 20
+"""A text parameter with more distinct values than this gets no plot (the labels would not fit)."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def numeric_columns(table: ResultTable, names: list[str], *, swept: bool) -> list[str]:
-    """Columns whose values are all numbers (ignoring empty cells); ``swept``: at least two values."""
+    """Columns whose values are all numbers (ignoring empty cells) and at least one finite (NaN and
+    inf are numbers a plot leaves out); ``swept``: at least two finite values."""
     chosen = []
     for name in names:
         values = [row.get(name) for row in table.rows if row.get(name) is not None]
-        numbers = [number(v) for v in values]
-        if not values or any(n is None for n in numbers):
+        if not values or not all(_is_number(v) for v in values):
             continue
-        if len(set(numbers)) >= (2 if swept else 1):
+        finite = {n for v in values if (n := number(v)) is not None}
+        if len(finite) >= (2 if swept else 1):
             chosen.append(name)
     return chosen
 
 
+def categorical_columns(table: ResultTable, names: list[str]) -> dict[str, list[str]]:
+    """Swept parameters that are not all numbers (optimizer: [adam, sgd], flags, mixed values),
+    with their values as text in the order the sweep runs them: 2 to MAX_CATEGORIES of them."""
+    chosen = {}
+    for name in names:
+        values = [row.get(name) for row in table.rows if row.get(name) is not None]
+        if not values or all(_is_number(v) for v in values):
+            continue
+        categories = list(dict.fromkeys(text(v) for v in values))
+        if 2 <= len(categories) <= MAX_CATEGORIES:
+            chosen[name] = categories
+    return chosen
+
+
 def scatter_plots(table: ResultTable) -> tuple[list[dict[str, str]], int]:
-    """(plots, how many were left out): each numeric metric against each swept numeric parameter."""
-    params = numeric_columns(table, table.params, swept=True)
+    """(plots, how many were left out): each numeric metric against each swept parameter, a
+    scatter plot for a numeric one, a strip plot (a column per value) for any other."""
+    numeric = numeric_columns(table, table.params, swept=True)
+    categorical = categorical_columns(table, table.params)
+    params = [p for p in table.params if p in numeric or p in categorical]
     metrics = numeric_columns(table, table.metrics, swept=False)
     pairs = [(m, p) for m in metrics for p in params]
     plots = []
     for metric, param in pairs[:MAX_SCATTER_PLOTS]:
-        points = []
+        categories = categorical.get(param)
+        position = {name: i for i, name in enumerate(categories or [])}
+        points, not_finite = [], 0
         for row in table.rows:
-            x, y = number(row.get(param)), number(row.get(metric))
-            if x is None or y is None:
+            raw_x, raw_y = row.get(param), row.get(metric)
+            if raw_x is None or raw_y is None:
                 continue
-            tip = f"{row['task']}: {param}={svgplot.fmt(x)}, {metric}={svgplot.fmt(y)} ({row['state']})"
+            x = position.get(text(raw_x)) if categories else number(raw_x)
+            y = number(raw_y)
+            if x is None or y is None:
+                not_finite += 1
+                continue
+            shown_x = text(raw_x) if categories else svgplot.fmt(x)
+            tip = f"{row['task']}: {param}={shown_x}, {metric}={svgplot.fmt(y)} ({row['state']})"
             points.append((x, y, tip, row["state"]))
-        if points:
-            plots.append(
-                {"title": f"{metric} vs {param}", "svg": svgplot.scatter(points, x_label=param, y_label=metric)}
-            )
+        if not points:
+            continue
+        if categories:
+            svg = svgplot.strip(points, categories, x_label=param, y_label=metric)
+        else:
+            svg = svgplot.scatter(points, x_label=param, y_label=metric)
+        title = f"{metric} vs {param}"
+        if not_finite:
+            title += f" ({not_finite} NaN/inf value(s) left out)"
+        plots.append({"title": title, "svg": svg})
     return plots, max(0, len(pairs) - MAX_SCATTER_PLOTS)
 
 
@@ -144,6 +185,13 @@ def _stats(values: list[float]) -> dict[str, Any]:
     }
 
 
+def significant(value: float, digits: int = 3) -> float:
+    """``35397.45`` → ``35400.0``: a rate measured over seconds has no more digits than that."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
 def _throughput(group: list[tuple[str, float, float, str, str, str]]) -> dict[str, Any]:
     durations = [end - start for _, start, end, _, state, _ in group if state == scan.COMPLETED]
     wall = max(e for _, _, e, *_ in group) - min(s for _, s, *_ in group)
@@ -153,7 +201,7 @@ def _throughput(group: list[tuple[str, float, float, str, str, str]]) -> dict[st
         "completed": sum(1 for g in group if g[4] == scan.COMPLETED),
         "failed": sum(1 for g in group if g[4] == scan.FAILED),
         "wall_s": round(wall, 3),
-        "tasks_per_hour": round(finished / wall * 3600, 2) if wall > 0 else None,
+        "tasks_per_hour": significant(finished / wall * 3600) if wall > 0 else None,
         "busy_s": round(sum(e - s for _, s, e, *_ in group), 3),
         "mean_parallelism": round(sum(e - s for _, s, e, *_ in group) / wall, 2) if wall > 0 else None,
     }
@@ -161,8 +209,11 @@ def _throughput(group: list[tuple[str, float, float, str, str, str]]) -> dict[st
     return data
 
 
-def performance(table: ResultTable, progress: Progress, paths: SweepPaths) -> dict[str, Any]:
-    intervals = _intervals(table, paths)
+def performance(
+    table: ResultTable, progress: Progress, intervals: list[tuple[str, float, float, str, str, str]]
+) -> dict[str, Any]:
+    """performance_analysis.yaml; ``intervals`` as :func:`_intervals` gives them. Its overall
+    throughput (finished tasks per wall second, first start to last end) is the report's one."""
     completed = [
         d for row in table.rows if row["state"] == scan.COMPLETED and (d := number(row.get("duration_s"))) is not None
     ]
@@ -194,6 +245,8 @@ def _cells(table: ResultTable) -> list[list[dict[str, str]]]:
             shown = text(value)
             if column == "duration_s" and number(value) is not None:
                 shown = format_duration(number(value))
+            elif isinstance(value, float):
+                shown = f"{value:.6g}"  # 0.30000000000000004 reads 0.3; the sort value keeps every digit
             sort = repr(number(value)) if number(value) is not None else text(value)
             link = shown if column == "tracker_url" and shown.startswith(("https://", "http://")) else ""
             cells.append(
@@ -214,6 +267,7 @@ def build_report(paths: SweepPaths) -> ReportFiles:
 
     plots, left_out = scatter_plots(table)
     intervals = _intervals(table, paths)
+    perf_data = performance(table, progress, intervals)
     durations = [e - s for _, s, e, _, state_, _ in intervals if state_ == scan.COMPLETED]
     shown_bars = sorted(intervals, key=lambda i: i[1])[-MAX_TIMELINE_BARS:]
     counts = state.counts()
@@ -228,6 +282,7 @@ def build_report(paths: SweepPaths) -> ReportFiles:
         "total": len(state.tasks),
         "counts": [(s, counts[s]) for s in scan.STATES if counts.get(s)],
         "progress": progress,
+        "overall": perf_data["overall"],
         "columns": table.columns,
         "param_columns": set(table.params),
         "metric_columns": set(table.metrics),
@@ -246,7 +301,7 @@ def build_report(paths: SweepPaths) -> ReportFiles:
     perf = reports / "performance_analysis.yaml"
     write_text_atomic(html, env.get_template("completion_report.html.j2").render(context))
     write_text_atomic(errors_html, render_errors_html(errors, env))
-    write_yaml(perf, performance(table, progress, paths))
+    write_yaml(perf, perf_data)
     csv_path = write_results_csv(paths, table)
     return ReportFiles(
         html, errors_html, perf, csv_path, len(plots) + bool(context["histogram"]) + bool(intervals), len(table.rows)

@@ -97,15 +97,21 @@ def _frame(width: int, height: int, title: str) -> list[str]:
     ]
 
 
-def _x_axis(x: Axis, left: float, width: int, height: int, label: str, grid: bool) -> list[str]:
-    """The bottom axis: its line, tick marks (or full-height grid lines), tick labels and label."""
+Ticks = Sequence[tuple[float, str]]
+
+
+def _x_axis(
+    x: Axis, left: float, width: int, height: int, label: str, grid: bool, ticks: Ticks | None = None
+) -> list[str]:
+    """The bottom axis: its line, tick marks (or full-height grid lines), tick labels and label.
+    ``ticks``: (position, label) pairs instead of the axis' round numbers (categories)."""
     bottom = height - BOTTOM
     tick_top, tick_color = (TOP, "#eee") if grid else (bottom, "#333")
     out = [f'<line x1="{left}" y1="{bottom}" x2="{width - RIGHT}" y2="{bottom}" stroke="#333"/>']
-    for tick in x.ticks():
+    for tick, text in ticks if ticks is not None else [(t, fmt(t)) for t in x.ticks()]:
         px = x(tick)
         out.append(f'<line x1="{px:.1f}" y1="{tick_top}" x2="{px:.1f}" y2="{bottom + 4}" stroke="{tick_color}"/>')
-        out.append(f'<text x="{px:.1f}" y="{bottom + 15}" text-anchor="middle">{fmt(tick)}</text>')
+        out.append(f'<text x="{px:.1f}" y="{bottom + 15}" text-anchor="middle">{escape(text)}</text>')
     out.append(
         f'<text x="{(left + width - RIGHT) / 2:.0f}" y="{height - 8}" text-anchor="middle" '
         f'font-weight="bold">{escape(label)}</text>'
@@ -113,9 +119,11 @@ def _x_axis(x: Axis, left: float, width: int, height: int, label: str, grid: boo
     return out
 
 
-def _axes(x: Axis, y: Axis | None, width: int, height: int, x_label: str, y_label: str) -> list[str]:
+def _axes(
+    x: Axis, y: Axis | None, width: int, height: int, x_label: str, y_label: str, x_ticks: Ticks | None = None
+) -> list[str]:
     bottom, top = height - BOTTOM, TOP
-    out = _x_axis(x, LEFT, width, height, x_label, grid=False)
+    out = _x_axis(x, LEFT, width, height, x_label, grid=False, ticks=x_ticks)
     out.append(f'<line x1="{LEFT}" y1="{bottom}" x2="{LEFT}" y2="{top}" stroke="#333"/>')
     if y is not None:
         for tick in y.ticks():
@@ -149,6 +157,38 @@ def scatter(
         color = STATE_COLORS.get(state, DEFAULT_COLOR)
         out.append(
             f'<circle cx="{x(px):.1f}" cy="{y(py):.1f}" r="4" fill="{color}" fill-opacity="0.75">'
+            f"<title>{escape(tip)}</title></circle>"
+        )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def strip(
+    points: Sequence[tuple[int, float, str, str]],
+    categories: Sequence[str],
+    *,
+    x_label: str,
+    y_label: str,
+    width: int = 380,
+    height: int = 260,
+) -> str:
+    """Points of (category index, y, tooltip, state): one column of points per category (a
+    categorical parameter such as optimizer: [adam, sgd]), spread sideways so equal values show."""
+    ys = [p[1] for p in points]
+    log_y = wants_log(ys)
+    x = Axis(-0.5, len(categories) - 0.5, LEFT, width - RIGHT)
+    y = Axis.fit(ys, height - BOTTOM, TOP, log_y)
+    room = max(3, int((width - LEFT - RIGHT) / max(1, len(categories)) / 6.5))
+    labels = [(float(i), name if len(name) <= room else name[: room - 1] + "…") for i, name in enumerate(categories)]
+    out = _frame(width, height, f"{y_label} vs {x_label}")
+    out += _axes(x, y, width, height, x_label, y_label + (" (log)" if log_y else ""), x_ticks=labels)
+    seen: dict[int, int] = {}
+    for index, py, tip, state in points:
+        k = seen[index] = seen.get(index, -1) + 1
+        offset = ((k % 7) - 3) * 0.07
+        color = STATE_COLORS.get(state, DEFAULT_COLOR)
+        out.append(
+            f'<circle cx="{x(index + offset):.1f}" cy="{y(py):.1f}" r="4" fill="{color}" fill-opacity="0.75">'
             f"<title>{escape(tip)}</title></circle>"
         )
     out.append("</svg>")
