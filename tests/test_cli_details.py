@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta
 
 import pytest
 import yaml
@@ -120,3 +121,61 @@ def test_report_plots_text_parameters_and_leaves_out_nan_and_inf_points(project)
     assert ">adam</text>" in strip and ">sgd</text>" in strip and ">slow</text>" in strip
     assert strip.count("<circle") == 4  # the finite losses of adam and sgd
     assert "nan" not in strip.lower().replace("nan/inf", "")
+
+
+# -- errors --pattern, recent -d and at 80 columns ------------------------------------------------
+
+
+def test_errors_pattern_filters_by_category_summary_or_stderr(project):
+    _failed_sweep(project)
+    errors_dir = project.root / "sweeps" / "outputs" / "cats" / "logs" / "errors"
+    project.cli("errors", "cats")
+    before = (errors_dir / "failed_tasks.yaml").read_text()
+    # "giving up with status 3" is only in the nonzero_exit tasks' stderr.log; matched ignoring case.
+    data = json.loads(project.cli("errors", "cats", "--pattern", "GIVING UP", "--json").output)
+    assert [g["category"] for g in data["groups"]] == ["nonzero_exit"]
+    assert data["failed"] == 2 and data["failed_before_pattern"] == 4 and data["pattern"] == "GIVING UP"
+    out = project.cli("errors", "cats", "--pattern", r"ValueError|status \d").output
+    assert "4 of 4 failed or cancelled task(s) match" in out
+    out = project.cli("errors", "cats", "--pattern", "CUDA").output
+    assert "0 of 4 failed or cancelled task(s) match 'CUDA'" in out
+    # The error files keep listing every failed task.
+    assert (errors_dir / "failed_tasks.yaml").read_text() == before
+    result = project.cli("errors", "cats", "--pattern", "oom (", expect=2)
+    assert "--pattern: 'oom (' is not a regular expression" in result.output and "Traceback" not in result.output
+
+
+def _created_days_ago(project, sweep_id: str, days: float) -> None:
+    metadata = project.root / "sweeps" / "outputs" / sweep_id / "sweep_metadata.yaml"
+    data = yaml.safe_load(metadata.read_text())
+    moment = datetime.now().astimezone() - timedelta(days=days)
+    data["created"] = moment.isoformat(timespec="seconds")
+    metadata.write_text(yaml.safe_dump(data))
+
+
+def test_recent_days_and_a_table_that_fits_80_columns(project, monkeypatch):
+    project.write_sweep({"grid": {"a": [1, 2]}})
+    for sweep_id in ("an_old_sweep_with_a_rather_long_name_2026", "last_week", "today"):
+        project.cli("run", "sweep.yaml", "--sweep-id", sweep_id)
+    _created_days_ago(project, "an_old_sweep_with_a_rather_long_name_2026", 40)
+    _created_days_ago(project, "last_week", 6)
+    ids = [s["sweep_id"] for s in json.loads(project.cli("recent", "-d", "7", "--json").output)]
+    assert ids == ["today", "last_week"]
+    ids = [s["sweep_id"] for s in json.loads(project.cli("recent", "--days", "0.5", "--json").output)]
+    assert ids == ["today"]
+    assert (
+        "no sweeps created in the last 0.001 day(s)" in project.cli("recent", "-d", "0.001").output.replace("\n", " ")
+        or ids
+    )
+
+    for width in (80, 60):
+        monkeypatch.setenv("COLUMNS", str(width))
+        out = project.cli("recent").output
+        lines = out.splitlines()
+        assert max(len(line) for line in lines) <= width, out
+        header = next(line for line in lines if "sweep" in line and "tasks" in line)
+        # Every column shown has its whole name: nothing squeezed to one character.
+        cells = [c.strip() for c in header.strip("┃").split("┃")]
+        assert all(len(c) >= 4 for c in cells), header
+        assert "an_old_sweep" in out and "today" in out
+    assert "too narrow for backends" in out  # at 60 columns

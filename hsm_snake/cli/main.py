@@ -451,21 +451,30 @@ def cancel(sweep: str | None) -> None:
 @click.argument("sweep", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
 @click.option("--lines", default=10, show_default=True, help="Lines of each example's stderr.log to show.")
-def errors(sweep: str | None, as_json: bool, lines: int) -> None:
+@click.option(
+    "--pattern",
+    metavar="REGEX",
+    help="Only failed tasks whose category, error summary or end of stderr.log match (ignoring case), "
+    "e.g. ImportError.",
+)
+def errors(sweep: str | None, as_json: bool, lines: int, pattern: str | None) -> None:
     """Failed tasks of SWEEP grouped by cause, with an example's stderr and what to do about it.
 
-    Also writes logs/errors/failed_tasks.yaml and logs/errors/error_patterns.yaml.
+    Also writes logs/errors/failed_tasks.yaml and logs/errors/error_patterns.yaml (not with --pattern:
+    they list every failed task).
     """
     from hsm_snake.cli.views import errors_view
     from hsm_snake.monitor.readers import load_sweep_index
-    from hsm_snake.monitor.triage import triage, write_error_files
+    from hsm_snake.monitor.triage import error_pattern, triage, write_error_files
 
+    regex = error_pattern(pattern) if pattern is not None else None
     paths = find_sweep(sweep, Path.cwd())
-    report = triage(scan.scan(load_sweep_index(paths.root)), tail=lines)
+    report = triage(scan.scan(load_sweep_index(paths.root)), tail=lines, pattern=regex)
+    written = []
     try:
-        written = write_error_files(paths, report)
+        if regex is None:
+            written = write_error_files(paths, report)
     except OSError as exc:
-        written = []
         click.echo(f"note: could not write {paths.errors_dir}: {exc}", err=True)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
@@ -512,24 +521,34 @@ def results(sweep: str | None, fmt: str, output: Path | None) -> None:
 
 
 @cli.command()
-@click.option("-n", "--limit", default=10, show_default=True, help="How many sweeps.")
+@click.option(
+    "-n", "--limit", type=click.IntRange(min=1), help="How many sweeps (default: 10, or all of them with --days)."
+)
+@click.option(
+    "-d", "--days", type=click.FloatRange(min=0, min_open=True), help="Only sweeps created in the last N days (v1)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the sweeps as JSON.")
-def recent(limit: int, as_json: bool) -> None:
+def recent(limit: int | None, days: float | None, as_json: bool) -> None:
     """The latest sweeps of this project: tasks, completed, failed, backends, whether a run is in progress."""
     from hsm_snake.cli.views import recent_table
     from hsm_snake.config.project import load_project
     from hsm_snake.monitor.recent import recent_sweeps
 
     output_dir = load_project(None, cwd=Path.cwd()).output_dir
-    found = recent_sweeps(output_dir, limit)
+    found = recent_sweeps(output_dir, limit if limit is not None or days is not None else 10, days=days)
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in found], ensure_ascii=False))
         return
     console = make_console()
+    within = f" created in the last {days:g} day(s)" if days is not None else ""
     if not found:
-        console.print(f"no sweeps under {output_dir}", soft_wrap=True)
+        console.print(Text(f"no sweeps{within} under {output_dir}"), soft_wrap=True)
         return
-    console.print(recent_table(found, f"latest {len(found)} sweep(s) under {output_dir}"))
+    title = f"latest {len(found)} sweep(s){within} under {output_dir}"
+    table, left_out = recent_table(found, title, console.width)
+    console.print(table)
+    if left_out:
+        console.print(f"[dim]too narrow for {', '.join(left_out)}: widen the terminal, or use --json[/dim]")
 
 
 @cli.command()

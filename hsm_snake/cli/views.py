@@ -110,11 +110,20 @@ def status_view(paths: SweepPaths, state: scan.SweepState, progress: Progress) -
 
 def errors_view(report: ErrorReport) -> Group:
     parts: list[RenderableType] = []
-    if not report.groups and not report.questionable:
+    if report.pattern is not None:
+        head = (
+            f"sweep {report.sweep_id}: {report.failed_count} of {report.unfiltered} failed or cancelled task(s) "
+            f"match {report.pattern!r}"
+        )
+        if not report.groups and not report.questionable:
+            return Group(Text(head + " (it is searched for in the category, summary and end of stderr.log)"))
+        parts.append(Text(head))
+    elif not report.groups and not report.questionable:
         return Group(Text(f"sweep {report.sweep_id}: no failed tasks ({report.total} task(s))"))
-    parts.append(
-        Text(f"sweep {report.sweep_id}: {report.failed_count} of {report.total} task(s) failed or were cancelled")
-    )
+    else:
+        parts.append(
+            Text(f"sweep {report.sweep_id}: {report.failed_count} of {report.total} task(s) failed or were cancelled")
+        )
     for group in report.groups:
         parts.append(Text(""))
         title = Text(f"{group.label}", style="bold red")
@@ -136,36 +145,72 @@ def errors_view(report: ErrorReport) -> Group:
     return Group(*parts)
 
 
-def _short_time(iso: str | None) -> str:
+def _short_time(iso: str | None, with_year: bool) -> str:
     moment = parse_time(iso)
-    return datetime.fromtimestamp(moment).strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
+    if moment is None:
+        return "-"
+    return datetime.fromtimestamp(moment).strftime("%Y-%m-%d %H:%M" if with_year else "%m-%d %H:%M")
 
 
-def recent_table(summaries: Iterable[SweepSummary], title: str) -> Table:
-    table = Table(title=title)
-    for name, justify, no_wrap in (
-        ("sweep", "left", True),
-        ("created", "left", True),
-        ("tasks", "right", True),
-        ("completed", "right", True),
-        ("failed", "right", True),
-        ("backends", "left", False),
-        ("run", "left", False),
-    ):
-        table.add_column(name, justify=justify, no_wrap=no_wrap, overflow="fold")
+RECENT_SWEEP_MIN = 16
+"""The sweep column is folded down to this width before any other column is left out."""
+_RECENT_DROP_ORDER = ("backends", "created", "run", "failed")
+
+
+def recent_table(summaries: Iterable[SweepSummary], title: str, width: int) -> tuple[Table, list[str]]:
+    """The sweeps as a table that fits ``width`` columns, and the names of the columns left out
+    to make it fit: the sweep id folds first, then backends, created, run and failed go (in that
+    order); a column is never squeezed to a sliver."""
+    summaries = list(summaries)
+    this_year = datetime.now().year
+    with_year = any(
+        (moment := parse_time(s.created)) is not None and datetime.fromtimestamp(moment).year != this_year
+        for s in summaries
+    )
+    cells: dict[str, list[Text]] = {name: [] for name in ("sweep", "created", "tasks", "done", "failed", "backends")}
+    running = any(s.in_progress for s in summaries)
+    if running:
+        cells["run"] = []
     for s in summaries:
+        cells["sweep"].append(Text(s.sweep_id))
+        cells["created"].append(Text(_short_time(s.created, with_year)))
         if s.error:
-            unreadable = Text(f"unreadable: {s.error}", style="red")
-            table.add_row(Text(s.sweep_id), Text(_short_time(s.created)), "-", "-", "-", "-", unreadable)
+            for name in ("tasks", "done", "failed"):
+                cells[name].append(Text("-", style="dim"))
+            cells["backends"].append(Text(f"unreadable: {s.error}", style="red"))
+        else:
+            cells["tasks"].append(Text(str(s.tasks)))
+            cells["done"].append(Text(str(s.completed), style="green"))
+            cells["failed"].append(Text(str(s.failed), style="red" if s.failed else "dim"))
+            cells["backends"].append(Text(", ".join(s.backends) or "-"))
+        if running:
+            cells["run"].append(Text("running", style="cyan") if s.in_progress else Text("-", style="dim"))
+
+    def natural(name: str) -> int:
+        return max([len(name), *(t.cell_len for t in cells[name])])
+
+    def needed(names: list[str]) -> int:
+        sweep = min(natural("sweep"), RECENT_SWEEP_MIN)
+        others = sum(min(natural(n), 24) if n == "backends" else natural(n) for n in names if n != "sweep")
+        return sweep + others + 3 * len(names) + 1
+
+    shown = list(cells)
+    left_out = []
+    for name in _RECENT_DROP_ORDER:
+        if needed(shown) <= width or name not in shown:
             continue
-        run = Text("in progress", style="cyan") if s.in_progress else Text("-", style="dim")
-        table.add_row(
-            Text(s.sweep_id),
-            Text(_short_time(s.created)),
-            str(s.tasks),
-            Text(str(s.completed), style="green"),
-            Text(str(s.failed), style="red" if s.failed else "dim"),
-            Text(", ".join(s.backends) or "-"),
-            run,
+        shown.remove(name)
+        left_out.append(name)
+    table = Table(title=Text(title))
+    for name in shown:
+        numeric = name in ("tasks", "done", "failed")
+        table.add_column(
+            name,
+            justify="right" if numeric else "left",
+            no_wrap=name not in ("sweep", "backends"),
+            overflow="fold",
+            min_width=natural(name) if name not in ("sweep", "backends") else min(natural(name), RECENT_SWEEP_MIN),
         )
-    return table
+    for row in zip(*(cells[name] for name in shown), strict=True):
+        table.add_row(*row)
+    return table, left_out

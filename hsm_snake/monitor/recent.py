@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,19 @@ def _sort_key(path: Path) -> float:
         return 0.0
 
 
-def recent_sweeps(output_dir: Path, limit: int = 10, sample: int = 5) -> list[SweepSummary]:
-    """The ``limit`` newest sweeps (by creation time), newest first."""
-    found = sorted(sweep_dirs(output_dir), key=_sort_key, reverse=True)
-    return [summarize_sweep(path, sample) for path in found[: max(0, limit)]]
+def recent_sweeps(
+    output_dir: Path, limit: int | None = 10, sample: int = 5, days: float | None = None
+) -> list[SweepSummary]:
+    """The ``limit`` newest sweeps (by creation time; all with None), newest first; with ``days``,
+    only those created in the last ``days`` days."""
+    created = {path: _sort_key(path) for path in sweep_dirs(output_dir)}
+    if days is not None:
+        since = time.time() - days * 86400
+        created = {path: when for path, when in created.items() if when >= since}
+    found = sorted(created, key=created.__getitem__, reverse=True)
+    if limit is not None:
+        found = found[: max(0, limit)]
+    return [summarize_sweep(path, sample) for path in found]
 
 
 def summarize_sweep(root: Path, sample: int = 5) -> SweepSummary:

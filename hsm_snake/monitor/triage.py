@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hsm_snake.errors import ConfigError
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import write_yaml
 from hsm_snake.monitor import scan
@@ -85,6 +86,10 @@ class ErrorReport:
     groups: list[ErrorGroup]
     questionable: list[Questionable]
     failed: list[dict[str, Any]]
+    pattern: str | None = None
+    """The ``--pattern`` the failed tasks were filtered by, if any."""
+    unfiltered: int = 0
+    """Failed or cancelled tasks before the pattern filtered them."""
 
     @property
     def failed_count(self) -> int:
@@ -95,6 +100,7 @@ class ErrorReport:
             "sweep_id": self.sweep_id,
             "total": self.total,
             "failed": self.failed_count,
+            **({"pattern": self.pattern, "failed_before_pattern": self.unfiltered} if self.pattern else {}),
             "groups": [g.as_dict() for g in self.groups],
             "questionable": [asdict(q) for q in self.questionable],
         }
@@ -235,15 +241,45 @@ def task_category(task: scan.TaskState) -> str:
     return failures.CANCELLED if task.state == scan.CANCELLED else UNKNOWN
 
 
-def triage(state: scan.SweepState, *, tail: int = 10) -> ErrorReport:
-    """Group the failed/cancelled tasks of a scanned sweep (statuses of failed tasks are read by scan)."""
+def error_pattern(text: str) -> re.Pattern[str]:
+    """``errors --pattern``: a regular expression, matched ignoring case (v1 matched a plain word
+    such as ImportError ignoring case, and a plain word is a regular expression too)."""
+    try:
+        return re.compile(text, re.IGNORECASE)
+    except re.error as error:
+        raise ConfigError(
+            f"{text!r} is not a regular expression: {error}",
+            key="--pattern",
+            hint=r"escape special characters with a backslash (e.g. 'out of memory \(CUDA\)'), or give a plain word",
+        ) from None
+
+
+def _matches(pattern: re.Pattern[str], paths: SweepPaths, task: scan.TaskState, category: str) -> bool:
+    """The pattern against what `errors` shows of a task: its category, error summary and the end
+    of its stderr.log (read only when the first two do not match)."""
+    summary = (task.status or {}).get("error_summary")
+    if pattern.search(category) or (isinstance(summary, str) and pattern.search(summary)):
+        return True
+    return any(pattern.search(line) for line in tail_lines(paths.task(task.task.name).stderr, PATTERN_LINES))
+
+
+PATTERN_LINES = 200
+"""Lines of the end of stderr.log that ``--pattern`` searches."""
+
+
+def triage(state: scan.SweepState, *, tail: int = 10, pattern: re.Pattern[str] | None = None) -> ErrorReport:
+    """Group the failed/cancelled tasks of a scanned sweep (statuses of failed tasks are read by scan);
+    with ``pattern``, only those whose category, summary or end of stderr match it."""
     paths = state.index.paths
     advisor = _Advisor(paths)
     buckets: dict[tuple[str, str | None], list[scan.TaskState]] = {}
     questionable: list[Questionable] = []
     failed_records: list[dict[str, Any]] = []
+    unfiltered = 0
     for task in state.tasks:
         if task.state in (scan.STALE, scan.UNREADABLE):
+            if pattern is not None and not pattern.search(f"{task.state} {task.note or ''}"):
+                continue
             questionable.append(
                 Questionable(
                     task.task.name,
@@ -256,6 +292,9 @@ def triage(state: scan.SweepState, *, tail: int = 10) -> ErrorReport:
         if task.state not in (scan.FAILED, scan.CANCELLED):
             continue
         category = task_category(task)
+        unfiltered += 1
+        if pattern is not None and not _matches(pattern, paths, task, category):
+            continue
         summary = (task.status or {}).get("error_summary")
         buckets.setdefault((category, _subtype(category, summary)), []).append(task)
         failed_records.append(_failed_record(paths, task, category))
@@ -285,7 +324,15 @@ def triage(state: scan.SweepState, *, tail: int = 10) -> ErrorReport:
         )
     order = {name: i for i, name in enumerate(CATEGORY_ORDER)}
     groups.sort(key=lambda g: (order.get(g.category, len(order)), -g.count, g.subtype or ""))
-    return ErrorReport(paths.sweep_id, len(state.tasks), groups, questionable, failed_records)
+    return ErrorReport(
+        paths.sweep_id,
+        len(state.tasks),
+        groups,
+        questionable,
+        failed_records,
+        pattern.pattern if pattern is not None else None,
+        unfiltered,
+    )
 
 
 def _failed_record(paths: SweepPaths, task: scan.TaskState, category: str) -> dict[str, Any]:
