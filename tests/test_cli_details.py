@@ -163,10 +163,6 @@ def test_recent_days_and_a_table_that_fits_80_columns(project, monkeypatch):
     assert ids == ["today", "last_week"]
     ids = [s["sweep_id"] for s in json.loads(project.cli("recent", "--days", "0.5", "--json").output)]
     assert ids == ["today"]
-    assert (
-        "no sweeps created in the last 0.001 day(s)" in project.cli("recent", "-d", "0.001").output.replace("\n", " ")
-        or ids
-    )
 
     for width in (80, 60):
         monkeypatch.setenv("COLUMNS", str(width))
