@@ -175,3 +175,20 @@ def test_recent_days_and_a_table_that_fits_80_columns(project, monkeypatch):
         assert all(len(c) >= 4 for c in cells), header
         assert "an_old_sweep" in out and "today" in out
     assert "too narrow for backends" in out  # at 60 columns
+
+
+# -- v1 sweep folders, v1 configs -----------------------------------------------------------------
+
+
+def test_a_v1_sweep_folder_points_at_migrate(project):
+    from test_migrate import make_v1_sweep
+
+    v1 = make_v1_sweep(project.root)
+    for args in (["status", v1.name], ["status", str(v1)], ["missing", v1.name], ["complete", v1.name]):
+        result = project.cli(*args, expect=2)
+        assert "is a sweep folder of HPC Sweep Manager v1" in result.output
+        assert f"hsm-snake migrate {v1}" in result.output and "task_mapping.yaml is missing" not in result.output
+    result = project.cli("status", expect=2)
+    assert f"1 HPC Sweep Manager v1 sweep folder(s) there ({v1.name})" in result.output
+    project.cli("migrate", str(v1))
+    assert "1/3 completed" in project.cli("status", v1.name).output

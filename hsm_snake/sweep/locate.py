@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from hsm_snake.errors import SweepNotFoundError
@@ -29,15 +30,37 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
         raise SweepNotFoundError(f"no sweep {ref!r} (neither a sweep directory nor a sweep id).\n  hint: {hint}")
     found = sweep_dirs(output_dir)
     if not found:
-        raise SweepNotFoundError(
-            f"no sweeps under {output_dir}.\n"
-            "  hint: start one with `hsm-snake run sweep.yaml`, or name a sweep directory"
+        old = v1_sweep_dirs(output_dir)
+        hint = (
+            f"{len(old)} HPC Sweep Manager v1 sweep folder(s) there ({', '.join(p.name for p in old[-3:])}) become "
+            f"sweeps with `hsm-snake migrate {shlex.quote(str(old[-1]))}`"
+            if old
+            else "start one with `hsm-snake run sweep.yaml`, or name a sweep directory"
         )
+        raise SweepNotFoundError(f"no sweeps under {output_dir}.\n  hint: {hint}")
     return SweepPaths(max(found, key=lambda p: (p / "task_mapping.yaml").stat().st_mtime))
 
 
+def is_v1_sweep_dir(folder: Path) -> bool:
+    """A folder HPC Sweep Manager v1 wrote (its sweep_config.yaml) that was never migrated."""
+    return (folder / "sweep_config.yaml").is_file() and not (folder / "task_mapping.yaml").exists()
+
+
+def v1_sweep_dirs(output_dir: Path) -> list[Path]:
+    if not output_dir.is_dir():
+        return []
+    return sorted(p for p in output_dir.iterdir() if is_v1_sweep_dir(p))
+
+
 def _refuse_sweep_without_mapping(folder: Path) -> None:
-    """A sweep folder (it has tasks/) whose task list is gone: say so rather than "no sweep"."""
+    """A sweep folder (it has tasks/) whose task list is gone, or a v1 sweep folder: say so
+    rather than "no sweep"."""
+    if is_v1_sweep_dir(folder):
+        raise SweepNotFoundError(
+            f"{folder} is a sweep folder of HPC Sweep Manager v1: hsm-snake reads it once it is migrated.\n"
+            f"  hint: `hsm-snake migrate {shlex.quote(str(folder))}` adds hsm-snake's records to it (v1's files "
+            "stay as they are, nothing is lost); add --to NEW_FOLDER to migrate a copy instead"
+        )
     if (folder / "tasks").is_dir():
         raise SweepNotFoundError(
             f"{folder / 'task_mapping.yaml'} is missing: it lists the sweep's tasks, and without it "
