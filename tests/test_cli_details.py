@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import datetime, timedelta
 
 import pytest
@@ -192,3 +193,66 @@ def test_a_v1_sweep_folder_points_at_migrate(project):
     assert f"1 HPC Sweep Manager v1 sweep folder(s) there ({v1.name})" in result.output
     project.cli("migrate", str(v1))
     assert "1/3 completed" in project.cli("status", v1.name).output
+
+
+def _v1_config(project, extra: str = "") -> None:
+    """A v1 project: sweeps/hsm_config.yaml as v1 wrote it (no hsm.yaml)."""
+    (project.root / "hsm.yaml").unlink()
+    (project.root / "sweeps").mkdir(exist_ok=True)
+    (project.root / "sweeps" / "hsm_config.yaml").write_text(
+        f"project:\n  name: demo\npaths:\n  python_interpreter: {sys.executable}\n  train_script: echo.py\n" + extra
+    )
+
+
+def test_show_names_the_v1_keys_values_came_from(project, monkeypatch):
+    _v1_config(
+        project,
+        "hpc:\n  system: slurm\n  default_walltime: '04:00:00'\n  default_queue: gpu\n"
+        "  default_resources: --cpus-per-task=4 --mem=16G\n  max_array_size: 500\n"
+        "distributed:\n  strategy: round_robin\n",
+    )
+    project.write_sweep({"grid": {"a": [1, 2]}})
+    monkeypatch.setenv("COLUMNS", "250")
+    rows = {}
+    for line in project.cli("show", "sweep.yaml").output.splitlines():
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        if len(cells) == 3:
+            rows[cells[0]] = (cells[1], cells[2])
+    assert rows["slurm.walltime"] == ('"04:00:00"', "hsm_config.yaml: hpc.default_walltime")
+    assert rows["slurm.partition"] == ('"gpu"', "hsm_config.yaml: hpc.default_queue")
+    assert rows["slurm.cpus_per_task"] == ("4", "hsm_config.yaml: hpc.default_resources")
+    assert rows["slurm.mem"] == ('"16G"', "hsm_config.yaml: hpc.default_resources")
+    assert rows["slurm.max_array_size"] == ("500", "hsm_config.yaml: hpc.max_array_size")
+    assert rows["distributed.strategy"] == ('"round_robin"', "hsm_config.yaml")
+    # v1's pool had one slot on this machine unless local_max_jobs said otherwise.
+    assert rows["distributed.local_slots"] == ("1", "v1 default (local_max_jobs: 1)")
+    assert rows["task.arg_style"][1] == "default"
+
+
+def test_v1_local_max_jobs_and_hsm_yaml_keep_their_values(project, monkeypatch):
+    from hsm_snake.config.project import load_project
+
+    _v1_config(project, "distributed:\n  local_max_jobs: 0\n")
+    loaded = load_project(None, cwd=project.root)
+    assert loaded.data["distributed"]["local_slots"] == 0
+    assert loaded.origins["distributed.local_slots"] == "distributed.local_max_jobs"
+    # hsm-snake's own format keeps its default: no task slot on this machine unless asked.
+    project.write_project({"distributed": {"strategy": "round_robin"}})
+    assert "local_slots" not in load_project(project.root / "hsm.yaml", cwd=project.root).data["distributed"]
+
+
+def test_v1_config_passes_wandb_group_without_a_wandb_block(project):
+    _v1_config(project)
+    project.write_sweep({"grid": {"a": [1]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "v1group")
+    argv = json.loads(
+        (project.root / "sweeps" / "outputs" / "v1group" / "tasks" / "task_001" / "results" / "argv.json").read_text()
+    )
+    assert "wandb.group=v1group" in argv and "a=1" in argv
+    # hsm-snake's format: only with a wandb: block.
+    project.write_project({})
+    project.cli("run", "sweep.yaml", "--sweep-id", "plain")
+    argv = json.loads(
+        (project.root / "sweeps" / "outputs" / "plain" / "tasks" / "task_001" / "results" / "argv.json").read_text()
+    )
+    assert not any(a.startswith("wandb.group") for a in argv)

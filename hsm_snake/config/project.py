@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,12 @@ class ProjectConfig:
     data: dict[str, Any]
     notices: tuple[str, ...] = ()
     """Things worth telling the user that are not errors (v1 keys read differently or ignored)."""
+    origins: dict[str, str] = field(default_factory=dict, compare=False)
+    """Settings that are not where the file has them (dotted key → where they came from): a v1
+    key read under its new name, v1's ``hpc:`` block, a v1 default."""
+    v1_format: bool = False
+    """The config is a v1 file (``sweeps/hsm_config.yaml``, ``.hsm/config.yaml``, ``hsm_config.yaml``):
+    v1's defaults and conventions apply where the file says nothing."""
 
     def section(self, name: str) -> dict[str, Any]:
         """A top-level section (``local``, ``slurm``, ...), empty when absent."""
@@ -126,7 +132,14 @@ def load_project(path: Path | None, cwd: Path) -> ProjectConfig:
     data = _with_defaults(data)
     project_dir = _project_dir(path)
     root = project_dir / _expand(data["project"]["root"]) if data.get("project", {}).get("root") else project_dir
-    return ProjectConfig(source=path, root=Path(os.path.normpath(root)), data=data, notices=tuple(reader.notices))
+    return ProjectConfig(
+        source=path,
+        root=Path(os.path.normpath(root)),
+        data=data,
+        notices=tuple(reader.notices),
+        origins={dest: key_path(source) for dest, source in reader.origins.items()} | reader.v1_defaults,
+        v1_format=reader.lenient,
+    )
 
 
 def parse_walltime_seconds(value: Any, key: str) -> int:
@@ -294,6 +307,7 @@ class _Normalizer:
         self.schema = load_schema("project")
         self.notices: list[str] = []
         self.origins: dict[str, Parts] = {}
+        self.v1_defaults: dict[str, str] = {}
         self.original: dict[str, Any] = {}
 
     def error(self, message: str, parts: Parts, hint: str | None = None) -> ConfigError:
@@ -326,7 +340,17 @@ class _Normalizer:
         self._walk(result, [], self.schema, moves)
         for move in sorted(moves, key=lambda m: m.value is _DROP):
             self._apply(result, move)
+        if self.lenient:
+            self._v1_defaults(result)
         return result
+
+    def _v1_defaults(self, data: dict[str, Any]) -> None:
+        """Where a v1 file says nothing, v1's defaults, not hsm-snake's: the pool of a v1
+        ``distributed:`` section includes one task slot on this machine (v1's local_max_jobs: 1)."""
+        distributed = data.get("distributed")
+        if isinstance(distributed, dict) and "local_slots" not in distributed:
+            distributed["local_slots"] = 1
+            self.v1_defaults["distributed.local_slots"] = "v1 default (local_max_jobs: 1)"
 
     def _walk(self, node: Any, parts: Parts, schema: dict[str, Any], moves: list[_Move]) -> None:
         schema = resolve(schema, self.schema)
@@ -548,21 +572,23 @@ def _hpc_block(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> li
         targets = ["pbs"]
     else:
         targets = ["slurm", "pbs"]
-    common: dict[str, Any] = {}
+    # Each setting with the v1 key it came from (for `show`).
+    common: dict[str, tuple[Any, str]] = {}
     if value.get("default_walltime") is not None:
-        common["walltime"] = value["default_walltime"]
+        common["walltime"] = (value["default_walltime"], "default_walltime")
     if value.get("max_array_size") is not None:
-        common["max_array_size"] = value["max_array_size"]
+        common["max_array_size"] = (value["max_array_size"], "max_array_size")
     if value.get("module_commands"):
-        common["pre_script"] = "\n".join(value["module_commands"])
-    per_target: dict[str, dict[str, Any]] = {}
+        common["pre_script"] = ("\n".join(value["module_commands"]), "module_commands")
+    per_target: dict[str, dict[str, tuple[Any, str]]] = {}
     for target in targets:
         fields = dict(common)
         if value.get("default_queue"):
-            fields["partition" if target == "slurm" else "queue"] = value["default_queue"]
+            fields["partition" if target == "slurm" else "queue"] = (value["default_queue"], "default_queue")
         if resources:
             parse = _slurm_resources if target == "slurm" else _pbs_resources
-            fields.update(parse(reader, resources, [*where, "default_resources"]))
+            parsed = parse(reader, resources, [*where, "default_resources"])
+            fields.update({name: (setting, "default_resources") for name, setting in parsed.items()})
         per_target[target] = fields
     reader.note(
         where,
@@ -570,9 +596,9 @@ def _hpc_block(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> li
         "where those do not set the key themselves",
     )
     return [
-        _Move([target, name], setting, [*where], only_if_unset=True)
+        _Move([target, name], setting, [*where, v1_key], only_if_unset=True)
         for target, fields in per_target.items()
-        for name, setting in fields.items()
+        for name, (setting, v1_key) in fields.items()
     ]
 
 

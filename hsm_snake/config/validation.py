@@ -247,6 +247,15 @@ def paired_tables(spec: SweepSpec) -> list[tuple[str, list[str], list[list[Any]]
     return tables
 
 
+def _moved_from(origins: dict[str, str], key: str) -> str | None:
+    """Where a setting, or the section it is part of, was read from when the file has it elsewhere."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        if (found := origins.get(".".join(parts[:end]))) is not None:
+            return found
+    return None
+
+
 def config_sources(project: ProjectConfig) -> list[tuple[str, Any, str]]:
     """For `show`: every leaf setting as (dotted key, value, where it came from)."""
     from hsm_snake.config.yamlsource import load_yaml_file
@@ -261,7 +270,12 @@ def config_sources(project: ProjectConfig) -> list[tuple[str, Any, str]]:
             for key, inner in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), inner)
             return
-        origin = f"{project.source.name}" if prefix in written else "default"
+        if prefix in written:
+            origin = project.source.name
+        elif moved := _moved_from(project.origins, prefix):
+            origin = moved if moved.startswith("v1 default") else f"{project.source.name}: {moved}"
+        else:
+            origin = "default"
         rows.append((prefix, value, origin))
 
     walk("", project.data)

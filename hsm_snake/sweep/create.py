@@ -95,7 +95,7 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         "workdir": str(project.root),
         "arg_style": task.get("arg_style", "hydra"),
         "output_dir_arg": task.get("output_dir_arg"),
-        "wandb_group_arg": "wandb.group" if wandb is not None and wandb.get("group_override", True) else None,
+        "wandb_group_arg": "wandb.group" if wandb_group_override(project) else None,
         "extra_args": list(task.get("extra_args") or []),
         "env": dict(task.get("env") or {}),
         "metrics_regex": dict(task.get("metrics_regex") or {}),
@@ -107,6 +107,15 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         "wandb": {key: wandb.get(key) for key in ("project", "entity")} if wandb is not None else None,
         "mlflow": dict(mlflow) if mlflow is not None else None,
     }
+
+
+def wandb_group_override(project: ProjectConfig) -> bool:
+    """Whether tasks get ``wandb.group=<sweep id>``: with a ``wandb:`` block (unless its
+    group_override is false), and always for a v1 config, as v1 passed it to every task."""
+    wandb = project.data.get("wandb")
+    if wandb is not None:
+        return bool(wandb.get("group_override", True))
+    return project.v1_format
 
 
 def local_gpus(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
