@@ -19,26 +19,6 @@ from hsm_snake.monitor import scan
 from hsm_snake.monitor.readers import compress_tasks, number, project_record, tail_lines
 from hsm_snake.runner import failures
 
-UNKNOWN = "unknown"
-
-# Order in which groups are shown: what the user can fix first, then the scheduler's verdicts.
-CATEGORY_ORDER = (
-    failures.OUT_OF_MEMORY,
-    failures.CUDA_OOM,
-    failures.TIMEOUT,
-    failures.MISSING_MODULE,
-    failures.MISSING_FILE,
-    failures.SYNTAX_ERROR,
-    failures.PYTHON_EXCEPTION,
-    failures.NONZERO_EXIT,
-    failures.LAUNCH_ERROR,
-    failures.KILLED,
-    "node_fail",
-    "preempted",
-    "host_lost",
-    failures.CANCELLED,
-    UNKNOWN,
-)
 _MODULE = re.compile(r"No module named '?([\w.]+)'?|cannot import name '?(\w+)'?")
 _EXCEPTION_TYPE = re.compile(r"^([A-Za-z_][\w.]*)\s*(?::|$)")
 
@@ -233,14 +213,6 @@ class _Advisor:
         return f"status.yaml records no error category: read {stderr}; `hsm-snake complete {sweep}` reruns them"
 
 
-def task_category(task: scan.TaskState) -> str:
-    """The error category a failed/cancelled task is grouped and selected by (``--only-category``)."""
-    category = (task.status or {}).get("error_category")
-    if isinstance(category, str) and category:
-        return category
-    return failures.CANCELLED if task.state == scan.CANCELLED else UNKNOWN
-
-
 def error_pattern(text: str) -> re.Pattern[str]:
     """``errors --pattern``: a regular expression, matched ignoring case (v1 matched a plain word
     such as ImportError ignoring case, and a plain word is a regular expression too)."""
@@ -291,7 +263,7 @@ def triage(state: scan.SweepState, *, tail: int = 10, pattern: re.Pattern[str] |
             continue
         if task.state not in (scan.FAILED, scan.CANCELLED):
             continue
-        category = task_category(task)
+        category = failures.recorded_category(task.status, task.state == scan.CANCELLED)
         unfiltered += 1
         if pattern is not None and not _matches(pattern, paths, task, category):
             continue
@@ -322,7 +294,7 @@ def triage(state: scan.SweepState, *, tail: int = 10, pattern: re.Pattern[str] |
                 summaries=dict(sorted(summaries.items(), key=lambda kv: -kv[1])[:5]),
             )
         )
-    order = {name: i for i, name in enumerate(CATEGORY_ORDER)}
+    order = {name: i for i, name in enumerate(failures.CATEGORIES)}
     groups.sort(key=lambda g: (order.get(g.category, len(order)), -g.count, g.subtype or ""))
     return ErrorReport(
         paths.sweep_id,

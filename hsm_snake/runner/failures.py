@@ -21,6 +21,42 @@ SYNTAX_ERROR = "syntax_error"
 PYTHON_EXCEPTION = "python_exception"
 NONZERO_EXIT = "nonzero_exit"
 LAUNCH_ERROR = "launch_error"
+# Recorded by the schedulers' verdicts (Slurm accounting, the SSH executor), not by the runner.
+NODE_FAIL = "node_fail"
+PREEMPTED = "preempted"
+HOST_LOST = "host_lost"
+UNKNOWN = "unknown"
+"""A failed task whose status.yaml records no category."""
+
+CATEGORIES = (
+    OUT_OF_MEMORY,
+    CUDA_OOM,
+    TIMEOUT,
+    MISSING_MODULE,
+    MISSING_FILE,
+    SYNTAX_ERROR,
+    PYTHON_EXCEPTION,
+    NONZERO_EXIT,
+    LAUNCH_ERROR,
+    KILLED,
+    NODE_FAIL,
+    PREEMPTED,
+    HOST_LOST,
+    CANCELLED,
+    UNKNOWN,
+)
+"""Every category a failed or cancelled task can have: what the user can fix first, then the
+schedulers' verdicts (the order `hsm-snake errors` shows them in)."""
+
+
+def recorded_category(status: dict | None, cancelled: bool) -> str:
+    """The category of a failed (or ``cancelled``) task as its status.yaml records it; tasks are
+    grouped (``errors``) and selected (``complete --only-category``) by it."""
+    category = (status or {}).get("error_category")
+    if isinstance(category, str) and category:
+        return category
+    return CANCELLED if cancelled else UNKNOWN
+
 
 # Most specific first: a CUDA OOM is also a RuntimeError.
 _STDERR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [

@@ -12,7 +12,7 @@ from hsm_snake.layout.index import TaskEntry, load_index
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import read_yaml
 from hsm_snake.monitor import scan
-from hsm_snake.monitor.triage import CATEGORY_ORDER, task_category
+from hsm_snake.runner import failures
 from hsm_snake.runner.task import build_argv
 
 
@@ -44,6 +44,9 @@ def runner_settings_of(paths: SweepPaths) -> dict[str, Any]:
     return read_yaml(paths.project_config)["runner"]
 
 
+_ENDED = (scan.FAILED, scan.CANCELLED)
+
+
 def select_missing(
     state: scan.SweepState, retry_failed: bool = True, only_category: str | None = None
 ) -> list[TaskEntry]:
@@ -53,29 +56,31 @@ def select_missing(
         check_category(state, only_category)
     chosen = []
     for task in state.missing():
-        if not retry_failed and task.state in (scan.FAILED, scan.CANCELLED):
+        if not retry_failed and task.state in _ENDED:
             continue
-        if only_category is not None and (task.state not in _ENDED or task_category(task) != only_category):
+        if only_category is not None and (
+            task.state not in _ENDED
+            or failures.recorded_category(task.status, task.state == scan.CANCELLED) != only_category
+        ):
             continue
         chosen.append(task.task)
     return chosen
 
 
-_ENDED = (scan.FAILED, scan.CANCELLED)
-
-
 def check_category(state: scan.SweepState, category: str) -> None:
     """ConfigError unless some failed/cancelled task of ``state`` has ``category``: a typo, or a
     category no task has, would otherwise select nothing and run nothing without a word."""
-    present = Counter(task_category(t) for t in state.tasks if t.state in _ENDED)
+    present = Counter(
+        failures.recorded_category(t.status, t.state == scan.CANCELLED) for t in state.tasks if t.state in _ENDED
+    )
     if category in present:
         return
     listing = ", ".join(f"{name} ({count})" for name, count in present.most_common())
     hint = f"categories of its failed tasks: {listing}" if present else "no task of it failed or was cancelled"
-    close = difflib.get_close_matches(category, [*present, *CATEGORY_ORDER], n=1, cutoff=0.6)
+    close = difflib.get_close_matches(category, [*present, *failures.CATEGORIES], n=1, cutoff=0.6)
     if close and close[0] != category:
         hint = f"did you mean {close[0]!r}? {hint}"
-    known = category in CATEGORY_ORDER
+    known = category in failures.CATEGORIES
     raise ConfigError(
         f"no failed task of sweep {state.index.sweep_id} has error category {category!r}"
         if known
