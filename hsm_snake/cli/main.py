@@ -692,7 +692,9 @@ def show(sweep_file: Path | None, project_file: Path | None, first: int) -> None
         console.print(group)
     plan = _sweeps().plan(result.spec, result.project)
     entries = [e for e in plan.tasks.values() if not e.retired][:first]
-    _print_plan(console, f"first {len(entries)} task(s)", planned_tasks(plan.paths, entries, plan.runner), False)
+    _print_plan(
+        console, f"first {len(entries)} task(s)", planned_tasks(plan.paths, entries, plan.runner), False, limit=None
+    )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
 
