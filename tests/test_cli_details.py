@@ -256,3 +256,25 @@ def test_v1_config_passes_wandb_group_without_a_wandb_block(project):
         (project.root / "sweeps" / "outputs" / "plain" / "tasks" / "task_001" / "results" / "argv.json").read_text()
     )
     assert not any(a.startswith("wandb.group") for a in argv)
+
+
+def test_status_counts_the_earlier_attempts_of_retried_tasks(project):
+    (project.root / "metrics.py").write_text(METRICS_SCRIPT)
+    project.write_project(
+        {
+            "paths": {"train_script": "metrics.py"},
+            "local": {"walltime": "00:00:01", "max_parallel": 2},
+            "retry": {"on": ["timeout"], "time_factor": 1},
+        }
+    )
+    (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
+    project.write_sweep({"grid": {"opt": ["adam", "slow"], "lr": [0.1]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "again", expect=1)
+    task = project.root / "sweeps" / "outputs" / "again" / "tasks" / "task_002"
+    first = yaml.safe_load((task / "attempts" / "1" / "status.yaml").read_text())
+    data = json.loads(project.cli("status", "again", "--json").output)
+    durations = [t["duration_s"] for t in data["tasks"]]
+    assert data["tasks"][1]["attempt"] == 2 and first["error_category"] == "timeout"
+    # Three attempts finished: task_001's, and both of task_002's.
+    expected = (sum(durations) + first["duration_s"]) / 3
+    assert data["progress"]["mean_duration_s"] == pytest.approx(expected)

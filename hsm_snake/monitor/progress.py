@@ -3,19 +3,22 @@
 Kept cheap for 10,000 tasks: finish times of completed tasks are the mtimes of their completion
 markers (one stat each, no file read); durations, hosts and backends come from a sample of the
 most recently finished tasks' status.yaml, plus the statuses scan already read (tasks that are
-not completed). Throughput is the number of tasks finished (completed, failed or cancelled) per
+not completed). Throughput is the number of attempts finished (completed, failed or cancelled) per
 wall second over the last ``window`` finishes of the current run; the ETA divides what is left by
-it. The mean duration is over every finished task, failed ones included.
+it. Finishes and the mean duration count every finished attempt: failed and cancelled tasks, and
+the earlier attempts of retried tasks (``attempts/<n>/status.yaml``, read only for those).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hsm_snake.engine.lock import holder_record
+from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import RecordError, read_record_text
 from hsm_snake.monitor import scan
 from hsm_snake.monitor.readers import created_time, marker_mtime, number, parse_time, status_mtime
@@ -75,6 +78,29 @@ def _finish_time(status: dict[str, Any], marker: float | None) -> float | None:
     return recorded
 
 
+def earlier_attempts(
+    paths: SweepPaths, read: list[tuple[str, dict[str, Any]]]
+) -> list[tuple[dict[str, Any], float | None]]:
+    """(status, when written) of the finished earlier attempts of retried tasks, which the runner
+    keeps in attempts/<n>/status.yaml: those attempts kept a slot busy too. Reads files only for
+    tasks whose status says attempt > 1."""
+    found = []
+    for name, status in read:
+        attempt = status.get("attempt")
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 2:
+            continue
+        for earlier in range(1, attempt):
+            path = paths.task(name).attempts / str(earlier) / "status.yaml"
+            try:
+                record = read_record_text(str(path))
+                written = os.stat(path).st_mtime
+            except (OSError, RecordError):
+                continue
+            if isinstance(record, dict) and record.get("status") in FINISHED_STATES:
+                found.append((record, written))
+    return found
+
+
 def by_host(state: scan.SweepState) -> dict[str, dict[str, int]]:
     counts: dict[str, Counter[str]] = {}
     for task in state.tasks:
@@ -96,6 +122,7 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
     markers: list[tuple[float, str, dict[str, Any] | None]] = []
     finishes: list[float] = []
     statuses: list[dict[str, Any]] = []
+    named: list[tuple[str, dict[str, Any]]] = []  # (task, status) of every status read
     running_backends: Counter[str] = Counter()
     running_hosts: Counter[str] = Counter()
     stale = []
@@ -110,6 +137,7 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
         if status is None:
             continue
         statuses.append(status)
+        named.append((name, status))
         if task.state in (scan.FAILED, scan.CANCELLED):
             finished = _finish_time(status, status_mtime(tasks_dir, name))
             if finished is not None:
@@ -133,7 +161,13 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
                 finishes.append(mtime)
                 continue
         statuses.append(status)
+        named.append((name, status))
         finished = _finish_time(status, mtime)
+        if finished is not None:
+            finishes.append(finished)
+    for status, written in earlier_attempts(paths, named):
+        statuses.append(status)
+        finished = _finish_time(status, written)
         if finished is not None:
             finishes.append(finished)
     # Every finished task counts, failed ones too: two tasks that ran into a 5-s timeout kept two
