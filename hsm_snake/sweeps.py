@@ -13,6 +13,7 @@ from typing import Any
 
 from hsm_snake.config.project import ProjectConfig, find_project_config, load_project
 from hsm_snake.config.sweep_file import SweepSpec, load_sweep
+from hsm_snake.config.validation import check_launchable
 from hsm_snake.engine import backends, diskspace, leftovers, recovery
 from hsm_snake.engine import command as engine
 from hsm_snake.engine.lock import SweepLock
@@ -72,13 +73,14 @@ def sweep_paths_for(project: ProjectConfig, sweep_id: str | None) -> SweepPaths:
 
 
 def plan(spec: SweepSpec, project: ProjectConfig, sweep_id: str | None = None) -> layout.SweepPlan:
+    check_launchable(project, spec)
     return layout.plan_sweep(spec, project, sweep_paths_for(project, sweep_id))
 
 
 def create(spec: SweepSpec, project: ProjectConfig, command: list[str], sweep_id: str | None = None) -> SweepIndex:
     """Write a new sweep directory, or re-expand an edited sweep into an existing one."""
     check_sweep_id(sweep_id)
-    layout.plan_sweep(spec, project, sweep_paths_for(project, sweep_id))  # refuse bad input before any write
+    plan(spec, project, sweep_id)  # refuse bad input and a script that cannot start before any write
     paths = layout.allocate_sweep_dir(project.output_dir, sweep_id)
     with SweepLock(paths) as lock:
         lock.acquire(command)
@@ -98,6 +100,7 @@ def refresh_project_settings(paths: SweepPaths, cwd: Path) -> bool:
         return False
     project = load_project(source_path, cwd=cwd)
     spec = load_sweep(paths.sweep_config)
+    check_launchable(project, spec)
     refreshed = layout.project_record(project, spec)
     if refreshed == recorded:
         return False

@@ -264,9 +264,10 @@ def test_no_project_config_gives_defaults_rooted_at_cwd(tmp_path):
     assert project.output_dir == tmp_path / "sweeps" / "outputs"
     assert project.python_command() == [sys.executable]
     assert project.train_script is None
+    # arg_style and output_dir_arg follow from the script when unset (conventions.py).
     assert project.section("task") == {
-        "arg_style": "hydra",
-        "output_dir_arg": "output.dir",
+        "bool_style": "flag",
+        "workdir": "project",
         "extra_args": [],
         "env": {},
         "metrics_regex": {},
@@ -319,7 +320,7 @@ def test_an_empty_project_config_means_all_defaults(tmp_path):
     write(tmp_path / "hsm.yaml", "# nothing yet\n")
     project = load_project(None, cwd=tmp_path)
     assert project.source == tmp_path / "hsm.yaml"
-    assert project.section("task")["arg_style"] == "hydra"
+    assert project.section("task")["workdir"] == "project" and "arg_style" not in project.section("task")
 
 
 @pytest.mark.parametrize(

@@ -127,10 +127,12 @@ def test_hydra_renderings(value, expected):
 
 
 def test_argparse_and_raw_argv_arrive_unchanged(tmp_path):
-    argv = render_overrides({"name": "it's $HOME", "n": 3, "flag": True}, "argparse")
+    argv = render_overrides({"name": "it's $HOME", "n": 3, "flag": True, "off": False}, "argparse")
+    argv += render_overrides({"flag": True, "off": False}, "argparse", bools="value")
     argv += render_overrides({"a": [64, 128], "b": True, "c": None, "d": "x y"}, "raw")
     assert argv == [
-        "--name", "it's $HOME", "--n", "3", "--flag", "true",
+        "--name", "it's $HOME", "--n", "3", "--flag",
+        "--flag", "true", "--off", "false",
         "a=[64, 128]", "b=True", "c=None", "d=x y",
     ]  # fmt: skip
     script = "import json, sys\nprint(json.dumps(sys.argv[1:]))\n"
@@ -166,7 +168,7 @@ def test_argparse_script_parses_rendered_options(tmp_path):
         "none": None,
         "flag": False,
     }
-    argv = render_overrides(params, "argparse")
+    argv = render_overrides(params, "argparse", bools="value")
     assert argv[argv.index("--tags") :][:8] == [
         "--tags", "a b", "", "${HOME}", "1.5", "null", "true", "[1,2]",
     ]  # fmt: skip

@@ -14,22 +14,27 @@ def test_clean_project_has_no_findings(project):
     assert result.exit_code(strict=True) == 0
 
 
-def test_missing_script_bad_interpreter_gpus_and_huge_sweep_are_warned(project):
-    project.write_project(
-        {
-            "paths": {"python_interpreter": "/nonexistent/python", "train_script": "nope.py"},
-            "local": {"gpus": 2, "visible_gpus": [0]},
-        }
-    )
+def test_gpus_beyond_the_visible_ones_and_huge_sweeps_are_warned(project):
+    project.write_project({"local": {"gpus": 2, "visible_gpus": [0]}})
     sweep = project.write_sweep({"grid": {"a": list(range(200)), "b": list(range(60))}})
     result = validate(sweep, None, project.root)
     keys = {w.key: str(w) for w in result.warnings}
-    assert "does not exist" in keys["paths.train_script"]
-    assert "hsm.yaml:" in keys["paths.train_script"]  # file:line of the key
-    assert "not an executable" in keys["paths.python_interpreter"]
     assert "local.visible_gpus lists 1" in keys["local.gpus"]
+    assert "hsm.yaml:" in keys["local.gpus"]  # file:line of the key
     assert f"{200 * 60:,} tasks" in keys["grid"] and HUGE_SWEEP < 200 * 60
     assert result.exit_code(strict=False) == 0 and result.exit_code(strict=True) == 1
+
+
+def test_a_missing_script_or_interpreter_is_an_error_naming_its_key(project):
+    project.write_project({"paths": {"python_interpreter": "/nonexistent/python", "train_script": "ecoh.py"}})
+    sweep = project.write_sweep({"grid": {"x": [1]}})
+    result = validate(sweep, None, project.root)
+    errors = {e.key: e for e in result.errors}
+    assert "ecoh.py does not exist" in str(errors["paths.train_script"])
+    assert errors["paths.train_script"].file == str(project.root / "hsm.yaml") and errors["paths.train_script"].line
+    assert "did you mean 'echo.py'" in str(errors["paths.train_script"])
+    assert "not an executable" in str(errors["paths.python_interpreter"])
+    assert result.exit_code(strict=False) == 2
 
 
 def test_errors_and_unpassable_values(project):
@@ -46,15 +51,17 @@ def test_validate_and_show_commands(project):
     sweep = project.write_sweep({"grid": {"x": [1, 2]}, "paired": [{"pair": {"a": [1, 2], "b": ["u", "v"]}}]})
     ok = project.cli("validate", str(sweep))
     assert "ok: 4 task(s)" in ok.output
-    project.write_project({"paths": {"train_script": "missing.py"}})
-    assert "missing.py does not exist" in project.cli("validate", str(sweep)).output
+    project.write_project({"local": {"gpus": 2, "visible_gpus": [0]}})
     strict = project.cli("validate", str(sweep), "--strict", expect=1)
     assert "warning:" in strict.output
+    project.write_project({"paths": {"train_script": "missing.py"}})
+    assert "missing.py does not exist" in project.cli("validate", str(sweep), expect=2).output
     (project.root / "bad.yaml").write_text("grid: {x: 1}\n")
     bad = project.cli("validate", "bad.yaml", expect=2)
     assert "error:" in bad.output and "Traceback" not in bad.output
+    project.write_project({})
     shown = project.cli("show", str(sweep), "--first", "1").output
-    assert "paired group" in shown and "'pair'" in shown and "task_001" in shown and "missing.py" in shown
+    assert "paired group" in shown and "'pair'" in shown and "task_001" in shown and "echo.py" in shown
     assert "hsm.yaml" in shown and "default" in shown
 
 

@@ -635,11 +635,15 @@ def init(template: str, force: bool) -> None:
     help="Project config (default: found beside the sweep file or from here).",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
-def validate(sweep_file: Path | None, project_file: Path | None, strict: bool) -> None:
+@click.option(
+    "--deep", is_flag=True, help="Also let a Hydra app compose the first task's config (`--cfg job`; runs nothing)."
+)
+def validate(sweep_file: Path | None, project_file: Path | None, strict: bool, deep: bool) -> None:
     """Check SWEEP_FILE and the project config: errors (exit 2), warnings (exit 1 with --strict)."""
+    from hsm_snake.config.validation import conventions_of
     from hsm_snake.config.validation import validate as check
 
-    result = check(sweep_file, project_file, Path.cwd())
+    result = check(sweep_file, project_file, Path.cwd(), deep=deep)
     for error in result.errors:
         click.echo(f"error: {error}", err=True)
     for warning in result.warnings:
@@ -648,6 +652,8 @@ def validate(sweep_file: Path | None, project_file: Path | None, strict: bool) -
         where = result.project.source if result.project and result.project.source else "defaults"
         tasks = f"{result.task_count} task(s)" if sweep_file else "no sweep file given"
         click.echo(f"ok: {tasks}; project config: {where}; {len(result.warnings)} warning(s)")
+        if result.spec is not None:
+            click.echo(f"script call: {conventions_of(result.project, result.spec).describe()}")
     sys.exit(result.exit_code(strict))
 
 

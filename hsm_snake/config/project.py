@@ -73,6 +73,11 @@ class ProjectConfig:
         return [str(self._under_root(interpreter))]
 
     @property
+    def is_v1(self) -> bool:
+        """Read from one of v1's files (``.hsm/config.yaml``, ``sweeps/hsm_config.yaml``, ``hsm_config.yaml``)."""
+        return self.source is not None and _is_v1_file(self.source)
+
+    @property
     def train_script(self) -> Path | None:
         script = self.section("paths").get("train_script")
         return self._under_root(script) if script else None

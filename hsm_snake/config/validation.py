@@ -7,15 +7,18 @@ cannot give, a huge expansion, a value the chosen argument style cannot pass.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hsm_snake.config.conventions import Conventions, script_setting, task_conventions
 from hsm_snake.config.project import ProjectConfig, find_project_config, load_project
 from hsm_snake.config.sweep_file import SweepSpec, load_sweep
 from hsm_snake.engine import backends
@@ -25,6 +28,7 @@ from hsm_snake.runner.render import render_override
 from hsm_snake.sweep.expand import count, expand
 
 HUGE_SWEEP = 10_000
+DEEP_TIMEOUT_S = 120
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ class Validation:
         return 1 if strict and self.warnings else 0
 
 
-def validate(sweep_file: Path | None, project_file: Path | None, cwd: Path) -> Validation:
+def validate(sweep_file: Path | None, project_file: Path | None, cwd: Path, deep: bool = False) -> Validation:
+    """Check a sweep file and its project; ``deep``: also have a Hydra app compose the first
+    task's config (``--cfg job``, nothing runs, nothing is written)."""
     result = Validation()
     if project_file is None:
         start = sweep_file.resolve().parent if sweep_file else cwd
@@ -71,14 +77,138 @@ def validate(sweep_file: Path | None, project_file: Path | None, cwd: Path) -> V
         except ConfigError as exc:
             result.errors.append(exc)
     if result.project is not None:
+        result.errors += launch_errors(result.project, result.spec)
         result.warnings += project_warnings(result.project, result.spec)
     if result.spec is not None:
         result.task_count = count(result.spec)
         result.warnings += sweep_warnings(result.spec, result.project, result.task_count)
         if result.project is not None:
             result.warnings += hydra_key_warnings(result.spec, result.project)
+    if deep and not result.errors and result.spec is not None and result.project is not None:
+        result.errors += hydra_dry_run(result.spec, result.project)
     result.warnings = [with_line(finding) for finding in result.warnings]
     return result
+
+
+def conventions_of(project: ProjectConfig, spec: SweepSpec | None) -> Conventions:
+    """How ``spec``'s script is called in ``project`` (see conventions.py)."""
+    script, _ = script_setting(project, spec.script if spec else None)
+    return task_conventions(project, project.root / script if script else None)
+
+
+def launch_errors(project: ProjectConfig, spec: SweepSpec | None) -> list[ConfigError]:
+    """What would make every task fail before the script starts: no script, a script that does not
+    exist (named by the key and file it came from), an interpreter that is not there."""
+    errors = []
+    script, key = script_setting(project, spec.script if spec else None)
+    file = spec.source if key == "script" and spec is not None else project.source
+    if not script:
+        if spec is not None:
+            errors.append(
+                ConfigError(
+                    "no script to run: neither the sweep file's script: nor paths.train_script is set",
+                    file=project.source or spec.source,
+                    key="paths.train_script",
+                    hint="set paths.train_script in hsm.yaml (`hsm-snake init` finds it), or script: in the sweep file",
+                )
+            )
+    elif not (project.root / script).is_file():
+        path = project.root / script
+        errors.append(
+            ConfigError(
+                f"the script {path} does not exist",
+                file=file,
+                key=key,
+                line=_line_of_key(file, key),
+                hint=_did_you_mean(path) or f"paths are relative to the project root {project.root}",
+            )
+        )
+    interpreter = project.python_command()[0]
+    if not _runnable(interpreter) and ("/" in interpreter or not _setup_scripts(project)):
+        key = "paths.conda_env" if project.section("paths").get("conda_env") else "paths.python_interpreter"
+        errors.append(
+            ConfigError(
+                f"{interpreter!r} is not an executable on this machine",
+                file=project.source,
+                key=key,
+                line=_line_of_key(project.source, key),
+                hint="give the full path of the Python that has your training dependencies",
+            )
+        )
+    return errors
+
+
+def check_launchable(project: ProjectConfig, spec: SweepSpec) -> None:
+    """Raise the first of :func:`launch_errors` (before a run creates anything)."""
+    errors = launch_errors(project, spec)
+    if errors:
+        raise errors[0]
+
+
+def hydra_dry_run(spec: SweepSpec, project: ProjectConfig) -> list[ConfigError]:
+    """Have a Hydra app compose the first task's config with Hydra's ``--cfg job``: the app's own
+    overrides check (unknown keys, config group options, types) without running it."""
+    from hsm_snake.layout.paths import SweepPaths
+    from hsm_snake.runner.task import build_launch
+    from hsm_snake.sweep.create import runner_settings
+
+    settings = runner_settings(project, spec)
+    first = next(iter(expand(spec)), None)
+    if settings["arg_style"] != "hydra" or first is None:
+        return []
+    sweep = SweepPaths(project.output_dir / "sweep_validate")
+    launch = build_launch(settings, first, sweep.task("task_001"), sweep, "local")
+    try:
+        done = subprocess.run(
+            [*launch.argv, "--cfg", "job"],
+            cwd=project.root,
+            env=launch.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=DEEP_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [ConfigError(f"could not run the script's Hydra dry run: {exc}", file=spec.source)]
+    if done.returncode == 0:
+        return []
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()][-6:]
+    return [
+        ConfigError(
+            "the app refuses the first task's arguments (Hydra's `--cfg job` dry run):\n    " + "\n    ".join(lines),
+            file=spec.source,
+            hint="fix the swept key or value in the sweep file (a key the config lacks needs `+key`), "
+            "or task.extra_args / task.output_dir_arg in hsm.yaml",
+        )
+    ]
+
+
+def _line_of_key(file: Path | str | None, key: str) -> int | None:
+    if not file:
+        return None
+    try:
+        lines = _line_map(str(file))
+    except ConfigError:
+        return None
+    return lines.get(key) or next((n for path, n in lines.items() if path.endswith(f".{key}")), None)
+
+
+def _did_you_mean(path: Path) -> str | None:
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.suffix == ".py"]
+    except OSError:
+        return None
+    close = difflib.get_close_matches(path.name, names, n=1)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _setup_scripts(project: ProjectConfig) -> bool:
+    """Whether a backend's set-up (modules, pre_script) could put a bare interpreter on PATH."""
+    return any(
+        project.section(backend).get(k) for backend in ("local", "slurm", "pbs") for k in ("modules", "pre_script")
+    )
 
 
 def with_line(finding: Finding) -> Finding:
@@ -107,7 +237,7 @@ def hydra_key_warnings(spec: SweepSpec, project: ProjectConfig) -> list[Finding]
     """Swept keys that Hydra would refuse: not in the primary config's tree, not a config group,
     and not marked new with ``+``. Only when ``paths.config_dir`` points at the Hydra configs."""
     config_dir = project.section("paths").get("config_dir")
-    if not config_dir or project.section("task").get("arg_style", "hydra") != "hydra":
+    if not config_dir or conventions_of(project, spec).arg_style != "hydra":
         return []
     root = project.root / config_dir
     primary = next((root / name for name in ("config.yaml", "config.yml") if (root / name).is_file()), None)
@@ -145,36 +275,6 @@ def _in_tree(tree: Any, parts: list[str]) -> bool:
 def project_warnings(project: ProjectConfig, spec: SweepSpec | None) -> list[Finding]:
     file = str(project.source) if project.source else None
     found = []
-    script = (spec.script if spec else None) or project.section("paths").get("train_script")
-    if not script:
-        found.append(
-            Finding(
-                file,
-                "paths.train_script",
-                "no training script is set",
-                "set paths.train_script in hsm.yaml (or script: in the sweep file)",
-            )
-        )
-    elif not (project.root / script).is_file():
-        found.append(
-            Finding(
-                file,
-                "paths.train_script",
-                f"{project.root / script} does not exist",
-                f"paths are relative to the project root {project.root}",
-            )
-        )
-    interpreter = project.python_command()[0]
-    if not _runnable(interpreter):
-        key = "paths.conda_env" if project.section("paths").get("conda_env") else "paths.python_interpreter"
-        found.append(
-            Finding(
-                file,
-                key,
-                f"{interpreter!r} is not an executable on this machine",
-                "give the full path of the Python that has your training dependencies",
-            )
-        )
     local = backends.merged_section(project.data, spec.resources if spec else {}, "local")
     visible = local.get("visible_gpus")
     if local.get("gpus") and visible is not None and local["gpus"] > len(visible):
@@ -211,7 +311,7 @@ def sweep_warnings(spec: SweepSpec, project: ProjectConfig | None, task_count: i
                 "every grid list multiplies the count; use paired: for values that go together",
             )
         )
-    style = project.section("task").get("arg_style", "hydra") if project else "hydra"
+    style = conventions_of(project, spec).arg_style if project else "hydra"
     seen: set[str] = set()
     for params in expand(spec) if task_count <= HUGE_SWEEP else []:
         for key, value in params.items():

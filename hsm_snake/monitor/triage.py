@@ -140,7 +140,45 @@ class _Advisor:
         return "the interpreter paths.python_interpreter names"
 
     def workdir(self) -> str:
+        if self.runner.get("run_in_task_dir"):
+            return "each task's own folder (task.workdir: task)"
         return str(self.runner.get("workdir") or "the project root")
+
+    def argument_advice(self, summary: Any) -> str | None:
+        """A fix for a script that refused the arguments hsm-snake passed (argparse or Hydra)."""
+        if not isinstance(summary, str):
+            return None
+        output_arg = self.runner.get("output_dir_arg")
+        if "unrecognized arguments:" in summary:
+            if output_arg and f"--{output_arg}" in summary.split("unrecognized arguments:", 1)[1].split():
+                return (
+                    f"the script has no --{output_arg} option, which hsm-snake passes the task folder as: set "
+                    "task.output_dir_arg: null in hsm.yaml (every task finds its folder in $HSM_TASK_DIR), "
+                    f"or add --{output_arg} to the script's parser"
+                )
+            return (
+                "the script's argparse parser refuses arguments hsm-snake passed: a swept key must be an option "
+                "of the script without its dashes (lr for --lr), and task.extra_args must be options it has"
+            )
+        refused = re.search(r"Could not override '([^']+)'", summary)
+        if refused and refused.group(1) == (output_arg or "").lstrip("+"):
+            return (
+                f"the app's Hydra config has no {refused.group(1)}: set task.output_dir_arg: null in hsm.yaml "
+                "(a Hydra app gets hydra.run.dir=<task folder>, so its outputs already land in the task folder), "
+                f"or add {refused.group(1)} to the app's config"
+            )
+        if refused:
+            return (
+                f"{refused.group(1)} is not a key of the app's Hydra config: fix the key in the sweep file, or sweep "
+                f"+{refused.group(1)} to add it; `hsm-snake validate --deep SWEEP_FILE` checks the first task's "
+                "overrides with the app itself"
+            )
+        if "Error merging override" in summary or "Could not " in summary:
+            return (
+                "the Hydra app refuses an override (a value of the wrong type, an unknown config group option): "
+                "fix the value in the sweep file; `hsm-snake validate --deep SWEEP_FILE` checks it before a run"
+            )
+        return None
 
     def suggest(self, category: str, subtype: str | None, example: str, backend: str | None, summary: Any) -> str:
         sweep = self.sweep_id
@@ -173,6 +211,12 @@ class _Advisor:
                 f"`{python} -m pip install {module}` (the package name may differ), or point "
                 f"paths.python_interpreter / paths.conda_env at an environment that has it; {resume}"
             )
+        if category == failures.MISSING_FILE and isinstance(summary, str) and "can't open file" in summary:
+            return (
+                f"the script itself is missing ({summary}): point the sweep file's script: or "
+                f"paths.train_script at it (relative to the project root {self.runner.get('workdir') or ''}); "
+                f"`hsm-snake validate SWEEP_FILE` checks it before a run; {resume}"
+            )
         if category == failures.MISSING_FILE:
             return (
                 f"a file the script opens does not exist ({summary or 'see ' + stderr}); relative paths are read "
@@ -184,6 +228,8 @@ class _Advisor:
             )
         if category == failures.PYTHON_EXCEPTION:
             return f"fix the bug; retrying would fail again — see {stderr}"
+        if category == failures.NONZERO_EXIT and (advice := self.argument_advice(summary)):
+            return f"{advice}; {resume}"
         if category == failures.NONZERO_EXIT:
             return (
                 f"the script exited with a non-zero status and no Python traceback: read {stderr} and "

@@ -64,9 +64,16 @@ _STDERR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (OUT_OF_MEMORY, re.compile(r"^MemoryError\b|std::bad_alloc|Cannot allocate memory", re.MULTILINE)),
     (MISSING_MODULE, re.compile(r"^(ModuleNotFoundError|ImportError)\b", re.MULTILINE)),
     (MISSING_FILE, re.compile(r"^(FileNotFoundError|No such file or directory)\b", re.MULTILINE)),
+    # The interpreter's own words when the script itself is missing: "python3: can't open file '/p/x.py': …"
+    (MISSING_FILE, re.compile(r"can't open file '[^'\n]*'")),
     (SYNTAX_ERROR, re.compile(r"^(SyntaxError|IndentationError|TabError)\b", re.MULTILINE)),
 ]
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b)(?::\s*(.*))?$")
+
+_ARGPARSE_ERROR = re.compile(r"^\S+: error: (.+)$")
+_HYDRA_ERROR_END = "HYDRA_FULL_ERROR=1"
+# First lines of Hydra's override and composition errors (hydra-core 1.3).
+_HYDRA_ERROR_START = re.compile(r"(Could not |Error merging|Error parsing|In '|Multiple values|Missing |Ambiguous )")
 
 _USER_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
@@ -107,12 +114,32 @@ def classify(returncode: int, *, timed_out: bool, timeout_s: float | None, stder
         return Failure("failed", KILLED, f"killed by {signal_name(sig)}")
     exception = last_exception(stderr_tail)
     for category, pattern in _STDERR_PATTERNS:
-        if pattern.search(stderr_tail):
-            summary = ": ".join(filter(None, exception)) if exception else pattern.pattern
+        if match := pattern.search(stderr_tail):
+            summary = ": ".join(filter(None, exception)) if exception else match.group(0)
             return Failure("failed", category, _shorten(summary))
     if exception:
         return Failure("failed", PYTHON_EXCEPTION, _shorten(": ".join(filter(None, exception))))
-    return Failure("failed", NONZERO_EXIT, f"exited with status {returncode}")
+    refused = argument_error(stderr_tail)
+    return Failure(
+        "failed", NONZERO_EXIT, _shorten(f"exited with status {returncode}" + (f": {refused}" if refused else ""))
+    )
+
+
+def argument_error(stderr_tail: str) -> str | None:
+    """The message of a script that refused its arguments: argparse's ``prog: error: …`` line, or
+    the head of Hydra's error block (which ends with its HYDRA_FULL_ERROR advice)."""
+    lines = stderr_tail.rstrip().splitlines()
+    for line in reversed(lines):
+        if match := _ARGPARSE_ERROR.match(line):
+            return match.group(1)
+    if lines and _HYDRA_ERROR_END in lines[-1]:
+        block = lines[:-1]
+        while block and not block[-1].strip():
+            block.pop()
+        starts = [i for i, line in enumerate(block) if _HYDRA_ERROR_START.match(line)]
+        start = starts[-1] if starts else max(0, len(block) - 3)
+        return " ".join(line.strip() for line in block[start : start + 3]) or None
+    return None
 
 
 def _shorten(text: str, limit: int = 300) -> str:

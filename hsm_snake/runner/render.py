@@ -12,7 +12,9 @@ Styles:
 ``argparse``
     ``--key value`` (two elements); ``--key=value`` (one element) when the value
     starts with ``-``; a list gives ``--key`` then one element per item
-    (``nargs='+'``); a dict gives ``--key`` and its JSON text.
+    (``nargs='+'``); a dict gives ``--key`` and its JSON text. Booleans follow
+    ``bools``: ``flag`` passes ``true`` as a bare ``--key`` and leaves ``false``
+    out (``action="store_true"``), ``value`` passes ``--key true``/``--key false``.
 ``raw``
     The predecessor's naive contract: ``key=str(value)``, unquoted.
 """
@@ -27,6 +29,7 @@ import shlex
 from hsm_snake.errors import InvalidValueError
 
 STYLES = ("hydra", "argparse", "raw")
+BOOL_STYLES = ("flag", "value")
 
 # --- Hydra: keys --------------------------------------------------------------------
 
@@ -69,23 +72,25 @@ _BACKSLASHES_BEFORE_INTERPOLATION = re.compile(r"(\\*)\$\{")
 _OMEGACONF_MISSING = "???"
 
 
-def render_overrides(params: dict[str, object], style: str = "hydra") -> list[str]:
+def render_overrides(params: dict[str, object], style: str = "hydra", bools: str = "flag") -> list[str]:
     """Return the argv elements passing ``params`` (dotted key -> value) in ``style``."""
     _check_style(style)
     argv: list[str] = []
     for key, value in params.items():
-        argv.extend(render_override(key, value, style))
+        argv.extend(render_override(key, value, style, bools))
     return argv
 
 
-def render_override(key: str, value: object, style: str = "hydra") -> list[str]:
-    """Return the argv elements passing one ``key``/``value`` pair in ``style``."""
+def render_override(key: str, value: object, style: str = "hydra", bools: str = "flag") -> list[str]:
+    """Return the argv elements passing one ``key``/``value`` pair in ``style`` (``bools``: argparse only)."""
     _check_style(style)
     _check_key(key, style)
     _check_value(key, value)
     if style == "hydra":
         return [f"{key}={_hydra_value(key, value)}"]
     if style == "argparse":
+        if isinstance(value, bool) and bools == "flag":
+            return [f"--{key}"] if value else []
         return _argparse(key, value)
     return [f"{key}={value}"]
 

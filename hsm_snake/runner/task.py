@@ -103,11 +103,16 @@ def host_settings(settings: dict[str, Any]) -> dict[str, Any]:
 def build_argv(settings: dict[str, Any], params: dict[str, Any], task_dir: str, sweep_id: str) -> list[str]:
     """The exact argv of the user's script for one task (``task_dir``: absolute path)."""
     style = settings.get("arg_style", "hydra")
+    # A sweep recorded before bool_style existed passed booleans as values.
+    bools = settings.get("bool_style", "value")
     argv = list(settings["python_command"])
     if settings.get("train_script"):
         argv.append(settings["train_script"])
+    if settings.get("hydra_run_dir"):
+        # First: a hydra.run.dir the user passes (extra_args, a parameter) comes later and wins.
+        argv += render_override("hydra.run.dir", task_dir, "hydra")
     argv += list(settings.get("extra_args") or [])
-    argv += render_overrides(params, style)
+    argv += render_overrides(params, style, bools)
     if settings.get("output_dir_arg"):
         argv += render_override(settings["output_dir_arg"], task_dir, style)
     if settings.get("wandb_group_arg"):
@@ -142,7 +147,8 @@ def build_launch(
         # The set-up snippet is the only shell part; the script's argv reaches it as "$@",
         # so no parameter value is ever parsed by a shell.
         argv = ["bash", "-c", f'{pre_script}\nexec "$@"', "hsm-task", *argv]
-    return Launch(argv=argv, env=env, cwd=settings.get("workdir") or os.getcwd(), timeout_s=None)
+    cwd = str(task.dir.resolve()) if settings.get("run_in_task_dir") else settings.get("workdir") or os.getcwd()
+    return Launch(argv=argv, env=env, cwd=cwd, timeout_s=None)
 
 
 def task_timeout(settings: dict[str, Any], retry: dict[str, Any], task: TaskPaths, backend: str) -> float | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake import __version__
+from hsm_snake.config.conventions import script_setting, task_conventions
 from hsm_snake.config.project import ProjectConfig, parse_mem_mb, parse_walltime_seconds
 from hsm_snake.config.sweep_file import SweepSpec
 from hsm_snake.engine import backends
@@ -78,8 +79,9 @@ def number_tasks(
 def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
     """The part of the project config the task runner needs, with absolute paths."""
     task = project.section("task")
-    script = spec.script or project.data.get("paths", {}).get("train_script")
-    train_script = str((project.root / script).resolve()) if script else None
+    script, _ = script_setting(project, spec.script)
+    train_script = (project.root / script).resolve() if script else None
+    calling = task_conventions(project, train_script)
     wandb = project.data.get("wandb")
     mlflow = project.data.get("mlflow")
     local = project.section("local")
@@ -91,10 +93,13 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         timeouts["ssh"] = parse_walltime_seconds(pool_walltime, "distributed.walltime")
     return {
         "python_command": project.python_command(),
-        "train_script": train_script,
+        "train_script": str(train_script) if train_script else None,
         "workdir": str(project.root),
-        "arg_style": task.get("arg_style", "hydra"),
-        "output_dir_arg": task.get("output_dir_arg"),
+        "run_in_task_dir": calling.run_in_task_dir,
+        "arg_style": calling.arg_style,
+        "output_dir_arg": calling.output_dir_arg,
+        "hydra_run_dir": calling.hydra_run_dir,
+        "bool_style": calling.bool_style,
         "wandb_group_arg": "wandb.group" if wandb_group_override(project) else None,
         "extra_args": list(task.get("extra_args") or []),
         "env": dict(task.get("env") or {}),
