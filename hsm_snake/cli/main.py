@@ -616,11 +616,21 @@ def report(sweep: str | None, open_browser: bool) -> None:
     help="The kind of sweep and project to start from.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing hsm.yaml / sweep.yaml.")
-def init(template: str, force: bool) -> None:
-    """Write a commented hsm.yaml and sweep.yaml for the project in this folder."""
-    from hsm_snake.config.scaffold import init_project
+@click.option("--script", help="The script to sweep, relative to this folder (default: the entry point found).")
+def init(template: str, force: bool, script: str | None) -> None:
+    """Write a commented hsm.yaml and sweep.yaml for the project in this folder, over its script's real keys."""
+    from hsm_snake.config.scaffold import SeveralScripts, init_project
 
-    for path in init_project(Path.cwd(), template, force):
+    try:
+        result = init_project(Path.cwd(), template, force, script)
+    except SeveralScripts as several:
+        if not sys.stdin.isatty():
+            raise
+        script = click.prompt("which script is swept?", type=click.Choice(several.candidates))
+        result = init_project(Path.cwd(), template, force, script)
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    for path in result.written:
         click.echo(f"wrote {path}")
     click.echo("next: hsm-snake validate sweep.yaml, then hsm-snake run sweep.yaml --dry-run")
 

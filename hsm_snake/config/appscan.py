@@ -58,6 +58,26 @@ def read_script(path: Path) -> ScriptInfo | None:
     )
 
 
+def hydra_config_path(path: Path) -> str | None:
+    """The literal ``config_path=`` of a script's ``hydra.main`` call (relative to the script)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _names_hydra_main(node.func):
+            for keyword in node.keywords:
+                if keyword.arg == "config_path" and isinstance(_literal(keyword.value), str):
+                    return _literal(keyword.value)
+    return None
+
+
+def _names_hydra_main(func: ast.AST) -> bool:
+    if isinstance(func, ast.Attribute):
+        return func.attr == "main" and isinstance(func.value, ast.Name) and func.value.id == "hydra"
+    return isinstance(func, ast.Name) and func.id == "main"
+
+
 @dataclass(frozen=True)
 class Option:
     """One ``--option`` of an argparse parser, as the sweep file names it (without the dashes)."""
