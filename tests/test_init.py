@@ -22,7 +22,7 @@ print(json.dumps({"score": a.lr * a.seed}))
 """
 
 
-@pytest.mark.parametrize("template, tasks", [("grid", 6), ("paired", 12), ("slurm-gpu", 6), ("ssh", 6)])
+@pytest.mark.parametrize("template, tasks", [("grid", 6), ("paired", 6), ("slurm-gpu", 6), ("ssh", 6)])
 def test_init_writes_configs_that_validate(tmp_path, monkeypatch, template, tasks):
     from click.testing import CliRunner
 

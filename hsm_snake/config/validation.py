@@ -174,7 +174,7 @@ def hydra_dry_run(spec: SweepSpec, project: ProjectConfig) -> list[ConfigError]:
         return [ConfigError(f"could not run the script's Hydra dry run: {exc}", file=spec.source)]
     if done.returncode == 0:
         return []
-    lines = [line for line in done.stderr.strip().splitlines() if line.strip()][-6:]
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "HYDRA_FULL_ERROR" not in line][-6:]
     return [
         ConfigError(
             "the app refuses the first task's arguments (Hydra's `--cfg job` dry run):\n    " + "\n    ".join(lines),

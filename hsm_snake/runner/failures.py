@@ -65,7 +65,8 @@ _STDERR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (MISSING_MODULE, re.compile(r"^(ModuleNotFoundError|ImportError)\b", re.MULTILINE)),
     (MISSING_FILE, re.compile(r"^(FileNotFoundError|No such file or directory)\b", re.MULTILINE)),
     # The interpreter's own words when the script itself is missing: "python3: can't open file '/p/x.py': …"
-    (MISSING_FILE, re.compile(r"can't open file '[^'\n]*'")),
+    # (the path as Python's repr: in double quotes when it holds a single quote)
+    (MISSING_FILE, re.compile(r"can't open file (?:'[^'\n]*'|\"[^\"\n]*\")")),
     (SYNTAX_ERROR, re.compile(r"^(SyntaxError|IndentationError|TabError)\b", re.MULTILINE)),
 ]
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b)(?::\s*(.*))?$")
