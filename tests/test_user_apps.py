@@ -282,7 +282,9 @@ def test_a_misspelled_script_is_refused_naming_the_sweep_key(folder):
     write(folder / "train.py", ARGPARSE_APP)
     hsm("init")
     sweep = yaml.safe_load((folder / "sweep.yaml").read_text(encoding="utf-8"))
-    (folder / "typo.yaml").write_text(yaml.safe_dump({"script": "trian.py", **sweep}, sort_keys=False), encoding="utf-8")
+    (folder / "typo.yaml").write_text(
+        yaml.safe_dump({"script": "trian.py", **sweep}, sort_keys=False), encoding="utf-8"
+    )
     for command in (["run", "typo.yaml"], ["validate", "typo.yaml"], ["run", "typo.yaml", "--dry-run"]):
         refused = hsm(*command, expect=2)
         assert "typo.yaml:1: script: the script" in refused.output and "trian.py does not exist" in refused.output
