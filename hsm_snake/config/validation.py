@@ -1,8 +1,10 @@
 """`hsm-snake validate` and `show`: check a sweep and its project beyond the schema, and explain them.
 
-Errors are what loading raises (ConfigError). Warnings are things that load but will not run as
-the user expects: a training script or interpreter that does not exist, GPU requests the machine
-cannot give, a huge expansion, a value the chosen argument style cannot pass.
+Errors are what loading raises (ConfigError) and what would fail every task before its script
+starts: no script, a script or interpreter that does not exist; ``--deep`` adds a Hydra app's own
+check of the first task's overrides. Warnings are things that load but will not run as the user
+expects: GPU requests the machine cannot give, a huge expansion, a value the chosen argument style
+cannot pass, a key missing from a Hydra config tree.
 """
 
 from __future__ import annotations
@@ -186,6 +188,8 @@ def hydra_dry_run(spec: SweepSpec, project: ProjectConfig) -> list[ConfigError]:
 
 
 def _line_of_key(file: Path | str | None, key: str) -> int | None:
+    """The line of ``key`` in ``file``: the key itself, or (a swept parameter) the entry under
+    grid:/paired: that names it."""
     if not file:
         return None
     try:
@@ -212,18 +216,8 @@ def _setup_scripts(project: ProjectConfig) -> bool:
 
 
 def with_line(finding: Finding) -> Finding:
-    """The finding with the line of its key in its file: the key itself, or (a swept parameter)
-    the entry under grid:/paired: that names it."""
-    if not finding.file:
-        return finding
-    try:
-        lines = _line_map(finding.file)
-    except ConfigError:
-        return finding
-    line = lines.get(finding.key) or next(
-        (number for path, number in lines.items() if path.endswith(f".{finding.key}")), None
-    )
-    return replace(finding, line=line)
+    """The finding with the line of its key in its file."""
+    return replace(finding, line=_line_of_key(finding.file, finding.key)) if finding.file else finding
 
 
 @functools.lru_cache(maxsize=8)
