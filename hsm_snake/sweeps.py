@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,9 @@ from hsm_snake.layout.index import SweepIndex, format_task_selection, load_index
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import read_yaml, write_yaml
 from hsm_snake.monitor import scan
+from hsm_snake.runner.task import build_launch
 from hsm_snake.sweep import create as layout
+from hsm_snake.sweep.expand import expand
 from hsm_snake.sweep.missing import select_missing
 
 
@@ -52,6 +55,9 @@ def load_inputs(sweep_file: Path, project_file: Path | None, cwd: Path) -> tuple
     project = load_project(project_file, cwd=cwd)
     return spec, project
 
+
+# Seconds a Hydra app gets to compose its config for `validate --deep`.
+DEEP_TIMEOUT_S = 120
 
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -85,6 +91,40 @@ def create(spec: SweepSpec, project: ProjectConfig, command: list[str], sweep_id
     with SweepLock(paths) as lock:
         lock.acquire(command)
         return layout.write_sweep(layout.plan_sweep(spec, project, paths), spec, project, command)
+
+
+def hydra_dry_run(spec: SweepSpec, project: ProjectConfig) -> ConfigError | None:
+    """Have a Hydra app compose the first task's config with Hydra's ``--cfg job``: the app's own
+    overrides check (unknown keys, config group options, types) without running it."""
+    settings = layout.runner_settings(project, spec)
+    first = next(iter(expand(spec)), None)
+    if settings["arg_style"] != "hydra" or first is None:
+        return None
+    sweep = SweepPaths(project.output_dir / "sweep_validate")
+    launch = build_launch(settings, first, sweep.task("task_001"), sweep, "local")
+    try:
+        done = subprocess.run(
+            [*launch.argv, "--cfg", "job"],
+            cwd=project.root,
+            env=launch.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=DEEP_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return ConfigError(f"could not run the script's Hydra dry run: {exc}", file=spec.source)
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "HYDRA_FULL_ERROR" not in line][-6:]
+    return ConfigError(
+        "the app refuses the first task's arguments (Hydra's `--cfg job` dry run):\n    " + "\n    ".join(lines),
+        file=spec.source,
+        hint="fix the swept key or value in the sweep file (a key the config lacks needs `+key`), "
+        "or task.extra_args / task.output_dir_arg in hsm.yaml",
+    )
 
 
 def refresh_project_settings(paths: SweepPaths, cwd: Path) -> bool:

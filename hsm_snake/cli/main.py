@@ -653,7 +653,10 @@ def validate(sweep_file: Path | None, project_file: Path | None, strict: bool, d
     from hsm_snake.config.validation import conventions_of
     from hsm_snake.config.validation import validate as check
 
-    result = check(sweep_file, project_file, Path.cwd(), deep=deep)
+    result = check(sweep_file, project_file, Path.cwd())
+    if deep and not result.errors and result.spec is not None:
+        refused = _sweeps().hydra_dry_run(result.spec, result.project)
+        result.errors += [refused] if refused else []
     for error in result.errors:
         click.echo(f"error: {error}", err=True)
     for warning in result.warnings:

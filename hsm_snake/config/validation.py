@@ -1,10 +1,9 @@
 """`hsm-snake validate` and `show`: check a sweep and its project beyond the schema, and explain them.
 
 Errors are what loading raises (ConfigError) and what would fail every task before its script
-starts: no script, a script or interpreter that does not exist; ``--deep`` adds a Hydra app's own
-check of the first task's overrides. Warnings are things that load but will not run as the user
-expects: GPU requests the machine cannot give, a huge expansion, a value the chosen argument style
-cannot pass, a key missing from a Hydra config tree.
+starts: no script, a script or interpreter that does not exist. Warnings are things that load but
+will not run as the user expects: GPU requests the machine cannot give, a huge expansion, a value
+the chosen argument style cannot pass, a key missing from a Hydra config tree.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import difflib
 import functools
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,6 @@ from hsm_snake.runner.render import render_override
 from hsm_snake.sweep.expand import count, expand
 
 HUGE_SWEEP = 10_000
-DEEP_TIMEOUT_S = 120
 
 
 @dataclass(frozen=True)
@@ -62,9 +59,7 @@ class Validation:
         return 1 if strict and self.warnings else 0
 
 
-def validate(sweep_file: Path | None, project_file: Path | None, cwd: Path, deep: bool = False) -> Validation:
-    """Check a sweep file and its project; ``deep``: also have a Hydra app compose the first
-    task's config (``--cfg job``, nothing runs, nothing is written)."""
+def validate(sweep_file: Path | None, project_file: Path | None, cwd: Path) -> Validation:
     result = Validation()
     if project_file is None:
         start = sweep_file.resolve().parent if sweep_file else cwd
@@ -86,8 +81,6 @@ def validate(sweep_file: Path | None, project_file: Path | None, cwd: Path, deep
         result.warnings += sweep_warnings(result.spec, result.project, result.task_count)
         if result.project is not None:
             result.warnings += hydra_key_warnings(result.spec, result.project)
-    if deep and not result.errors and result.spec is not None and result.project is not None:
-        result.errors += hydra_dry_run(result.spec, result.project)
     result.warnings = [with_line(finding) for finding in result.warnings]
     return result
 
@@ -145,46 +138,6 @@ def check_launchable(project: ProjectConfig, spec: SweepSpec) -> None:
     errors = launch_errors(project, spec)
     if errors:
         raise errors[0]
-
-
-def hydra_dry_run(spec: SweepSpec, project: ProjectConfig) -> list[ConfigError]:
-    """Have a Hydra app compose the first task's config with Hydra's ``--cfg job``: the app's own
-    overrides check (unknown keys, config group options, types) without running it."""
-    from hsm_snake.layout.paths import SweepPaths
-    from hsm_snake.runner.task import build_launch
-    from hsm_snake.sweep.create import runner_settings
-
-    settings = runner_settings(project, spec)
-    first = next(iter(expand(spec)), None)
-    if settings["arg_style"] != "hydra" or first is None:
-        return []
-    sweep = SweepPaths(project.output_dir / "sweep_validate")
-    launch = build_launch(settings, first, sweep.task("task_001"), sweep, "local")
-    try:
-        done = subprocess.run(
-            [*launch.argv, "--cfg", "job"],
-            cwd=project.root,
-            env=launch.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=DEEP_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return [ConfigError(f"could not run the script's Hydra dry run: {exc}", file=spec.source)]
-    if done.returncode == 0:
-        return []
-    lines = [line for line in done.stderr.splitlines() if line.strip() and "HYDRA_FULL_ERROR" not in line][-6:]
-    return [
-        ConfigError(
-            "the app refuses the first task's arguments (Hydra's `--cfg job` dry run):\n    " + "\n    ".join(lines),
-            file=spec.source,
-            hint="fix the swept key or value in the sweep file (a key the config lacks needs `+key`), "
-            "or task.extra_args / task.output_dir_arg in hsm.yaml",
-        )
-    ]
 
 
 def _line_of_key(file: Path | str | None, key: str) -> int | None:
