@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hsm_snake.config.conventions import task_conventions
 from hsm_snake.config.project import (
     find_project_config,
     load_project,
@@ -48,7 +49,8 @@ def test_example_configs_of_the_repository_load():
     assert project.root == REPO / "config"
     assert project.train_script == REPO / "config" / "train.py"
     assert project.output_dir == REPO / "sweeps" / "outputs"
-    assert project.section("task")["arg_style"] == "argparse"
+    assert project.section("task")["output_dir_arg"] == "output.dir"
+    assert task_conventions(project, project.train_script).arg_style == "argparse"  # read from train.py
 
 
 # --- v1 sweep files --------------------------------------------------------------------------
