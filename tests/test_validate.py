@@ -94,3 +94,20 @@ def test_gpus_per_task_without_any_device_is_warned(project, monkeypatch):
     finally:
         gpu_slots.detect_devices.cache_clear()
     assert "nvidia-smi -L finds none" in warnings["local.gpus"]
+
+
+def test_relative_outputs_of_a_shared_working_directory_are_warned(project):
+    (project.root / "train.py").write_text(
+        "import json, os, sys, torch\n"
+        "torch.save({}, 'model.pt')\n"
+        "with open('./logs/run.json', 'w') as f: json.dump({}, f)\n"
+        "open('data.csv').read()\n"  # read: harmless
+        "open(os.path.join(os.environ['HSM_TASK_DIR'], 'ok.txt'), 'w')\n"
+    )
+    project.write_project({"paths": {"train_script": "train.py"}})
+    sweep = project.write_sweep({"grid": {"x": [1, 2]}})
+    (warning,) = validate(sweep, None, project.root).warnings
+    assert warning.key == "task.workdir" and "model.pt, ./logs/run.json" in warning.message
+    assert "task.workdir: task" in warning.hint
+    project.write_project({"paths": {"train_script": "train.py"}, "task": {"workdir": "task"}})
+    assert not validate(sweep, None, project.root).warnings

@@ -58,6 +58,42 @@ def read_script(path: Path) -> ScriptInfo | None:
     )
 
 
+# Calls that save to the path they are given (torch/numpy/joblib save, matplotlib, pandas, HF).
+_SAVERS = {"save", "savez", "savefig", "to_csv", "to_parquet", "to_json", "save_pretrained", "dump"}
+
+
+def relative_writes(path: Path) -> list[str]:
+    """File names a script writes relative to its working directory, where they are literal:
+    ``open("model.pt", "w")``, ``torch.save(model, "model.pt")``, ``df.to_csv("out/x.csv")``."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        literals = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        if name == "open" and literals:
+            mode = (
+                literals[1]
+                if len(literals) > 1
+                else _literal(next((k.value for k in node.keywords if k.arg == "mode"), None))
+            )
+            candidates = literals[:1] if isinstance(mode, str) and set(mode) & set("wax") else []
+        elif name in _SAVERS:
+            candidates = literals
+        else:
+            continue
+        found += [text for text in candidates if _relative_file_name(text) and text not in found]
+    return found
+
+
+def _relative_file_name(text: str) -> bool:
+    return bool(re.fullmatch(r"(\./)?\w[\w.-]*(/[\w.-]+)*\.\w+", text))
+
+
 def hydra_config_path(path: Path) -> str | None:
     """The literal ``config_path=`` of a script's ``hydra.main`` call (relative to the script)."""
     try:

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from hsm_snake.config import appscan
 from hsm_snake.config.conventions import Conventions, script_setting, task_conventions
 from hsm_snake.config.project import ProjectConfig, find_project_config, load_project
 from hsm_snake.config.sweep_file import SweepSpec, load_sweep
@@ -81,6 +82,7 @@ def validate(sweep_file: Path | None, project_file: Path | None, cwd: Path) -> V
         result.warnings += sweep_warnings(result.spec, result.project, result.task_count)
         if result.project is not None:
             result.warnings += hydra_key_warnings(result.spec, result.project)
+            result.warnings += relative_output_warnings(result.spec, result.project)
     result.warnings = [with_line(finding) for finding in result.warnings]
     return result
 
@@ -209,6 +211,26 @@ def hydra_key_warnings(spec: SweepSpec, project: ProjectConfig) -> list[Finding]
             )
         )
     return found
+
+
+def relative_output_warnings(spec: SweepSpec, project: ProjectConfig) -> list[Finding]:
+    """Files the script writes relative to its working directory while every task shares one
+    (task.workdir: project): parallel tasks overwrite each other's."""
+    script, _ = script_setting(project, spec.script)
+    if not script or conventions_of(project, spec).run_in_task_dir or not (project.root / script).is_file():
+        return []
+    names = appscan.relative_writes(project.root / script)
+    if not names:
+        return []
+    return [
+        Finding(
+            str(project.source) if project.source else None,
+            "task.workdir",
+            f"{script} writes {', '.join(names)} relative to its working directory, which every task shares "
+            f"(the project root): parallel tasks overwrite each other's",
+            "set task.workdir: task (each task runs in its own folder), or write under $HSM_TASK_DIR",
+        )
+    ]
 
 
 def _in_tree(tree: Any, parts: list[str]) -> bool:
