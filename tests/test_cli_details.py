@@ -224,7 +224,7 @@ def test_show_names_the_v1_keys_values_came_from(project, monkeypatch):
     assert rows["distributed.strategy"] == ('"round_robin"', "hsm_config.yaml")
     # v1's pool had one slot on this machine unless local_max_jobs said otherwise.
     assert rows["distributed.local_slots"] == ("1", "v1 default (local_max_jobs: 1)")
-    assert rows["task.arg_style"][1] == "default"
+    assert rows["task.workdir"][1] == "default"
 
 
 def test_v1_local_max_jobs_and_hsm_yaml_keep_their_values(project, monkeypatch):

@@ -247,7 +247,8 @@ def test_v1_project_keeps_its_config_and_gets_v1_arguments(folder):
     for task in task_dirs(sweep_dir):
         params = yaml.safe_load((task / "params.yaml").read_text(encoding="utf-8"))
         seen = json.loads((task / "seen.json").read_text(encoding="utf-8"))
-        assert seen == [f"name={params['name']}", "lr=0.1", f"output.dir={task}"]
+        # v1's command line: parameters, wandb.group=<sweep id>, output.dir=<task folder>.
+        assert seen == [f"name={params['name']}", "lr=0.1", f"wandb.group={sweep_dir.name}", f"output.dir={task}"]
         names.append(params["name"])
     assert sorted(names) == sorted(HOSTILE_NAMES)
     assert "'" in str(sweep_dir) and " " in str(sweep_dir)  # the path went through unquoted

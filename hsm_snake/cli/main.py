@@ -685,7 +685,7 @@ def show(sweep_file: Path | None, project_file: Path | None, first: int) -> None
     from rich.table import Table
     from rich.text import Text
 
-    from hsm_snake.config.validation import config_sources, paired_tables
+    from hsm_snake.config.validation import config_sources, conventions_of, paired_tables
     from hsm_snake.config.validation import validate as check
 
     result = check(sweep_file, project_file, Path.cwd())
@@ -701,6 +701,7 @@ def show(sweep_file: Path | None, project_file: Path | None, first: int) -> None
     if result.spec is None:
         return
     console.print(f"sweep {sweep_file}: {result.task_count} task(s)")
+    console.print(Text(f"script call: {conventions_of(result.project, result.spec).describe()}"))
     for name, columns, rows in paired_tables(result.spec):
         console.print(f"paired group {name!r}: the i-th values of each column run together")
         group = Table()

@@ -113,10 +113,11 @@ def build_argv(settings: dict[str, Any], params: dict[str, Any], task_dir: str, 
         argv += render_override("hydra.run.dir", task_dir, "hydra")
     argv += list(settings.get("extra_args") or [])
     argv += render_overrides(params, style, bools)
-    if settings.get("output_dir_arg"):
-        argv += render_override(settings["output_dir_arg"], task_dir, style)
+    # v1's order: wandb.group=<sweep id> output.dir=<task folder>.
     if settings.get("wandb_group_arg"):
         argv += render_override(settings["wandb_group_arg"], sweep_id, style)
+    if settings.get("output_dir_arg"):
+        argv += render_override(settings["output_dir_arg"], task_dir, style)
     return argv
 
 
