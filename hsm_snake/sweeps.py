@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hsm_snake.config.overrides import flatten as flatten_overrides
+from hsm_snake.config.overrides import merge as merge_overrides
 from hsm_snake.config.project import ProjectConfig, find_project_config, load_project
 from hsm_snake.config.sweep_file import SweepSpec, load_sweep
 from hsm_snake.config.validation import check_launchable
@@ -47,12 +49,15 @@ class RunOutcome:
         return not self.state.missing()
 
 
-def load_inputs(sweep_file: Path, project_file: Path | None, cwd: Path) -> tuple[SweepSpec, ProjectConfig]:
-    """The sweep file and its project config (given, else found beside the sweep file or here)."""
+def load_inputs(
+    sweep_file: Path, project_file: Path | None, cwd: Path, overrides: dict[str, Any] | None = None
+) -> tuple[SweepSpec, ProjectConfig]:
+    """The sweep file and its project config (given, else found beside the sweep file or here),
+    with this run's ``--set`` settings (see config/overrides.py)."""
     spec = load_sweep(sweep_file)
     if project_file is None:
         project_file = find_project_config(sweep_file.resolve().parent)
-    project = load_project(project_file, cwd=cwd)
+    project = load_project(project_file, cwd=cwd, overrides=overrides)
     return spec, project
 
 
@@ -127,8 +132,9 @@ def hydra_dry_run(spec: SweepSpec, project: ProjectConfig) -> ConfigError | None
     )
 
 
-def refresh_project_settings(paths: SweepPaths, cwd: Path) -> bool:
-    """Re-read the project config a sweep came from, so `complete` uses the user's fixes.
+def refresh_project_settings(paths: SweepPaths, cwd: Path, overrides: dict[str, Any] | None = None) -> bool:
+    """Re-read the project config a sweep came from, so `complete` uses the user's fixes, with
+    the ``--set`` settings recorded by earlier runs and ``overrides`` (this run's) over them.
 
     Settings only decide how tasks run (interpreter, env, resources), never which tasks
     exist, so rewriting them reruns nothing. Returns True when something changed.
@@ -136,16 +142,24 @@ def refresh_project_settings(paths: SweepPaths, cwd: Path) -> bool:
     recorded = read_yaml(paths.project_config) or {}
     source = recorded.get("source")
     source_path = Path(source) if source and Path(source).exists() else None
+    settings = merge_overrides(recorded.get("overrides") or {}, overrides or {})
     if source_path is None and source:
-        return False
-    project = load_project(source_path, cwd=cwd)
+        if not overrides:
+            return False
+        raise ConfigError(
+            f"the project config this sweep came from, {source}, is gone: --set has nothing to go over",
+            key="--set",
+            hint="put the file back (or an hsm.yaml here) and run again",
+        )
+    project = load_project(source_path, cwd=cwd, overrides=settings)
     spec = load_sweep(paths.sweep_config)
     check_launchable(project, spec)
     refreshed = layout.project_record(project, spec)
     if refreshed == recorded:
         return False
     write_yaml(paths.project_config, refreshed)
-    append_sweep_log(paths, f"project settings re-read from {project.source or 'defaults'}")
+    given = f" with --set {' '.join(flatten_overrides(settings))}" if settings else ""
+    append_sweep_log(paths, f"project settings re-read from {project.source or 'defaults'}{given}")
     return True
 
 
@@ -240,12 +254,13 @@ def run(
     on_tick: Callable[[scan.SweepState], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
     refresh_from: Path | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """Run (or complete) a sweep: Snakemake runs exactly the tasks that are not done.
 
     ``refresh_from`` (complete): first re-read the project config the sweep came from (found
-    from that folder if its recorded source is gone), under the lock. Tasks that fail in a
-    category of ``retry.on`` run again, up to ``retries`` times, each time with the memory/time
+    from that folder if its recorded source is gone), under the lock, with ``overrides`` (``--set``).
+    Tasks that fail in a category of ``retry.on`` run again, up to ``retries`` times, each time with the memory/time
     request grown by their history (see escalation.py). ``cores`` defaults to local.max_parallel.
     Jobs and remote tasks an earlier, killed run left behind are waited for first (leftovers.py);
     ``on_notice`` hears what is waited for.
@@ -257,7 +272,7 @@ def run(
     try:
         leftovers.wait_for_leftovers(paths, _notice_to(paths, on_notice))
         if refresh_from is not None:
-            refresh_project_settings(paths, refresh_from)
+            refresh_project_settings(paths, refresh_from, overrides)
         index = load_index(paths.root)
         recorded = read_yaml(paths.project_config) or {}
         project_data = recorded.get("project") or {}

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from hsm_snake import __version__
 from hsm_snake.cli.display import counts_line, make_console, tasks_table
+from hsm_snake.cli.queue import queue as queue_group
 from hsm_snake.cli.remote import remote as remote_group
 from hsm_snake.engine import diskspace
 from hsm_snake.errors import HsmError
@@ -22,7 +23,35 @@ from hsm_snake.runner.render import display_command
 from hsm_snake.sweep.locate import find_sweep
 from hsm_snake.sweep.missing import PlannedTask, missing_tasks, planned_tasks
 
-PROFILE_HELP = "Snakemake profile: a packaged name (local, ssh, pbs, slurm) or a folder with a config.yaml."
+PROFILE_HELP = (
+    "Snakemake profile: a packaged name (local, ssh, pbs, slurm), hpc (slurm where sbatch is, else pbs), "
+    "auto (hpc, else local) or a folder with a config.yaml."
+)
+SET_HELP = (
+    "KEY=VALUE: an hsm.yaml setting for this sweep (dotted key, checked like the file; repeatable), "
+    "e.g. --set slurm.walltime=02:00:00 --set local.visible_gpus=[0,1] --set wandb.group=ablation. "
+    "Recorded with the sweep; complete keeps it."
+)
+
+
+def _set_option(function):
+    return click.option(
+        "--set",
+        "set_items",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=lambda _c, _p, items: _parse_overrides(items),
+        help=SET_HELP,
+    )(function)
+
+
+def _parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:
+    from hsm_snake.config.overrides import parse
+
+    try:
+        return parse(items)
+    except HsmError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _command_line() -> list[str]:
@@ -225,6 +254,7 @@ def _last_lines(path: Path, count: int) -> list[str]:
     "--all", "show_all", is_flag=True, help=f"With --dry-run: list every task (not only the first {PLAN_ROWS})."
 )
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Run only the first N tasks (complete runs the rest).")
+@_set_option
 def run(
     sweep_file: Path,
     project_file: Path | None,
@@ -235,10 +265,11 @@ def run(
     as_json: bool,
     show_all: bool,
     max_tasks: int | None,
+    set_items: dict[str, Any],
 ) -> None:
     """Expand SWEEP_FILE into tasks, lay out the sweep directory and run every task."""
     sweeps = _sweeps()
-    spec, project = sweeps.load_inputs(sweep_file, project_file, Path.cwd())
+    spec, project = sweeps.load_inputs(sweep_file, project_file, Path.cwd(), set_items)
     console = make_console()
     for notice in (*spec.notices, *project.notices):
         click.echo(f"note: {notice}", err=True)
@@ -269,25 +300,37 @@ def run(
     show_default=True,
     help="Also rerun tasks that failed or were cancelled (not only never-finished ones).",
 )
-@click.option("--tasks", help="Only these task numbers, e.g. 1,5,10-20.")
+@click.option(
+    "--tasks",
+    callback=lambda _c, _p, value: _task_selection(value),
+    help="Only these task numbers, e.g. 1,5,10-20, or @FILE listing them (one a line or by commas).",
+)
 @click.option("--only-category", help="Only failed tasks of this error category (e.g. timeout).")
+@click.option("--max-tasks", type=click.IntRange(min=1), help="Run only the first N of the tasks that would run.")
 @click.option("-j", "--cores", type=int, help="Tasks at once on this machine.")
 @click.option("-n", "--dry-run", is_flag=True, help="List what would run, run nothing.")
 @click.option(
     "--all", "show_all", is_flag=True, help=f"With --dry-run: list every task (not only the first {PLAN_ROWS})."
 )
+@_set_option
 def complete(
     sweep: str | None,
     profile: str,
     retry_failed: bool,
     tasks: str | None,
     only_category: str | None,
+    max_tasks: int | None,
     cores: int | None,
     dry_run: bool,
     show_all: bool,
+    set_items: dict[str, Any],
 ) -> None:
     """Run only the tasks of SWEEP (id or path; default: newest) that are not completed."""
     paths = find_sweep(sweep, Path.cwd())
+    if max_tasks is not None:
+        _, todo = missing_tasks(paths, retry_failed=retry_failed, tasks=tasks, only_category=only_category)
+        if todo:
+            tasks = _sweeps().compress_selection([t.entry.number for t in todo[:max_tasks]])
     if dry_run:
         _show_missing(
             paths,
@@ -303,10 +346,22 @@ def complete(
         profile=profile,
         cores=cores,
         refresh_from=Path.cwd(),
+        overrides=set_items,
         retry_failed=retry_failed,
         tasks=tasks,
         only_category=only_category,
     )
+
+
+def _task_selection(value: str | None) -> str | None:
+    if value and value.startswith("@"):
+        from hsm_snake.layout.index import task_selection_from_file
+
+        try:
+            return task_selection_from_file(value[1:])
+        except HsmError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def _show_missing(paths: Any, *, as_json: bool, show_all: bool, **selection: Any) -> None:
@@ -522,20 +577,28 @@ def results(sweep: str | None, fmt: str, output: Path | None) -> None:
 
 @cli.command()
 @click.option(
-    "-n", "--limit", type=click.IntRange(min=1), help="How many sweeps (default: 10, or all of them with --days)."
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    help="How many sweeps (default: 10, or all of them with --days or --all).",
 )
 @click.option(
     "-d", "--days", type=click.FloatRange(min=0, min_open=True), help="Only sweeps created in the last N days (v1)."
 )
+@click.option("--all", "every", is_flag=True, help="Every sweep, not only the latest ones.")
+@click.option("--incomplete", is_flag=True, help="Only sweeps with tasks not completed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweeps as JSON.")
-def recent(limit: int | None, days: float | None, as_json: bool) -> None:
+def recent(limit: int | None, days: float | None, every: bool, incomplete: bool, as_json: bool) -> None:
     """The latest sweeps of this project: tasks, completed, failed, backends, whether a run is in progress."""
     from hsm_snake.cli.views import recent_table
     from hsm_snake.config.project import load_project
     from hsm_snake.monitor.recent import recent_sweeps
 
     output_dir = load_project(None, cwd=Path.cwd()).output_dir
-    found = recent_sweeps(output_dir, limit if limit is not None or days is not None else 10, days=days)
+    wanted = limit if limit is not None else None if every or days is not None else 10
+    found = recent_sweeps(output_dir, None if incomplete else wanted, days=days)
+    if incomplete:
+        found = [s for s in found if s.error or s.completed != s.tasks][:wanted]
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in found], ensure_ascii=False))
         return
@@ -549,6 +612,57 @@ def recent(limit: int | None, days: float | None, as_json: bool) -> None:
     console.print(table)
     if left_out:
         console.print(f"[dim]too narrow for {', '.join(left_out)}: widen the terminal, or use --json[/dim]")
+
+
+@cli.command()
+@click.option(
+    "-d",
+    "--older-than-days",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Delete sweeps created more than this many days ago.",
+)
+@click.option("--keep-incomplete", is_flag=True, help="Spare sweeps with tasks not completed.")
+@click.option("-n", "--dry-run", is_flag=True, help="List what would be deleted, delete nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before deleting.")
+def cleanup(older_than_days: float, keep_incomplete: bool, dry_run: bool, yes: bool) -> None:
+    """Delete old sweep directories of this project to reclaim disk (never one being run)."""
+    from hsm_snake.config.project import load_project
+    from hsm_snake.sweep.cleanup import plan_cleanup, remove_sweep
+
+    output_dir = load_project(None, cwd=Path.cwd()).output_dir
+    plan = plan_cleanup(output_dir, older_than_days, keep_incomplete)
+    console = make_console()
+    for candidate in plan.kept_running:
+        console.print(f"kept {candidate.path.name}: a run is in progress", soft_wrap=True, markup=False)
+    if plan.kept_incomplete:
+        console.print(f"kept {len(plan.kept_incomplete)} incomplete sweep(s) (--keep-incomplete)")
+    if not plan.remove:
+        console.print(f"no sweeps older than {older_than_days:g} day(s) to delete under {output_dir}", markup=False)
+        return
+    console.print(
+        f"{len(plan.remove)} sweep(s) older than {older_than_days:g} day(s) under {output_dir}:", markup=False
+    )
+    for candidate in plan.remove:
+        console.print(
+            f"  {candidate.path.name}  {candidate.age_days:.0f} days  {candidate.note}", soft_wrap=True, markup=False
+        )
+    if dry_run:
+        console.print("dry run: nothing deleted")
+        return
+    if not yes and not click.confirm(f"delete these {len(plan.remove)} sweep director(y/ies)?", default=False):
+        console.print("nothing deleted")
+        sys.exit(1)
+    failed = 0
+    for candidate in plan.remove:
+        why = remove_sweep(candidate.path, _command_line())
+        if why:
+            failed += 1
+            console.print(f"kept {candidate.path.name}: {why}", soft_wrap=True, markup=False)
+    console.print(f"deleted {len(plan.remove) - failed} sweep director(y/ies)")
+    if failed:
+        sys.exit(1)
 
 
 @cli.command()
@@ -737,6 +851,7 @@ def migrate(v1_dir: Path, to: Path | None) -> None:
 
 
 cli.add_command(remote_group)
+cli.add_command(queue_group)
 
 
 def main() -> None:

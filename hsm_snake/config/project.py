@@ -20,6 +20,8 @@ from typing import Any
 
 from jsonschema import FormatChecker
 
+from hsm_snake.config.overrides import SOURCE as SET_SOURCE
+from hsm_snake.config.overrides import merge as merge_overrides
 from hsm_snake.config.schema import (
     apply_defaults,
     describe_value,
@@ -54,6 +56,8 @@ class ProjectConfig:
     v1_format: bool = False
     """The config is a v1 file (``sweeps/hsm_config.yaml``, ``.hsm/config.yaml``, ``hsm_config.yaml``):
     v1's defaults and conventions apply where the file says nothing."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """This run's ``--set`` settings (already in ``data``), recorded with the sweep."""
 
     def section(self, name: str) -> dict[str, Any]:
         """A top-level section (``local``, ``slurm``, ...), empty when absent."""
@@ -105,13 +109,16 @@ def find_project_config(start: Path) -> Path | None:
     return None
 
 
-def load_project(path: Path | None, cwd: Path) -> ProjectConfig:
-    """Load ``path``, or the config found from ``cwd`` upwards, or the defaults rooted at ``cwd``."""
+def load_project(path: Path | None, cwd: Path, overrides: dict[str, Any] | None = None) -> ProjectConfig:
+    """Load ``path``, or the config found from ``cwd`` upwards, or the defaults rooted at ``cwd``;
+    ``overrides`` (checked ``--set`` settings, see overrides.py) are laid over the file's."""
     cwd = Path(cwd).absolute()
+    overrides = dict(overrides or {})
     if path is None:
         path = find_project_config(cwd)
         if path is None:
-            return ProjectConfig(source=None, root=cwd, data=_with_defaults({}))
+            data = _with_defaults(_Normalizer(Path(SET_SOURCE), {}, lenient=False).read(overrides))
+            return ProjectConfig(source=None, root=cwd, data=data, overrides=overrides)
     else:
         path = Path(_expand(str(path)))
         path = path if path.is_absolute() else cwd / path
@@ -130,6 +137,9 @@ def load_project(path: Path | None, cwd: Path) -> ProjectConfig:
             hint="start from: paths: {train_script: train.py}",
         )
     validate(data, "project", file=path, lines=document.lines, format_checker=_FORMATS)
+    if overrides:
+        data = merge_overrides(data, overrides)
+        validate(data, "project", file=f"{path} with {SET_SOURCE}", format_checker=_FORMATS)
     reader = _Normalizer(path, document.lines, lenient=_is_v1_file(path))
     data = reader.read(data)
     reader.check_interpreters(data)
@@ -144,6 +154,7 @@ def load_project(path: Path | None, cwd: Path) -> ProjectConfig:
         notices=tuple(reader.notices),
         origins={dest: key_path(source) for dest, source in reader.origins.items()} | reader.v1_defaults,
         v1_format=reader.lenient,
+        overrides=overrides,
     )
 
 

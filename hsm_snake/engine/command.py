@@ -29,9 +29,11 @@ def available_profiles() -> list[str]:
 
 def resolve_profile(name_or_path: str) -> Path:
     """A packaged profile by name (``local``, ``slurm`` …), ``hpc`` (the scheduler this machine
-    has), or a folder holding a config.yaml."""
+    has), ``auto`` (that, else this machine: v1's default mode), or a folder holding a config.yaml."""
     if name_or_path == "hpc":
         name_or_path = detect_scheduler()
+    elif name_or_path == "auto":
+        name_or_path = auto_backend()
     packaged = profiles_dir() / name_or_path
     if "/" not in name_or_path and (packaged / "config.yaml").exists():
         return packaged
@@ -46,17 +48,22 @@ def resolve_profile(name_or_path: str) -> Path:
     raise ConfigError(
         f"no profile named {name_or_path!r}",
         key="--profile",
-        hint=f"{hint}packaged profiles: {', '.join(names)}, hpc; or give a folder that holds a Snakemake config.yaml",
+        hint=f"{hint}packaged profiles: {', '.join(names)}, hpc, auto; "
+        "or give a folder that holds a Snakemake config.yaml",
     )
+
+
+def auto_backend() -> str:
+    """``slurm`` where sbatch is on PATH, ``pbs`` where qsub is, else ``local`` (v1's ``--mode auto``)."""
+    return "slurm" if shutil.which("sbatch") else "pbs" if shutil.which("qsub") else "local"
 
 
 def detect_scheduler() -> str:
     """``slurm`` where sbatch is on PATH, else ``pbs`` where qsub is (Slurm's torque wrappers
     provide a qsub too, so sbatch is asked first)."""
-    if shutil.which("sbatch"):
-        return "slurm"
-    if shutil.which("qsub"):
-        return "pbs"
+    backend = auto_backend()
+    if backend != "local":
+        return backend
     raise ConfigError(
         "--profile hpc found neither sbatch (Slurm) nor qsub (PBS/Torque) on PATH",
         key="--profile",

@@ -100,6 +100,30 @@ def parse_task_selection(text: str) -> set[int]:
     return numbers
 
 
+def task_selection_from_file(path: str | Path) -> str:
+    """The selection a file lists (v1's ``--task-ids @file``): numbers and ranges, by commas or
+    one per line, ``#`` comments and blank lines skipped; checked, as ``"1,5,10-20"``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read task list {path}: {exc}", key="tasks") from None
+    parts = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        for part in line.replace(" ", ",").split(","):
+            if part:
+                try:
+                    parse_task_selection(part)
+                except ConfigError as error:
+                    raise ConfigError(error.message, file=path, line=number, key="tasks", hint=error.hint) from None
+                parts.append(part)
+    if not parts:
+        raise ConfigError("lists no task numbers", file=path, key="tasks", hint="one number or range (10-20) a line")
+    return ",".join(parts)
+
+
 def load_index(root: str | Path, with_settings: bool = True) -> SweepIndex:
     """Read a sweep directory's task mapping, and (``with_settings``) the rule resources and
     retry policy of its project_config.yaml, which reading states alone does not need."""

@@ -115,7 +115,7 @@ def build_argv(settings: dict[str, Any], params: dict[str, Any], task_dir: str, 
     argv += render_overrides(params, style, bools)
     # v1's order: wandb.group=<sweep id> output.dir=<task folder>.
     if settings.get("wandb_group_arg"):
-        argv += render_override(settings["wandb_group_arg"], sweep_id, style)
+        argv += render_override(settings["wandb_group_arg"], trackers.wandb_group(settings, sweep_id), style)
     if settings.get("output_dir_arg"):
         argv += render_override(settings["output_dir_arg"], task_dir, style)
     return argv

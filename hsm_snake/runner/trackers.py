@@ -34,13 +34,18 @@ def run_name(sweep_id: str, task_id: str) -> str:
     return f"{sweep_id}/{task_id}"
 
 
+def wandb_group(settings: dict[str, Any], sweep_id: str) -> str:
+    """The W&B group of a sweep's tasks: ``wandb.group`` when set (v1's --group), else the sweep id."""
+    return str((settings.get("wandb") or {}).get("group") or sweep_id)
+
+
 def tracker_env(settings: dict[str, Any], sweep_id: str, task_id: str, task_dir: Path) -> dict[str, str]:
     """The tracker variables of one task: W&B's when ``wandb:`` is configured, MLflow's when ``mlflow:`` is."""
     env = {"HSM_RUN_NAME": run_name(sweep_id, task_id)}
     wandb = settings.get("wandb")
     if wandb is not None:
         env.update(
-            WANDB_RUN_GROUP=sweep_id,
+            WANDB_RUN_GROUP=wandb_group(settings, sweep_id),
             WANDB_NAME=run_name(sweep_id, task_id),
             WANDB_DIR=str(task_dir / "wandb"),
         )

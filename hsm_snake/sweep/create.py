@@ -109,7 +109,7 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         },
         "timeout_s": timeouts,
         "gpus": local_gpus(project, spec),
-        "wandb": {key: wandb.get(key) for key in ("project", "entity")} if wandb is not None else None,
+        "wandb": {key: wandb.get(key) for key in ("project", "entity", "group")} if wandb is not None else None,
         "mlflow": dict(mlflow) if mlflow is not None else None,
     }
 
@@ -180,6 +180,7 @@ def project_record(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
     """project_config.yaml: where the settings came from, and what the runner and rule use."""
     return {
         "source": str(project.source) if project.source else None,
+        **({"overrides": project.overrides} if project.overrides else {}),
         "project": project.data,
         "runner": runner_settings(project, spec),
         "resources": rule_resources(project, spec),

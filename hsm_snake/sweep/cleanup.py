@@ -1,0 +1,110 @@
+"""``hsm-snake cleanup``: delete old sweep directories to reclaim disk (v1's ``hsm sweep cleanup``).
+
+As in v1: every sweep under the output folder created more than N days ago (its creation time,
+else the folder's modification time), optionally sparing the ones with tasks not completed.
+Unlike v1, a sweep being run is never deleted: each one is removed while holding its run lock.
+HPC Sweep Manager v1 folders not yet migrated (``sweep_*`` with v1's ``submission_summary.txt`` or
+``sweep_config.yaml`` and no task mapping) count too, their completeness unknown.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hsm_snake.engine.lock import SweepLock
+from hsm_snake.errors import SweepLockedError
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.monitor.readers import created_time
+from hsm_snake.monitor.recent import summarize_sweep
+from hsm_snake.sweep.locate import sweep_dirs
+
+DAY_S = 86400.0
+V1_MARKERS = ("submission_summary.txt", "sweep_config.yaml")
+
+
+@dataclass
+class Candidate:
+    path: Path
+    age_days: float
+    incomplete: bool
+    note: str
+
+
+@dataclass
+class CleanupPlan:
+    remove: list[Candidate] = field(default_factory=list)
+    kept_incomplete: list[Candidate] = field(default_factory=list)
+    kept_running: list[Candidate] = field(default_factory=list)
+
+
+def _v1_dirs(output_dir: Path) -> list[Path]:
+    if not output_dir.is_dir():
+        return []
+    return [
+        p
+        for p in output_dir.iterdir()
+        if p.is_dir()
+        and p.name.startswith("sweep_")
+        and not (p / "task_mapping.yaml").exists()
+        and any((p / marker).exists() for marker in V1_MARKERS)
+    ]
+
+
+def _age_days(path: Path, now: float) -> float:
+    created = created_time(SweepPaths(path))
+    if created is None:
+        try:
+            created = os.stat(path).st_mtime
+        except OSError:
+            created = now
+    return (now - created) / DAY_S
+
+
+def plan_cleanup(
+    output_dir: Path, older_than_days: float, keep_incomplete: bool, now: float | None = None
+) -> CleanupPlan:
+    """Which sweeps under ``output_dir`` a cleanup removes, and which it keeps and why."""
+    now = time.time() if now is None else now
+    plan = CleanupPlan()
+    for path in sorted(sweep_dirs(output_dir)):
+        age = _age_days(path, now)
+        if age < older_than_days:
+            continue
+        summary = summarize_sweep(path)
+        done = summary.error is None and summary.tasks is not None and summary.completed == summary.tasks
+        note = summary.error or f"{summary.completed}/{summary.tasks} completed"
+        candidate = Candidate(path, age, not done, note)
+        if summary.in_progress:
+            plan.kept_running.append(candidate)
+        elif keep_incomplete and not done:
+            plan.kept_incomplete.append(candidate)
+        else:
+            plan.remove.append(candidate)
+    for path in sorted(_v1_dirs(output_dir)):
+        age = _age_days(path, now)
+        if age >= older_than_days:
+            candidate = Candidate(path, age, True, "v1 folder (not migrated)")
+            (plan.kept_incomplete if keep_incomplete else plan.remove).append(candidate)
+    return plan
+
+
+def remove_sweep(path: Path, command: list[str]) -> str | None:
+    """Delete one sweep directory under its run lock; why not, or None when it is gone."""
+    paths = SweepPaths(path)
+    lock = SweepLock(paths)
+    if (path / "task_mapping.yaml").exists():
+        try:
+            lock.acquire(command)
+        except SweepLockedError as exc:
+            return str(exc).splitlines()[0]
+    try:
+        shutil.rmtree(path)
+    except OSError as exc:
+        return f"{exc.strerror or exc}"
+    finally:
+        lock.release()
+    return None
