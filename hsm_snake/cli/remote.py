@@ -20,7 +20,8 @@ def remote() -> None:
 
 @remote.command()
 @click.argument("alias")
-@click.option("--host", required=True, help="Host name or ~/.ssh/config alias.")
+@click.argument("host_arg", metavar="[HOST]", required=False)
+@click.option("--host", help="Host name or ~/.ssh/config alias (default: ALIAS, a ~/.ssh/config alias).")
 @click.option("--port", type=click.IntRange(1, 65535), help="SSH port.")
 @click.option("--user", help="SSH user.")
 @click.option("--key", "ssh_key", help="Private key file.")
@@ -29,6 +30,7 @@ def remote() -> None:
 @click.option("--conda-env", help="A conda env there (instead of --python).")
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Tasks at once on the host.")
 @click.option("--shared-fs", is_flag=True, default=None, help="The host sees this machine's files at the same paths.")
+@click.option("--enabled/--disabled", default=True, help="A disabled host stays in hsm.yaml but gets no tasks.")
 @click.option(
     "--accept-new-hostkey",
     is_flag=True,
@@ -36,7 +38,8 @@ def remote() -> None:
 )
 def add(
     alias: str,
-    host: str,
+    host_arg: str | None,
+    host: str | None,
     port: int | None,
     user: str | None,
     ssh_key: str | None,
@@ -45,12 +48,17 @@ def add(
     conda_env: str | None,
     max_jobs: int | None,
     shared_fs: bool | None,
+    enabled: bool,
     accept_new_hostkey: bool,
 ) -> None:
-    """Add host ALIAS to hsm.yaml (comments and layout of the file are kept)."""
+    """Add host ALIAS to hsm.yaml (comments and layout of the file are kept). HOST (or --host)
+    defaults to ALIAS itself: a ~/.ssh/config alias brings its host name, user, port and key."""
     remotes = _remotes()
     if python_path and conda_env:
         raise click.UsageError("give --python or --conda-env, not both")
+    if host_arg and host and host_arg != host:
+        raise click.UsageError(f"two hosts given: {host_arg} and --host {host}")
+    host = host_arg or host
     fields = {
         "host": host,
         "port": port,
@@ -61,6 +69,7 @@ def add(
         "conda_env": conda_env,
         "max_parallel_jobs": max_jobs,
         "shared_fs": shared_fs,
+        "enabled": None if enabled else False,
     }
     path = remotes.project_file(Path.cwd())
     remotes.check_new_alias(path, alias)
@@ -68,7 +77,7 @@ def add(
         from hsm_snake.executors.ssh.hosts import host_from_remote
 
         remotes.accept_host_key(host_from_remote(alias, fields))
-        click.echo(f"host key of {host} recorded in known_hosts (if it was new)")
+        click.echo(f"host key of {host or alias} recorded in known_hosts (if it was new)")
     remotes.add_remote(path, alias, fields)
     click.echo(f"added remote {alias} to {path}; check it with: hsm-snake remote test {alias}")
 
@@ -89,7 +98,7 @@ def list_remotes() -> None:
     remotes = _remotes()
     pool = remotes.remotes(Path.cwd())
     if not pool:
-        click.echo("no remotes; add one with: hsm-snake remote add ALIAS --host HOST")
+        click.echo("no remotes; add one with: hsm-snake remote add ALIAS [HOST]")
     for alias, host in pool.items():
         gpus = f"  gpus {host.gpus_per_task}/task of {','.join(host.gpu_free)}" if host.gpu_free else ""
         click.echo(
@@ -99,29 +108,42 @@ def list_remotes() -> None:
 
 
 @remote.command("test")
-@click.argument("alias")
-def test(alias: str) -> None:
-    """Check host ALIAS: connection, Python, PyYAML, rsync, project_dir writable, disk space."""
+@click.argument("aliases", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every registered host.")
+def test(aliases: tuple[str, ...], every: bool) -> None:
+    """Check hosts ALIASES (registered, or bare ~/.ssh/config aliases): connection, Python, PyYAML,
+    rsync, project_dir writable, disk space."""
     remotes = _remotes()
-    checks = remotes.check_remote(remotes.find_remote(Path.cwd(), alias))
-    for check in checks:
-        click.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name:12} {check.detail}")
-    if not all(check.ok for check in checks):
+    hosts = remotes.pick_hosts(Path.cwd(), list(aliases), every)
+    registered = remotes.remotes(Path.cwd())
+    ready = True
+    for alias, host in hosts.items():
+        if alias not in registered:
+            click.echo(f"{alias}: not in hsm.yaml, tried as a ~/.ssh/config alias (project_dir {host.project_dir})")
+        checks = remotes.check_remote(host)
+        for check in checks:
+            click.echo(f"{alias}: {'ok  ' if check.ok else 'FAIL'} {check.name:12} {check.detail}")
+        if all(check.ok for check in checks):
+            click.echo(f"{alias} is ready")
+        else:
+            ready = False
+    if not ready:
         raise click.exceptions.Exit(1)
-    click.echo(f"{alias} is ready")
 
 
 @remote.command()
-def health() -> None:
-    """Check every host at once (a table)."""
+@click.argument("aliases", nargs=-1)
+def health(aliases: tuple[str, ...]) -> None:
+    """Check every host (or ALIASES) at once (a table)."""
     from rich.table import Table
 
     from hsm_snake.cli.display import make_console
 
     remotes = _remotes()
-    rows = remotes.health(remotes.remotes(Path.cwd()))
+    pool = remotes.pick_hosts(Path.cwd(), list(aliases), every=False) if aliases else remotes.remotes(Path.cwd())
+    rows = remotes.health(pool)
     if not rows:
-        click.echo("no remotes; add one with: hsm-snake remote add ALIAS --host HOST")
+        click.echo("no remotes; add one with: hsm-snake remote add ALIAS [HOST]")
         return
     table = Table("alias", "address", "state", "free GB", "details")
     for row in rows:
@@ -134,4 +156,50 @@ def health() -> None:
         )
     make_console().print(table)
     if not all(row.healthy for row in rows):
+        raise click.exceptions.Exit(1)
+
+
+@remote.command()
+@click.argument("aliases", nargs=-1)
+@click.option("--sweep", help="The sweep whose folders to remove (id or path; default: the newest).")
+@click.option(
+    "--everything",
+    is_flag=True,
+    help="Remove the whole project copy on the hosts (code, runner, every sweep): v1's remote clean.",
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask first.")
+def clean(aliases: tuple[str, ...], sweep: str | None, everything: bool, yes: bool) -> None:
+    """Remove what a finished sweep left in the hosts' project_dir (sweeps/outputs/<id>): on ALIASES,
+    else on every host the sweep used. Never while it runs or while tasks on hosts are uncollected."""
+    from hsm_snake.executors.ssh.transfer import sweep_dir_under_project
+    from hsm_snake.sweep.locate import find_sweep
+
+    remotes = _remotes()
+    cwd = Path.cwd()
+    if everything:
+        if sweep:
+            raise click.UsageError("--everything removes every sweep: give --sweep or --everything, not both")
+        hosts = remotes.pick_hosts(cwd, list(aliases), every=not aliases)
+        under, what = "", "the whole project copy"
+    else:
+        paths = find_sweep(sweep, cwd)
+        remotes.check_sweep_finished(paths)
+        used = remotes.sweep_hosts(paths)
+        hosts = remotes.pick_hosts(cwd, list(aliases), every=False) if aliases else used
+        under, what = sweep_dir_under_project(paths.sweep_id), f"sweep {paths.sweep_id}'s folder"
+        if not hosts:
+            click.echo(f"sweep {paths.sweep_id} ran on no SSH host: nothing to clean")
+            return
+    names = ", ".join(hosts)
+    if not yes and not click.confirm(f"remove {what} on {names}?", default=False):
+        click.echo("nothing removed")
+        raise click.exceptions.Exit(1)
+    failed = False
+    for done in remotes.clean(hosts, under):
+        if done.error:
+            failed = True
+            click.echo(f"{done.alias}: {done.path}: {done.error}")
+        else:
+            click.echo(f"{done.alias}: {'removed' if done.removed else 'nothing at'} {done.path}")
+    if failed:
         raise click.exceptions.Exit(1)

@@ -138,6 +138,7 @@ def load_project(path: Path | None, cwd: Path, overrides: dict[str, Any] | None 
         )
     validate(data, "project", file=path, lines=document.lines, format_checker=_FORMATS)
     if overrides:
+        validate(overrides, "project", file=SET_SOURCE, format_checker=_FORMATS)
         data = merge_overrides(data, overrides)
         validate(data, "project", file=f"{path} with {SET_SOURCE}", format_checker=_FORMATS)
     reader = _Normalizer(path, document.lines, lenient=_is_v1_file(path))

@@ -7,6 +7,7 @@ edited file is checked like any hsm.yaml before it replaces the old one (atomica
 from __future__ import annotations
 
 import io
+import json
 import shlex
 import subprocess
 import tempfile
@@ -19,10 +20,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from hsm_snake.config.project import find_project_config, load_project
-from hsm_snake.errors import ConfigError
+from hsm_snake.engine.lock import lock_holder
+from hsm_snake.errors import ConfigError, SweepLockedError, SweepStateError
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.executors.ssh.hosts import Host, Ssh
-from hsm_snake.layout.records import write_text_atomic
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import read_yaml, write_text_atomic
 
 KEY_TIMEOUT_S = 30
 
@@ -259,3 +262,112 @@ def health(pool: dict[str, Host]) -> list[Health]:
         return []
     with ThreadPoolExecutor(max_workers=min(8, len(pool))) as workers:
         return list(workers.map(one, pool.values()))
+
+
+# Run by the host's Python: argv[1] the host's project_dir, argv[2] what under it to remove ("" for
+# all of it). It removes only inside project_dir, never the home folder or a top-level folder, and
+# all of project_dir only when it holds what hsm-snake puts there (.hsm-runner/ or sweeps/).
+CLEAN_CODE = """
+import json, os, shutil, sys
+base = os.path.abspath(os.path.expanduser(sys.argv[1]))
+target = os.path.abspath(os.path.join(base, sys.argv[2])) if sys.argv[2] else base
+home = os.path.abspath(os.path.expanduser("~"))
+ours = any(os.path.isdir(os.path.join(base, n)) for n in (".hsm-runner", "sweeps"))
+def say(**facts):
+    print(json.dumps(dict(path=target, **facts)))
+if target in ("/", home) or os.path.dirname(target) == "/" or (target != base and not target.startswith(base + os.sep)):
+    say(error="refused: not a folder hsm-snake made")
+elif target == base and os.path.isdir(base) and not ours:
+    say(error="refused: it holds no .hsm-runner/ or sweeps/, so hsm-snake did not make it")
+else:
+    existed = os.path.lexists(target)
+    try:
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        elif existed:
+            os.unlink(target)
+        say(removed=existed)
+    except OSError as e:
+        say(error=str(e))
+"""
+
+
+@dataclass
+class Cleaned:
+    alias: str
+    path: str
+    removed: bool
+    error: str = ""
+
+
+def pick_hosts(cwd: Path, names: list[str], every: bool) -> dict[str, Host]:
+    """The registered hosts named (``every``: all of them); a name that is not registered is a
+    bare ~/.ssh/config alias (v1's ``hsm remote test NAME``), with the default project_dir."""
+    pool = remotes(cwd)
+    if every:
+        if not pool:
+            raise ConfigError(
+                "no remotes registered", file=find_project_config(cwd), hint="hsm-snake remote add ALIAS [HOST]"
+            )
+        return pool
+    if not names:
+        raise ConfigError("name the hosts (registered aliases or ~/.ssh/config aliases), or give --all")
+    chosen = {}
+    for name in names:
+        if name.startswith("-") or not name.strip():
+            raise ConfigError(f"{name!r} is not a host alias", hint="put -- before host names")
+        chosen[name] = pool.get(name) or hostmod.host_from_remote(name, {})
+    return chosen
+
+
+def clean_host(host: Host, under: str, timeout_s: float = hostmod.HEALTH_TIMEOUT_S) -> Cleaned:
+    """Remove ``under`` (a path relative to the host's project_dir; "" for all of it) on ``host``."""
+    if host.shared_fs:
+        return Cleaned(host.alias, host.project_dir, False, "refused: a shared_fs host works in your own files")
+    with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control:
+        ssh = Ssh(Path(control))
+        command = ssh.command(host, shlex.join([*host.python, "-c", CLEAN_CODE, host.project_dir, under]))
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return Cleaned(host.alias, host.project_dir, False, f"no answer within {timeout_s:g} s")
+        finally:
+            ssh.close(host)
+    try:
+        facts = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        why = hostmod.explain_ssh_failure(done.stderr, done.returncode)
+        return Cleaned(host.alias, host.project_dir, False, why)
+    return Cleaned(host.alias, str(facts["path"]), bool(facts.get("removed")), str(facts.get("error") or ""))
+
+
+def clean(hosts: dict[str, Host], under: str) -> list[Cleaned]:
+    if not hosts:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as workers:
+        return list(workers.map(lambda host: clean_host(host, under), hosts.values()))
+
+
+def sweep_hosts(paths: SweepPaths) -> dict[str, Host]:
+    """The SSH hosts a sweep's runs used (its recorded pool, not today's hsm.yaml)."""
+    record = read_yaml(paths.project_config) or {}
+    return {host.alias: host for host in hostmod.pool_from_record(record, []) if not host.is_local}
+
+
+def check_sweep_finished(paths: SweepPaths) -> None:
+    """Refuse to clean up after a sweep that runs, or whose tasks on hosts were never collected."""
+    holder = lock_holder(paths)
+    if holder:
+        raise SweepLockedError(
+            f"sweep {paths.sweep_id} is being run by {holder}: its hosts' folders are in use\n"
+            f"  hint: wait for it to end, or hsm-snake cancel {paths.sweep_id}"
+        )
+    waiting = sorted(p.stem for p in paths.remote_tasks_dir.glob("*.yaml")) if paths.remote_tasks_dir.is_dir() else []
+    if waiting:
+        raise SweepStateError(
+            f"sweep {paths.sweep_id} has {len(waiting)} task(s) handed to hosts and never collected "
+            f"({', '.join(waiting[:5])}): their results may still be there\n"
+            f"  hint: hsm-snake complete {paths.sweep_id} collects them first"
+        )

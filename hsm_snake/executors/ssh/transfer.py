@@ -46,8 +46,13 @@ class TransferError(HsmError):
         self.returncode = returncode
 
 
+def sweep_dir_under_project(sweep_id: str) -> str:
+    """Where a sweep's files go under a host's project_dir."""
+    return f"sweeps/outputs/{sweep_id}"
+
+
 def remote_sweep_dir(host: Host, sweep_id: str) -> str:
-    return f"{host.project_dir}/sweeps/outputs/{sweep_id}"
+    return f"{host.project_dir}/{sweep_dir_under_project(sweep_id)}"
 
 
 def host_record(record: dict[str, Any], host: Host) -> dict[str, Any]:
