@@ -78,6 +78,28 @@ def check_sweep_id(sweep_id: str | None) -> str | None:
     return sweep_id
 
 
+def continued_sweep_id(spec: SweepSpec, project: ProjectConfig, sweep_id: str | None) -> str | None:
+    """The sweep a run goes into: ``--sweep-id``, or the existing sweep a v1 file's ``complete:`` names."""
+    if not spec.continues:
+        return sweep_id
+    if sweep_id and sweep_id != spec.continues:
+        raise ConfigError(
+            f"the sweep file continues sweep {spec.continues}, --sweep-id names {sweep_id}",
+            file=spec.source,
+            key="complete",
+            hint="drop one of the two",
+        )
+    check_sweep_id(spec.continues)
+    if not (project.output_dir / spec.continues / "task_mapping.yaml").exists():
+        raise ConfigError(
+            f"names sweep {spec.continues}, which is not under {project.output_dir}",
+            file=spec.source,
+            key="complete",
+            hint="give an existing sweep's id (hsm-snake recent lists them), or drop complete: to start a new one",
+        )
+    return spec.continues
+
+
 def sweep_paths_for(project: ProjectConfig, sweep_id: str | None) -> SweepPaths:
     """Where a new sweep would go (the id is only allocated when it is written)."""
     return SweepPaths(project.output_dir / (sweep_id or layout.new_sweep_id()))

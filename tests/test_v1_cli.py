@@ -186,3 +186,18 @@ def test_auto_is_local_without_a_scheduler(project, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # array with neither sbatch nor qsub: hpc explains itself
     result = v1("sweep", "run", "-c", "sweep.yaml", "--mode", "array", expect=2)
     assert "--profile hpc" in result.output and "neither sbatch" in result.output
+
+
+def test_a_v1_sweep_file_with_complete_continues_that_sweep(project):
+    project.write_sweep({"grid": {"x": [1, 2]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "base")
+    project.write_sweep({"complete": "base", "grid": {"x": [1, 2, 3]}}, "more.yaml")
+    out = v1("sweep", "run", "-c", "more.yaml", "--mode", "local").output
+    assert "continues sweep base" in out and "3 completed" in out, out
+    assert project.completions() == {"task_001": 1, "task_002": 1, "task_003": 1}  # 1 and 2 not rerun
+    assert [p.name for p in project.sweep_dirs()] == ["base"]
+    project.write_sweep({"complete": "nope", "grid": {"x": [1]}}, "bad.yaml")
+    err = project.cli("run", "bad.yaml", expect=2).output
+    assert "complete: names sweep nope" in err and "hsm-snake recent" in err
+    err = project.cli("run", "more.yaml", "--sweep-id", "other", expect=2).output
+    assert "continues sweep base, --sweep-id names other" in err

@@ -273,6 +273,7 @@ def run(
     console = make_console()
     for notice in (*spec.notices, *project.notices):
         click.echo(f"note: {notice}", err=True)
+    sweep_id = sweeps.continued_sweep_id(spec, project, sweep_id)
     if dry_run:
         plan = sweeps.plan(spec, project, sweep_id)
         states = {name: scan.PENDING for name in plan.new_tasks}

@@ -9,7 +9,8 @@ Accepted layouts (all of HPC Sweep Manager v1's):
 - ``defaults:`` as a mapping (every task gets it) or as the Hydra defaults *list* that v1's
   ``hsm setup init`` wrote (kept, and like v1 not passed to the script);
 - ``resources: {gpus: N}``, v1's GPUs per task, read as ``resources: {local: {gpus: N}}``;
-- v1's ``complete``, ``cost_param``, ``cost_map`` and ``resumable`` (accepted, ignored, noted).
+- v1's ``complete: <sweep id>``: the sweep this file continues (``run`` re-expands into it).
+- v1's ``cost_param``, ``cost_map`` and ``resumable`` (accepted, ignored, noted).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class SweepSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
+    continues: str | None = None
+    """v1's ``complete: <sweep id>``: the existing sweep this file adds to (as ``run --sweep-id``)."""
     raw: dict[str, Any] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
     """Things worth telling the user that are not errors (v1 keys that are ignored)."""
@@ -122,8 +125,9 @@ class _SweepParser:
             defaults=defaults,
             resources=self.resources(data.get("resources") or {}),
             source=self.source,
+            continues=data.get("complete"),
             raw=data,
-            notices=tuple(self.ignored_v1_keys(data, body, prefix)),
+            notices=(*self.ignored_v1_keys(data, body, prefix), *self.continued(data)),
         )
         self.reject_repeats(spec, grid, paired)
         return spec
@@ -301,6 +305,16 @@ class _SweepParser:
         else:
             where = next(parts for group, parts in paired if group.name == name)
         raise repeat.error(file=self.source, key=key_path(where), line=line_of(self.lines, where))
+
+    def continued(self, data: dict[str, Any]) -> Iterator[str]:
+        if data.get("complete"):
+            line = line_of(self.lines, ["complete"])
+            at = f"{self.source}:{line}: " if self.source and line else ""
+            sweep = data["complete"]
+            yield (
+                f"{at}'complete' (v1): this file continues sweep {sweep}: run adds its new combinations to it "
+                f"and keeps finished tasks (as hsm-snake run FILE --sweep-id {sweep})"
+            )
 
     def ignored_v1_keys(self, data: dict[str, Any], body: dict[str, Any], prefix: Parts) -> Iterator[str]:
         root = load_schema("sweep")
