@@ -240,6 +240,7 @@ SLURM_MAX_ARRAY_SIZE = 1000  # a 1,000-element script is ~1.6 MB, under sbatch's
 
 def slurm_array_limit(section: dict[str, Any]) -> int:
     """Tasks per sbatch --array: slurm.max_array_size (default SLURM_ARRAY_SIZE), at most
-    SLURM_MAX_ARRAY_SIZE."""
+    SLURM_MAX_ARRAY_SIZE before the cluster is asked (a run raises it up to the cluster's
+    MaxArraySize: executors/slurm/limits.py array_limit)."""
     asked = section.get("max_array_size")
     return min(int(asked), SLURM_MAX_ARRAY_SIZE) if asked else SLURM_ARRAY_SIZE

@@ -27,11 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hsm_snake.engine.backends import slurm_array_limit
+from hsm_snake.engine.backends import SLURM_MAX_ARRAY_SIZE, slurm_array_limit
 from hsm_snake.executors.common import stdout_of
 from hsm_snake.layout.records import read_yaml
 
 QUERY_TIMEOUT_S = 15
+# sbatch refuses a job script over SchedulerParameters max_script_size (4 MB by default); the array
+# script hsm-snake's sbatch pass-through writes takes ~1-1.6 KB per element (sbatch_record.py).
+DEFAULT_MAX_SCRIPT_SIZE = 4 * 1024 * 1024
+BYTES_PER_ARRAY_ELEMENT = 2000
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,34 @@ def max_array_index(config: str) -> int | None:
     return size - 1 if size and size > 1 else None
 
 
+def max_script_size(config: str) -> int:
+    found = re.search(r"^SchedulerParameters\s*=.*\bmax_script_size=(\d+)", config, re.MULTILINE)
+    return int(found.group(1)) if found else DEFAULT_MAX_SCRIPT_SIZE
+
+
+def array_limit(slurm: dict[str, Any], config: str) -> tuple[int, str | None]:
+    """Tasks per array: slurm.max_array_size, above SLURM_MAX_ARRAY_SIZE only as far as the cluster takes
+    it (MaxArraySize - 1, and the array script under max_script_size); and a line for the sweep log when
+    the cluster lowered it."""
+    asked = int(slurm.get("max_array_size") or 0)
+    if asked <= SLURM_MAX_ARRAY_SIZE:
+        return slurm_array_limit(slurm), None
+    index = max_array_index(config)
+    if index is None:
+        return SLURM_MAX_ARRAY_SIZE, (
+            f"slurm.max_array_size is {asked} but Slurm's MaxArraySize could not be read: "
+            f"arrays of at most {SLURM_MAX_ARRAY_SIZE} tasks"
+        )
+    by_script = max_script_size(config) // BYTES_PER_ARRAY_ELEMENT
+    limit = min(asked, index, by_script)
+    if limit == asked:
+        return limit, None
+    return limit, (
+        f"slurm.max_array_size is {asked}; this cluster takes arrays of at most {limit} tasks "
+        f"(MaxArraySize {index + 1}, a job script of at most {max_script_size(config)} bytes)"
+    )
+
+
 def job_count_room(config: str) -> SubmitRoom | None:
     """Room under the cluster's MaxJobCount: every job slurmctld holds counts, of every user."""
     limit = config_number(config, "MaxJobCount")
@@ -171,12 +203,16 @@ def submission_caps(profile_dir: Path, slurm: dict[str, Any]) -> tuple[list[str]
     sweep log when the room caps the run."""
     config = cluster_config()
     per_round = jobs_per_round_args(max_array_index(config))
+    size, why = array_limit(slurm, config)
+    if int(slurm.get("max_array_size") or 0) > SLURM_MAX_ARRAY_SIZE:
+        per_round += ["--slurm-array-limit", str(size)]
     rooms = [room for room in (submit_room(slurm.get("account"), slurm.get("qos")), job_count_room(config)) if room]
     room = min(rooms, key=lambda each: each.free) if rooms else None
-    args = capped_submission_args(room, profile_jobs(profile_dir), slurm_array_limit(slurm))
+    args = capped_submission_args(room, profile_jobs(profile_dir), size)
     if not args:
-        return per_round, None
-    return [*per_round, *args], (
+        return per_round, why
+    capped = (
         f"Slurm's {room.source} is {room.limit} and {room.queued} job(s) count against it: "
         f"at most {room.free} task(s) in the queue at once"
     )
+    return [*per_round, *args], "; ".join(filter(None, (why, capped)))
