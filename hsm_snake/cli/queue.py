@@ -52,11 +52,22 @@ def mine(user: str | None) -> None:
     if not listing.jobs:
         _print(f"no jobs of {user} in the queue", *_unparsed(listing))
         return
-    rows = [[j.job_id, j.state, j.reason, j.partition, j.gpus, j.name] for j in listing.jobs]
-    _print(
-        _table(f"jobs of {user} ({len(rows)})", ["job", "state", "reason / nodes", "partition", "GPUs", "name"], rows),
-        *_unparsed(listing),
-    )
+    sweeps = _project_sweep_ids()
+    rows = [
+        [j.job_id, j.state, j.reason, j.partition, j.gpus, j.name, q.sweep_of(j.name, sweeps)] for j in listing.jobs
+    ]
+    columns = ["job", "state", "reason / nodes", "partition", "GPUs", "name", "sweep"]
+    _print(_table(f"jobs of {user} ({len(rows)})", columns, rows), *_unparsed(listing))
+
+
+def _project_sweep_ids() -> set[str]:
+    """The ids of this project's sweeps (to name each job's sweep); none outside a project."""
+    from pathlib import Path
+
+    from hsm_snake.config.project import load_project
+    from hsm_snake.sweep.locate import sweep_dirs
+
+    return {path.name for path in sweep_dirs(load_project(None, cwd=Path.cwd()).output_dir)}
 
 
 @queue.command()

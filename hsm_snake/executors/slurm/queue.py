@@ -138,6 +138,12 @@ def parse_reservations(text: str) -> list[Reservation]:
     return found
 
 
+def sweep_of(job_name: str, sweep_ids: set[str]) -> str:
+    """The sweep a job belongs to: hsm-snake's Slurm jobs are named ``<sweep id>-<task>``."""
+    prefix = job_name.rpartition("-")[0]
+    return prefix if prefix in sweep_ids else ""
+
+
 def current_user() -> str:
     return getpass.getuser()
 
