@@ -331,7 +331,7 @@ def complete(
     if max_tasks is not None:
         _, todo = missing_tasks(paths, retry_failed=retry_failed, tasks=tasks, only_category=only_category)
         if todo:
-            tasks = _sweeps().compress_selection([t.entry.number for t in todo[:max_tasks]])
+            tasks = format_task_selection([t.entry.number for t in todo[:max_tasks]])
     if dry_run:
         _show_missing(
             paths,
