@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,8 @@ def two_hosts(project, tb, monkeypatch, tmp_path):
             "distributed": {"remotes": {a: {"project_dir": str(d), "python_path": "python3"} for a, d in dirs.items()}},
         }
     )
+    for stale in dirs.values():  # an earlier session's test of the same name
+        shutil.rmtree(stale, ignore_errors=True)
     project.dirs = dirs
     return project
 

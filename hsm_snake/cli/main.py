@@ -630,7 +630,7 @@ def recent(limit: int | None, days: float | None, every: bool, incomplete: bool,
 def cleanup(older_than_days: float, keep_incomplete: bool, dry_run: bool, yes: bool) -> None:
     """Delete old sweep directories of this project to reclaim disk (never one being run)."""
     from hsm_snake.config.project import load_project
-    from hsm_snake.sweep.cleanup import plan_cleanup, remove_sweep
+    from hsm_snake.engine.cleanup import plan_cleanup, remove_sweep
 
     output_dir = load_project(None, cwd=Path.cwd()).output_dir
     plan = plan_cleanup(output_dir, older_than_days, keep_incomplete)

@@ -171,6 +171,7 @@ def health(aliases: tuple[str, ...]) -> None:
 def clean(aliases: tuple[str, ...], sweep: str | None, everything: bool, yes: bool) -> None:
     """Remove what a finished sweep left in the hosts' project_dir (sweeps/outputs/<id>): on ALIASES,
     else on every host the sweep used. Never while it runs or while tasks on hosts are uncollected."""
+    from hsm_snake.engine.cleanup import check_sweep_finished, sweep_hosts
     from hsm_snake.executors.ssh.transfer import sweep_dir_under_project
     from hsm_snake.sweep.locate import find_sweep
 
@@ -183,8 +184,8 @@ def clean(aliases: tuple[str, ...], sweep: str | None, everything: bool, yes: bo
         under, what = "", "the whole project copy"
     else:
         paths = find_sweep(sweep, cwd)
-        remotes.check_sweep_finished(paths)
-        used = remotes.sweep_hosts(paths)
+        check_sweep_finished(paths)
+        used = sweep_hosts(paths)
         hosts = remotes.pick_hosts(cwd, list(aliases), every=False) if aliases else used
         under, what = sweep_dir_under_project(paths.sweep_id), f"sweep {paths.sweep_id}'s folder"
         if not hosts:

@@ -20,12 +20,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from hsm_snake.config.project import find_project_config, load_project
-from hsm_snake.engine.lock import lock_holder
-from hsm_snake.errors import ConfigError, SweepLockedError, SweepStateError
+from hsm_snake.errors import ConfigError
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.executors.ssh.hosts import Host, Ssh
-from hsm_snake.layout.paths import SweepPaths
-from hsm_snake.layout.records import read_yaml, write_text_atomic
+from hsm_snake.layout.records import write_text_atomic
 
 KEY_TIMEOUT_S = 30
 
@@ -348,26 +346,3 @@ def clean(hosts: dict[str, Host], under: str) -> list[Cleaned]:
         return []
     with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as workers:
         return list(workers.map(lambda host: clean_host(host, under), hosts.values()))
-
-
-def sweep_hosts(paths: SweepPaths) -> dict[str, Host]:
-    """The SSH hosts a sweep's runs used (its recorded pool, not today's hsm.yaml)."""
-    record = read_yaml(paths.project_config) or {}
-    return {host.alias: host for host in hostmod.pool_from_record(record, []) if not host.is_local}
-
-
-def check_sweep_finished(paths: SweepPaths) -> None:
-    """Refuse to clean up after a sweep that runs, or whose tasks on hosts were never collected."""
-    holder = lock_holder(paths)
-    if holder:
-        raise SweepLockedError(
-            f"sweep {paths.sweep_id} is being run by {holder}: its hosts' folders are in use\n"
-            f"  hint: wait for it to end, or hsm-snake cancel {paths.sweep_id}"
-        )
-    waiting = sorted(p.stem for p in paths.remote_tasks_dir.glob("*.yaml")) if paths.remote_tasks_dir.is_dir() else []
-    if waiting:
-        raise SweepStateError(
-            f"sweep {paths.sweep_id} has {len(waiting)} task(s) handed to hosts and never collected "
-            f"({', '.join(waiting[:5])}): their results may still be there\n"
-            f"  hint: hsm-snake complete {paths.sweep_id} collects them first"
-        )

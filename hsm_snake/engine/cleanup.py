@@ -1,4 +1,5 @@
-"""``hsm-snake cleanup``: delete old sweep directories to reclaim disk (v1's ``hsm sweep cleanup``).
+"""Deleting what finished sweeps leave: old sweep directories (``hsm-snake cleanup``, v1's ``hsm
+sweep cleanup``), and when a sweep's folders on its SSH hosts may go (``hsm-snake remote clean``).
 
 As in v1: every sweep under the output folder created more than N days ago (its creation time,
 else the folder's modification time), optionally sparing the ones with tasks not completed.
@@ -15,9 +16,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hsm_snake.engine.lock import SweepLock
-from hsm_snake.errors import SweepLockedError
+from hsm_snake.engine.lock import SweepLock, lock_holder
+from hsm_snake.errors import SweepLockedError, SweepStateError
+from hsm_snake.executors.ssh import hosts as hostmod
+from hsm_snake.executors.ssh.hosts import Host
 from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import read_yaml
 from hsm_snake.monitor.readers import created_time
 from hsm_snake.monitor.recent import summarize_sweep
 from hsm_snake.sweep.locate import sweep_dirs
@@ -108,3 +112,26 @@ def remove_sweep(path: Path, command: list[str]) -> str | None:
     finally:
         lock.release()
     return None
+
+
+def sweep_hosts(paths: SweepPaths) -> dict[str, Host]:
+    """The SSH hosts a sweep's runs used (its recorded pool, not today's hsm.yaml)."""
+    record = read_yaml(paths.project_config) or {}
+    return {host.alias: host for host in hostmod.pool_from_record(record, []) if not host.is_local}
+
+
+def check_sweep_finished(paths: SweepPaths) -> None:
+    """Refuse to clean up after a sweep that runs, or whose tasks on hosts were never collected."""
+    holder = lock_holder(paths)
+    if holder:
+        raise SweepLockedError(
+            f"sweep {paths.sweep_id} is being run by {holder}: its hosts' folders are in use\n"
+            f"  hint: wait for it to end, or hsm-snake cancel {paths.sweep_id}"
+        )
+    waiting = sorted(p.stem for p in paths.remote_tasks_dir.glob("*.yaml")) if paths.remote_tasks_dir.is_dir() else []
+    if waiting:
+        raise SweepStateError(
+            f"sweep {paths.sweep_id} has {len(waiting)} task(s) handed to hosts and never collected "
+            f"({', '.join(waiting[:5])}): their results may still be there\n"
+            f"  hint: hsm-snake complete {paths.sweep_id} collects them first"
+        )
