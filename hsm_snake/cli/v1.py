@@ -698,7 +698,7 @@ def setup() -> None:
 
 @setup.command("init")
 @click.option("-i", "--interactive", is_flag=True)
-@click.option("--project-root", type=click.Path(file_okay=False))
+@click.option("--project-root", type=click.Path(exists=True, file_okay=False))
 @_verbosity
 @click.pass_context
 def setup_init(ctx, interactive: bool, project_root: str | None, **_) -> None:
