@@ -92,7 +92,7 @@ def test_the_views_on_the_real_slurm(project, tb, monkeypatch):
                 env=os.environ,
             )
             ids.append(done.stdout.strip().split(";")[0])
-        out = project.cli("queue", "mine").output
+        out = project.cli("queue").output  # alone: queue mine
         assert "[bold red]evil[/] name" in out and "(JobHeldUser)" in out, out  # shown as text, not as markup
         line = next(line for line in out.splitlines() if ids[1] in line)
         assert "sweep_q" in line.split("sweep_q-task_001")[1], out  # the sweep column

@@ -37,9 +37,12 @@ def _unparsed(listing) -> list[str]:
     return [f"({listing.unparsed} squeue line(s) could not be read and are not shown)"] if listing.unparsed else []
 
 
-@click.group()
-def queue() -> None:
-    """The Slurm queue of this cluster, read-only (one squeue/scontrol call each)."""
+@click.group(invoke_without_command=True)
+@click.pass_context
+def queue(ctx: click.Context) -> None:
+    """The Slurm queue of this cluster, read-only (one squeue/scontrol call each); alone: your jobs."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(mine)
 
 
 @queue.command()

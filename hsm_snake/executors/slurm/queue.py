@@ -166,7 +166,7 @@ def _squeue(*selector: str) -> Listing:
 
 def user_jobs(user: str) -> Listing:
     """Every job of ``user``, any state, array elements one row each."""
-    return _squeue("--user", user)
+    return _squeue(f"--user={user}")
 
 
 def pending_gpu_jobs() -> Listing:
