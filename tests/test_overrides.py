@@ -45,3 +45,16 @@ def test_overrides_go_over_the_file_and_v1_keys_are_read(tmp_path):
     with pytest.raises(ConfigError, match=r"^--set: local.walltime"):
         load_project(None, tmp_path, overrides={"local": {"walltime": "soon"}})
     assert merge({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2]}}) == {"a": {"b": 1, "c": [2]}}
+
+
+def test_a_quoted_part_may_hold_dots_and_use_names_known_remotes(tmp_path):
+    items = ['distributed.remotes."gpu1.lab.org"={}', 'distributed.use=["gpu1.lab.org"]']
+    parsed = parse([*items, 'distributed.remotes."gpu1.lab.org".gpus=1'])
+    assert parsed == {"distributed": {"remotes": {"gpu1.lab.org": {"gpus": 1}}, "use": ["gpu1.lab.org"]}}
+    assert flatten({"distributed": {"remotes": {"a.b": {"gpus": 1}}}}) == ['distributed.remotes."a.b".gpus=1']
+    (tmp_path / "hsm.yaml").write_text("distributed:\n  remotes:\n    box: {host: box.lab}\n")
+    project = load_project(None, tmp_path, overrides=parse(items))
+    remotes = project.data["distributed"]["remotes"]
+    assert remotes["box"]["host"] == "box.lab" and "host" not in remotes["gpu1.lab.org"]  # a bare ssh alias
+    with pytest.raises(ConfigError, match="'nope' is not one of the remotes"):
+        load_project(None, tmp_path, overrides=parse(["distributed.use=[nope]"]))

@@ -75,8 +75,9 @@ def test_the_docs_table_is_generated_from_the_code():
 
 
 def test_hints_exit_1_with_the_command_and_unknown_commands_get_a_pointer(project):
-    out = v1("sweep", "run", "--remote", "box", expect=HINT_EXIT).output
-    assert "hsm-snake remote add box" in out and "in hsm-snake: hsm-snake run sweeps/sweep.yaml --profile ssh" in out
+    out = v1("setup", "init", "-i", expect=HINT_EXIT).output
+    assert "not interactive" in out and "in hsm-snake: hsm-snake init --template grid" in out
+    assert "--mode remote needs --remote ALIAS" in v1("sweep", "run", "--mode", "remote", expect=2).output
     assert "nothing to collect" in v1("collect-results", "s1", expect=HINT_EXIT).output
     assert "there is no sync step" in v1("sync", "to", "box", "--delete", expect=HINT_EXIT).output
     out = v1("sweep", "frobnicate", expect=2).output
@@ -201,3 +202,26 @@ def test_a_v1_sweep_file_with_complete_continues_that_sweep(project):
     assert "complete: names sweep nope" in err and "hsm-snake recent" in err
     err = project.cli("run", "more.yaml", "--sweep-id", "other", expect=2).output
     assert "continues sweep base, --sweep-id names other" in err
+
+
+@pytest.mark.testbed
+def test_v1_remote_runs_on_that_host_alone(project, tb, monkeypatch, tmp_path):
+    """--remote ALIAS narrows the pool to one host (distributed.use), a registered one or a bare ssh alias."""
+    tb.need("hsmtb-h1")
+    tb.need("hsmtb-lo")
+    monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
+    hosts = tb.facts["ssh"]["hosts"]
+    remotes = {
+        alias: {"project_dir": f"{hosts[alias]['project_dir']}/{tmp_path.name}", "python_path": "python3"}
+        for alias in ("hsmtb-h1", "hsmtb-lo")
+    }
+    project.write_project({"task": {"env": {"RUN_LOG": str(project.run_log)}}, "distributed": {"remotes": remotes}})
+    project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    out = v1("sweep", "run", "-c", "sweep.yaml", "--remote", "hsmtb-lo", "--walltime", "00:05:00", "--sweep-id", "r")
+    assert "--profile ssh" in out.output and "distributed.use=" in out.output
+    (sweep_dir,) = project.sweep_dirs()
+    statuses = [read_status(sweep_dir / "tasks" / f"task_00{i}") for i in (1, 2, 3)]
+    assert {s["status"] for s in statuses} == {"completed"} and {s["host_alias"] for s in statuses} == {"hsmtb-lo"}
+    record = yaml.safe_load((sweep_dir / "project_config.yaml").read_text())
+    assert record["overrides"]["distributed"]["use"] == ["hsmtb-lo"]
+    assert record["runner"]["timeout_s"]["ssh"] == 300

@@ -64,6 +64,8 @@ def _finish(ctx: click.Context, translation: Translation) -> None:
         for note in translation.notes:
             click.echo(f"(note: {note})", err=True)
     if translation.cwd:
+        if not Path(translation.cwd).is_dir():
+            raise click.BadParameter(f"{translation.cwd} is not a folder", param_hint="--project-root")
         os.chdir(translation.cwd)
     hsm_snake_cli.main(args=translation.argv, prog_name="hsm-snake", standalone_mode=True)
 
@@ -122,12 +124,22 @@ def _cluster() -> str:
     return _CLUSTER.get() or auto_backend()
 
 
-def _profile_and_section(mode: str) -> tuple[str, str, list[str]]:
-    """(hsm-snake profile, the hsm.yaml section the run's resources go to, extra args) of a v1 mode."""
+def _quoted(alias: str) -> str:
+    """An alias as one part of a dotted --set key (an ssh alias may hold dots)."""
+    return f'"{alias}"' if "." in alias else alias
+
+
+def _profile_and_section(mode: str, alias: str | None) -> tuple[str, str, list[str]]:
+    """(hsm-snake profile, where the run's resources go, extra args) of a v1 mode. ``remote``: the
+    pool narrowed to ALIAS (``distributed.use``), ALIAS added as a bare ~/.ssh/config alias when
+    hsm.yaml does not have it (an empty entry changes nothing in a registered one)."""
     if mode == "local":
         return "local", "local", []
     if mode == "distributed":
         return "ssh", "distributed", []
+    if mode == "remote":
+        key = f"distributed.remotes.{_quoted(alias)}"
+        return "ssh", "remote", ["--set", f"{key}={{}}", "--set", f"distributed.use={json.dumps([alias])}"]
     backend = _cluster()
     if mode == "auto":
         return "auto", backend, []
@@ -138,67 +150,97 @@ def _profile_and_section(mode: str) -> tuple[str, str, list[str]]:
     return backend, backend, []
 
 
-# v1 resource names (sbatch/qsub style) → the hsm.yaml key of each section.
+# v1 resource names (sbatch/qsub style) → the hsm.yaml key they set, by where the run's resources go
+# ("remote": one SSH host of --remote, {alias} its quoted alias).
 _RESOURCES = {
-    "cpus-per-task": {"slurm": "cpus_per_task", "local": "cpus_per_task", "pbs": "ncpus"},
-    "ntasks": {"slurm": "cpus_per_task", "local": "cpus_per_task", "pbs": "ncpus"},
-    "ncpus": {"slurm": "cpus_per_task", "local": "cpus_per_task", "pbs": "ncpus"},
-    "mem": {"slurm": "mem", "local": "mem", "pbs": "mem"},
-    "mem-per-cpu": {"slurm": "mem_per_cpu"},
-    "gpus": {"slurm": "gpus", "local": "gpus", "pbs": "ngpus"},
-    "ngpus": {"slurm": "gpus", "local": "gpus", "pbs": "ngpus"},
-    "time": {"slurm": "walltime", "local": "walltime", "pbs": "walltime", "distributed": "walltime"},
-    "walltime": {"slurm": "walltime", "local": "walltime", "pbs": "walltime", "distributed": "walltime"},
-    "partition": {"slurm": "partition"},
-    "queue": {"pbs": "queue"},
-    "qos": {"slurm": "qos"},
-    "account": {"slurm": "account", "pbs": "account"},
-    "constraint": {"slurm": "constraint"},
-    "select": {"pbs": "select"},
-    "nodes": {"pbs": "nodes"},
-    "ppn": {"pbs": "ppn"},
+    "cpus-per-task": {"slurm": "slurm.cpus_per_task", "local": "local.cpus_per_task", "pbs": "pbs.ncpus"},
+    "ntasks": {"slurm": "slurm.cpus_per_task", "local": "local.cpus_per_task", "pbs": "pbs.ncpus"},
+    "ncpus": {"slurm": "slurm.cpus_per_task", "local": "local.cpus_per_task", "pbs": "pbs.ncpus"},
+    "mem": {"slurm": "slurm.mem", "local": "local.mem", "pbs": "pbs.mem"},
+    "mem-per-cpu": {"slurm": "slurm.mem_per_cpu"},
+    "gpus": {
+        "slurm": "slurm.gpus",
+        "local": "local.gpus",
+        "pbs": "pbs.ngpus",
+        "remote": "distributed.remotes.{alias}.gpus",
+    },
+    "walltime": {
+        "slurm": "slurm.walltime",
+        "local": "local.walltime",
+        "pbs": "pbs.walltime",
+        "distributed": "distributed.walltime",
+        "remote": "distributed.walltime",
+    },
+    "partition": {"slurm": "slurm.partition"},
+    "queue": {"pbs": "pbs.queue"},
+    "qos": {"slurm": "slurm.qos"},
+    "account": {"slurm": "slurm.account", "pbs": "pbs.account"},
+    "constraint": {"slurm": "slurm.constraint"},
+    "select": {"pbs": "pbs.select"},
+    "nodes": {"pbs": "pbs.nodes"},
+    "ppn": {"pbs": "pbs.ppn"},
 }
+_RESOURCES["ngpus"] = _RESOURCES["gpus"]
+_RESOURCES["time"] = _RESOURCES["walltime"]
 
 
-def _resource_sets(text: str, section: str) -> tuple[list[str], list[str]]:
+def _key(name: str, section: str, alias: str | None) -> str | None:
+    key = _RESOURCES.get(name, {}).get(section)
+    return key.format(alias=_quoted(alias or "")) if key else None
+
+
+def _resource_sets(text: str, section: str, alias: str | None) -> tuple[list[str], list[str]]:
     """``--resources "--cpus-per-task=4 --mem=16G"`` (or ``select=1:ncpus=4``) → --set args, notes."""
     sets, extra, ignored = [], [], []
     for token in shlex.split(text):
         pieces = [token] if token.startswith("-") else token.split(":")
         for piece in pieces:
             name, sep, value = piece.lstrip("-").partition("=")
-            key = _RESOURCES.get(name, {}).get(section) if sep else None
+            key = _key(name, section, alias) if sep else None
             if key:
-                sets += ["--set", f"{section}.{key}={value}"]
+                sets += ["--set", f"{key}={value}"]
             elif section == "slurm" and token.startswith("-"):
                 extra.append(piece)
             elif piece not in ("-l",):
                 ignored.append(piece)
     if extra:
         sets += ["--set", f"slurm.extra_directives={json.dumps(extra)}"]
-    notes = [f"--resources {' '.join(ignored)}: no {section}: setting takes it; ignored"] if ignored else []
+    where = f"--remote {alias}" if section == "remote" else f"{section}:"
+    notes = [f"--resources {' '.join(ignored)}: no setting of {where} takes it; ignored"] if ignored else []
     return sets, notes
 
 
-def _gpu_sets(text: str, section: str) -> tuple[list[str], list[str]]:
-    """v1's --gpus allowlist (all, cpu, N, 0,1,3) → local.visible_gpus / local.gpus."""
-    if section != "local":
+def _gpu_sets(text: str, section: str, alias: str | None) -> tuple[list[str], list[str]]:
+    """v1's --gpus allowlist (all, cpu, N, 0,1,3) → visible_gpus / gpus of this machine or the --remote host."""
+    if section not in ("local", "remote"):
         return [], [f"--gpus {text}: v1 applied it to local and --remote runs only; ignored"]
+    prefix = "local" if section == "local" else f"distributed.remotes.{_quoted(alias or '')}"
     text = text.strip().lower()
     if text == "all":
         return [], []
     if text == "cpu":
-        return ["--set", "local.gpus=0"], []
+        return ["--set", f"{prefix}.gpus=0"], []
     if text.isdigit():
-        return ["--set", f"local.visible_gpus={json.dumps(list(range(int(text))))}"], []
+        return ["--set", f"{prefix}.visible_gpus={json.dumps(list(range(int(text))))}"], []
     ids = [part.strip() for part in text.split(",")]
     if not all(part.isdigit() for part in ids):
         raise click.BadParameter("use all, cpu, a count N, or device numbers such as 0,1,3", param_hint="--gpus")
-    return ["--set", f"local.visible_gpus={json.dumps([int(part) for part in ids])}"], []
+    return ["--set", f"{prefix}.visible_gpus={json.dumps([int(part) for part in ids])}"], []
+
+
+def _mode(mode: str | None, remote_alias: str | None, default: str) -> str:
+    """v1's rules: --remote implies --mode remote, which needs it, and goes with no other mode."""
+    mode = mode or ("remote" if remote_alias else default)
+    if mode == "remote" and not remote_alias:
+        raise click.UsageError("--mode remote needs --remote ALIAS (as in v1)")
+    if remote_alias and mode not in ("remote", "auto"):
+        raise click.UsageError(f"--remote goes with --mode remote, not --mode {mode} (as in v1)")
+    return "remote" if remote_alias else mode
 
 
 def _run_settings(
     mode: str,
+    alias: str | None,
     walltime: str | None,
     resources: str | None,
     group: str | None,
@@ -208,16 +250,15 @@ def _run_settings(
     show_output: bool,
 ) -> tuple[list[str], list[str], list[str]]:
     """(--profile args, --set/-j args, notes) shared by sweep run and sweep complete."""
-    profile, section, mode_args = _profile_and_section(mode)
+    profile, section, mode_args = _profile_and_section(mode, alias)
     args, notes = list(mode_args), []
     if walltime:
-        key = _RESOURCES["walltime"].get(section, "walltime")
-        args += ["--set", f"{section}.{key}={walltime}"]
+        args += ["--set", f"{_key('walltime', section, alias)}={walltime}"]
     if resources:
-        sets, why = _resource_sets(resources, section)
+        sets, why = _resource_sets(resources, section, alias)
         args, notes = args + sets, notes + why
     if gpus is not None:
-        sets, why = _gpu_sets(gpus, section)
+        sets, why = _gpu_sets(gpus, section, alias)
         args, notes = args + sets, notes + why
     if group:
         args += ["--set", f"wandb.group={group}"]
@@ -235,14 +276,6 @@ def _run_settings(
     return ["--profile", profile], args, notes
 
 
-def _remote_hint(alias: str | None, command: list[str]) -> Translation:
-    return Translation(
-        command,
-        hint=f"--remote {alias or 'ALIAS'}: hsm-snake runs a sweep on the SSH hosts of hsm.yaml's distributed.remotes "
-        f"(--profile ssh); register the host once with: hsm-snake remote add {alias or 'ALIAS'}",
-    )
-
-
 def _run_options(function: Callable) -> Callable:
     """The options v1's sweep run and sweep complete share."""
     for decorator in reversed(
@@ -253,7 +286,7 @@ def _run_options(function: Callable) -> Callable:
             click.option("-p", "--parallel-jobs", type=int, help="Tasks at once on this machine (local mode: -j)."),
             click.option("--no-progress", is_flag=True, help="Accepted (no bar is drawn off a terminal)."),
             click.option("--show-output", is_flag=True, help="Accepted (task output is in tasks/<task>/stdout.log)."),
-            click.option("--remote", "remote_alias", help="One SSH host (hsm-snake: the distributed.remotes pool)."),
+            click.option("--remote", "remote_alias", help="Only this SSH host (registered, or a ~/.ssh/config alias)."),
             click.option("--gpus", "gpus", help="GPU allowlist: all, cpu, N or 0,1,3 (local.visible_gpus)."),
         ]
     ):
@@ -296,13 +329,10 @@ def run(
     if count_only:
         _finish(ctx, Translation(["validate", config]))
         return
-    mode = mode or ("remote" if remote_alias else "auto")
-    if mode == "remote" or remote_alias:
-        _finish(ctx, _remote_hint(remote_alias, ["run", config, "--profile", "ssh"]))
-        return
+    mode = _mode(mode, remote_alias, "auto")
     if max_runs is not None and max_runs < 1:
         raise click.BadParameter("must be at least 1", param_hint="--max-runs")
-    profile, settings, notes = _run_settings(mode, gpus=gpus, **_common(options))
+    profile, settings, notes = _run_settings(mode, remote_alias, gpus=gpus, **_common(options))
     argv = ["run", config, *profile, *settings]
     argv += ["--dry-run"] if dry_run else []
     argv += ["--sweep-id", sweep_id] if sweep_id else []
@@ -359,9 +389,7 @@ def complete(
 ) -> None:
     """hsm sweep complete → hsm-snake complete."""
     target = [sweep_id] if sweep_id else []
-    if mode == "remote" or remote_alias:
-        _finish(ctx, _remote_hint(remote_alias, ["complete", *target, "--profile", "ssh"]))
-        return
+    mode = _mode(mode, remote_alias, "auto")
     if complete_baselines or complete_main_training or baselines_only:
         _finish(
             ctx,
@@ -376,7 +404,7 @@ def complete(
         return
     if max_runs is not None and max_runs < 1:
         raise click.BadParameter("must be at least 1", param_hint="--max-runs")
-    profile, settings, notes = _run_settings(mode, gpus=gpus, **_common(options))
+    profile, settings, notes = _run_settings(mode, remote_alias, gpus=gpus, **_common(options))
     argv = ["complete", *target, *profile, *settings]
     argv += ["--no-retry-failed"] if no_retry_failed else []
     argv += ["--tasks", _task_ids(task_ids)] if task_ids else []
@@ -698,7 +726,7 @@ def setup() -> None:
 
 @setup.command("init")
 @click.option("-i", "--interactive", is_flag=True)
-@click.option("--project-root", type=click.Path(exists=True, file_okay=False))
+@click.option("--project-root", type=click.Path(file_okay=False))
 @_verbosity
 @click.pass_context
 def setup_init(ctx, interactive: bool, project_root: str | None, **_) -> None:
@@ -918,6 +946,7 @@ FORMS: dict[str, list[str]] = {
         "sweep run --mode distributed",
         "sweep run --remote my-box --gpus 1 --resources '--gpus=1'",
         "sweep run --mode remote --remote my-box",
+        "sweep run --remote gpu1.lab.org --gpus cpu --walltime 01:00:00 --resources '--gpus=0 --mem=8G'",
         "sweep run --mode local --gpus 0,1 --parallel-jobs 4 --resources '--gpus=1'",
         "sweep run --mode local -p 2 --gpus cpu --walltime 00:30:00",
         "sweep run --config sweeps/sweep.yaml --count-only",

@@ -10,6 +10,7 @@ them next to the file's settings (project_config.yaml ``overrides``), so ``compl
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,19 +32,32 @@ def _value(text: str) -> Any:
         return text
 
 
+_KEY = re.compile(r'(?:"[^"]+"|[^".=]+)(?:\.(?:"[^"]+"|[^".=]+))*')
+_PART = re.compile(r'"([^"]+)"|([^".=]+)')
+
+
+def _split_item(item: str) -> tuple[list[str], str] | None:
+    """``KEY=VALUE`` → (key parts, value text); a part in double quotes may hold dots (a host alias)."""
+    key = _KEY.match(item)
+    if not key or item[key.end() : key.end() + 1] != "=":
+        return None
+    parts = [quoted or plain.strip() for quoted, plain in _PART.findall(key.group())]
+    return (parts, item[key.end() + 1 :]) if all(parts) else None
+
+
 def parse(items: Iterable[str]) -> dict[str, Any]:
     """``["slurm.walltime=02:00:00", "local.visible_gpus=[0,1]"]`` → a nested mapping (later items win)."""
     result: dict[str, Any] = {}
     for item in items:
-        key, sep, text = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(part.strip() for part in parts):
+        split = _split_item(item)
+        if split is None:
             raise ConfigError(
                 f"{item!r} is not KEY=VALUE",
                 key=SOURCE,
                 hint="a dotted hsm.yaml key and its value, e.g. --set slurm.walltime=02:00:00 "
-                "--set local.max_parallel=4",
+                '--set local.max_parallel=4 (quote a part with dots: distributed.remotes."gpu1.lab".gpus=1)',
             )
+        parts, text = split
         node = result
         for part in parts[:-1]:
             child = node.get(part)
@@ -71,6 +85,7 @@ def flatten(overrides: dict[str, Any], prefix: str = "") -> list[str]:
     """The ``KEY=VALUE`` items of a nested mapping (for messages and the sweep log)."""
     items = []
     for key, value in overrides.items():
+        key = f'"{key}"' if "." in key else key
         if isinstance(value, dict) and value:
             items += flatten(value, f"{prefix}{key}.")
         else:

@@ -117,8 +117,10 @@ def load_project(path: Path | None, cwd: Path, overrides: dict[str, Any] | None 
     if path is None:
         path = find_project_config(cwd)
         if path is None:
-            data = _with_defaults(_Normalizer(Path(SET_SOURCE), {}, lenient=False).read(overrides))
-            return ProjectConfig(source=None, root=cwd, data=data, overrides=overrides)
+            reader = _Normalizer(Path(SET_SOURCE), {}, lenient=False)
+            data = reader.read(overrides)
+            reader.check_pool_selection(data)
+            return ProjectConfig(source=None, root=cwd, data=_with_defaults(data), overrides=overrides)
     else:
         path = Path(_expand(str(path)))
         path = path if path.is_absolute() else cwd / path
@@ -145,6 +147,7 @@ def load_project(path: Path | None, cwd: Path, overrides: dict[str, Any] | None 
     data = reader.read(data)
     reader.check_interpreters(data)
     reader.check_path_maps(data)
+    reader.check_pool_selection(data)
     data = _with_defaults(data)
     project_dir = _project_dir(path)
     root = project_dir / _expand(data["project"]["root"]) if data.get("project", {}).get("root") else project_dir
@@ -436,6 +439,18 @@ class _Normalizer:
                     ["distributed", "remotes", alias, "path_map"],
                     hint="path_map says where a host that shares this machine's files sees them; "
                     "set shared_fs: true, or drop path_map (the host then gets copies)",
+                )
+
+    def check_pool_selection(self, data: dict[str, Any]) -> None:
+        """distributed.use names remotes of this file (or local)."""
+        distributed = data.get("distributed") or {}
+        known = set(distributed.get("remotes") or {})
+        for alias in distributed.get("use") or []:
+            if alias != "local" and alias not in known:
+                raise self.error(
+                    f"'{alias}' is not one of the remotes (a disabled one is left out)",
+                    ["distributed", "use"],
+                    hint="known: " + (", ".join(sorted(known)) or "none") + "; add it with hsm-snake remote add",
                 )
 
     def check_interpreters(self, data: dict[str, Any]) -> None:

@@ -146,16 +146,18 @@ def host_from_remote(alias: str, remote: dict[str, Any], min_free_gb: float = DE
 
 
 def pool_from_record(record: dict[str, Any], local_python: list[str]) -> list[Host]:
-    """The hosts of project_config.yaml ``project.distributed`` (plus this machine if local_slots)."""
+    """The hosts of project_config.yaml ``project.distributed`` (plus this machine if local_slots),
+    only those of ``distributed.use`` when it is set (v1's ``--remote ALIAS``)."""
     distributed = distributed_of(record)
     min_free_gb = float(distributed.get("min_free_gb", DEFAULT_MIN_FREE_GB))
+    use = distributed.get("use")
     hosts = [
         host_from_remote(str(alias), remote or {}, min_free_gb)
         for alias, remote in (distributed.get("remotes") or {}).items()
-        if (remote or {}).get("enabled") is not False
+        if (remote or {}).get("enabled") is not False and (use is None or str(alias) in use)
     ]
     local_slots = int(distributed.get("local_slots") or 0)
-    if local_slots > 0:
+    if local_slots > 0 and (use is None or LOCAL in use):
         hosts.append(Host(alias=LOCAL, host=LOCAL, python=list(local_python), project_dir="", slots=local_slots))
     return hosts
 
