@@ -50,6 +50,7 @@ def test_every_v1_command_and_option_has_a_form():
             sub = command.make_context(path, words[len(path.split()) :])
             given = {p.name for p in command.params if sub.get_parameter_source(p.name) == ParameterSource.COMMANDLINE}
             used.setdefault(id(command), set()).update(given)
+    assert set(FORMS) == {path for path, _ in walk()}, "FORMS names a command hsm does not have"
     for path, command in walk():
         names = {p.name for p in command.params if p.name not in ("sub_verbose", "sub_quiet", "args")}
         missing = names - used[id(command)]

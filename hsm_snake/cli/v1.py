@@ -677,9 +677,14 @@ def remote_remove(ctx, name: str, yes: bool) -> None:
 # -- queue ------------------------------------------------------------------------------------------------
 
 
-@hsm.group("queue", cls=V1Group)
-def queue_group() -> None:
-    """v1's Slurm queue views."""
+@hsm.group("queue", cls=V1Group, invoke_without_command=True)
+@click.option("-w", "--watch", "watch_", is_flag=True, hidden=True)
+@click.option("-r", "--refresh", type=int, hidden=True)
+@click.pass_context
+def queue_group(ctx: click.Context, watch_: bool, refresh: int | None) -> None:
+    """v1's Slurm queue views (alone, as v1's older hsm queue: your jobs)."""
+    if ctx.invoked_subcommand is None:
+        _finish(ctx, Translation(["queue", "mine"]))
 
 
 @queue_group.command("mine")
@@ -990,6 +995,7 @@ FORMS: dict[str, list[str]] = {
     "remote gpus": ["remote gpus my-box", "remote gpus --all"],
     "remote clean": ["remote clean my-box -y", "remote clean my-box --all-projects"],
     "remote remove": ["remote remove my-box --yes"],
+    "queue": ["queue", "queue -w -r 10"],
     "queue mine": ["queue mine"],
     "queue position": ["queue position", "queue position 3553026"],
     "queue gpus": ["queue gpus --mine"],
@@ -1037,10 +1043,12 @@ def walk(group: click.Group = hsm, prefix: str = "") -> Iterator[tuple[str, clic
     for name in sorted(group.commands):
         command = group.commands[name]
         path = f"{prefix}{name}"
-        if isinstance(command, click.Group):
-            yield from walk(command, f"{path} ")
-        else:
+        if not isinstance(command, click.Group):
             yield path, command
+            continue
+        if command.invoke_without_command:  # a v1 command of its own too
+            yield path, command
+        yield from walk(command, f"{path} ")
 
 
 def translate(form: str, cluster: str = "slurm") -> Translation:
