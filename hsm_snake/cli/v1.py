@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import re
 import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,14 +69,6 @@ def _finish(ctx: click.Context, translation: Translation) -> None:
             raise click.BadParameter(f"{translation.cwd} is not a folder", param_hint="--project-root")
         os.chdir(translation.cwd)
     hsm_snake_cli.main(args=translation.argv, prog_name="hsm-snake", standalone_mode=True)
-
-
-def _has_option(path: list[str], name: str) -> bool:
-    """Whether hsm-snake's command ``path`` takes option ``name`` (some arrive from other work)."""
-    command: click.Command | None = hsm_snake_cli
-    for part in path:
-        command = command.commands.get(part) if isinstance(command, click.Group) else None
-    return command is not None and any(name in p.opts for p in command.params)
 
 
 def _has_command(path: list[str]) -> bool:
@@ -469,20 +462,8 @@ def report(ctx: click.Context, sweep_id: str | None, scan_tasks: bool, save_json
 def errors(ctx: click.Context, sweep_id: str | None, every: bool, pattern: str | None, **_) -> None:
     """hsm sweep errors → hsm-snake errors."""
     argv = ["errors", *([sweep_id] if sweep_id else [])] + (["--lines", "1000"] if every else [])
-    if pattern is not None:
-        if not _has_option(["errors"], "--pattern"):
-            _finish(
-                ctx,
-                Translation(
-                    argv + ["--json"],
-                    hint=(
-                        "--pattern: this hsm-snake cannot filter errors yet; filter its JSON: "
-                        f"hsm-snake errors --json | grep -i {shlex.quote(pattern)}"
-                    ),
-                ),
-            )
-            return
-        argv += ["--pattern", pattern]
+    # v1 matched plain text (ignoring case); hsm-snake's --pattern is a regular expression.
+    argv += ["--pattern", re.escape(pattern)] if pattern is not None else []
     _finish(ctx, Translation(argv))
 
 
@@ -502,11 +483,8 @@ def watch(ctx: click.Context, sweep_id: str | None, refresh: int, once: bool, **
 
 
 def _recent(days: int | None) -> Translation:
-    if days is None:
-        return Translation(["recent"])
-    if _has_option(["recent"], "--days"):
-        return Translation(["recent", "--days", str(days)])
-    return Translation(["recent", "--all"], notes=[f"-d {days}: this hsm-snake lists sweeps by count: showing all"])
+    """v1 listed the sweeps of the last 7 days unless told otherwise."""
+    return Translation(["recent", "--days", str(7 if days is None else days)])
 
 
 @sweep.command("recent")
