@@ -875,6 +875,13 @@ _LEGACY_GROUPS: dict[str, tuple[str, dict[str, list[str] | Hint]]] = {
             for name in ("init", "list", "run", "to", "cache", "clean")
         },
     ),
+    "analyze": (
+        "v1's code-analysis tooling (its README still lists it).",
+        {
+            name: Hint("v1's analysis of its own code base is not part of hsm-snake; a sweep's report is", ("report",))
+            for name in ("enable-tracking", "report", "dead-code", "complexity", "dependencies", "coverage-gaps")
+        },
+    ),
     "results": (
         "v1's results commands.",
         {
@@ -1011,6 +1018,12 @@ FORMS: dict[str, list[str]] = {
     "sync to": ["sync to box"],
     "sync cache": ["sync cache"],
     "sync clean": ["sync clean"],
+    "analyze enable-tracking": ["analyze enable-tracking"],
+    "analyze report": ["analyze report"],
+    "analyze dead-code": ["analyze dead-code"],
+    "analyze complexity": ["analyze complexity"],
+    "analyze dependencies": ["analyze dependencies"],
+    "analyze coverage-gaps": ["analyze coverage-gaps"],
     "results collect": ["results collect sweep_20250101_120000"],
     "results sweep": ["results sweep sweep_20250101_120000"],
 }
