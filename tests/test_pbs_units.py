@@ -598,11 +598,11 @@ def test_runner_skips_a_setup_the_job_script_ran(tmp_path, monkeypatch):
 def test_sweep_records_pbs_resources(project):
     from hsm_snake.config.project import load_project
     from hsm_snake.config.sweep_file import load_sweep
-    from hsm_snake.sweep.create import rule_resources
+    from hsm_snake.sweep.create import resources_by_backend
 
     project.write_project({"pbs": {"walltime": "00:10:00", "select": 1, "ncpus": 2, "mem": "2G"}})
     spec = load_sweep(project.write_sweep({"grid": {"x": [1]}, "resources": {"pbs": {"mem": "3G"}}}))
-    pbs = rule_resources(load_project(None, cwd=project.root), spec)["pbs"]
+    pbs = resources_by_backend(load_project(None, cwd=project.root), spec)["pbs"]
     assert (pbs["runtime"], pbs["mem_mb"], pbs["pbs_ncpus"], pbs["pbs_flavor"]) == (10, 3072, 2, "pro")
 
 

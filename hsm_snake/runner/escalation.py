@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from hsm_snake.layout.paths import TaskPaths
+from hsm_snake.layout.paths import SweepPaths, TaskPaths
 from hsm_snake.layout.records import RecordError, read_record_text
 from hsm_snake.runner.failures import CUDA_OOM, OUT_OF_MEMORY, TIMEOUT
 
@@ -63,7 +62,7 @@ def timeout_failures(history: list[str]) -> int:
     return history.count(TIMEOUT)
 
 
-def rule_resources(static: dict[str, Any], retry: dict[str, Any], tasks_dir: str) -> dict[str, Any]:
+def rule_resources(static: dict[str, Any], retry: dict[str, Any], sweep: SweepPaths) -> dict[str, Any]:
     """Resources for the task rule: static values, and callables that grow mem/runtime per task."""
     resources: dict[str, Any] = dict(static)
 
@@ -71,7 +70,7 @@ def rule_resources(static: dict[str, Any], retry: dict[str, Any], tasks_dir: str
         base = static[name]
 
         def value(wildcards: Any) -> int:
-            history = failure_history(TaskPaths(Path(tasks_dir) / wildcards.task))
+            history = failure_history(sweep.task(wildcards.task))
             return scaled(base, count(history), float(retry.get(factor_key, 2)), retry.get(cap_key))
 
         resources[name] = value

@@ -145,7 +145,7 @@ def setup_script(project: ProjectConfig, backend: str) -> str | None:
     return "\n".join(lines) or None
 
 
-def rule_resources(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
+def resources_by_backend(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
     """Snakemake resources of the task rule, per backend (local: the device slots a task takes)."""
     gpus = local_gpus(project, spec)
     return {
@@ -183,7 +183,7 @@ def project_record(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         **({"overrides": project.overrides} if project.overrides else {}),
         "project": project.data,
         "runner": runner_settings(project, spec),
-        "resources": rule_resources(project, spec),
+        "resources": resources_by_backend(project, spec),
         "retry": retry_policy(project, spec),
         "sweep_resources": spec.resources,
     }
@@ -198,7 +198,9 @@ def plan_sweep(spec: SweepSpec, project: ProjectConfig, paths: SweepPaths) -> Sw
     runner = runner_settings(project, spec)
     for name in new:
         check_renderable(tasks[name], runner["arg_style"], spec)
-    return SweepPlan(paths=paths, tasks=tasks, new_tasks=new, runner=runner, resources=rule_resources(project, spec))
+    return SweepPlan(
+        paths=paths, tasks=tasks, new_tasks=new, runner=runner, resources=resources_by_backend(project, spec)
+    )
 
 
 def check_renderable(task: TaskEntry, style: str, spec: SweepSpec) -> None:

@@ -13,7 +13,7 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
     """A sweep by path, by id under the project's output dir, or the newest one there."""
     if ref:
         candidate = Path(ref).expanduser()
-        if (candidate / "task_mapping.yaml").exists():
+        if SweepPaths(candidate).task_mapping.exists():
             return SweepPaths(candidate.resolve())
         _refuse_sweep_without_mapping(candidate)
     # Only an id or "newest" needs the project config (for its output dir).
@@ -22,7 +22,7 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
     output_dir = load_project(None, cwd=cwd).output_dir
     if ref:
         by_id = output_dir / ref
-        if (by_id / "task_mapping.yaml").exists():
+        if SweepPaths(by_id).task_mapping.exists():
             return SweepPaths(by_id)
         _refuse_sweep_without_mapping(by_id)
         known = sorted(p.name for p in sweep_dirs(output_dir))
@@ -38,12 +38,13 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
             else "start one with `hsm-snake run sweep.yaml`, or name a sweep directory"
         )
         raise SweepNotFoundError(f"no sweeps under {output_dir}.\n  hint: {hint}")
-    return SweepPaths(max(found, key=lambda p: (p / "task_mapping.yaml").stat().st_mtime))
+    return SweepPaths(max(found, key=lambda p: SweepPaths(p).task_mapping.stat().st_mtime))
 
 
 def is_v1_sweep_dir(folder: Path) -> bool:
     """A folder HPC Sweep Manager v1 wrote (its sweep_config.yaml) that was never migrated."""
-    return (folder / "sweep_config.yaml").is_file() and not (folder / "task_mapping.yaml").exists()
+    paths = SweepPaths(folder)
+    return paths.sweep_config.is_file() and not paths.task_mapping.exists()
 
 
 def v1_sweep_dirs(output_dir: Path) -> list[Path]:
@@ -61,9 +62,9 @@ def _refuse_sweep_without_mapping(folder: Path) -> None:
             f"  hint: `hsm-snake migrate {shlex.quote(str(folder))}` adds hsm-snake's records to it (v1's files "
             "stay as they are, nothing is lost); add --to NEW_FOLDER to migrate a copy instead"
         )
-    if (folder / "tasks").is_dir():
+    if SweepPaths(folder).tasks_dir.is_dir():
         raise SweepNotFoundError(
-            f"{folder / 'task_mapping.yaml'} is missing: it lists the sweep's tasks, and without it "
+            f"{SweepPaths(folder).task_mapping} is missing: it lists the sweep's tasks, and without it "
             "hsm-snake cannot tell which task is which.\n"
             "  hint: restore the file (from a backup or version control); nothing in the sweep was changed"
         )
@@ -72,4 +73,4 @@ def _refuse_sweep_without_mapping(folder: Path) -> None:
 def sweep_dirs(output_dir: Path) -> list[Path]:
     if not output_dir.is_dir():
         return []
-    return [p for p in output_dir.iterdir() if (p / "task_mapping.yaml").exists()]
+    return [p for p in output_dir.iterdir() if SweepPaths(p).task_mapping.exists()]

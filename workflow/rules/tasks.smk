@@ -16,6 +16,6 @@ rule task:
         task=r"task_\d+",
     resources:
         # Per backend (--config backend=slurm); memory and time grow after a task ran out of them.
-        **rule_resources(SWEEP.resources.get(config.get("backend"), {}), SWEEP.retry, "tasks"),
+        **rule_resources(SWEEP.resources.get(config.get("backend"), {}), SWEEP.retry, SWEEP.paths),
     run:
         run_task(f"tasks/{wildcards.task}")
