@@ -149,13 +149,6 @@ def task_metrics(paths: SweepPaths, name: str, status: dict[str, Any] | None) ->
     return data if isinstance(data, dict) else {}
 
 
-def marker_mtime(tasks_dir: str, name: str) -> float | None:
-    try:
-        return os.stat(f"{tasks_dir}/{name}/.completed").st_mtime
-    except OSError:
-        return None
-
-
 def status_mtime(tasks_dir: str, name: str) -> float | None:
     """When a task's status.yaml was last written (at its end, for a finished task), sub-second."""
     try:

@@ -1,0 +1,84 @@
+"""The parsed status.yaml of completed tasks, kept between monitoring commands (``.hsm/status-cache.json``).
+
+Reading every status.yaml of a finished 10,000-task sweep costs one open and read per task (the
+floor) and parsing 10,000 records costs more than reading them. A completed task's record does
+not change, so ``status --json``, ``results`` and ``report`` reuse what an earlier command read.
+
+An entry is keyed on the identity of the task's completion marker (inode, mtime and ctime in
+nanoseconds), which scan stats anyway to decide that the task is done: a hit costs no system call
+at all. That is exact because of the order every writer keeps (the runner, the SSH executor's
+pull, migrate): the final status.yaml is in place before the marker is created, and a task that
+runs again loses its marker before its status.yaml changes, so its next marker is another file.
+Only records that say ``completed`` are cached, so a record read in the instant a rerun replaced
+it is never kept. The cache never decides a state (scan does, from the marker); the file is
+replaced atomically and not fsynced; a missing, damaged or foreign one is ignored and rebuilt,
+and a sweep directory one cannot write to goes without. A kill -9 at any moment, or a task
+finishing while a command reads, costs at most a re-read. (A status.yaml edited by hand after its
+task completed is out of this protocol: it is seen again once the marker changes, or after
+deleting the cache file.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hsm_snake.layout.records import decode_record, parse_json_lines, write_bytes_atomic
+
+FORMAT = 1
+
+
+class StatusCache:
+    def __init__(self, path: Path, entries: dict[str, list[Any]]) -> None:
+        self.path = path
+        self._entries = entries
+        self._changed = False
+
+    @classmethod
+    def load(cls, path: Path) -> StatusCache:
+        try:
+            with open(path, "rb") as handle:
+                data = json.loads(handle.read())
+        except (OSError, ValueError):
+            return cls(path, {})
+        entries = data.get("tasks") if isinstance(data, dict) and data.get("format") == FORMAT else None
+        return cls(path, entries if isinstance(entries, dict) else {})
+
+    def completed_record(self, name: str, status_path: str, marker: os.stat_result) -> dict[str, Any]:
+        """A completed task's status record: the cached one if its marker is the same file, else
+        read (and cached when it is in the form the runner writes and says completed).
+        FileNotFoundError and RecordError as :func:`~hsm_snake.layout.records.read_record_text`."""
+        key = [marker.st_ino, marker.st_mtime_ns, marker.st_ctime_ns]
+        cached = self._entries.get(name)
+        if isinstance(cached, list) and len(cached) == 2 and cached[0] == key and isinstance(cached[1], dict):
+            return cached[1]
+        with open(status_path, "rb") as handle:
+            data = handle.read()
+        try:
+            record = parse_json_lines(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            record = None
+        if record is None or record.get("status") != "completed":
+            self.forget(name)
+            return decode_record(status_path, data)
+        self._entries[name] = [key, record]
+        self._changed = True
+        return record
+
+    def forget(self, name: str) -> None:
+        """Drop a task that is not completed (any more): keeps the file to completed tasks."""
+        if self._entries.pop(name, None) is not None:
+            self._changed = True
+
+    def save(self) -> None:
+        """Write the cache if this scan changed it; a sweep directory one cannot write to goes without."""
+        if not self._changed:
+            return
+        data = json.dumps({"format": FORMAT, "tasks": self._entries}, separators=(",", ":"))
+        try:
+            write_bytes_atomic(self.path, data.encode("utf-8"), durable=False)
+        except OSError:
+            return
+        self._changed = False
