@@ -557,8 +557,9 @@ def results(sweep: str | None, fmt: str, output: Path | None) -> None:
 
     paths = find_sweep(sweep, Path.cwd())
     table = results_mod.collect(scan.scan(load_sweep_index(paths.root), with_status=True))
+    csv_text = results_mod.to_csv(table)
     try:
-        csv_path = results_mod.write_results_csv(paths, table)
+        csv_path = results_mod.write_results_csv(paths, csv_text)
     except OSError as exc:
         csv_path = None
         click.echo(f"note: could not write {results_mod.results_csv_path(paths)}: {exc}", err=True)
@@ -569,9 +570,9 @@ def results(sweep: str | None, fmt: str, output: Path | None) -> None:
     elif output is not None:
         from hsm_snake.layout.records import write_text_atomic
 
-        write_text_atomic(output, results_mod.to_csv(table) if fmt == "csv" else results_mod.to_json(table) + "\n")
+        write_text_atomic(output, csv_text if fmt == "csv" else results_mod.to_json(table) + "\n")
     else:
-        click.echo(results_mod.to_csv(table) if fmt == "csv" else results_mod.to_json(table), nl=fmt == "json")
+        click.echo(csv_text if fmt == "csv" else results_mod.to_json(table), nl=fmt == "json")
         return
     click.echo(f"{len(table.rows)} task(s) written to {output}" + (f" (and {csv_path})" if csv_path else ""))
 

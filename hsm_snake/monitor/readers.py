@@ -137,10 +137,17 @@ def tail_lines(path: os.PathLike[str] | str, count: int = 10) -> list[str]:
 
 
 def task_metrics(paths: SweepPaths, name: str, status: dict[str, Any] | None) -> dict[str, Any]:
-    """Metrics of a task: status.yaml ``metrics``, else its metrics.json; {} when neither is usable."""
-    metrics = (status or {}).get("metrics")
+    """Metrics of a task: status.yaml ``metrics``, else its metrics.json; {} when neither is usable.
+
+    A final status with ``metrics: null`` means the runner found none (it reads metrics.json
+    itself): metrics.json is not opened again for it.
+    """
+    status = status or {}
+    metrics = status.get("metrics")
     if isinstance(metrics, dict):
         return metrics
+    if metrics is None and "metrics" in status:
+        return {}
     try:
         with open(f"{paths.tasks_dir}/{name}/metrics.json", encoding="utf-8") as handle:
             data = json.load(handle)

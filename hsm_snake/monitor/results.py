@@ -83,20 +83,21 @@ def collect(state: scan.SweepState) -> ResultTable:
     return ResultTable(paths.sweep_id, list(params.values()), list(metric_names.values()), rows)
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, list | dict | bool):
-        return json.dumps(value, ensure_ascii=False)
-    return value
+# Cells written as JSON; csv writes None as an empty cell and everything else as str() does.
+_JSON_CELLS = (list, dict, bool)
 
 
 def to_csv(table: ResultTable) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.columns)
-    for row in table.rows:
-        writer.writerow([_cell(row.get(column)) for column in table.columns])
+    columns = table.columns
+    # type(), not isinstance: the cells come from JSON/YAML parsers (no subclasses), and it is the
+    # cheapest test on 10,000 rows of ~30 cells.
+    writer.writerows(
+        [v if type(v) not in _JSON_CELLS else json.dumps(v, ensure_ascii=False) for v in map(row.get, columns)]
+        for row in table.rows
+    )
     return out.getvalue()
 
 
@@ -110,9 +111,10 @@ def results_csv_path(paths: SweepPaths) -> Path:
     return paths.reports_dir / "results.csv"
 
 
-def write_results_csv(paths: SweepPaths, table: ResultTable) -> Path:
+def write_results_csv(paths: SweepPaths, csv_text: str) -> Path:
+    """reports/results.csv, from :func:`to_csv`'s text."""
     target = results_csv_path(paths)
-    write_text_atomic(target, to_csv(table))
+    write_text_atomic(target, csv_text)
     return target
 
 
