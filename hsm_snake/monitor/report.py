@@ -60,6 +60,8 @@ class ReportFiles:
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        # Compiled templates kept in jinja's per-user temp folder: compiling them costs more than a small report.
+        bytecode_cache=jinja2.FileSystemBytecodeCache(),
         autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -146,11 +148,14 @@ def scatter_plots(table: ResultTable) -> tuple[list[dict[str, str]], int]:
     return plots, max(0, len(pairs) - MAX_SCATTER_PLOTS)
 
 
-def _intervals(table: ResultTable, paths: SweepPaths) -> list[tuple[str, float, float, str, str, str]]:
+def _intervals(
+    table: ResultTable, paths: SweepPaths, markers: dict[str, float]
+) -> list[tuple[str, float, float, str, str, str]]:
     """(host, start, end, tooltip, state, backend) of every task with a start time and a duration.
 
-    status.yaml's times are whole seconds; the file's mtime (it is written last, when the task
-    ends) gives the end to the millisecond whenever it agrees with the recorded times.
+    status.yaml's times are whole seconds; the mtime of the file written last when the task
+    ended (its marker, given in ``markers`` by task, else status.yaml) gives the end to the
+    millisecond whenever it agrees with the recorded times.
     """
     out = []
     tasks_dir = str(paths.tasks_dir)
@@ -160,10 +165,12 @@ def _intervals(table: ResultTable, paths: SweepPaths) -> list[tuple[str, float, 
         if start is None or duration is None or duration < 0:
             continue
         end = start + duration
-        try:
-            written = os.stat(f"{tasks_dir}/{row['task']}/status.yaml").st_mtime
-        except OSError:
-            written = None
+        written = markers.get(row["task"])
+        if written is None:
+            try:
+                written = os.stat(f"{tasks_dir}/{row['task']}/status.yaml").st_mtime
+            except OSError:
+                written = None
         if written is not None and end - 0.5 <= written <= end + 1.5:
             end = written
             start = end - duration
@@ -288,7 +295,7 @@ def build_report(paths: SweepPaths) -> ReportFiles:
     env = _environment()
 
     plots, left_out = scatter_plots(table)
-    intervals = _intervals(table, paths)
+    intervals = _intervals(table, paths, {t.task.name: t.marker_mtime for t in state.tasks if t.marker_mtime})
     perf_data = performance(table, progress, intervals)
     durations = [e - s for _, s, e, _, state_, _ in intervals if state_ == scan.COMPLETED]
     shown_bars = sorted(intervals, key=lambda i: i[1])[-MAX_TIMELINE_BARS:]
