@@ -20,6 +20,7 @@ deleting the cache file.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -82,3 +83,8 @@ class StatusCache:
         except OSError:
             return
         self._changed = False
+        # The temp files of writers killed mid-write (a few MB each); one still being written just
+        # loses its rename, and its command goes without saving.
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
