@@ -1,4 +1,4 @@
-"""The status cache (.hsm/status-cache.json) never changes what the monitoring commands report.
+"""The status cache (.hsm/status-cache) never changes what the monitoring commands report.
 
 Tasks are run by the real task runner (``python -m hsm_snake.runner <task folder>``), which
 writes status.yaml and then the marker, as on every backend.
@@ -7,6 +7,7 @@ writes status.yaml and then the marker, as on every backend.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import random
 import signal
@@ -21,6 +22,7 @@ from hsm_snake.config.sweep_file import load_sweep
 from hsm_snake.layout.status import write_status
 from hsm_snake.monitor import scan
 from hsm_snake.monitor.readers import load_sweep_index
+from hsm_snake.monitor.status_cache import HEADER
 
 
 def make_sweep(project, n: int):
@@ -30,6 +32,16 @@ def make_sweep(project, n: int):
 
 def run_task(index, name: str) -> None:
     subprocess.run([sys.executable, "-m", "hsm_snake.runner", str(index.paths.task(name).dir)], check=True)
+
+
+def cached(index) -> dict:
+    data = index.paths.status_cache.read_bytes()
+    assert data.startswith(HEADER)
+    return marshal.loads(data[len(HEADER) :])
+
+
+def write_cache(index, entries) -> None:
+    index.paths.status_cache.write_bytes(HEADER + marshal.dumps(entries))
 
 
 def states(index) -> dict[str, tuple[str, dict | None]]:
@@ -53,8 +65,7 @@ def test_commands_print_the_same_with_a_cold_and_a_warm_cache(project):
     index.paths.status_cache.unlink(missing_ok=True)  # the run's summary read the records already
     cold = {args: project.cli(*args).output for args in (("status", "cached", "--json"), ("results", "cached"))}
     assert index.paths.status_cache.exists()
-    cached = json.loads(index.paths.status_cache.read_text())["tasks"]
-    assert sorted(cached) == [f"task_00{i}" for i in range(1, 7)]
+    assert sorted(cached(index)) == [f"task_00{i}" for i in range(1, 7)]
     warm = {args: project.cli(*args).output for args in cold}
     assert warm == cold
     assert json.loads(warm[("status", "cached", "--json")])["counts"] == {"completed": 6}
@@ -85,9 +96,9 @@ def test_a_stale_cache_never_shows_a_task_as_completed_or_changes_its_state(proj
     marker = index.paths.task("task_002").marker
     marker.unlink()
     write_status(index.paths.task("task_002").status, {"status": "failed", "task_id": "task_002", "attempt": 2})
-    cache = json.loads(index.paths.status_cache.read_text())
-    cache["tasks"]["task_004"] = cache["tasks"]["task_003"]
-    index.paths.status_cache.write_text(json.dumps(cache))
+    entries = cached(index)
+    entries["task_004"] = entries["task_003"]
+    write_cache(index, entries)
     seen = states(index)
     assert {name: state for name, (state, _) in seen.items()} == {
         "task_001": scan.INTERRUPTED,  # status says completed, no marker, no run records it
@@ -95,7 +106,7 @@ def test_a_stale_cache_never_shows_a_task_as_completed_or_changes_its_state(proj
         "task_003": scan.COMPLETED,
         "task_004": scan.PENDING,
     }
-    assert set(json.loads(index.paths.status_cache.read_text())["tasks"]) == {"task_003"}
+    assert set(cached(index)) == {"task_003"}
     assert seen == fresh_states(index)
 
 
@@ -106,18 +117,21 @@ def test_a_damaged_or_unwritable_cache_is_ignored(project):
     expected = fresh_states(index)
     cache = index.paths.status_cache
     cache.parent.mkdir(exist_ok=True)
+    states(index)
+    full = cache.read_bytes()
+    other_python = HEADER.replace(b"python 3.", b"python 2.")
     for content in (
         b"",
-        b'{"format": 1, "tasks": {"task_001": [',
-        b"\xff\xfe",
-        b"[1, 2]",
-        b'{"format": 99, "tasks": {}}',
+        b"\xff\xfe garbage",
+        full[: len(full) // 2],  # cut short
+        HEADER + b"\x00\x01 not marshal",
+        HEADER + marshal.dumps([1, 2]),
+        other_python + marshal.dumps({}),
     ):
         cache.write_bytes(content)
         assert states(index) == expected
-        assert json.loads(cache.read_text())["format"] == 1  # rebuilt
-    broken = {"format": 1, "tasks": {"task_001": [1, 2, 3], "task_002": "x", "task_009": [[1, 2, 3], {}]}}
-    cache.write_text(json.dumps(broken))
+        assert sorted(cached(index)) == ["task_001", "task_002"]  # rebuilt
+    write_cache(index, {"task_001": [1, 2, 3], "task_002": "x", "task_009": [[1, 2, 3], {}]})
     assert states(index) == expected
     cache.unlink()
     cache.mkdir()  # cannot be replaced: the commands go without a cache
@@ -170,17 +184,19 @@ import sys
 from pathlib import Path
 from hsm_snake.monitor import scan
 from hsm_snake.monitor.readers import load_sweep_index
+from hsm_snake.monitor.status_cache import HEADER
 root = Path(sys.argv[1])
 print("ready", flush=True)
 while True:
-    (root / ".hsm" / "status-cache.json").unlink(missing_ok=True)
+    (root / ".hsm" / "status-cache").unlink(missing_ok=True)
     scan.scan(load_sweep_index(root), with_status=True)
 """
 
 
 def test_kill_9_at_any_moment_leaves_a_cache_that_reads_the_same(project):
     index = make_sweep(project, 1500)
-    for name in (t.name for t in index.active()):
+    names = sorted(t.name for t in index.active())
+    for name in names:
         task = index.paths.task(name)
         write_status(task.status, {"status": "completed", "task_id": name, "attempt": 1, "duration_s": 1.5}, False)
         task.marker.touch()
@@ -197,8 +213,8 @@ def test_kill_9_at_any_moment_leaves_a_cache_that_reads_the_same(project):
         proc.stdout.close()
         cache = index.paths.status_cache
         if cache.exists():  # whole, never a part
-            assert json.loads(cache.read_text())["format"] == 1
+            assert sorted(cached(index)) == names
         assert states(index) == expected  # and it writes the cache whole again
-    assert json.loads(index.paths.status_cache.read_text())["format"] == 1
+    assert sorted(cached(index)) == names
     leftovers = [p.name for p in index.paths.status_cache.parent.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []

@@ -181,7 +181,7 @@ class SweepPaths:
     @property
     def status_cache(self) -> Path:
         """The parsed status.yaml of completed tasks, reused by the monitoring commands."""
-        return self.root / ".hsm" / "status-cache.json"
+        return self.root / ".hsm" / "status-cache"
 
     @property
     def remote_tasks_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""The parsed status.yaml of completed tasks, kept between monitoring commands (``.hsm/status-cache.json``).
+"""The parsed status.yaml of completed tasks, kept between monitoring commands (``.hsm/status-cache``).
 
 Reading every status.yaml of a finished 10,000-task sweep costs one open and read per task (the
 floor) and parsing 10,000 records costs more than reading them. A completed task's record does
@@ -11,24 +11,29 @@ pull, migrate): the final status.yaml is in place before the marker is created, 
 runs again loses its marker before its status.yaml changes, so its next marker is another file.
 Only records that say ``completed`` are cached, so a record read in the instant a rerun replaced
 it is never kept. The cache never decides a state (scan does, from the marker); the file is
-replaced atomically and not fsynced; a missing, damaged or foreign one is ignored and rebuilt,
-and a sweep directory one cannot write to goes without. A kill -9 at any moment, or a task
-finishing while a command reads, costs at most a re-read. (A status.yaml edited by hand after its
+replaced atomically and not fsynced; a missing, damaged or foreign one (or another Python's) is
+ignored and rebuilt, and a sweep directory one cannot write to goes without. A kill -9 at any
+moment, or a task finishing while a command reads, costs at most a re-read. (A status.yaml edited by hand after its
 task completed is out of this protocol: it is seen again once the marker changes, or after
 deleting the cache file.)
+
+The file is a header line and the ``marshal`` of the entries: loading 10,000 records from it
+takes half the time JSON does. marshal only builds plain values (the header names the Python
+version whose format it is); it runs nothing, unlike pickle.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import marshal
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from hsm_snake.layout.records import decode_record, parse_json_lines, write_bytes_atomic
 
-FORMAT = 1
+HEADER = f"hsm-snake status cache 1, python {sys.version_info[0]}.{sys.version_info[1]}\n".encode()
 
 
 class StatusCache:
@@ -41,10 +46,10 @@ class StatusCache:
     def load(cls, path: Path) -> StatusCache:
         try:
             with open(path, "rb") as handle:
-                data = json.loads(handle.read())
-        except (OSError, ValueError):
-            return cls(path, {})
-        entries = data.get("tasks") if isinstance(data, dict) and data.get("format") == FORMAT else None
+                data = handle.read()
+            entries = marshal.loads(memoryview(data)[len(HEADER) :]) if data.startswith(HEADER) else None
+        except (OSError, ValueError, EOFError, TypeError):
+            entries = None
         return cls(path, entries if isinstance(entries, dict) else {})
 
     def completed_record(self, name: str, status_path: str, marker: os.stat_result) -> dict[str, Any]:
@@ -77,9 +82,8 @@ class StatusCache:
         """Write the cache if this scan changed it; a sweep directory one cannot write to goes without."""
         if not self._changed:
             return
-        data = json.dumps({"format": FORMAT, "tasks": self._entries}, separators=(",", ":"))
         try:
-            write_bytes_atomic(self.path, data.encode("utf-8"), durable=False)
+            write_bytes_atomic(self.path, HEADER + marshal.dumps(self._entries), durable=False)
         except OSError:
             return
         self._changed = False
