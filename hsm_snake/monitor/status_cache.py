@@ -17,9 +17,10 @@ moment, or a task finishing while a command reads, costs at most a re-read. (A s
 task completed is out of this protocol: it is seen again once the marker changes, or after
 deleting the cache file.)
 
-The file is a header line and the ``marshal`` of the entries: loading 10,000 records from it
-takes half the time JSON does. marshal only builds plain values (the header names the Python
-version whose format it is); it runs nothing, unlike pickle.
+The file is a header line and the ``marshal`` of the entries, every equal string written once
+(marshal refers back to an object it has written): records repeat their keys, host, backend and
+command prefix, so 10,000 of them load in a quarter of the time JSON takes. marshal only builds
+plain values (the header names the Python version whose format it is); it runs nothing, unlike pickle.
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ class StatusCache:
         """Write the cache if this scan changed it; a sweep directory one cannot write to goes without."""
         if not self._changed:
             return
+        pool: dict[str, str] = {}
+        entries = {name: _shared(entry, pool) for name, entry in self._entries.items()}
         try:
-            write_bytes_atomic(self.path, HEADER + marshal.dumps(self._entries), durable=False)
+            write_bytes_atomic(self.path, HEADER + marshal.dumps(entries), durable=False)
         except OSError:
             return
         self._changed = False
@@ -92,3 +95,14 @@ class StatusCache:
         for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             with contextlib.suppress(OSError):
                 leftover.unlink()
+
+
+def _shared(value: Any, pool: dict[str, str]) -> Any:
+    """``value`` with each of its strings replaced by the first equal one in ``pool``."""
+    if type(value) is str:
+        return pool.setdefault(value, value)
+    if type(value) is list:
+        return [_shared(item, pool) for item in value]
+    if type(value) is dict:
+        return {pool.setdefault(key, key): _shared(item, pool) for key, item in value.items()}
+    return value
