@@ -393,6 +393,30 @@ def _where(task: scan.TaskState) -> str | None:
     return f"on {host}" if host and host not in (task.note or "") else None
 
 
+_STATUS_JSON_FIELDS = (
+    "attempt",
+    "duration_s",
+    "host",
+    "host_alias",
+    "backend",
+    "job_id",
+    "error_category",
+    "error_summary",
+    "cuda_visible_devices",
+    "tracker_url",
+)
+
+
+def _task_json(task: scan.TaskState) -> dict[str, Any]:
+    status = task.status or {}
+    return {
+        "task": task.task.name,
+        "state": task.state,
+        "note": task.note,
+        **{field: status.get(field) for field in _STATUS_JSON_FIELDS},
+    }
+
+
 @cli.command()
 @click.argument("sweep", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print counts and tasks as JSON.")
@@ -422,29 +446,7 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
                     "counts": dict(counts),
                     "running_by": state.holder,
                     "progress": progress.as_dict(),
-                    "tasks": [
-                        {
-                            "task": t.task.name,
-                            "state": t.state,
-                            "note": t.note,
-                            **{
-                                k: (t.status or {}).get(k)
-                                for k in (
-                                    "attempt",
-                                    "duration_s",
-                                    "host",
-                                    "host_alias",
-                                    "backend",
-                                    "job_id",
-                                    "error_category",
-                                    "error_summary",
-                                    "cuda_visible_devices",
-                                    "tracker_url",
-                                )
-                            },
-                        }
-                        for t in state.tasks
-                    ],
+                    "tasks": [_task_json(t) for t in state.tasks],
                 },
                 ensure_ascii=False,
             )

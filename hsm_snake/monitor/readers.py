@@ -51,6 +51,10 @@ def parse_time(value: Any) -> float | None:
 
 def number(value: Any) -> float | None:
     """A finite int/float (not bool) as float, else None."""
+    if type(value) is float:  # the common cases first: called for every cell of a 10,000-task report
+        return value if math.isfinite(value) else None
+    if type(value) is int:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     value = float(value)

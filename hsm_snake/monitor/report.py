@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 from dataclasses import dataclass
 from datetime import datetime
@@ -300,13 +301,21 @@ def _cell_html(column: str, value: Any) -> str:
         shown = format_duration(numeric)
     elif isinstance(value, float):
         shown = f"{value:.6g}"  # 0.30000000000000004 reads 0.3; the sort value keeps every digit
-    sort = escape(repr(numeric) if numeric is not None else text(value))
+    sort = _escape(repr(numeric) if numeric is not None else text(value))
     if column == "state" and shown:
         color = svgplot.STATE_COLORS.get(shown, svgplot.DEFAULT_COLOR)
-        return f'<td data-v="{sort}" style="color: {escape(color)}">{escape(shown)}</td>\n'
+        return f'<td data-v="{sort}" style="color: {_escape(color)}">{_escape(shown)}</td>\n'
     if column == "tracker_url" and shown.startswith(("https://", "http://")):
-        return f'<td data-v="{sort}"><a href="{escape(shown)}">{escape(shown)}</a></td>\n'
-    return f'<td data-v="{sort}">{escape(shown)}</td>\n'
+        return f'<td data-v="{sort}"><a href="{_escape(shown)}">{_escape(shown)}</a></td>\n'
+    return f'<td data-v="{sort}">{_escape(shown)}</td>\n'
+
+
+_HTML_SPECIAL = re.compile("[&<>\"']")
+
+
+def _escape(value: str) -> str:
+    """As the templates' autoescape does; most cells (numbers, names, times) need nothing."""
+    return str(escape(value)) if _HTML_SPECIAL.search(value) else value
 
 
 def build_report(paths: SweepPaths) -> ReportFiles:
