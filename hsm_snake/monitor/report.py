@@ -279,19 +279,17 @@ def _table_rows(table: ResultTable) -> Markup:
 
 
 def _column_cells(rows: list[dict[str, Any]], column: str) -> list[str]:
-    formatted: dict[tuple[type, Any], str] = {}
-    cells = []
-    for row in rows:
-        value = row.get(column)
-        if value.__class__ in (list, dict) or value.__class__ is float and value == 0:  # unhashable; 0.0 == -0.0
-            cells.append(_cell_html(column, value))
-            continue
-        key = (value.__class__, value)
-        cell = formatted.get(key)
-        if cell is None:
-            cell = formatted[key] = _cell_html(column, value)
-        cells.append(cell)
-    return cells
+    """The cells of ``column``, each distinct value formatted once. Lists and dicts (unhashable) and
+    zero floats (0.0 == -0.0, which print differently) are formatted one by one."""
+    values = [row.get(column) for row in rows]
+    keys = [
+        None if value.__class__ in (list, dict) or value.__class__ is float and value == 0 else (value.__class__, value)
+        for value in values
+    ]
+    formatted = {key: _cell_html(column, key[1]) for key in dict.fromkeys(keys) if key is not None}
+    return [
+        _cell_html(column, value) if key is None else formatted[key] for key, value in zip(keys, values, strict=True)
+    ]
 
 
 def _cell_html(column: str, value: Any) -> str:
