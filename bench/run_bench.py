@@ -43,9 +43,9 @@ from hsm_snake.config.sweep_file import load_sweep
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import write_record
 
-SECTIONS = ("planning", "status", "local", "scale", "ssh")
+SECTIONS = ("planning", "status", "monitor", "local", "scale", "ssh")
 # scale runs 10,000 tasks three ways (~15 min); ssh needs the test bed (tests/testbed/start.sh): only with --only
-DEFAULT_SECTIONS = ("planning", "status", "local")
+DEFAULT_SECTIONS = ("planning", "status", "monitor", "local")
 TESTBED_JSON = Path(os.environ.get("HSM_TESTBED_DIR", "/tmp/hsm-testbed")) / "testbed.json"
 SSH_HOSTS = ("hsmtb-lo", "hsmtb-h1")
 PYTHON = sys.executable  # the real interpreter: a pyenv shim adds ~50 ms to every start
@@ -69,6 +69,19 @@ import os, sys
 for task in os.scandir(sys.argv[1]):
     for entry in os.scandir(task.path):
         entry.stat(follow_symlinks=False)
+"""
+
+# The monitoring floor: the CLI's own start, then a plain read of every task's status.yaml.
+MONITOR_FLOOR = """\
+import os, sys
+import hsm_snake.cli.main
+tasks = sys.argv[1]
+for name in os.listdir(tasks):
+    try:
+        with open(f"{tasks}/{name}/status.yaml", "rb") as handle:
+            handle.read()
+    except FileNotFoundError:
+        pass
 """
 
 # Runs a command until the first task has run, then stops it. Prints {"seconds", "rss_kb"}: the
@@ -123,6 +136,7 @@ print(json.dumps({"code": code, "seconds": seconds, "rss_kb": resource.getrusage
 class Sizes:
     planning: tuple[int, ...]
     status: tuple[int, ...]
+    monitor: tuple[int, ...]
     local_tasks: int
     sleep_tasks: int
     scale: tuple[int, ...]
@@ -135,6 +149,7 @@ def choose_sizes(quick: bool, big: bool, repeats: int | None) -> Sizes:
         return Sizes(
             planning=(100, 300),
             status=(100, 300),
+            monitor=(200,),
             local_tasks=20,
             sleep_tasks=4,
             scale=(20, 60),
@@ -144,6 +159,7 @@ def choose_sizes(quick: bool, big: bool, repeats: int | None) -> Sizes:
     return Sizes(
         planning=(1000, 10000) + ((50000,) if big else ()),
         status=(1000, 10000) + ((50000, 100000) if big else ()),
+        monitor=(10000,),
         local_tasks=500,
         # 100 one-second tasks, 2 at a time: a 50 s floor, so the row measures the per-task cost
         # and not only the ~1.5 s it takes to start Snakemake once.
@@ -532,6 +548,90 @@ def status_specs(ws: Workspace, n: int) -> list[Spec]:
     ]
 
 
+# -- section 2b: monitoring a finished sweep --------------------------------------------------------
+
+MONITOR_FLOOR_ROW = "(a) CLI start + read every status.yaml (floor)"
+# Issue 18: status --json and results within 1.5x the floor, report within 3x.
+MONITOR_TARGETS = {
+    "(c) hsm-snake status --json": Target(1.5, "×"),
+    "(e) hsm-snake results --format csv": Target(1.5, "×"),
+    "(f) hsm-snake report": Target(3.0, "×"),
+}
+MONITOR_COLD = "(c') status --json, no status cache yet"
+
+
+def bench_monitor(ws: Workspace, sizes: Sizes) -> list[Row]:
+    return [
+        row for n in sizes.monitor for row in measure_rows("monitor", n, monitor_specs(ws, n), repeats_for(n, sizes))
+    ]
+
+
+def monitor_specs(ws: Workspace, n: int) -> list[Spec]:
+    sweep = finished_sweep(ws, n)
+    hsm = hsm_snake_command()
+    root = str(sweep.root)
+    commands = {
+        "(b) hsm-snake status": [*hsm, "status", root],
+        "(c) hsm-snake status --json": [*hsm, "status", root, "--json"],
+        "(d) hsm-snake missing": [*hsm, "missing", root],
+        "(e) hsm-snake results --format csv": [*hsm, "results", root, "--format", "csv"],
+        "(f) hsm-snake report": [*hsm, "report", root],
+    }
+    floor = Command([PYTHON, "-c", MONITOR_FLOOR, str(sweep.tasks_dir)])
+
+    def cold_status() -> Command:
+        sweep.status_cache.unlink(missing_ok=True)
+        return Command(commands["(c) hsm-snake status --json"])
+
+    return [
+        Spec(MONITOR_FLOOR_ROW, lambda: floor, MONITOR_FLOOR_ROW),
+        *(
+            Spec(what, lambda argv=argv: Command(argv), MONITOR_FLOOR_ROW, MONITOR_TARGETS.get(what))
+            for what, argv in commands.items()
+        ),
+        Spec(MONITOR_COLD, cold_status, MONITOR_FLOOR_ROW),
+    ]
+
+
+def finished_sweep(ws: Workspace, n: int) -> SweepPaths:
+    """A real sweep directory of n tasks, all completed as the runner leaves them: a final status.yaml
+    (metrics, host, times), then the marker, both with the task's finish time as mtime. Tasks of 1 s
+    finish every 0.25 s on 4 hosts, each host running one at a time."""
+    spec = load_sweep(ws.sweep_file(n))
+    project = load_project(ws.grid_project / "hsm.yaml", cwd=ws.grid_project)
+    index = sweeps.create(spec, project, ["bench"], f"finished_{n}")
+    base = time.time() - 86400
+    for i, entry in enumerate(index.active()):
+        task = index.paths.task(entry.name)
+        started = base + i * 0.25
+        status = {
+            "status": "completed",
+            "task_id": entry.name,
+            "attempt": 1,
+            "started": datetime.fromtimestamp(started).astimezone().isoformat(timespec="seconds"),
+            "finished": datetime.fromtimestamp(started + 1).astimezone().isoformat(timespec="seconds"),
+            "duration_s": 1.0,
+            "exit_code": 0,
+            "signal": None,
+            "host": f"node{i % 4}",
+            "host_alias": None,
+            "pid": 10000 + i,
+            "backend": "local",
+            "job_id": None,
+            "error_category": None,
+            "error_summary": None,
+            "command": [PYTHON, "triv.py", *(f"{key}={value}" for key, value in entry.params.items())],
+            "cuda_visible_devices": None,
+            "tracker_url": None,
+            "metrics": {"loss": round(1 / (i + 1), 6), "acc": round(i / n, 6)},
+        }
+        write_record(task.status, status, durable=False)
+        task.marker.touch()
+        for path in (task.status, task.marker):
+            os.utime(path, (started + 1, started + 1))
+    return index.paths
+
+
 # -- section 3: local runs ------------------------------------------------------------------------
 
 XARGS, HSM_RUN, BARE_TUNED, BARE_DEFAULT = (
@@ -711,6 +811,7 @@ def ssh_per_task_lines(rows: list[Row]) -> list[str]:
 SECTION_TITLES = {
     "planning": "planning: listing what would run (ratios to (c))",
     "status": "status: counting task states (ratios to the scandir floor)",
+    "monitor": "monitor: a finished sweep, every task completed (ratios to the CLI start + status.yaml reads)",
     "local": "local: running trivial tasks 2 at a time (ratios to the xargs floor)",
     "ssh": "ssh: trivial tasks over 2 test-bed sshd hosts (ratios to the local profile)",
     "scale": "scale: trivial tasks run to completion, 2 at a time (ratios to the xargs floor)",
@@ -799,6 +900,7 @@ def report(console: Console, section: str, rows: list[Row]) -> list[Growth]:
 BENCHES: dict[str, Callable[[Workspace, Sizes], list[Row]]] = {
     "planning": bench_planning,
     "status": bench_status,
+    "monitor": bench_monitor,
     "local": bench_local,
     "ssh": bench_ssh,
     "scale": bench_scale,

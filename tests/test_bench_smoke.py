@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "run_bench.py"
-SECTION_TITLES = ("planning:", "status:", "local:")
+SECTION_TITLES = ("planning:", "status:", "monitor:", "local:")
 
 
 def test_quick_bench_prints_a_table_per_section(tmp_path):
@@ -29,7 +29,7 @@ def test_quick_bench_prints_a_table_per_section(tmp_path):
         assert start is not None, f"no {title} table in:\n{result.stdout}"
         assert lines[start + 1].startswith("┏"), f"{title} is not followed by a table:\n{result.stdout}"
     sections = json.loads(figures.read_text())["sections"]
-    assert set(sections) == {"planning", "status", "local"}
+    assert set(sections) == {"planning", "status", "monitor", "local"}
     assert all(section["rows"] for section in sections.values())
 
 

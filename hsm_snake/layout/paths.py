@@ -179,6 +179,11 @@ class SweepPaths:
         return self.root / ".hsm" / f"{backend}-jobs"
 
     @property
+    def status_cache(self) -> Path:
+        """The parsed status.yaml of completed tasks, reused by the monitoring commands."""
+        return self.root / ".hsm" / "status-cache"
+
+    @property
     def remote_tasks_dir(self) -> Path:
         return self.root / ".hsm" / "remote"
 

@@ -110,7 +110,7 @@ def write_record(path: Path, record: dict[str, Any], header: str = "", durable: 
     write_text_atomic(path, "\n".join(lines) + "\n", durable)
 
 
-def _parse_json_lines(text: str) -> dict[str, Any] | None:
+def parse_json_lines(text: str) -> dict[str, Any] | None:
     """The fast path: ``key: <JSON>`` lines as write_record writes them; None for anything else."""
     record: dict[str, Any] = {}
     for line in text.splitlines():
@@ -128,7 +128,7 @@ def _parse_json_lines(text: str) -> dict[str, Any] | None:
 
 def parse_record(text: str) -> dict[str, Any]:
     """Parse what write_record wrote; anything else goes through a YAML parser."""
-    record = _parse_json_lines(text)
+    record = parse_json_lines(text)
     if record is not None:
         return record
     try:
@@ -149,6 +149,11 @@ def read_record_text(path: str) -> dict[str, Any]:
     """read_record for a path given as a string (no pathlib cost in bulk scans)."""
     with open(path, "rb") as handle:
         data = handle.read()
+    return decode_record(path, data)
+
+
+def decode_record(path: str, data: bytes) -> dict[str, Any]:
+    """Parse a record file's bytes; RecordError naming ``path``."""
     try:
         return parse_record(data.decode("utf-8"))
     except UnicodeDecodeError:

@@ -21,7 +21,7 @@ from hsm_snake.engine.lock import holder_record
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import RecordError, read_record_text
 from hsm_snake.monitor import scan
-from hsm_snake.monitor.readers import created_time, marker_mtime, number, parse_time, status_mtime
+from hsm_snake.monitor.readers import created_time, number, parse_time, status_mtime
 
 FINISHED_STATES = (scan.COMPLETED, scan.FAILED, scan.CANCELLED)
 
@@ -105,7 +105,9 @@ def by_host(state: scan.SweepState) -> dict[str, dict[str, int]]:
     counts: dict[str, Counter[str]] = {}
     for task in state.tasks:
         if isinstance(task.status, dict) and (host := host_label(task.status)):
-            counts.setdefault(host, Counter())[task.state] += 1
+            if host not in counts:
+                counts[host] = Counter()
+            counts[host][task.state] += 1
     return {host: dict(states) for host, states in sorted(counts.items())}
 
 
@@ -130,9 +132,8 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
         name = task.task.name
         status = task.status if isinstance(task.status, dict) else None
         if task.state == scan.COMPLETED:
-            mtime = marker_mtime(tasks_dir, name)
-            if mtime is not None:
-                markers.append((mtime, name, status))
+            if task.marker_mtime is not None:
+                markers.append((task.marker_mtime, name, status))
             continue
         if status is None:
             continue
@@ -192,9 +193,9 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
     elif len(recent) == 1 and run_since is not None and recent[0] > run_since:
         throughput = 1 / (recent[0] - run_since)
 
-    created = created_time(paths)
-    earliest = [t for s in statuses if (t := parse_time(s.get("started"))) is not None]
-    started = created if created is not None else (min(earliest) if earliest else None)
+    created = started = created_time(paths)
+    if started is None:
+        started = min((t for s in statuses if (t := parse_time(s.get("started"))) is not None), default=None)
     last_finish = finishes[-1] if finishes else None
     end = now if in_progress else last_finish
     elapsed = end - started if started is not None and end is not None and end >= started else None

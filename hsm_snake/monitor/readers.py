@@ -51,6 +51,10 @@ def parse_time(value: Any) -> float | None:
 
 def number(value: Any) -> float | None:
     """A finite int/float (not bool) as float, else None."""
+    if type(value) is float:  # the common cases first: called for every cell of a 10,000-task report
+        return value if math.isfinite(value) else None
+    if type(value) is int:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     value = float(value)
@@ -137,23 +141,23 @@ def tail_lines(path: os.PathLike[str] | str, count: int = 10) -> list[str]:
 
 
 def task_metrics(paths: SweepPaths, name: str, status: dict[str, Any] | None) -> dict[str, Any]:
-    """Metrics of a task: status.yaml ``metrics``, else its metrics.json; {} when neither is usable."""
-    metrics = (status or {}).get("metrics")
+    """Metrics of a task: status.yaml ``metrics``, else its metrics.json; {} when neither is usable.
+
+    A final status with ``metrics: null`` means the runner found none (it reads metrics.json
+    itself): metrics.json is not opened again for it.
+    """
+    status = status or {}
+    metrics = status.get("metrics")
     if isinstance(metrics, dict):
         return metrics
+    if metrics is None and "metrics" in status:
+        return {}
     try:
         with open(f"{paths.tasks_dir}/{name}/metrics.json", encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def marker_mtime(tasks_dir: str, name: str) -> float | None:
-    try:
-        return os.stat(f"{tasks_dir}/{name}/.completed").st_mtime
-    except OSError:
-        return None
 
 
 def status_mtime(tasks_dir: str, name: str) -> float | None:

@@ -2,7 +2,8 @@
 
 A task is done iff its completion marker exists and Snakemake has not flagged the marker as
 incomplete. Only tasks that are not done have their status.yaml read, so scanning 10,000
-tasks is a stat per task plus one directory listing.
+tasks is a stat per task plus one directory listing. ``with_status`` also reads completed
+tasks' records, through the status cache (a stat per task when nothing changed).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hsm_snake.engine.lock import describe_holder, engine_alive, holder_record
 from hsm_snake.layout.index import SweepIndex, TaskEntry
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import RecordError, read_record_text
+from hsm_snake.monitor.status_cache import StatusCache
 
 COMPLETED = "completed"
 FAILED = "failed"
@@ -37,6 +39,8 @@ class TaskState:
     state: str
     status: dict[str, Any] | None = None
     note: str | None = None
+    marker_mtime: float | None = None
+    """When a completed task's marker was written (its finish time, to the sub-second)."""
 
     @property
     def done(self) -> bool:
@@ -67,32 +71,61 @@ def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None 
     # Plain strings, not Path objects: pathlib's joins cost more than the stat calls at 10k tasks.
     tasks_dir = str(paths.tasks_dir)
     marker, status_name = paths.task("x").marker.name, paths.task("x").status.name
+    cache = StatusCache.load(paths.status_cache) if with_status else None
     states = []
     for entry in index.select(selection):
         task_dir = f"{tasks_dir}/{entry.name}"
-        done = os.path.exists(f"{task_dir}/{marker}") and paths.marker_target(entry.name) not in incomplete
-        dispatch = None if done else dispatched.get(entry.name)
+        try:
+            marker_info = os.stat(f"{task_dir}/{marker}")
+        except OSError:
+            marker_info = None
+        if marker_info is not None and paths.marker_target(entry.name) not in incomplete:
+            if cache is None:
+                states.append(TaskState(entry, COMPLETED, marker_mtime=marker_info.st_mtime))
+            else:
+                states.append(_completed(entry, f"{task_dir}/{status_name}", cache, marker_info))
+            continue
+        if cache is not None:
+            cache.forget(entry.name)
+        dispatch = dispatched.get(entry.name)
         # Until this attempt's own status.yaml comes back with the task folder.
         if dispatch is not None and int(dispatch.get("attempt") or 0) > _attempt_of(f"{task_dir}/{status_name}"):
             states.append(dispatch_state(entry, dispatch))
             continue
-        if done and not with_status:
-            states.append(TaskState(entry, COMPLETED))
-            continue
         try:
             status = read_record_text(f"{task_dir}/{status_name}")
         except FileNotFoundError:
-            states.append(TaskState(entry, COMPLETED if done else PENDING))
+            states.append(TaskState(entry, PENDING))
             continue
         except RecordError as exc:
-            states.append(TaskState(entry, COMPLETED if done else UNREADABLE, note=str(exc)))
+            states.append(TaskState(entry, UNREADABLE, note=str(exc)))
             continue
-        if "status" not in status:  # e.g. cut off after its header by a full disk or a crashed editor
-            note = f"{task_dir}/{status_name}: has no status: line (truncated?)"
-            states.append(TaskState(entry, COMPLETED if done else UNREADABLE, note=note))
+        if "status" not in status:
+            states.append(TaskState(entry, UNREADABLE, note=_no_status_line(f"{task_dir}/{status_name}")))
             continue
-        states.append(_classify(entry, status, done, holder, recording))
+        states.append(_classify(entry, status, holder, recording))
+    if cache is not None:
+        cache.save()
     return SweepState(index, states, holder)
+
+
+def _completed(entry: TaskEntry, status_path: str, cache: StatusCache, marker: os.stat_result) -> TaskState:
+    """A completed task with its status record (a damaged record does not undo its completion)."""
+    finished = marker.st_mtime
+    try:
+        status = cache.completed_record(entry.name, status_path, marker)
+    except FileNotFoundError:
+        return TaskState(entry, COMPLETED, marker_mtime=finished)
+    except RecordError as exc:
+        return TaskState(entry, COMPLETED, note=str(exc), marker_mtime=finished)
+    if "status" not in status:
+        return TaskState(entry, COMPLETED, note=_no_status_line(status_path), marker_mtime=finished)
+    return TaskState(entry, COMPLETED, status, marker_mtime=finished)
+
+
+def _no_status_line(status_path: str) -> str:
+    # e.g. cut off after its header by a full disk or a crashed editor
+    return f"{status_path}: has no status: line (truncated?)"
 
 
 def _dispatched(paths: SweepPaths, holder: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -133,9 +166,8 @@ def dispatch_state(entry: TaskEntry, dispatch: dict[str, Any]) -> TaskState:
     return TaskState(entry, RUNNING, status, f"running on {alias}")
 
 
-def _classify(entry: TaskEntry, status: dict[str, Any], done: bool, holder: str | None, recording: bool) -> TaskState:
-    if done:
-        return TaskState(entry, COMPLETED, status)
+def _classify(entry: TaskEntry, status: dict[str, Any], holder: str | None, recording: bool) -> TaskState:
+    """A task that is not done, from its status record."""
     recorded = status.get("status")
     if recorded == RUNNING:
         if holder is None and status.get("backend", "local") == "local":
