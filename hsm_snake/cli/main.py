@@ -393,30 +393,6 @@ def _where(task: scan.TaskState) -> str | None:
     return f"on {host}" if host and host not in (task.note or "") else None
 
 
-_STATUS_JSON_FIELDS = (
-    "attempt",
-    "duration_s",
-    "host",
-    "host_alias",
-    "backend",
-    "job_id",
-    "error_category",
-    "error_summary",
-    "cuda_visible_devices",
-    "tracker_url",
-)
-
-
-def _task_json(task: scan.TaskState) -> dict[str, Any]:
-    status = task.status or {}
-    return {
-        "task": task.task.name,
-        "state": task.state,
-        "note": task.note,
-        **{field: status.get(field) for field in _STATUS_JSON_FIELDS},
-    }
-
-
 @cli.command()
 @click.argument("sweep", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print counts and tasks as JSON.")
@@ -435,23 +411,10 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
     paths = find_sweep(sweep, Path.cwd())
     state = scan.scan(load_sweep_index(paths.root), with_status=list_tasks or as_json or all_status)
     progress = summarize(state)
-    counts = state.counts()
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "sweep_id": paths.sweep_id,
-                    "path": str(paths.root),
-                    "total": len(state.tasks),
-                    "counts": dict(counts),
-                    "running_by": state.holder,
-                    "progress": progress.as_dict(),
-                    "tasks": [_task_json(t) for t in state.tasks],
-                },
-                ensure_ascii=False,
-                check_circular=False,  # plain records, no cycles: saves a lookup per container on 10,000 tasks
-            )
-        )
+        record = state.as_dict(progress=progress.as_dict())
+        # plain records, no cycles: check_circular=False saves a lookup per container on 10,000 tasks
+        click.echo(json.dumps(record, ensure_ascii=False, check_circular=False))
         return
     console = make_console()
     console.print(status_view(paths, state, progress), soft_wrap=True)

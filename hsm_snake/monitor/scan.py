@@ -33,6 +33,21 @@ UNREADABLE = "unreadable"
 STATES = (COMPLETED, RUNNING, PENDING, FAILED, CANCELLED, STALE, INTERRUPTED, UNREADABLE)
 
 
+# The status.yaml fields `status --json` shows for each task.
+STATUS_JSON_FIELDS = (
+    "attempt",
+    "duration_s",
+    "host",
+    "host_alias",
+    "backend",
+    "job_id",
+    "error_category",
+    "error_summary",
+    "cuda_visible_devices",
+    "tracker_url",
+)
+
+
 @dataclass(frozen=True)
 class TaskState:
     task: TaskEntry
@@ -46,6 +61,15 @@ class TaskState:
     def done(self) -> bool:
         return self.state == COMPLETED
 
+    def as_dict(self) -> dict[str, Any]:
+        status = self.status or {}
+        return {
+            "task": self.task.name,
+            "state": self.state,
+            "note": self.note,
+            **{field: status.get(field) for field in STATUS_JSON_FIELDS},
+        }
+
 
 @dataclass(frozen=True)
 class SweepState:
@@ -58,6 +82,19 @@ class SweepState:
 
     def missing(self) -> list[TaskState]:
         return [t for t in self.tasks if not t.done]
+
+    def as_dict(self, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What `status --json` prints of the sweep, with the figures of monitor.progress."""
+        paths = self.index.paths
+        return {
+            "sweep_id": paths.sweep_id,
+            "path": str(paths.root),
+            "total": len(self.tasks),
+            "counts": dict(self.counts()),
+            "running_by": self.holder,
+            **({"progress": progress} if progress is not None else {}),
+            "tasks": [task.as_dict() for task in self.tasks],
+        }
 
 
 def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None = None) -> SweepState:
