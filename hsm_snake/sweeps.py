@@ -23,7 +23,6 @@ from hsm_snake.engine.lock import SweepLock
 from hsm_snake.errors import ConfigError
 from hsm_snake.executors.slurm import accounting as slurm_accounting
 from hsm_snake.executors.slurm import limits as slurm_limits
-from hsm_snake.executors.slurm import sbatch_record
 from hsm_snake.layout.index import SweepIndex, format_task_selection, load_index
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import read_yaml, write_yaml
@@ -222,10 +221,9 @@ def _run_engine(
     index: Any,
     tasks: str | None,
     on_tick: Callable[[scan.SweepState], None] | None,
-    env: dict[str, str],
 ) -> tuple[int, bool]:
     """Run one Snakemake to its end; Ctrl-C/SIGTERM stop it. Returns (exit code, stopped)."""
-    proc = engine.EngineProcess(snakemake, paths, lock, env)
+    proc = engine.EngineProcess(snakemake, paths, lock)
     interrupted = False
 
     def stop(signum: int, _frame: Any) -> None:
@@ -321,8 +319,6 @@ def run(
         attempted = {entry.name for entry in todo}
         snakemake: list[str] = []
         code, interrupted, round_number, disk_full = 0, False, 0, None
-        # Installs the sbatch pass-through once per run, not once per retry round.
-        engine_env = sbatch_record.recording_env(paths) if backend == "slurm" and todo else {}
         while todo and not interrupted:
             selection = None
             if tasks or round_number or not retry_failed or only_category or len(todo) != len(state.missing()):
@@ -334,7 +330,7 @@ def run(
             what = "run" if round_number == 0 else f"retry {round_number}"
             append_sweep_log(paths, f"{what}: {len(todo)} task(s) with profile {profile} (pid {os.getpid()})")
             log_from = diskspace.engine_log_size(paths)
-            code, interrupted = _run_engine(snakemake, paths, lock, index, tasks, on_tick, engine_env)
+            code, interrupted = _run_engine(snakemake, paths, lock, index, tasks, on_tick)
             if code != 0 and disk_full is None:
                 disk_full = diskspace.after_engine(paths, log_from)
             kept += recovery.keep_finished_results(scan.scan(index))

@@ -70,3 +70,33 @@ def children_by_name(root_pid: int) -> dict[int, str]:
             except OSError:
                 pass
     return found
+
+
+# A task script that records the command lines of its ancestors, nearest first, up to PID 1, in
+# results/ancestry.json: what started it inside a cluster job (and $SETUP_MARK, for a set-up).
+ANCESTRY_SCRIPT = """
+import json, os
+chain, pid = [], os.getppid()
+while pid > 1:
+    try:
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode().strip()
+        status = open(f"/proc/{pid}/status").read()
+    except OSError:
+        break
+    chain.append(cmdline)
+    pid = int(status.split("PPid:")[1].split()[0])
+with open(os.path.join(os.environ["HSM_RESULTS_DIR"], "ancestry.json"), "w") as out:
+    json.dump({"ancestors": chain, "setup_mark": os.environ.get("SETUP_MARK")}, out)
+"""
+
+
+def assert_runner_alone(task_dir: Path) -> dict:
+    """The task's script was started by the task runner, and no Snakemake is among its ancestors;
+    what it recorded."""
+    import json
+
+    seen = json.loads((task_dir / "results" / "ancestry.json").read_text())
+    chain = seen["ancestors"]
+    assert chain and "-m hsm_snake.runner tasks/" in chain[0], chain
+    assert not [cmd for cmd in chain if "snakemake" in cmd.lower()], chain
+    return seen

@@ -38,7 +38,8 @@ def test_every_slurm_key_maps_to_a_plugin_resource():
 
 
 def test_defaults_leave_room_for_snakemake_in_the_job():
-    assert slurm_resources({}) == {"runtime": 60, "mem_mb": 1000}
+    # No memory floor: without slurm.mem the job gets the cluster's default request.
+    assert slurm_resources({}) == {"runtime": 60}
     assert "mem_mb" not in slurm_resources({"mem_per_cpu": "2G"})
 
 
@@ -55,22 +56,17 @@ def test_options_the_plugin_manages_are_refused_with_the_key_to_use(directive, k
 def test_sweep_resources_win_and_executor_options():
     section = merged_section({"slurm": {"mem": "4G", "partition": "a"}}, {"slurm": {"mem": "8G"}}, "slurm")
     assert section == {"mem": "8G", "partition": "a"}
-    # The plugin's array script goes through the sbatch pass-through, which gives it one command
-    # per element (see SLURM_ARRAY_SIZE).
     assert snakemake_args("slurm", {"slurm": {"max_array_size": 50}}, {}) == [
-        "--slurm-no-account",
-        "--slurm-pass-command-as-script",
-        "--slurm-array-limit",
+        "--hsm-slurm-no-account",
+        "--hsm-slurm-array-limit",
         "50",
     ]
     assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}) == [
-        "--slurm-pass-command-as-script",
-        "--slurm-array-limit",
+        "--hsm-slurm-array-limit",
         "500",
     ]
     assert snakemake_args("slurm", {"slurm": {"account": "x", "max_array_size": 5000}}, {}) == [
-        "--slurm-pass-command-as-script",
-        "--slurm-array-limit",
+        "--hsm-slurm-array-limit",
         "1000",
     ]
     assert snakemake_args("local", {}, {}) == []
@@ -85,7 +81,6 @@ def test_local_snakemake_args_give_the_device_slots():
     assert snakemake_args("local", {}, {}, {**gpus, "per_task": 0}) == []
     assert snakemake_args("local", {}, {}, {**gpus, "visible": []}) == []
     assert snakemake_args("slurm", {"slurm": {"account": "x"}}, {}, gpus) == [
-        "--slurm-pass-command-as-script",
-        "--slurm-array-limit",
+        "--hsm-slurm-array-limit",
         "500",
     ]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from background import wait_for
 from conftest import on_testbed, read_status
+from procs import ANCESTRY_SCRIPT, assert_runner_alone
 
 pytestmark = pytest.mark.testbed
 
@@ -98,6 +99,23 @@ def status_of(sweep_dir: Path, name: str) -> dict:
         return read_status(sweep_dir / "tasks" / name)
     except (FileNotFoundError, AttributeError, TypeError):
         return {}
+
+
+def test_array_elements_run_the_task_runner_alone_after_the_set_up(pbs_project):
+    project = pbs_project
+    (project.root / "ancestry.py").write_text(ANCESTRY_SCRIPT)
+    project.write_project(
+        {"paths": {"train_script": "ancestry.py"}, "pbs": {"pre_script": "export SETUP_MARK=pbs-set-up"}}
+    )
+    project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    project.cli("run", "sweep.yaml", "--profile", "pbs")
+    (sweep_dir,) = project.sweep_dirs()
+    for i in (1, 2, 3):
+        seen = assert_runner_alone(sweep_dir / "tasks" / f"task_00{i}")
+        assert seen["setup_mark"] == "pbs-set-up", seen
+        assert read_status(sweep_dir / "tasks" / f"task_00{i}")["backend"] == "pbs"
+    scripts = [path.read_text() for path in (sweep_dir / "scripts" / "job_scripts").glob("*.pbs")]
+    assert scripts and all("hsm_snake.runner" in text and "snakemake" not in text.lower() for text in scripts)
 
 
 def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_them(pbs_project, background):

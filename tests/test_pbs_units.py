@@ -336,7 +336,9 @@ def test_pro_directives_select_ncpus_mem_ngpus():
     ]
     torque = backends.pbs_resources({"flavor": "torque", "nodes": 1, "ppn": 4, "ngpus": 1})
     assert "-l nodes=1:ppn=4:gpus=1" in script.directives(torque, "n")
-    assert backends.pbs_resources({})["runtime"] == 60 and backends.pbs_resources({})["mem_mb"] == 1000
+    # No memory floor: without pbs.mem the job asks for none (the queue's default).
+    assert backends.pbs_resources({})["runtime"] == 60 and "mem_mb" not in backends.pbs_resources({})
+    assert not any("mem" in line for line in script.directives(backends.pbs_resources({}), "n"))
 
 
 @pytest.mark.parametrize(

@@ -1,189 +1,109 @@
-"""The sbatch pass-through that keeps a Slurm run's sbatch calls in scripts/job_scripts/.
+"""hsm-slurm's job scripts and the record it keeps of every sbatch call (scripts/job_scripts/).
 
-End to end on the real cluster: tests/test_slurm.py (test_many_tasks_need_few_sbatch_calls).
-Here the recorder's own contract, with a stand-in for sbatch that echoes what it got.
+End to end on the real cluster: tests/test_slurm.py (test_many_tasks_need_few_sbatch_calls,
+test_array_elements_and_single_jobs_run_the_task_runner_alone_after_the_set_up). Here the
+scripts' and the record's own contracts, run by a real shell with a stand-in for sbatch and for
+the runner's Python.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import shlex
 import subprocess
-import sys
-import zlib
+from pathlib import Path
 
+from hsm_snake.engine.leftovers import slurm_job_ids
 from hsm_snake.executors.slurm import sbatch_record
-from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.executors.slurm.executor import TaskJob, array_batches, render_array, render_single, with_log
+from hsm_snake.layout.paths import SweepPaths, TaskPaths
 
 ECHO_SBATCH = """#!/bin/sh
 printf 'args:'; for a in "$@"; do printf ' [%s]' "$a"; done; echo
 printf 'stdin:'; cat; echo
-exit "${ECHO_EXIT:-0}"
 """
 
 
-def install(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "realbin"
+def test_the_kept_call_submits_the_same_job_again_and_names_its_job_id(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "sbatch").write_text(ECHO_SBATCH)
     (bin_dir / "sbatch").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     paths = SweepPaths(tmp_path / "sweep")
-    paths.root.mkdir()
-    env = {**os.environ, **sbatch_record.recording_env(paths)}
-    return paths, env
+    args = ["--parsable", "--job-name", "a b", "--comment", "it's $HOME", "--array=1-2"]
+    script = "#!/bin/bash\necho ünïcode\n".encode()
+    record = sbatch_record.keep(paths.job_scripts_dir, args, script, "1234\n", 0)
+    assert record is not None and record.parent == paths.job_scripts_dir
+    replay = subprocess.run(["sh", str(record)], capture_output=True, text=True, check=True)
+    assert replay.stdout.startswith("args: [--parsable] [--job-name] [a b] [--comment] [it's $HOME] [--array=1-2]")
+    assert "echo ünïcode" in replay.stdout
+    # `complete` after a kill -9 finds the job by sbatch's answer.
+    assert slurm_job_ids(paths) == {"1234"}
 
 
-def test_passes_arguments_input_answer_and_exit_status_through_and_keeps_the_call(tmp_path, monkeypatch):
-    paths, env = install(tmp_path, monkeypatch)
-    args = ["--parsable", "--job-name", "a b", "--wrap=python -c 'print(\"$HOME\")'"]
-    done = subprocess.run(
-        ["sbatch", *args], input="#!/bin/sh\necho ünïcode\n", env=env, text=True, capture_output=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("args: [--parsable] [--job-name] [a b] [--wrap=python -c 'print(\"$HOME\")']")
-    assert "echo ünïcode" in done.stdout
-    (record,) = (paths.root / "scripts" / "job_scripts").glob("sbatch-*.sh")
-    text = record.read_text()
-    assert "# sbatch answered (exit 0): args:" in text
-    # The kept call submits the same job again when run by sh.
-    replay = subprocess.run(["sh", str(record)], env=env, text=True, capture_output=True, check=False)
-    assert replay.stdout == done.stdout
-
-
-def test_a_failed_submission_keeps_its_exit_status(tmp_path, monkeypatch):
-    paths, env = install(tmp_path, monkeypatch)
-    done = subprocess.run(
-        ["sbatch", "--bad"],
-        env={**env, "ECHO_EXIT": "3"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 3
-    (record,) = (paths.root / "scripts" / "job_scripts").glob("sbatch-*.sh")
-    assert "(exit 3)" in record.read_text()
-
-
-def test_no_sbatch_on_path_installs_nothing(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))
+def test_a_failed_submission_is_kept_with_its_exit_status_and_names_no_job(tmp_path):
     paths = SweepPaths(tmp_path / "sweep")
-    assert sbatch_record.recording_env(paths) == {}
-    assert not (paths.root / ".hsm" / "bin").exists()
+    record = sbatch_record.keep(paths.job_scripts_dir, ["--bad"], b"", "sbatch: error: bad option", 1)
+    assert "(exit 1): sbatch: error: bad option" in record.read_text()
+    assert slurm_job_ids(paths) == set()
 
 
-def test_the_shim_never_finds_itself_as_the_real_sbatch(tmp_path, monkeypatch):
-    paths, env = install(tmp_path, monkeypatch)
-    # A second run starts with the first run's shim first on PATH.
-    monkeypatch.setenv("PATH", env["PATH"])
-    env = {**os.environ, **sbatch_record.recording_env(paths)}
-    shim = (paths.root / ".hsm" / "bin" / "sbatch").read_text()
-    assert str(tmp_path / "realbin" / "sbatch") in shim and sys.executable in shim
-    done = subprocess.run(
-        ["sbatch", "x"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, timeout=30
-    )
-    assert done.returncode == 0 and "args: [x]" in done.stdout
+def run_script(tmp_path, text: str, index: str | None) -> subprocess.CompletedProcess:
+    path = tmp_path / "job.sh"
+    path.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_ARRAY_TASK_ID"}
+    if index is not None:
+        env["SLURM_ARRAY_TASK_ID"] = index
+    return subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True, check=False)
 
 
-def test_refuses_a_broken_array_script_it_cannot_repair(tmp_path, monkeypatch):
-    paths, env = install(tmp_path, monkeypatch)
-    script = "#!/bin/sh\npython -m snakemake --target task_001\n--slurm-jobstep-array-execs\n'eyJ9'\n"
-    done = subprocess.run(
-        ["sbatch", "--array=1-100", "/dev/stdin"], input=script, env=env, text=True, capture_output=True, check=False
-    )
-    assert done.returncode == 1 and "refused" in done.stderr and "max_array_size" in done.stderr
-    assert "args:" not in done.stdout  # the real sbatch never ran
-    (record,) = (paths.root / "scripts" / "job_scripts").glob("sbatch-*.sh")
-    assert "(exit 1)" in record.read_text()
-
-
-# Stands in for the plain command of an array's first element (a Snakemake jobstep).
-FAKE_JOBSTEP = """
-import sys
-print("plain:", " ".join(sys.argv[1:]))
+# Stands in for the runner's Python: where it runs, what the set-up left, its argv.
+FAKE_PYTHON = """#!/bin/sh
+echo "$PWD|$SETUP_MARK|$HSM_SETUP_DONE"
+echo "$@"
 """
 
 
-# An element's command as big as a real one (plugin 2.8, Snakemake 9.27: ~1 KB, 1.5 KB once
-# zlib'd, hex'd, put in JSON and base64'd); the shell runs its echo, the rest is a comment.
-ELEMENT_COMMAND = (
-    "echo run task_{i:03d} # /usr/bin/python3.11 -m snakemake --snakefile '/home/u/proj/workflow/Snakefile' "
-    "--target-jobs 'task:task=task_{i:03d}' --allowed-rules task --cores 2 --attempt 1 --force-use-threads "
-    "--wait-for-files '/home/u/proj/sweeps/outputs/sweep_20261129_110703/.snakemake/tmp.1mzr32fx' --force "
-    "--target-files-omit-workdir-adjustment --max-inventory-time 0 --retries 0 --nocolor --no-hooks --nolock "
-    "--ignore-incomplete --rerun-triggers software-env mtime input --conda-frontend 'conda' --shared-fs-usage "
-    "input-output software-deployment persistence source-cache storage-local-copies software-deployment-cache "
-    "sources --config 'backend=slurm' --latency-wait 30 --scheduler 'hsm-fifo' --local-storage-prefix "
-    "base64//LnNuYWtlbWFrZS9zdG9yYWdl --scheduler-solver-path '/usr/bin' --runtime-source-cache-path "
-    "'/home/u/.cache/snakemake/snakemake/source-cache/snakemake-runtime-cache/tmp7ynhz3xx' --default-resources "
-    "base64//dG1wZGlyPXN5c3RlbV90bXBkaXI= --executor slurm-jobstep --jobs 1 --mode 'remote'"
-)
+def test_each_array_element_runs_its_own_task_after_the_set_up(tmp_path):
+    workdir = tmp_path / "sweep dir 'q'"
+    workdir.mkdir()
+    python = tmp_path / "fake python"
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    setup = 'cd /\nexport SETUP_MARK="ran here"'
+    script = render_array(["task_007", "task_009", "task_010"], str(python), str(workdir), setup, "s1")
+    assert "snakemake" not in script.lower()
+    for index, task in (("1", "task_007"), ("3", "task_010")):
+        ran = run_script(tmp_path, script, index)
+        assert ran.returncode == 0, ran.stderr
+        where, command = ran.stdout.splitlines()
+        assert where == f"{workdir}|ran here|slurm"
+        assert command == f"-m hsm_snake.runner tasks/{task}"
+    ran = run_script(tmp_path, script, "4")
+    assert ran.returncode == 2 and "no task for array index '4' (elements 1-3)" in ran.stderr
 
 
-def plugin_array_script(jobstep, first: int, last: int) -> str:
-    """The script snakemake-executor-plugin-slurm 2.8 feeds sbatch for --array=first-last."""
-    commands = {
-        str(i): zlib.compress(ELEMENT_COMMAND.format(i=i).encode(), 9).hex() for i in range(first + 1, last + 1)
-    }
-    payload = base64.b64encode(json.dumps(commands).encode()).decode()
-    return "\n".join(
-        [
-            "#!/bin/sh",
-            f"{sys.executable} {jobstep} --target task_{first:03d}",
-            "--slurm-jobstep-array-execs",
-            shlex.quote(payload),
-        ]
-    )
+def test_a_single_job_runs_its_task(tmp_path):
+    script = render_single("task_002", "echo", str(tmp_path), None, "s1")
+    ran = run_script(tmp_path, script, None)
+    assert (ran.returncode, ran.stdout.strip()) == (0, "-m hsm_snake.runner tasks/task_002")
+    assert "HSM_SETUP_DONE" not in script
 
 
-def test_the_plugins_broken_array_script_is_given_one_command_per_element(tmp_path):
-    jobstep = tmp_path / "jobstep.py"
-    jobstep.write_text(FAKE_JOBSTEP)
-    script = plugin_array_script(jobstep, 11, 14).encode()
-    # As the plugin wrote it, every element runs the first task (and then fails on the option line).
-    ran = subprocess.run(
-        ["sh", "-c", script.decode()],
-        env={**os.environ, "SLURM_ARRAY_TASK_ID": "13"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert ran.stdout.startswith("plain: --target task_011")
-    repaired = sbatch_record.one_command_per_element(["--parsable", "--array=11-14", "/dev/stdin"], script)
-    path = tmp_path / "element.sh"
-    path.write_bytes(repaired)
-    for index, expected in ((11, "plain: --target task_011"), (12, "run task_012"), (14, "run task_014")):
-        ran = subprocess.run(
-            ["sh", str(path)],
-            env={**os.environ, "SLURM_ARRAY_TASK_ID": str(index)},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert (ran.returncode, ran.stdout.strip()) == (0, expected), ran.stderr
-    ran = subprocess.run(
-        ["sh", str(path)], env={**os.environ, "SLURM_ARRAY_TASK_ID": "15"}, capture_output=True, text=True, check=False
-    )
-    assert ran.returncode == 1 and "no task for array index 15" in ran.stderr
+def test_task_jobs_with_the_same_options_share_arrays_in_task_order():
+    def job(n: int, mem: str = "100") -> TaskJob:
+        return TaskJob(None, TaskPaths(Path(f"/s/tasks/task_{n}")), ("sbatch", "--mem", mem))
+
+    jobs = [job(1000), job(3), job(999), job(5, mem="200"), job(7)]
+    batches = array_batches(jobs, 2)
+    assert [[each.task.name for each in batch] for batch in batches] == [
+        ["task_3", "task_7"],
+        ["task_999", "task_1000"],
+        ["task_5"],
+    ]
+    assert [len(batch) for batch in array_batches(jobs, 1)] == [1] * 5
 
 
-def test_a_thousand_element_array_script_stays_far_under_sbatchs_size_limit(tmp_path):
-    script = plugin_array_script(tmp_path / "jobstep.py", 1, 1000).encode()
-    repaired = sbatch_record.one_command_per_element(["--array=1-1000", "/dev/stdin"], script)
-    # ~1 KB per element; sbatch's default max_script_size is 4 MB.
-    assert repaired is not None and len(repaired) < 1500 * 1000, len(repaired)
-
-
-def test_the_repaired_array_script_is_what_gets_submitted_and_kept(tmp_path, monkeypatch):
-    paths, env = install(tmp_path, monkeypatch)
-    script = plugin_array_script(tmp_path / "jobstep.py", 1, 3)
-    done = subprocess.run(
-        ["sbatch", "--array=1-3", "/dev/stdin"], input=script, env=env, text=True, capture_output=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert 'case "$SLURM_ARRAY_TASK_ID" in' in done.stdout and "\n--slurm-jobstep-array-execs\n" not in done.stdout
-    (record,) = (paths.root / "scripts" / "job_scripts").glob("sbatch-*.sh")
-    assert "\n3) echo run task_003 # " in record.read_text()
+def test_a_single_job_gets_a_log_of_its_own_name():
+    argv = ["sbatch", "--output", "/l/%A_%a.log", "--export=ALL"]
+    assert with_log(argv, "/l/%j.log") == ["sbatch", "--output", "/l/%j.log", "--export=ALL"]

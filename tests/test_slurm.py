@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from background import started, wait_for
 from conftest import on_testbed, read_status
+from procs import ANCESTRY_SCRIPT, assert_runner_alone
 
 pytestmark = pytest.mark.testbed
 
@@ -48,6 +49,30 @@ def test_sweep_runs_on_slurm_as_job_arrays_with_the_local_layout(slurm_project):
         "stderr.log",
         "stdout.log",
     ]
+
+
+def test_array_elements_and_single_jobs_run_the_task_runner_alone_after_the_set_up(slurm_project):
+    project = slurm_project
+    (project.root / "ancestry.py").write_text(ANCESTRY_SCRIPT)
+    project.write_project(
+        {"paths": {"train_script": "ancestry.py"}, "slurm": {"pre_script": "export SETUP_MARK=slurm-set-up"}}
+    )
+    project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    project.cli("run", "sweep.yaml", "--profile", "slurm")
+    (sweep_dir,) = project.sweep_dirs()
+    for i in (1, 2, 3):
+        seen = assert_runner_alone(sweep_dir / "tasks" / f"task_00{i}")
+        assert seen["setup_mark"] == "slurm-set-up", seen
+    # What the jobs executed: the job scripts (fed to sbatch on stdin, kept) start no Snakemake either.
+    calls = [path.read_text() for path in (sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh")]
+    scripts = [text.split("<<'HSM_SBATCH_STDIN'\n", 1)[1] for text in calls]
+    assert scripts and all("hsm_snake.runner" in text and "snakemake" not in text.lower() for text in scripts), calls
+    # A lone task goes out as a single job, the same way.
+    project.write_sweep({"grid": {"x": [4]}}, "one.yaml")
+    project.cli("run", "one.yaml", "--profile", "slurm", "--sweep-id", "one")
+    lone = project.root / "sweeps" / "outputs" / "one" / "tasks" / "task_001"
+    assert_runner_alone(lone)
+    assert "_" not in read_status(lone)["job_id"], read_status(lone)
 
 
 def test_started_locally_completed_on_slurm_with_identical_task_folders(slurm_project):
@@ -140,7 +165,7 @@ def test_cancel_stops_slurm_jobs_and_complete_reruns_only_them(slurm_project, ba
 
 HOG_ONCE = """
 import time
-block = b"x" * (1500 << 20)   # 1.5 GB touched: over 1000M with Snakemake in the job, under 2000M
+block = b"x" * (1500 << 20)   # 1.5 GB touched: over 1000M, under 2000M
 time.sleep(2)
 print("fine")
 """

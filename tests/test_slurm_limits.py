@@ -31,11 +31,11 @@ def test_caps_only_when_the_profile_would_submit_more_than_the_room():
     room = SubmitRoom(limit=300, queued=0, source="x")
     assert capped_submission_args(None, 1000, None) == []
     assert capped_submission_args(room, 200, None) == []
-    assert capped_submission_args(room, 1000, None) == ["--jobs", "300", "--slurm-array-limit", "300"]
+    assert capped_submission_args(room, 1000, None) == ["--jobs", "300", "--hsm-slurm-array-limit", "300"]
     assert capped_submission_args(room, 1000, 100) == ["--jobs", "300"]
-    assert capped_submission_args(room, None, 1000) == ["--jobs", "300", "--slurm-array-limit", "300"]
+    assert capped_submission_args(room, None, 1000) == ["--jobs", "300", "--hsm-slurm-array-limit", "300"]
     full = SubmitRoom(limit=300, queued=299, source="x")
-    assert capped_submission_args(full, 1000, None) == ["--jobs", "1", "--slurm-array-jobs", ""]
+    assert capped_submission_args(full, 1000, None) == ["--jobs", "1", "--hsm-slurm-array-jobs", ""]
 
 
 def test_profile_jobs_is_read_from_the_packaged_slurm_profile():

@@ -1,6 +1,7 @@
 """Map the backend sections of hsm.yaml onto Snakemake options, so profiles stay thin.
 
-``slurm:`` becomes the task rule's resources for snakemake-executor-plugin-slurm (``runtime``,
+``slurm:`` becomes the task rule's resources for hsm-snake's Slurm executor (hsm-slurm, built on
+snakemake-executor-plugin-slurm, whose sbatch options it uses: ``runtime``,
 ``mem_mb``, ``cpus_per_task``, ``slurm_partition``, ``slurm_account``, ``qos``, ``constraint``,
 ``gpu``/``gpu_model``, ``slurm_extra``; recorded in project_config.yaml and read by the workflow)
 plus executor settings on the command line. The per-sweep ``resources:``
@@ -19,12 +20,12 @@ from typing import Any
 from hsm_snake.config.project import parse_mem_mb, parse_walltime_seconds
 from hsm_snake.errors import ConfigError
 
-# A Snakemake job on a compute node starts a Python with Snakemake in it (~200 MB) before the
-# user's script: asking for less than this would have every task killed by the memory limit.
-DEFAULT_SLURM_MEM_MB = 1000
+# No memory request unless hsm.yaml asks for one (slurm.mem / pbs.mem): the job then gets the
+# cluster's default. A job runs the task runner before the user's script (standard library +
+# PyYAML, ~50 MB of its own), not a Snakemake.
 DEFAULT_SLURM_RUNTIME_MIN = 60
 
-# sbatch options the slurm plugin sets itself; passing them again would fight it.
+# sbatch options hsm-snake's Slurm executor (through the plugin) sets itself; passing them again would fight it.
 PLUGIN_MANAGED_SBATCH_OPTIONS = {
     "-J": "job name",
     "--job-name": "job name",
@@ -69,17 +70,14 @@ def merged_section(project_data: dict[str, Any], sweep_resources: dict[str, Any]
 
 def slurm_resources(section: dict[str, Any]) -> dict[str, Any]:
     """Snakemake resources for the slurm plugin from a ``slurm:`` section."""
-    resources: dict[str, Any] = {
-        "runtime": DEFAULT_SLURM_RUNTIME_MIN,
-        "mem_mb": DEFAULT_SLURM_MEM_MB,
-    }
+    resources: dict[str, Any] = {"runtime": DEFAULT_SLURM_RUNTIME_MIN}
     if section.get("walltime") is not None:
         seconds = parse_walltime_seconds(section["walltime"], "slurm.walltime")
         resources["runtime"] = max(1, -(-int(seconds) // 60))
     if section.get("mem") is not None:
         resources["mem_mb"] = parse_mem_mb(section["mem"], "slurm.mem")
     if section.get("mem_per_cpu") is not None:
-        del resources["mem_mb"]
+        resources.pop("mem_mb", None)
         resources["mem_mb_per_cpu"] = parse_mem_mb(section["mem_per_cpu"], "slurm.mem_per_cpu")
     simple = {
         "cpus_per_task": "cpus_per_task",
@@ -151,7 +149,6 @@ def pbs_resources(section: dict[str, Any]) -> dict[str, Any]:
     """Snakemake resources for hsm-snake's PBS executor (hsm-pbs) from a ``pbs:`` section."""
     resources: dict[str, Any] = {
         "runtime": DEFAULT_SLURM_RUNTIME_MIN,
-        "mem_mb": DEFAULT_SLURM_MEM_MB,
         "pbs_flavor": pbs_flavor(section),
     }
     if section.get("walltime") is not None:
@@ -218,24 +215,17 @@ def snakemake_args(
         return []
     section = merged_section(project_data, sweep_resources, backend)
     if backend == "slurm":
-        args = [] if section.get("account") else ["--slurm-no-account"]
-        return [*args, "--slurm-pass-command-as-script", "--slurm-array-limit", str(slurm_array_limit(section))]
+        args = [] if section.get("account") else ["--hsm-slurm-no-account"]
+        return [*args, "--hsm-slurm-array-limit", str(slurm_array_limit(section))]
     if section.get("max_array_size") is not None:
         return ["--hsm-pbs-array-limit", str(section["max_array_size"])]
     return []
 
 
-# snakemake-executor-plugin-slurm 2.8 passes the commands of all of an array's elements in one
-# argument (~1.6 KB per task). Past the kernel's 128 KiB limit for one argument (or always, with
-# --slurm-pass-command-as-script) it submits a job script that ran the array's first task in every
-# element (seen on the test cluster: one task run 94 times in an array of 100). hsm-snake's sbatch
-# pass-through (sbatch_record.py) gives that script one command per element, so a run through
-# hsm-snake asks for it always and takes arrays of up to SLURM_ARRAY_SIZE. Without the pass-through
-# (plain `snakemake --profile profiles/slurm`), the profile keeps arrays under
-# SLURM_SAFE_ARRAY_SIZE, where the plugin's one-argument form works.
-SLURM_SAFE_ARRAY_SIZE = 50
+# Tasks per sbatch --array. The job script is ~30 bytes per element (a case on the element's
+# index); the cluster's MaxArraySize bounds it further (read by the plugin).
 SLURM_ARRAY_SIZE = 500
-SLURM_MAX_ARRAY_SIZE = 1000  # a 1,000-element script is ~1.6 MB, under sbatch's default 4 MB
+SLURM_MAX_ARRAY_SIZE = 1000
 
 
 def slurm_array_limit(section: dict[str, Any]) -> int:

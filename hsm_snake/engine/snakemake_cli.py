@@ -12,7 +12,8 @@
   ones included, waited 10 s. ``SLURM_CONF`` points at an empty file during that import, so the
   query fails at once; the plugin asks again, with the real configuration, when it runs jobs.
 
-- snakemake-executor-plugin-slurm 2.8 submits array jobs only once a full chunk of a rule's
+- snakemake-executor-plugin-slurm 2.8 (``executor: slurm``; hsm-slurm submits task jobs itself)
+  submits array jobs only once a full chunk of a rule's
   jobs has arrived (or all that are ready); jobs handed over in smaller numbers are set aside
   and never submitted. Snakemake hands over as many jobs as slots are free, so once the queue is
   full (``--jobs``, e.g. capped by MaxSubmitJobs) and slots free up one by one, every new job
@@ -59,7 +60,12 @@ import yaml
 
 LocalUri = namedtuple("LocalUri", ["scheme", "uri_path"])
 
-SLURM_PLUGINS = ("snakemake_executor_plugin_slurm", "snakemake_executor_plugin_slurm_jobstep")
+SLURM_PLUGINS = (
+    "snakemake_executor_plugin_slurm",
+    "snakemake_executor_plugin_slurm_jobstep",
+    "snakemake_executor_plugin_hsm_slurm",
+)
+SLURM_EXECUTORS = ("slurm", "slurm-jobstep", "hsm-slurm")
 
 
 def target_moved(target: str, consequence: str) -> None:
@@ -192,11 +198,11 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     executor = executor_of(args)
     list_sys_path_modules_once()
-    if executor is not None and not executor.startswith("slurm"):
+    if executor is not None and executor not in SLURM_EXECUTORS:
         leave_out_slurm_plugins()
     cli = import_snakemake_cli()
     read_local_sources_without_smart_open()
-    if executor is None or executor.startswith("slurm"):
+    if executor is None or executor == "slurm":
         submit_every_array_chunk_at_once()
     drop_local_rate_limit(cli)
     cli.main(args)

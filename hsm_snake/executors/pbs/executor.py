@@ -4,8 +4,9 @@ Snakemake finds it through the shim package ``snakemake_executor_plugin_hsm_pbs`
 
 - **submit**: the job script (``scripts/job_scripts/<sweep>-<task>.pbs`` in the sweep directory,
   rendered by ``script.py`` from the task rule's resources) runs the task's set-up (hsm.yaml
-  ``pbs: modules / pre_script``) and then the Snakemake job command the interface gives
-  (``format_job_exec``); ``qsub -V -o logs/pbs/<name>.a<attempt>.out -e ….err SCRIPT``.
+  ``pbs: modules / pre_script``) and then the task runner, ``python -m hsm_snake.runner
+  tasks/<task>`` (no Snakemake starts in the job; its completion marker is what the engine's
+  Snakemake checks); ``qsub -V -o logs/pbs/<name>.a<attempt>.out -e ….err SCRIPT``.
   Ready tasks whose ``#PBS`` lines are the same go out together as one job array
   (``qsub -J 1-N`` on PBS Pro, ``-t 1-N`` on Torque) of at most ``--hsm-pbs-array-limit``
   elements: ``scripts/job_scripts/<sweep>-<first task>+<N-1>.pbs``, whose elements write the same
@@ -24,6 +25,7 @@ Snakemake finds it through the shim package ``snakemake_executor_plugin_hsm_pbs`
 # No ``from __future__ import annotations`` here: Snakemake builds the --hsm-pbs-* options from
 # the ExecutorSettings field types, which must be real types, not strings.
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import Sequence
@@ -36,12 +38,13 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
+from hsm_snake.executors import jobscript
 from hsm_snake.executors.common import setting
 from hsm_snake.executors.pbs import accounting, script
 from hsm_snake.executors.pbs.qstat import FORMATS, Qstat
 from hsm_snake.executors.pbs.watch import ArrayElement, Tracking, Watcher
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
-from hsm_snake.layout.records import RecordError, read_record, read_yaml, write_text_atomic
+from hsm_snake.layout.records import RecordError, read_record, write_text_atomic
 
 QSUB_TIMEOUT_S = 120
 DEFAULT_ARRAY_LIMIT = 1000
@@ -103,7 +106,6 @@ class Executor(RemoteExecutor):
         )
         self.workdir = str(self.workflow.workdir_init)
         self.array_limit = int(settings.array_limit or 0)
-        self._setup_cache: tuple[float, str | None] | None = None
 
     # -- submission ------------------------------------------------------------------------
     def sweep_dir(self) -> Path:
@@ -111,17 +113,14 @@ class Executor(RemoteExecutor):
         return Path.cwd()
 
     def task_setup(self) -> str | None:
-        """modules + pre_script of hsm.yaml pbs:, as recorded in the sweep's project_config.yaml."""
-        path = self.sweep_dir() / "project_config.yaml"
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
-            return None
-        if self._setup_cache is None or self._setup_cache[0] != mtime:
-            record = read_yaml(path) or {}
-            setup = ((record.get("runner") or {}).get("pre_scripts") or {}).get("pbs")
-            self._setup_cache = (mtime, setup)
-        return self._setup_cache[1]
+        return jobscript.recorded_setup(self.sweep_dir(), "pbs")
+
+    def job_command(self, job: "Prepared") -> str:
+        """What the job runs: the task runner for a task (no Snakemake in the job), else the
+        Snakemake job command the interface gives."""
+        if job.task is None:
+            return self.format_job_exec(job.job)
+        return jobscript.runner_command(self.get_python_executable(), shlex.quote(f"tasks/{job.task.name}"))
 
     def job_task(self, job: JobExecutorInterface) -> TaskPaths | None:
         """The task folder a job runs (its output is ``tasks/<task>/.completed``)."""
@@ -191,7 +190,7 @@ class Executor(RemoteExecutor):
             name=job.name,
             options=job.options,
             workdir=self.workdir,
-            exec_job=self.format_job_exec(job.job),
+            exec_job=self.job_command(job),
             setup=self.task_setup(),
             comment=f"{job.what} of sweep {self.sweep_dir().name}",
         )
@@ -211,8 +210,7 @@ class Executor(RemoteExecutor):
         what = f"{first.what}+{len(jobs) - 1}"
         name = script.job_name(sweep, what)
         elements = [
-            script.Element(index, job.log_base, self.format_job_exec(job.job))
-            for index, job in enumerate(jobs, start=1)
+            script.Element(index, job.log_base, self.job_command(job)) for index, job in enumerate(jobs, start=1)
         ]
         text = script.render_array(
             name=name,
@@ -258,7 +256,7 @@ class Executor(RemoteExecutor):
     def qsub(self, command: list[str]) -> tuple[str | None, str]:
         """(the job id qsub printed, or None and why not)."""
         try:
-            # The job's Snakemake must run its one job here, not read this run's profile again.
+            # A job that runs a Snakemake (not a task) must run its one job, not read this profile.
             env = {k: v for k, v in os.environ.items() if k != "SNAKEMAKE_PROFILE"}
             done = subprocess.run(
                 command,

@@ -16,7 +16,7 @@ An array job script (``render_array``) runs one task per element: it finds its i
 (``PBS_ARRAY_INDEX`` on PBS Pro and under Slurm's torque wrappers, ``PBS_ARRAYID`` on Torque,
 ``SLURM_ARRAY_TASK_ID``), sends its output to that task's own logs, writes its own job id next to
 them (``<log>.jobid``: qsub prints only the array's id, and the wrappers' element ids cannot be
-derived from it) and runs that task's Snakemake job.
+derived from it) and runs that task's runner (``jobscript.runner_command``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from hsm_snake.executors import jobscript
 
 # PBS Pro accepts job names of up to 236 characters; the first one must not be a digit on
 # older servers, and no whitespace anywhere.
@@ -102,7 +104,7 @@ JOB_ID_SUFFIX = ".jobid"
 @dataclass(frozen=True)
 class Element:
     """One task of an array job: its index, its logs (``<log_base>.out/.err``, its job id in
-    ``<log_base>.jobid``) and the Snakemake job command that runs it."""
+    ``<log_base>.jobid``) and the command that runs it (the task runner)."""
 
     index: int
     log_base: str
@@ -132,18 +134,9 @@ def _backend_lines() -> list[str]:
 
 
 def _setup_and_cd(setup: str | None, workdir: str) -> list[str]:
-    lines = []
-    if setup:
-        lines += [
-            "",
-            "# Task set-up from hsm.yaml pbs: (modules, pre_script); never a parameter value.",
-            setup.rstrip("\n"),
-            # The runner skips its own copy of the set-up when this says it ran here.
-            "export HSM_SETUP_DONE=pbs",
-        ]
-    # PBS starts jobs in $HOME (Torque, PBS Pro) or the submit directory; Snakemake needs the
-    # sweep directory, and the set-up above may have changed directory.
-    return [*lines, "", f"cd {shlex.quote(workdir)} || exit 1"]
+    # PBS starts jobs in $HOME (Torque, PBS Pro) or the submit directory; the runner needs the
+    # sweep directory.
+    return jobscript.setup_and_cd(setup, "pbs", workdir)
 
 
 def render(

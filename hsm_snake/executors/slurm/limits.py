@@ -13,9 +13,10 @@ and finished jobs too until ``MinJobAge`` has passed; past it sbatch is refused 
 temporarily unavailable"). Its room (``squeue -r -t all`` counts what is held) caps a run like
 the others.
 
-``MaxArraySize`` bounds array *indices*, not only sizes, and snakemake-executor-plugin-slurm 2.8
-numbers the elements of the jobs Snakemake hands it in one round 1, 2, … across its chunks. So
-the jobs handed over per round (``--max-jobs-per-timespan N/1s``) are capped at MaxArraySize - 1
+``MaxArraySize`` bounds array *indices*, not only sizes. hsm-slurm numbers each array's elements
+1..N, but a job that is not a task goes through snakemake-executor-plugin-slurm 2.8, which numbers
+the elements of the jobs Snakemake hands it in one round 1, 2, … across its chunks. So the jobs
+handed over per round (``--max-jobs-per-timespan N/1s``) are capped at MaxArraySize - 1
 (``scontrol show config``); Snakemake's default, 100 per second, stays when Slurm cannot tell.
 """
 
@@ -186,15 +187,15 @@ def profile_jobs(profile_dir: Path) -> int | None:
 
 
 def capped_submission_args(room: SubmitRoom | None, jobs: int | None, max_array_size: int | None) -> list[str]:
-    """``--jobs``/``--slurm-array-limit`` that keep a run within the room left (nothing if it fits)."""
+    """``--jobs``/``--hsm-slurm-array-limit`` that keep a run within the room left (nothing if it fits)."""
     if room is None or (jobs is not None and jobs <= room.free):
         return []
     args = ["--jobs", str(room.free)]
     if room.free < 2:
         # The plugin refuses array submission with arrays of fewer than 2 elements.
-        args += ["--slurm-array-jobs", ""]
+        args += ["--hsm-slurm-array-jobs", ""]
     elif not max_array_size or int(max_array_size) > room.free:
-        args += ["--slurm-array-limit", str(room.free)]
+        args += ["--hsm-slurm-array-limit", str(room.free)]
     return args
 
 
