@@ -1,15 +1,24 @@
 #!/usr/bin/env python
-"""Many trivial tasks on Slurm: submissions, status queries and wall time against the local profile.
+"""Trivial tasks on Slurm and PBS, side by side with a bare job array running the same script.
 
-    . /tmp/hsm-testbed/env.sh && python bench/slurm_bench.py            # 1,000 tasks on the test cluster
-    python bench/slurm_bench.py --tasks 100 --partition debug            # any Slurm you can submit to
+    . /tmp/hsm-testbed/env.sh && python bench/slurm_bench.py             # 100 tasks, Slurm and PBS
+    python bench/slurm_bench.py --tasks 1000 --backend slurm --partition debug
     python bench/slurm_bench.py --tasks 10000 --submit-only              # submissions of 10,000 held tasks
 
-The same sweep (trivial Python tasks) runs with `--profile local` (2 at a time) and with
-`--profile slurm`. Counting pass-throughs first on the Slurm run's PATH log every `sbatch`,
-`squeue`, `sacct` and `scontrol` call (hsm-snake's and the Slurm plugin's) and run the real
-command. hsm-snake's own time is the run's wall time minus the life of its Snakemake processes
-(from logs/engine.log and logs/sweep.log). See bench/README.md for the latest figures.
+For each backend, one run of each, back to back on the same cluster:
+
+- **bare array** (the floor): one ``sbatch --array=1-N --wait`` (PBS: ``qsub -t 1-N``, waited for
+  with qstat) of a script that runs ``python triv.py i=<index-1>`` in the project folder, as the
+  predecessor's array script does; no memory request (the cluster's default).
+- **hsm-snake**: ``hsm-snake run sweep.yaml --profile slurm|pbs`` of the same N tasks (grid
+  ``i: [0..N-1]``), hsm.yaml with a partition/queue and a walltime but no ``mem:`` (the default
+  request).
+
+Printed per backend: wall time, CPU per array element (sacct ``TotalCPU`` of each element: the
+PBS test bed's jobs are Slurm jobs underneath) and the memory request (sacct ``ReqMem``), as
+ratios to the bare array. Counting pass-throughs on the hsm-snake Slurm run's PATH log every
+``sbatch``, ``squeue``, ``sacct`` and ``scontrol`` call (calls made inside jobs apart). See
+bench/README.md for the latest figures.
 
 ``--submit-only`` submits every task held (``sbatch --hold``), counts the sbatch calls and the
 time until all are queued, then cancels the sweep (``hsm-snake cancel``): submission at sizes
@@ -19,19 +28,21 @@ the test node could not run in a session.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 import yaml
-from run_bench import Workspace, hsm_snake_command, machine_description, write_project, write_sweep_file
+from run_bench import PYTHON, Workspace, hsm_snake_command, machine_description, write_project, write_sweep_file
 
+import hsm_snake
 from hsm_snake.engine.leftovers import slurm_job_ids
 from hsm_snake.layout.paths import SweepPaths
 
@@ -59,21 +70,6 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     if done.returncode != 0:
         raise SystemExit(f"exit {done.returncode}: {' '.join(argv)}\n{done.stderr[-3000:]}")
     return seconds
-
-
-def engine_seconds(sweep_dir: Path) -> float:
-    """How long the run's Snakemake processes lived: engine.log start stamps to sweep.log end stamps."""
-    starts = [
-        datetime.fromisoformat(line.split()[1])
-        for line in (sweep_dir / "logs" / "engine.log").read_text().splitlines()
-        if line.startswith("=== ")
-    ]
-    ends = [
-        datetime.fromisoformat(line.split()[0])
-        for line in (sweep_dir / "logs" / "sweep.log").read_text().splitlines()
-        if " ended (Snakemake exit" in line
-    ]
-    return sum((end - start).total_seconds() for start, end in zip(starts, ends, strict=True))
 
 
 def only_sweep(project: Path, sweep_id: str) -> Path:
@@ -135,38 +131,201 @@ def submit_only(project: Path, sweep_file: Path, env: dict[str, str], args: argp
     }
 
 
-def run_everything(
-    project: Path, sweep_file: Path, env: dict[str, str], calls_log: Path, args: argparse.Namespace
-) -> dict:
-    """The sweep with the local profile, then with the Slurm one: calls, wall times, own overhead."""
-    local_s = timed([*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "on_local"], project, env)
-    env = {**env, "PATH": counting_path(calls_log.parent / "counting_bin", calls_log)}
-    slurm_s = timed(
-        [*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", "on_slurm", "--profile", "slurm"], project, env
-    )
-    sweep_dir = only_sweep(project, "on_slurm")
-    calls = Counter(calls_log.read_text().split())
-    statuses = [yaml.safe_load(p.read_text()) for p in sorted((sweep_dir / "tasks").glob("task_*/status.yaml"))]
+# The floor's job script: the task script itself, as the predecessor's array script runs it.
+BARE_SCRIPT = """#!/bin/sh
+#PBS -l walltime=00:10:00
+#PBS -q {queue}
+cd {project} || exit 1
+index=${{SLURM_ARRAY_TASK_ID:-${{PBS_ARRAYID:-$PBS_ARRAY_INDEX}}}}
+exec {python} triv.py i=$((index - 1))
+"""
+POLL_S = 0.5
+
+
+def bare_script(project: Path, queue: str) -> Path:
+    path = project / "bare_array.sh"
+    path.write_text(BARE_SCRIPT.format(queue=queue, project=project, python=PYTHON))
+    path.chmod(0o755)
+    return path
+
+
+def bare_slurm(project: Path, tasks: int, partition: str) -> tuple[float, list[str]]:
+    """(wall seconds, job ids) of one ``sbatch --array --wait`` of the bare script."""
+    script = bare_script(project, partition)
+    argv = ["sbatch", "--parsable", "--wait", f"--array=1-{tasks}", "-p", partition, "-t", "10"]
+    argv += ["-o", "/dev/null", "-J", "bare_array", "-D", str(project), str(script)]
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"bare sbatch array failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    return seconds, [done.stdout.strip().split(";")[0]]
+
+
+def bare_pbs(project: Path, tasks: int, queue: str) -> tuple[float, list[str]]:
+    """(wall seconds, job ids) of one ``qsub -t 1-N`` of the bare script, waited for with qstat."""
+    script = bare_script(project, queue)
+    start = time.perf_counter()
+    argv = ["qsub", "-V", "-t", f"1-{tasks}", "-o", "/dev/null", "-e", "/dev/null", str(script)]
+    done = subprocess.run(argv, cwd=project, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bare qsub array failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    job_id = done.stdout.strip().splitlines()[-1]
+    while not pbs_finished(job_id):
+        time.sleep(POLL_S)
+    return time.perf_counter() - start, [job_id]
+
+
+def pbs_finished(job_id: str) -> bool:
+    """qstat shows the job finished (C, or it is gone)."""
+    done = subprocess.run(["qstat", job_id], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return True
+    for line in done.stdout.splitlines():
+        words = line.split()
+        if words and words[0].split(".")[0] == job_id.split(".")[0]:
+            return words[-2] == "C"
+    return True
+
+
+def hsm_run(project: Path, sweep_file: Path, profile: str, env: dict[str, str]) -> tuple[float, list[str]]:
+    """(wall seconds, job ids from the tasks' status.yaml) of one ``hsm-snake run``."""
+    sweep_id = f"on_{profile}"
+    argv = [*hsm_snake_command(), "run", str(sweep_file), "--sweep-id", sweep_id, "--profile", profile]
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"exit {done.returncode}: {' '.join(argv)}\n{done.stderr[-3000:]}")
+    statuses = [yaml.safe_load(p.read_text()) for p in (only_sweep(project, sweep_id) / "tasks").glob("*/status.yaml")]
+    if sum(1 for status in statuses if status.get("status") == "completed") != len(statuses):
+        raise SystemExit(f"not every task of {sweep_id} completed")
+    return seconds, [str(status["job_id"]) for status in statuses]
+
+
+def cpu_seconds(text: str) -> float:
+    """sacct's TotalCPU ([D-][HH:]MM:SS[.mmm]) in seconds."""
+    days, _, clock = text.rpartition("-")
+    parts = [float(part) for part in clock.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0.0)
+    return int(days or 0) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
+
+
+def accounting(job_ids: list[str], expected: int) -> dict:
+    """CPU per element and memory request of the elements (sacct allocation lines)."""
+    cpu: dict[str, float] = {}
+    requests: Counter[str] = Counter()
+    for _ in range(60):  # slurmdbd may take a moment to hold the last elements
+        done = subprocess.run(
+            ["sacct", "-n", "-P", "-j", ",".join(sorted(set(job_ids))), "-o", "JobID,TotalCPU,ReqMem,State"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        cpu, requests = {}, Counter()
+        for line in done.stdout.splitlines():
+            job, total, mem, state = line.split("|")[:4]
+            if "." in job or not state.startswith("COMPLETED"):
+                continue
+            cpu[job] = cpu_seconds(total)
+            requests[mem] += 1
+        if len(cpu) >= expected:
+            break
+        time.sleep(1)
+    values = sorted(cpu.values())
     return {
-        "machine": machine_description(),
-        "tasks": args.tasks,
-        "completed_on_slurm": sum(1 for s in statuses if s.get("status") == "completed"),
-        "array_jobs": len({str(s.get("job_id", "")).split("_")[0] for s in statuses}),
-        "kept_sbatch_calls": len(list((sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh"))),
-        "calls_by_the_run": {name: calls.get(name, 0) for name in COUNTED},
-        "calls_in_jobs": {name: calls.get(f"{name}_in_jobs", 0) for name in COUNTED},
-        "local_seconds": round(local_s, 1),
-        "slurm_seconds": round(slurm_s, 1),
-        "slurm_to_local": round(slurm_s / local_s, 2),
-        # engine.log and sweep.log stamp whole seconds: this is ±1 s.
-        "hsm_snake_own_seconds": round(max(0.0, slurm_s - engine_seconds(sweep_dir))),
+        "elements": len(values),
+        "cpu_per_element_s": round(statistics.mean(values), 3) if values else None,
+        "cpu_per_element_max_s": round(values[-1], 3) if values else None,
+        "memory_request": requests.most_common(1)[0][0] if requests else None,
     }
+
+
+def mem_mb(request: str | None) -> float | None:
+    """sacct's ReqMem (``500M``, ``1G``, ``4000Mn`` of older versions) in MB."""
+    if not request:
+        return None
+    text = request.rstrip("nc")
+    scale = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}.get(text[-1:].upper())
+    return float(text[:-1]) * scale if scale else float(text)
+
+
+def side_by_side(ws: Workspace, backend: str, args: argparse.Namespace) -> dict:
+    """The bare array, then hsm-snake, for one backend: figures and hsm-snake's ratios to the floor."""
+    project = write_project(ws.fresh_folder(f"{backend}_project"), max_parallel=2)
+    config = yaml.safe_load((project / "hsm.yaml").read_text())
+    queue_key = "partition" if backend == "slurm" else "queue"
+    config[backend] = {queue_key: args.partition, "walltime": "00:10:00", "max_array_size": 1000}
+    (project / "hsm.yaml").write_text(yaml.safe_dump(config))
+    sweep_file = write_sweep_file(project / "sweep.yaml", {"i": list(range(args.tasks))})
+    env = dict(os.environ)
+    calls_log = ws.root / f"{backend}_calls.log"
+    if backend == "slurm":
+        env["PATH"] = counting_path(ws.root / "counting_bin", calls_log)
+        bare_s, bare_ids = bare_slurm(project, args.tasks, args.partition)
+    else:
+        bare_s, bare_ids = bare_pbs(project, args.tasks, args.partition)
+    hsm_s, hsm_ids = hsm_run(project, sweep_file, backend, env)
+    bare = {"wall_s": round(bare_s, 1), **accounting(bare_ids, args.tasks)}
+    hsm = {"wall_s": round(hsm_s, 1), **accounting(hsm_ids, args.tasks)}
+    figures = {
+        "tasks": args.tasks,
+        "bare_array": bare,
+        "hsm_snake": hsm,
+        "ratios": {
+            "wall": round(hsm["wall_s"] / bare["wall_s"], 2),
+            "cpu_per_element": ratio(hsm["cpu_per_element_s"], bare["cpu_per_element_s"]),
+            "memory_request": ratio(mem_mb(hsm["memory_request"]), mem_mb(bare["memory_request"])),
+        },
+    }
+    if backend == "slurm":
+        calls = Counter(calls_log.read_text().split()) if calls_log.exists() else Counter()
+        figures["calls_by_the_run"] = {name: calls.get(name, 0) for name in COUNTED}
+        figures["calls_in_jobs"] = {name: calls.get(f"{name}_in_jobs", 0) for name in COUNTED}
+        figures["targets"] = {
+            "wall <= 1.3x": figures["ratios"]["wall"] <= 1.3,
+            "cpu per element <= 0.3 s": (hsm["cpu_per_element_s"] or 0) <= 0.3,
+            "memory request <= 512M": (mem_mb(hsm["memory_request"]) or 0) <= 512,
+        }
+    return figures
+
+
+def ratio(value: float | None, floor: float | None) -> float | None:
+    return round(value / floor, 2) if value is not None and floor else None
+
+
+def print_table(figures: dict) -> None:
+    for backend in ("slurm", "pbs"):
+        if backend not in figures:
+            continue
+        each = figures[backend]
+        bare, hsm, ratios = each["bare_array"], each["hsm_snake"], each["ratios"]
+        print(f"\n{backend}, {each['tasks']} trivial tasks | bare array (floor) | hsm-snake | ratio")
+        print(f"wall s | {bare['wall_s']} | {hsm['wall_s']} | {ratios['wall']}x")
+        print(
+            f"CPU per element s (sacct TotalCPU) | {bare['cpu_per_element_s']} | {hsm['cpu_per_element_s']} | "
+            f"{ratios['cpu_per_element']}x"
+        )
+        print(f"memory request | {bare['memory_request']} | {hsm['memory_request']} | {ratios['memory_request']}x")
+        for target, met in (each.get("targets") or {}).items():
+            print(f"target {target}: {'ok' if met else 'MISSED'}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=1000, help="tasks in the sweep (default 1000)")
-    parser.add_argument("--partition", default=os.environ.get("HSM_TB_SLURM_PARTITION", "debug"))
+    parser.add_argument("--tasks", type=int, default=100, help="tasks in the sweep (default 100)")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=("slurm", "pbs"),
+        help="backends to measure (repeatable; default both)",
+    )
+    parser.add_argument(
+        "--partition",
+        default=os.environ.get("HSM_TB_SLURM_PARTITION", "debug"),
+        help="Slurm partition, and the PBS queue",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     parser.add_argument(
         "--submit-only",
@@ -175,22 +334,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    # Every element imports the runner from this checkout: byte-compile it once, as pip does when
+    # it installs the wheel (else, with PYTHONDONTWRITEBYTECODE or a read-only checkout, each
+    # element compiles ~15 modules: ~0.1 s of CPU).
+    compileall.compile_dir(Path(hsm_snake.__file__).parent, quiet=1)
     ws = Workspace()
     try:
-        project = write_project(ws.fresh_folder("slurm_project"), max_parallel=2)
-        config = yaml.safe_load((project / "hsm.yaml").read_text())
-        config["slurm"] = {
-            "partition": args.partition,
-            "walltime": "00:10:00",
-            "mem": "1000M",
-            **({"extra_directives": ["--hold"]} if args.submit_only else {"max_array_size": 1000}),
-        }
-        (project / "hsm.yaml").write_text(yaml.safe_dump(config))
-        sweep_file = write_sweep_file(project / "sweep.yaml", {"i": list(range(args.tasks))})
-        calls_log = ws.root / "slurm_calls.log"
-        env = dict(os.environ)
         if args.submit_only:
-            env["PATH"] = counting_path(ws.root / "counting_bin", calls_log)
+            project = write_project(ws.fresh_folder("slurm_project"), max_parallel=2)
+            config = yaml.safe_load((project / "hsm.yaml").read_text())
+            config["slurm"] = {"partition": args.partition, "walltime": "00:10:00", "extra_directives": ["--hold"]}
+            (project / "hsm.yaml").write_text(yaml.safe_dump(config))
+            sweep_file = write_sweep_file(project / "sweep.yaml", {"i": list(range(args.tasks))})
+            calls_log = ws.root / "slurm_calls.log"
+            env = {**os.environ, "PATH": counting_path(ws.root / "counting_bin", calls_log)}
             figures = {
                 "machine": machine_description(),
                 "tasks": args.tasks,
@@ -199,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
             calls = Counter(calls_log.read_text().split())
             figures["calls_by_the_run"] = {name: calls.get(name, 0) for name in COUNTED}
         else:
-            figures = run_everything(project, sweep_file, env, calls_log, args)
+            figures = {"machine": machine_description()}
+            for backend in args.backend or ["slurm", "pbs"]:
+                figures[backend] = side_by_side(ws, backend, args)
     finally:
         ws.remove()
     print(json.dumps(figures, indent=1, ensure_ascii=False))
@@ -207,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(figures, indent=1, ensure_ascii=False))
     if args.submit_only:
         return 0 if figures["left_in_queue_after_cancel"] == 0 else 1
-    return 0 if figures["completed_on_slurm"] == args.tasks else 1
+    print_table(figures)
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from background import started, wait_for
@@ -12,6 +14,8 @@ from conftest import on_testbed, read_status
 from procs import ANCESTRY_SCRIPT, assert_runner_alone
 
 pytestmark = pytest.mark.testbed
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -73,6 +77,33 @@ def test_array_elements_and_single_jobs_run_the_task_runner_alone_after_the_set_
     lone = project.root / "sweeps" / "outputs" / "one" / "tasks" / "task_001"
     assert_runner_alone(lone)
     assert "_" not in read_status(lone)["job_id"], read_status(lone)
+
+
+def test_plain_snakemake_with_the_slurm_profile_runs_a_sweep(slurm_project):
+    project = slurm_project
+    (project.root / "ancestry.py").write_text(ANCESTRY_SCRIPT)
+    project.write_project({"paths": {"train_script": "ancestry.py"}})
+    from hsm_snake import sweeps
+    from hsm_snake.config.project import load_project
+    from hsm_snake.config.sweep_file import load_sweep
+
+    sweep = project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    index = sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["t"], "plain")
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm"]
+        + ["--config", f"sweep_dir={index.paths.root}", "backend=slurm"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for i in (1, 2, 3):
+        task = index.paths.root / "tasks" / f"task_00{i}"
+        assert read_status(task)["status"] == "completed" and read_status(task)["backend"] == "slurm"
+        assert_runner_alone(task)
+    assert "3 completed" in project.cli("status", "plain").output
 
 
 def test_started_locally_completed_on_slurm_with_identical_task_folders(slurm_project):

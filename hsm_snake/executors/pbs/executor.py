@@ -104,7 +104,9 @@ class Executor(RemoteExecutor):
             # short of the real one by about one poll interval.
             slack_s=float(self.workflow.remote_execution_settings.seconds_between_status_checks or 10) + 5,
         )
-        self.workdir = str(self.workflow.workdir_init)
+        # The sweep directory, where the runner finds tasks/<task>: with `--config sweep_dir=` it is
+        # not the directory Snakemake started in (workdir_init).
+        self.workdir = str(self.sweep_dir())
         self.array_limit = int(settings.array_limit or 0)
 
     # -- submission ------------------------------------------------------------------------
