@@ -41,3 +41,21 @@ def test_scaled_request_respects_the_cap():
     assert scaled(1000, 2, 2, None) == 4000
     assert scaled(1000, 5, 2, 8000) == 8000
     assert scaled(60, 1, 1.5, None) == 90
+
+
+def test_a_task_without_a_memory_request_grows_from_the_default_it_had(tmp_path):
+    from types import SimpleNamespace
+
+    from hsm_snake.layout.status import write_status
+    from hsm_snake.runner.escalation import rule_resources
+
+    task = TaskPaths(tmp_path / "tasks" / "task_001")
+    (task.attempts / "1").mkdir(parents=True)
+    resources = rule_resources({"runtime": 60}, {"mem_factor": 2}, str(tmp_path / "tasks"))
+    wildcards = SimpleNamespace(task="task_001")
+    assert resources["mem_mb"](wildcards) == 0  # no --mem: the cluster's default
+    oom = {"status": "failed", "error_category": "out_of_memory", "mem_request_mb": 500}
+    write_status(task.attempts / "1" / "status.yaml", {**oom, "attempt": 1})
+    assert resources["mem_mb"](wildcards) == 1000
+    write_status(task.status, {**oom, "attempt": 2, "mem_request_mb": 1000})
+    assert resources["mem_mb"](wildcards) == 2000  # the first default, grown twice

@@ -150,12 +150,14 @@ print("fine")
 """
 
 
-def memory_hog_project(project, tb, script: str):
-    """The project running `script` as hog.py, on a test cluster that enforces memory."""
+def memory_hog_project(project, tb, script: str, mem: str | None = "1000M"):
+    """The project running `script` as hog.py, on a test cluster that enforces memory; each task
+    asks for `mem` (None: the cluster's default, 500M per CPU on the test bed)."""
     if tb.facts["slurm"].get("mem_enforcement") != "cgroup":
         pytest.skip("the test cluster does not enforce memory with cgroups here")
     (project.root / "hog.py").write_text(script)
-    project.write_project({"paths": {"train_script": "hog.py"}})
+    slurm = {"partition": os.environ.get("HSM_TB_SLURM_PARTITION", "debug"), "walltime": "00:05:00"}
+    project.write_project({"paths": {"train_script": "hog.py"}, "slurm": {**slurm, **({"mem": mem} if mem else {})}})
     return project
 
 
@@ -216,6 +218,33 @@ def test_out_of_memory_is_retried_with_twice_the_memory(slurm_project, tb):
         ["sacct", "-X", "-n", "-P", "-o", "ReqMem", "-j", status["job_id"]], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip().startswith("2000M"), out
+
+
+HOG_700M = """
+import time
+block = b"x" * (700 << 20)   # over the test bed's default 500M, under twice that
+time.sleep(2)
+print("fine")
+"""
+
+
+def test_without_a_memory_request_out_of_memory_grows_the_clusters_default(slurm_project, tb):
+    project = memory_hog_project(slurm_project, tb, HOG_700M, mem=None)
+    (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
+    project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", "sweep.yaml", "--profile", "slurm")
+    (sweep_dir,) = project.sweep_dirs()
+    first = read_status(sweep_dir / "tasks" / "task_001" / "attempts" / "1")
+    assert first["error_category"] == "out_of_memory" and first["mem_request_mb"] == 500, first
+    status = read_status(sweep_dir / "tasks" / "task_001")
+    assert status["status"] == "completed" and status["attempt"] == 2
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-o", "ReqMem", "-j", f"{first['job_id']},{status['job_id']}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["500M", "1000M"], out
 
 
 def test_many_tasks_need_few_sbatch_calls(slurm_project):

@@ -15,3 +15,10 @@ def test_parse_sacct_keeps_first_word_of_state():
 def test_an_out_of_memory_step_wins_over_its_failed_job():
     text = "99_2|FAILED|1:0|None\n99_2.batch|FAILED|1:0|\n99_2.0|OUT_OF_MEMORY|0:125|\n"
     assert parse_sacct(text)["99_2"] == ("OUT_OF_MEMORY", "0:125", "")
+
+
+def test_memory_requests_come_from_the_jobs_own_lines():
+    from hsm_snake.executors.slurm.accounting import parse_requests
+
+    text = "7|OUT_OF_MEMORY|0:125|None|500M\n7.batch|OUT_OF_MEMORY|0:125||\n8_1|FAILED|1:0|None|2G\n9|X|0:0||4000Mn\n"
+    assert parse_requests(text) == {"7": 500, "8_1": 2048, "9": 4000}

@@ -6,7 +6,9 @@ status.yaml: each earlier out-of-memory failure multiplies the memory request by
 / ``retry.max_walltime``. The history lives in the task folder, so the growth holds across
 Snakemake's own retries, ``hsm-snake complete`` and a change of backend.
 
-Imported by the task runner (local walltime) and the workflow (cluster requests): standard
+A task whose hsm.yaml asks for no memory gets the cluster's default; after it ran out of memory,
+the request grows from the default its first out-of-memory job had (``mem_request_mb``, from
+sacct). Imported by the task runner (local walltime) and the workflow (cluster requests): standard
 library, PyYAML and the path module only.
 """
 
@@ -26,6 +28,11 @@ MEMORY_FAILURES = {OUT_OF_MEMORY, CUDA_OOM}
 
 def failure_history(task: TaskPaths) -> list[str]:
     """Error categories of the task's failed attempts, oldest first."""
+    return [record["error_category"] for record in failed_attempts(task)]
+
+
+def failed_attempts(task: TaskPaths) -> list[dict[str, Any]]:
+    """The records of the task's failed attempts (with an error category), oldest first."""
     records = []
     try:
         attempts = sorted(os.listdir(task.attempts), key=lambda name: int(name) if name.isdigit() else -1)
@@ -43,8 +50,17 @@ def failure_history(task: TaskPaths) -> list[str]:
             continue
         seen_attempts.add(record.get("attempt"))
         if record.get("status") == "failed" and record.get("error_category"):
-            records.append(record["error_category"])
+            records.append(record)
     return records
+
+
+def first_memory_request(records: list[dict[str, Any]]) -> int | None:
+    """The memory request (MB) of the task's first out-of-memory attempt, as its scheduler
+    reported it (``mem_request_mb``, recorded by the Slurm verdict pass)."""
+    for record in records:
+        if record["error_category"] in MEMORY_FAILURES and record.get("mem_request_mb"):
+            return int(record["mem_request_mb"])
+    return None
 
 
 def scaled(base: float, failures: int, factor: float, cap: float | None) -> int:
@@ -78,6 +94,19 @@ def rule_resources(static: dict[str, Any], retry: dict[str, Any], sweep: SweepPa
     for name in ("mem_mb", "mem_mb_per_cpu"):
         if name in static:
             grows(name, memory_failures, "mem_factor", "max_mem_mb")
+    if "mem_mb" not in static and "mem_mb_per_cpu" not in static:
+
+        def from_default(wildcards: Any) -> int:
+            # No request asked (the cluster's default) until the task ran out of memory; then the
+            # default it had, grown. 0 = no --mem.
+            records = failed_attempts(TaskPaths(Path(tasks_dir) / wildcards.task))
+            base = first_memory_request(records)
+            if base is None:
+                return 0
+            failures = memory_failures([record["error_category"] for record in records])
+            return scaled(base, failures, float(retry.get("mem_factor", 2)), retry.get("max_mem_mb"))
+
+        resources["mem_mb"] = from_default
     if "runtime" in static:
         grows("runtime", timeout_failures, "time_factor", "max_runtime")
     return resources

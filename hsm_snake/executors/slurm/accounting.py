@@ -60,13 +60,29 @@ def _rank(state: str) -> int:
     return order.index(state) if state in order else len(order)
 
 
-def query_sacct(job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
+def parse_requests(text: str) -> dict[str, int]:
+    """``JobID|State|ExitCode|Reason|ReqMem`` lines → {job id: memory request in MB} (the job's
+    own line: its steps have none)."""
+    units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+    requests = {}
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) < 5 or "." in fields[0]:
+            continue
+        request = fields[4].rstrip("nc")  # older Slurm: 4000Mn per node, 500Mc per CPU
+        if request[-1:].upper() in units and request[:-1].replace(".", "", 1).isdigit():
+            requests[fields[0]] = max(1, round(float(request[:-1]) * units[request[-1].upper()]))
+    return requests
+
+
+def query_sacct(job_ids: list[str]) -> tuple[dict[str, tuple[str, str, str]], dict[str, int]]:
+    """(verdicts, memory requests in MB) of the jobs."""
     if not job_ids:
-        return {}
+        return {}, {}
     out = stdout_of(
-        ["sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Reason", "-j", ",".join(job_ids)], SACCT_TIMEOUT_S
+        ["sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Reason,ReqMem", "-j", ",".join(job_ids)], SACCT_TIMEOUT_S
     )
-    return parse_sacct(out) if out is not None else {}
+    return (parse_sacct(out), parse_requests(out)) if out is not None else ({}, {})
 
 
 def candidates(state: scan.SweepState) -> list[scan.TaskState]:
@@ -84,7 +100,7 @@ def candidates(state: scan.SweepState) -> list[scan.TaskState]:
 def record_scheduler_verdicts(state: scan.SweepState) -> list[str]:
     """Write Slurm's verdict into status.yaml of tasks it killed; return their names."""
     tasks = candidates(state)
-    verdicts = query_sacct([t.status["job_id"] for t in tasks])
+    verdicts, requests = query_sacct([t.status["job_id"] for t in tasks])
     updated = []
     for task in tasks:
         found = verdicts.get(task.status["job_id"])
@@ -100,6 +116,10 @@ def record_scheduler_verdicts(state: scan.SweepState) -> list[str]:
         record.setdefault("finished", None)
         record["finished"] = record["finished"] or now_iso()
         record["scheduler_state"] = slurm_state
+        if task.status["job_id"] in requests:
+            # What the job had (the cluster's default when hsm.yaml asks for none): the base
+            # that a retry's memory grows from (runner/escalation.py).
+            record["mem_request_mb"] = requests[task.status["job_id"]]
         write_status(path, record)
         updated.append(task.task.name)
     return updated
