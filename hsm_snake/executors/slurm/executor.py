@@ -148,10 +148,8 @@ class Executor(PluginExecutor):
             return
         self.note_cluster(batch[0].job)
         if len(batch) == 1:
-            log = self.array_log.with_name(f"{job_id}.log")
-            self.report_job_submission(
-                SubmittedJobInfo(batch[0].job, external_jobid=job_id, aux={"slurm_logfile": log})
-            )
+            aux = {"slurm_logfile": self.array_log.with_name(f"{job_id}.log"), "hsm_task": batch[0].task}
+            self.report_job_submission(SubmittedJobInfo(batch[0].job, external_jobid=job_id, aux=aux))
             self.logger.info(f"Job {batch[0].job.jobid} ({batch[0].task.name}) submitted as Slurm job {job_id}.")
             return
         for index, each in enumerate(batch, start=1):
