@@ -84,9 +84,12 @@ def test_max_array_size_above_1000_goes_as_far_as_the_cluster_takes():
     assert array_limit({"max_array_size": 4000}, big) == (4000, None)
     limit, why = array_limit({"max_array_size": 20000}, big)
     assert limit == 10000 and "MaxArraySize 10001" in why
-    # sbatch's default 4 MB script limit bounds the array script hsm-snake writes (~2 KB a task).
-    limit, why = array_limit({"max_array_size": 4000}, "MaxArraySize = 10001\n")
-    assert limit == 2097 and "4194304 bytes" in why
+    # sbatch's script size limit bounds the array script hsm-slurm writes (~35 bytes a task; 4 MB
+    # by default: 65,536 tasks).
+    assert array_limit({"max_array_size": 4000}, "MaxArraySize = 10001\n") == (4000, None)
+    small = "MaxArraySize = 10001\nSchedulerParameters = max_script_size=100000\n"
+    limit, why = array_limit({"max_array_size": 4000}, small)
+    assert limit == 1562 and "100000 bytes" in why
     assert array_limit({"max_array_size": 4000}, "")[0] == 1000  # Slurm could not tell: the safe size
     assert array_limit({"max_array_size": 200}, big) == (200, None)
     assert array_limit({}, big) == (500, None)
@@ -100,5 +103,5 @@ def test_a_large_max_array_size_is_capped_by_the_real_slurms_max_array_size(tb, 
     for key, value in tb.facts["env"].items():
         monkeypatch.setenv(key, value)
     args, why = submission_caps(resolve_profile("slurm"), {"max_array_size": 5000})
-    assert args[args.index("--slurm-array-limit") + 1] == "1000", args  # test bed: MaxArraySize=1001
+    assert args[args.index("--hsm-slurm-array-limit") + 1] == "1000", args  # test bed: MaxArraySize=1001
     assert "MaxArraySize 1001" in why

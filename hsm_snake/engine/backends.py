@@ -222,8 +222,8 @@ def snakemake_args(
     return []
 
 
-# Tasks per sbatch --array. The job script is ~30 bytes per element (a case on the element's
-# index); the cluster's MaxArraySize bounds it further (read by the plugin).
+# Tasks per sbatch --array. hsm-slurm's job script takes ~35 bytes per element (a case on the
+# element's index); above SLURM_MAX_ARRAY_SIZE a run asks the cluster (limits.array_limit).
 SLURM_ARRAY_SIZE = 500
 SLURM_MAX_ARRAY_SIZE = 1000
 

@@ -34,9 +34,9 @@ from hsm_snake.layout.records import read_yaml
 
 QUERY_TIMEOUT_S = 15
 # sbatch refuses a job script over SchedulerParameters max_script_size (4 MB by default); the array
-# script hsm-snake's sbatch pass-through writes takes ~1-1.6 KB per element (sbatch_record.py).
+# script hsm-slurm writes takes one `case` line per element (~35 bytes: executors/slurm/executor.py).
 DEFAULT_MAX_SCRIPT_SIZE = 4 * 1024 * 1024
-BYTES_PER_ARRAY_ELEMENT = 2000
+BYTES_PER_ARRAY_ELEMENT = 64
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def submission_caps(profile_dir: Path, slurm: dict[str, Any]) -> tuple[list[str]
     per_round = jobs_per_round_args(max_array_index(config))
     size, why = array_limit(slurm, config)
     if int(slurm.get("max_array_size") or 0) > SLURM_MAX_ARRAY_SIZE:
-        per_round += ["--slurm-array-limit", str(size)]
+        per_round += ["--hsm-slurm-array-limit", str(size)]
     rooms = [room for room in (submit_room(slurm.get("account"), slurm.get("qos")), job_count_room(config)) if room]
     room = min(rooms, key=lambda each: each.free) if rooms else None
     args = capped_submission_args(room, profile_jobs(profile_dir), size)
