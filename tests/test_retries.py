@@ -46,12 +46,13 @@ def test_scaled_request_respects_the_cap():
 def test_a_task_without_a_memory_request_grows_from_the_default_it_had(tmp_path):
     from types import SimpleNamespace
 
+    from hsm_snake.layout.paths import SweepPaths
     from hsm_snake.layout.status import write_status
     from hsm_snake.runner.escalation import rule_resources
 
     task = TaskPaths(tmp_path / "tasks" / "task_001")
     (task.attempts / "1").mkdir(parents=True)
-    resources = rule_resources({"runtime": 60}, {"mem_factor": 2}, str(tmp_path / "tasks"))
+    resources = rule_resources({"runtime": 60}, {"mem_factor": 2}, SweepPaths(tmp_path))
     wildcards = SimpleNamespace(task="task_001")
     assert resources["mem_mb"](wildcards) == 0  # no --mem: the cluster's default
     oom = {"status": "failed", "error_category": "out_of_memory", "mem_request_mb": 500}

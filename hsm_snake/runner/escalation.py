@@ -99,7 +99,7 @@ def rule_resources(static: dict[str, Any], retry: dict[str, Any], sweep: SweepPa
         def from_default(wildcards: Any) -> int:
             # No request asked (the cluster's default) until the task ran out of memory; then the
             # default it had, grown. 0 = no --mem.
-            records = failed_attempts(TaskPaths(Path(tasks_dir) / wildcards.task))
+            records = failed_attempts(sweep.task(wildcards.task))
             base = first_memory_request(records)
             if base is None:
                 return 0
