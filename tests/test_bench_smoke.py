@@ -20,7 +20,7 @@ SECTION_TITLES = ("planning:", "status:", "monitor:", "local:")
 def test_quick_bench_prints_a_table_per_section(tmp_path):
     figures = tmp_path / "figures.json"
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json", str(figures)], capture_output=True, text=True, timeout=120
+        [sys.executable, str(BENCH), "--quick", "--json", str(figures)], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -36,7 +36,7 @@ def test_quick_bench_prints_a_table_per_section(tmp_path):
 def test_the_ssh_section_skips_with_a_reason_without_the_test_bed(tmp_path):
     env = {**os.environ, "HSM_TESTBED_DIR": str(tmp_path / "no-testbed")}
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--only", "ssh"], capture_output=True, text=True, timeout=60, env=env
+        [sys.executable, str(BENCH), "--quick", "--only", "ssh"], capture_output=True, text=True, timeout=600, env=env
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ssh: skipped: no running test bed" in result.stdout and "tests/testbed/start.sh" in result.stdout
@@ -49,7 +49,7 @@ def test_quick_scale_section_prints_rows_and_growth(tmp_path):
         [sys.executable, str(BENCH), "--quick", "--only", "scale", "--json", str(figures)],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "scale growth" in result.stdout, result.stdout

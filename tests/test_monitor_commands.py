@@ -39,7 +39,7 @@ def mixed(tmp_path_factory):
         project = Project(root, mp)
         (root / "fail.py").write_text(FAILING_SCRIPT)
         project.write_project(
-            {"paths": {"train_script": "fail.py"}, "local": {"walltime": "00:00:01", "max_parallel": 6}}
+            {"paths": {"train_script": "fail.py"}, "local": {"walltime": "00:00:04", "max_parallel": 6}}
         )
         project.write_sweep({"grid": {"mode": MODES, "lr": LRS}})
         project.cli("run", "sweep.yaml", "--sweep-id", SWEEP_ID, expect=1)
@@ -88,7 +88,7 @@ def test_errors_groups_failures_by_cause_with_suggestions(mixed):
     assert "raise local.mem" in oom and "retries: 1" in oom and "retry.mem_factor" in oom
     assert f"hsm-snake complete {SWEEP_ID} --only-category out_of_memory" in oom
     timeout = groups[("timeout", None)]["suggestion"]
-    assert "local.walltime (now 00:00:01)" in timeout and "retry.time_factor" in timeout
+    assert "local.walltime (now 00:00:04)" in timeout and "retry.time_factor" in timeout
     module = groups[("missing_module", "torch_that_is_not_installed")]["suggestion"]
     assert "install torch_that_is_not_installed in the interpreter paths.python_interpreter points to" in module
     assert sys.executable in module
@@ -300,7 +300,7 @@ def test_report_renders_in_headless_chromium_without_js_errors(mixed, tmp_path):
     body = dom.split('id="tasks"', 1)[1]
     order = re.findall(r"<td data-v=\"[^\"]*\">(task_\d+)</td>", body)
     assert len(order) == 18
-    # The three timeouts (1 s walltime) ran longest; the table is sorted by duration, longest first.
+    # The three timeouts (4 s walltime) ran longest; the table is sorted by duration, longest first.
     assert set(order[:3]) == set(tasks_of("sleep"))
 
 
