@@ -205,3 +205,16 @@ def test_remote_gpus_shows_each_hosts_gpus_memory_and_use(host_project, fake_gpu
     assert len(lines) == 4, output
     assert "0.0 / 40.0 GB" in lines[0] and "0%" in lines[0] and "free" in lines[0]
     assert "2.9 / 40.0 GB" in lines[3] and "30%" in lines[3] and "busy" in lines[3]
+
+
+def test_remote_gpus_of_one_host_and_through_hsm(host_project, fake_gpus, monkeypatch):
+    from click.testing import CliRunner
+
+    from hsm_snake.cli.v1 import hsm
+
+    project = host_project
+    monkeypatch.setenv("COLUMNS", "200")
+    project.configure({"pre_script": f"export PATH={fake_gpus}:$PATH"})
+    assert project.cli("remote", "gpus", "--", "hsmtb-h1").output.count("Fake A100") == 4
+    through_v1 = CliRunner().invoke(hsm, ["remote", "gpus", "hsmtb-h1"])
+    assert through_v1.output.count("Fake A100") == 4, through_v1.output

@@ -213,18 +213,17 @@ def _python_name(host) -> str:
 
 
 @remote.command()
-def gpus() -> None:
-    """Each host's GPUs (nvidia-smi there): memory and use, and whether each looks free."""
+@click.argument("aliases", nargs=-1)
+def gpus(aliases: tuple[str, ...]) -> None:
+    """Each host's GPUs (nvidia-smi there, after its set-up): memory and use, and whether each looks
+    free; on ALIASES (an unregistered one is a bare ~/.ssh/config alias), else on every host."""
     from rich.markup import escape
     from rich.table import Table
 
     from hsm_snake.cli.display import make_console
 
     remotes = _remotes()
-    reports = remotes.gpu_report(remotes.remotes(Path.cwd()))
-    if not reports:
-        click.echo("no remotes; add one with: hsm-snake remote add ALIAS --host HOST")
-        return
+    reports = remotes.gpu_report(remotes.pick_hosts(Path.cwd(), list(aliases), every=not aliases))
     table = Table("alias", "gpu", "name", "memory used / total", "use", "state")
     for report in reports:
         if report.problem:
