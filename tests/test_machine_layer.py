@@ -136,3 +136,18 @@ def test_init_leaves_what_the_machine_layer_sets_to_it(home, project):
     assert "set in ~/.hsm/config.yaml" in (project.root / "hsm.yaml").read_text()
     loaded = load_project(None, project.root)
     assert loaded.section("local")["visible_gpus"] == [1, 2, 3] and loaded.section("local")["max_parallel"] == 3
+
+
+def test_cleanup_under_sweeps_root_removes_this_projects_sweeps_only(home, project, tmp_path):
+    roots = tmp_path / "big-disk"
+    roots.mkdir()
+    write_machine(home, f"local: {{sweeps_root: {roots}}}\n")
+    project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", "sweep.yaml")
+    (sweep,) = list(roots.iterdir())
+    other = roots / "sweep_20000101_000000"  # another project's sweep in the machine-wide root
+    other.mkdir()
+    (other / "task_mapping.yaml").write_text("{}")
+    project.cli("cleanup", "-d", "0", "-y")
+    assert not sweep.exists() and not (project.root / "sweeps" / "outputs" / sweep.name).is_symlink()
+    assert other.is_dir()

@@ -599,7 +599,7 @@ def cleanup(older_than_days: float, keep_incomplete: bool, dry_run: bool, yes: b
     from hsm_snake.config.project import load_project
     from hsm_snake.engine.cleanup import plan_cleanup, remove_sweep
 
-    output_dir = load_project(None, cwd=Path.cwd()).output_dir
+    output_dir = load_project(None, cwd=Path.cwd()).sweeps_listing_dir
     plan = plan_cleanup(output_dir, older_than_days, keep_incomplete)
     console = make_console()
     for candidate in plan.kept_running:
