@@ -113,7 +113,10 @@ def create(spec: SweepSpec, project: ProjectConfig, command: list[str], sweep_id
     """Write a new sweep directory, or re-expand an edited sweep into an existing one."""
     check_sweep_id(sweep_id)
     plan(spec, project, sweep_id)  # refuse bad input and a script that cannot start before any write
+    layout.check_sweeps_root(project)
     paths = layout.allocate_sweep_dir(project.output_dir, sweep_id)
+    if project.sweeps_root is not None:
+        layout.link_sweep(paths, project.sweep_links_dir)
     with SweepLock(paths) as lock:
         lock.acquire(command)
         return layout.write_sweep(layout.plan_sweep(spec, project, paths), spec, project, command)

@@ -18,6 +18,7 @@ from hsm_snake.config.sweep_file import PairedGroup, load_sweep
 from hsm_snake.config.yamlsource import parse_yaml_text
 from hsm_snake.errors import ConfigError
 from hsm_snake.package_data import profiles_dir, schema_dir, workflow_dir
+from hsm_snake.runner import conda
 from hsm_snake.sweep.expand import count
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,7 +180,7 @@ def test_v1_project_config_of_2026(monkeypatch, tmp_path):
     project = load_project(V1 / "machine_2026" / ".hsm" / "config.yaml", cwd=tmp_path)
     assert project.root == V1 / "machine_2026"
     assert project.output_dir == Path("/mnt/big-disk/alice/hsm-sweeps")
-    assert project.python_command() == ["conda", "run", "--no-capture-output", "-n", "demo", "python"]
+    assert project.python_command() == [*conda.run_prefix("demo"), "python"]
     local = project.section("local")
     assert local["pre_script"] == "module load cuda/12\nexport OMP_NUM_THREADS=4"
     assert local["visible_gpus"] == [1, 2, 3] and local["gpus"] == 1 and local["walltime"] == "04:00:00"
@@ -191,7 +192,15 @@ def test_v1_project_config_of_2026(monkeypatch, tmp_path):
     assert distributed["strategy"] == "least_loaded" and distributed["local_slots"] == 1
     remotes = distributed["remotes"]
     assert set(remotes) == {"my-box", "lab-pc"}
-    assert remotes["my-box"] == {"max_parallel_jobs": 4, "conda_env": "demo", "gpus": 1, "tasks_per_gpu": 1}
+    # spec: is this remote's own set-up and limits (v1's per-remote ResourceSpec).
+    assert remotes["my-box"] == {
+        "max_parallel_jobs": 4,
+        "conda_env": "demo",
+        "gpus": 1,
+        "walltime": "04:00:00",
+        "tasks_per_gpu": 1,
+    }
+    assert distributed["rsync_excludes"] == ["data/raw/"]
     assert remotes["lab-pc"] == {
         "host": "lab-pc.example.org",
         "port": 2222,
@@ -207,7 +216,7 @@ def test_v2_branch_project_config(tmp_path):
     assert project.train_script == Path("/home/user/code/simple_mlp/main.py")
     assert project.section("local")["max_parallel"] == 4
     # Both set: as in v1, conda_env wins in a v1 file (hsm.yaml makes this an error).
-    assert project.python_command()[:4] == ["conda", "run", "--no-capture-output", "-n"]
+    assert conda.describe(project.python_command()).startswith("conda_env ")
     assert "python_interpreter" not in project.section("paths")
     assert any("conda_env wins" in note for note in project.notices)
     for ignored in ("logging", "compute", "experiment_tracking", "hpc"):
@@ -328,7 +337,8 @@ def test_an_empty_project_config_means_all_defaults(tmp_path):
 @pytest.mark.parametrize(
     "paths, command",
     [
-        ("{conda_env: ml}", ["conda", "run", "--no-capture-output", "-n", "ml", "python"]),
+        ("{conda_env: ml}", [*conda.run_prefix("ml"), "python"]),
+        ("{conda_env: ml, conda_root: /opt/mf}", [*conda.run_prefix("ml", "/opt/mf"), "python"]),
         ("{python_interpreter: python3}", ["python3"]),
         ("{python_interpreter: venv/bin/python}", ["{root}/venv/bin/python"]),
         ("{python_interpreter: /usr/bin/python3}", ["/usr/bin/python3"]),

@@ -178,7 +178,7 @@ def _cmdline_has(pid: str, text: str) -> bool:
             state = f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return text in cmd and "hsm_snake.runner.task" in cmd.split("\0") and state != "Z"
+    return text in cmd and "hsm_snake.runner" in cmd.split("\0") and state != "Z"
 
 
 def _master_pid(tb, control_dir: str, alias: str) -> int:
@@ -202,7 +202,7 @@ def _kill_groups_of(text: str) -> None:
             argv = cmd.split("\0")
             # The runner itself (python -m hsm_snake.runner DIR), not the local ssh client whose
             # remote command line names it too (its group is the engine's).
-            if text in cmd and "hsm_snake.runner.task" in argv and os.path.basename(argv[0]) != "ssh":
+            if text in cmd and "hsm_snake.runner" in argv and os.path.basename(argv[0]) != "ssh":
                 try:
                     os.killpg(os.getpgid(int(pid)), signal.SIGKILL)
                 except OSError:

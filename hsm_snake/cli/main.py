@@ -562,7 +562,7 @@ def recent(limit: int | None, days: float | None, every: bool, incomplete: bool,
     from hsm_snake.config.project import load_project
     from hsm_snake.monitor.recent import recent_sweeps
 
-    output_dir = load_project(None, cwd=Path.cwd()).output_dir
+    output_dir = load_project(None, cwd=Path.cwd()).sweeps_listing_dir
     wanted = limit if limit is not None else None if every or days is not None else 10
     found = recent_sweeps(output_dir, None if incomplete else wanted, days=days)
     if incomplete:
@@ -599,7 +599,7 @@ def cleanup(older_than_days: float, keep_incomplete: bool, dry_run: bool, yes: b
     from hsm_snake.config.project import load_project
     from hsm_snake.engine.cleanup import plan_cleanup, remove_sweep
 
-    output_dir = load_project(None, cwd=Path.cwd()).output_dir
+    output_dir = load_project(None, cwd=Path.cwd()).sweeps_listing_dir
     plan = plan_cleanup(output_dir, older_than_days, keep_incomplete)
     console = make_console()
     for candidate in plan.kept_running:
@@ -697,12 +697,32 @@ def report(sweep: str | None, open_browser: bool) -> None:
     show_default=True,
     help="The kind of sweep and project to start from.",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing hsm.yaml / sweep.yaml.")
+@click.option("--force", is_flag=True, help="Overwrite an existing hsm.yaml / sweep.yaml (or ~/.hsm/config.yaml).")
 @click.option("--script", help="The script to sweep, relative to this folder (default: the entry point found).")
-def init(template: str, force: bool, script: str | None) -> None:
-    """Write a commented hsm.yaml and sweep.yaml for the project in this folder, over its script's real keys."""
-    from hsm_snake.config.scaffold import SeveralScripts, init_project
+@click.option(
+    "--machine",
+    is_flag=True,
+    help="Write this machine's layer ~/.hsm/config.yaml (merged under every project) instead of the project files.",
+)
+@click.option("--sweeps-root", help="With --machine: an existing folder where this machine keeps sweeps.")
+@click.option("--conda-root", help="With --machine: where conda/micromamba is installed (default: from CONDA_EXE).")
+def init(
+    template: str, force: bool, script: str | None, machine: bool, sweeps_root: str | None, conda_root: str | None
+) -> None:
+    """Write a commented hsm.yaml and sweep.yaml for the project in this folder, over its script's real keys
+    (or, with --machine, this machine's ~/.hsm/config.yaml)."""
+    from hsm_snake.config.project import machine_config_path
+    from hsm_snake.config.scaffold import SeveralScripts, init_machine, init_project
 
+    if machine:
+        target = machine_config_path()
+        if target is None:
+            raise click.UsageError("no home folder: cannot place ~/.hsm/config.yaml")
+        click.echo(f"wrote {init_machine(target, sweeps_root, conda_root, force)}")
+        click.echo("next: hsm-snake show (its values are marked as coming from this file)")
+        return
+    if sweeps_root or conda_root:
+        raise click.UsageError("--sweeps-root and --conda-root go with --machine")
     try:
         result = init_project(Path.cwd(), template, force, script)
     except SeveralScripts as several:

@@ -102,7 +102,7 @@ def list_remotes() -> None:
     for alias, host in pool.items():
         gpus = f"  gpus {host.gpus_per_task}/task of {','.join(host.gpu_free)}" if host.gpu_free else ""
         click.echo(
-            f"{alias}  {remotes.address(host)}  python {' '.join(host.python)}  project_dir {host.project_dir}"
+            f"{alias}  {remotes.address(host)}  python {_python_name(host)}  project_dir {host.project_dir}"
             f"  slots {host.slots}{gpus}" + ("  shared_fs" if host.shared_fs else "")
         )
 
@@ -204,3 +204,40 @@ def clean(aliases: tuple[str, ...], sweep: str | None, everything: bool, yes: bo
             click.echo(f"{done.alias}: {'removed' if done.removed else 'nothing at'} {done.path}")
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _python_name(host) -> str:
+    from hsm_snake.executors.ssh.hosts import python_name
+
+    return python_name(host)
+
+
+@remote.command()
+@click.argument("aliases", nargs=-1)
+def gpus(aliases: tuple[str, ...]) -> None:
+    """Each host's GPUs (nvidia-smi there, after its set-up): memory and use, and whether each looks
+    free; on ALIASES (an unregistered one is a bare ~/.ssh/config alias), else on every host."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from hsm_snake.cli.display import make_console
+
+    remotes = _remotes()
+    reports = remotes.gpu_report(remotes.pick_hosts(Path.cwd(), list(aliases), every=not aliases))
+    table = Table("alias", "gpu", "name", "memory used / total", "use", "state")
+    for report in reports:
+        if report.problem:
+            table.add_row(escape(report.alias), "-", "-", "-", "-", f"[yellow]{escape(report.problem)}[/]")
+        for gpu in report.gpus:
+            used, total, use = (gpu.get(key) for key in ("mem_used_mb", "mem_total_mb", "util_pct"))
+            memory = f"{float(used) / 1024:.1f} / {float(total) / 1024:.1f} GB" if used and total else "?"
+            free = used is not None and use is not None and float(use) < 5 and float(used) < 500
+            table.add_row(
+                escape(report.alias),
+                str(gpu["index"]),
+                escape(str(gpu.get("name", ""))),
+                memory,
+                f"{use}%" if use is not None else "?",
+                "free" if free else "busy" if use is not None else "",
+            )
+    make_console().print(table)

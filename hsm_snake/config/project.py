@@ -31,6 +31,7 @@ from hsm_snake.config.schema import (
 )
 from hsm_snake.config.yamlsource import key_path, line_of, load_yaml_file
 from hsm_snake.errors import ConfigError
+from hsm_snake.runner import conda
 
 CONFIG_NAMES = ("hsm.yaml", ".hsm/config.yaml", "sweeps/hsm_config.yaml", "hsm_config.yaml")
 """Where a project config is looked for, in this order, in a folder and then its parents."""
@@ -58,6 +59,10 @@ class ProjectConfig:
     v1's defaults and conventions apply where the file says nothing."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """This run's ``--set`` settings (already in ``data``), recorded with the sweep."""
+    machine_source: Path | None = None
+    """The per-machine layer (``~/.hsm/config.yaml``) merged under the project file, if any."""
+    machine_keys: frozenset[str] = frozenset()
+    """Dotted keys whose value came from the machine layer."""
 
     def section(self, name: str) -> dict[str, Any]:
         """A top-level section (``local``, ``slurm``, ...), empty when absent."""
@@ -67,7 +72,8 @@ class ProjectConfig:
         """The argv prefix that runs a Python script in the project's environment."""
         paths = self.section("paths")
         if paths.get("conda_env"):
-            return ["conda", "run", "--no-capture-output", "-n", paths["conda_env"], "python"]
+            root = _expand(paths["conda_root"]) if paths.get("conda_root") else None
+            return [*conda.run_prefix(paths["conda_env"], root), "python"]
         interpreter = paths.get("python_interpreter")
         if not interpreter:
             return [sys.executable]
@@ -88,7 +94,25 @@ class ProjectConfig:
 
     @property
     def output_dir(self) -> Path:
-        return self._under_root(self.section("paths").get("output_dir") or "sweeps/outputs")
+        """Where sweep directories are made: ``local.sweeps_root`` if set, else ``paths.output_dir``."""
+        return self.sweeps_root or self._under_root(self.section("paths").get("output_dir") or "sweeps/outputs")
+
+    @property
+    def sweeps_root(self) -> Path | None:
+        """v1's ``local.sweeps_root``: sweeps live there, each linked from ``sweeps/outputs/<id>``."""
+        root = self.section("local").get("sweeps_root")
+        return self._under_root(root) if root else None
+
+    @property
+    def sweeps_listing_dir(self) -> Path:
+        """Where this project's sweeps are found: with a sweeps_root (which every project of the
+        machine shares) the project's own links, else the output dir."""
+        return self.sweep_links_dir if self.sweeps_root else self.output_dir
+
+    @property
+    def sweep_links_dir(self) -> Path:
+        """Where a sweep under ``sweeps_root`` gets its link (v1's project-local discovery folder)."""
+        return self.root / "sweeps" / "outputs"
 
     def _under_root(self, path: str) -> Path:
         return Path(os.path.normpath(self.root / _expand(path)))
@@ -109,27 +133,125 @@ def find_project_config(start: Path) -> Path | None:
     return None
 
 
+def machine_config_path() -> Path | None:
+    """v1's per-machine layer, ``~/.hsm/config.yaml`` (None when there is no home folder)."""
+    home = _home()
+    return home / ".hsm" / "config.yaml" if home else None
+
+
 def load_project(path: Path | None, cwd: Path, overrides: dict[str, Any] | None = None) -> ProjectConfig:
     """Load ``path``, or the config found from ``cwd`` upwards, or the defaults rooted at ``cwd``;
-    ``overrides`` (checked ``--set`` settings, see overrides.py) are laid over the file's."""
+    with the per-machine layer ``~/.hsm/config.yaml`` merged under it (see :func:`merge_machine_layer`)
+    and ``overrides`` (checked ``--set`` settings, see overrides.py) laid over the file's."""
     cwd = Path(cwd).absolute()
     overrides = dict(overrides or {})
     if path is None:
         path = find_project_config(cwd)
-        if path is None:
-            reader = _Normalizer(Path(SET_SOURCE), {}, lenient=False)
-            data = reader.read(overrides)
-            reader.check_pool_selection(data)
-            return ProjectConfig(source=None, root=cwd, data=_with_defaults(data), overrides=overrides)
     else:
         path = Path(_expand(str(path)))
         path = path if path.is_absolute() else cwd / path
-    searched = ", ".join(CONFIG_NAMES)
-    document = load_yaml_file(
-        path,
-        missing_hint=f"give an existing file, or leave the option out to use the "
-        f"first of {searched} in {cwd} or a parent folder",
+    machine_path, machine, notices = load_machine_layer(exclude=path)
+    root = cwd
+    origins: dict[str, str] = {}
+    v1_format = False
+    if path is None:
+        reader = _Normalizer(Path(SET_SOURCE), {}, lenient=False)
+        data = reader.read(overrides)
+        reader.check_pool_selection(data)
+    else:
+        data, reader = _read_config(
+            path,
+            missing_hint=f"give an existing file, or leave the option out to use the "
+            f"first of {', '.join(CONFIG_NAMES)} in {cwd} or a parent folder",
+            overrides=overrides,
+        )
+        notices += reader.notices
+        origins = {dest: key_path(source) for dest, source in reader.origins.items()} | reader.v1_defaults
+        v1_format = reader.lenient
+    data, machine_keys = merge_machine_layer(machine, data, path, machine_path, notices)
+    data = _with_defaults(data)
+    if path is not None:
+        project_dir = _project_dir(path)
+        project_root = data.get("project", {}).get("root")
+        root = Path(os.path.normpath(project_dir / _expand(project_root))) if project_root else project_dir
+    return ProjectConfig(
+        source=path,
+        root=root,
+        data=data,
+        notices=tuple(notices),
+        origins=origins,
+        v1_format=v1_format,
+        overrides=overrides,
+        machine_source=machine_path if machine else None,
+        machine_keys=frozenset(machine_keys),
     )
+
+
+MACHINE_KEYS = {"local": None, "paths": ("conda_root",)}
+"""What the machine layer may set (v1 reads only ``local:`` there; ``paths.conda_root`` is a
+machine fact too): a section whole (None), or some keys of it."""
+
+
+def merge_machine_layer(
+    machine: dict[str, Any], project: dict[str, Any], source: Path | None, machine_path: Path | None, notices: list[str]
+) -> tuple[dict[str, Any], set[str]]:
+    """The project data with the machine layer under it, key by key (the project file wins on
+    every key it sets, as in v1), and the dotted keys the machine layer supplied."""
+    merged = copy.deepcopy(project)
+    supplied: set[str] = set()
+    for section, values in machine.items():
+        target = merged.setdefault(section, {})
+        for key, value in values.items():
+            if key not in target:
+                target[key] = copy.deepcopy(value)
+                supplied.add(f"{section}.{key}")
+    local, paths = merged.get("local") or {}, merged.get("paths") or {}
+    if local.get("sweeps_root") and paths.get("output_dir"):
+        if "local.sweeps_root" not in supplied:
+            raise ConfigError(
+                "local.sweeps_root and paths.output_dir both say where sweeps go",
+                file=source,
+                key="local.sweeps_root",
+                hint="keep one: sweeps_root (v1: sweeps there, linked from sweeps/outputs/) or output_dir",
+            )
+        local.pop("sweeps_root")
+        supplied.discard("local.sweeps_root")
+        notices.append(f"{machine_path}: 'local.sweeps_root' is not used: {source} sets paths.output_dir, which wins")
+    return merged, supplied
+
+
+def load_machine_layer(exclude: Path | None = None) -> tuple[Path | None, dict[str, Any], list[str]]:
+    """(its path, what it sets, notices) of ``~/.hsm/config.yaml``; nothing when it is absent or
+    is ``exclude`` (loaded as the project file itself)."""
+    path = machine_config_path()
+    if path is None or not path.is_file() or path == exclude:
+        return path, {}, []
+    return path, *_read_machine_layer(path)
+
+
+def _read_machine_layer(path: Path) -> tuple[dict[str, Any], list[str]]:
+    data, reader = _read_config(path, missing_hint="", lenient=True)
+    notices = reader.notices
+    kept: dict[str, Any] = {}
+    for section, values in data.items():
+        allowed = MACHINE_KEYS.get(section, ())
+        for key, value in (values or {}).items() if isinstance(values, dict) else [(None, values)]:
+            if key is not None and (allowed is None or key in allowed):
+                kept.setdefault(section, {})[key] = value
+            else:
+                notices.append(
+                    f"{path}: '{section if key is None else f'{section}.{key}'}' is ignored: the machine file "
+                    "sets only local: and paths.conda_root (as in v1); put project settings in the project's hsm.yaml"
+                )
+    return kept, notices
+
+
+def _read_config(
+    path: Path, missing_hint: str, lenient: bool | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], _Normalizer]:
+    """A config file checked against the schema (with ``overrides`` laid over it), v1 keys under
+    their new names."""
+    document = load_yaml_file(path, missing_hint=missing_hint)
     data = {} if document.data is None else document.data
     if not isinstance(data, dict):
         raise ConfigError(
@@ -143,23 +265,12 @@ def load_project(path: Path | None, cwd: Path, overrides: dict[str, Any] | None 
         validate(overrides, "project", file=SET_SOURCE, format_checker=_FORMATS)
         data = merge_overrides(data, overrides)
         validate(data, "project", file=f"{path} with {SET_SOURCE}", format_checker=_FORMATS)
-    reader = _Normalizer(path, document.lines, lenient=_is_v1_file(path))
+    reader = _Normalizer(path, document.lines, lenient=_is_v1_file(path) if lenient is None else lenient)
     data = reader.read(data)
     reader.check_interpreters(data)
     reader.check_path_maps(data)
     reader.check_pool_selection(data)
-    data = _with_defaults(data)
-    project_dir = _project_dir(path)
-    root = project_dir / _expand(data["project"]["root"]) if data.get("project", {}).get("root") else project_dir
-    return ProjectConfig(
-        source=path,
-        root=Path(os.path.normpath(root)),
-        data=data,
-        notices=tuple(reader.notices),
-        origins={dest: key_path(source) for dest, source in reader.origins.items()} | reader.v1_defaults,
-        v1_format=reader.lenient,
-        overrides=overrides,
-    )
+    return data, reader
 
 
 def parse_walltime_seconds(value: Any, key: str) -> int:
@@ -358,7 +469,8 @@ class _Normalizer:
             )
         moves: list[_Move] = []
         self._walk(result, [], self.schema, moves)
-        for move in sorted(moves, key=lambda m: m.value is _DROP):
+        # Defaults (only_if_unset) after the keys set outright, removals last.
+        for move in sorted(moves, key=lambda m: (m.value is _DROP, m.only_if_unset)):
             self._apply(result, move)
         if self.lenient:
             self._v1_defaults(result)
@@ -574,14 +686,32 @@ def _remote_backend(reader: _Normalizer, value: Any, where: Parts, dest: Parts) 
     return []
 
 
+_SPEC_KEYS = ("pre_script", "modules", "walltime", "cpus_per_task", "mem", "gpus")
+
+
 def _remote_spec(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
-    rest = sorted(key for key in value if key != "gpus")
-    if rest:
-        reader.note(where, f"is v1's per-remote resources: {', '.join(rest)} ignored")
-    if "gpus" in value:
-        reader.note([*where, "gpus"], f"is read as '{key_path([*where[:-1], 'gpus'])}' (GPUs per task)")
-        return [_Move([*where[:-1], "gpus"], value["gpus"], [*where, "gpus"])]
-    return []
+    remote = where[:-1]
+    ignored = sorted(str(key) for key in value if key not in _SPEC_KEYS)
+    if ignored:
+        reader.note(where, f"is v1's per-remote resources: {', '.join(ignored)} ignored (no scheduler on an SSH host)")
+    moves = []
+    for key in _SPEC_KEYS:
+        if key not in value or value[key] is None:
+            continue
+        setting, at = value[key], [*where, key]
+        if key == "pre_script":
+            setting = "\n".join(setting) if isinstance(setting, list) else setting
+        elif key == "modules":
+            setting = [setting] if isinstance(setting, str) else setting
+        elif key == "walltime":
+            reader.checked(parse_walltime_seconds, setting, at)
+        elif key == "mem":
+            reader.checked(parse_mem_mb, setting, at)
+        elif not isinstance(setting, int) or isinstance(setting, bool) or setting < 0:
+            raise reader.error(f"{describe_value(setting)} is not a whole number", at, hint=f"e.g. {key}: 1")
+        reader.note(at, f"is read as '{key_path([*remote, key])}' (unless the remote sets it)")
+        moves.append(_Move([*remote, key], setting, at, only_if_unset=True))
+    return moves
 
 
 def _env_for_remotes(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:

@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from hsm_snake.config import appscan
 from hsm_snake.config.appkeys import AppKeys, app_keys
-from hsm_snake.config.project import ProjectConfig, find_project_config, load_project
+from hsm_snake.config.project import ProjectConfig, find_project_config, load_machine_layer, load_project
 from hsm_snake.config.schema import flow_yaml
 from hsm_snake.errors import HsmError
 from hsm_snake.layout.records import write_text_atomic
@@ -89,6 +89,34 @@ def v1_project(root: Path) -> ProjectConfig | None:
     return project if project.is_v1 and project.root == root.absolute() else None
 
 
+def _templates() -> Environment:
+    return Environment(
+        loader=PackageLoader("hsm_snake.config", "templates"), undefined=StrictUndefined, keep_trailing_newline=True
+    )
+
+
+def init_machine(target: Path, sweeps_root: str | None, conda_root: str | None, force: bool) -> Path:
+    """Write the per-machine layer (``~/.hsm/config.yaml``): this machine's GPUs, where its
+    sweeps go, where conda lives. Refuse to overwrite unless ``force``; a given sweeps_root
+    must exist (as at run time)."""
+    if target.exists() and not force:
+        raise HsmError(f"{target} already exists.\n  hint: pass --force to overwrite it, or edit it")
+    if sweeps_root and not Path(os.path.expandvars(os.path.expanduser(sweeps_root))).is_dir():
+        raise HsmError(
+            f"sweeps root {sweeps_root} does not exist on this machine.\n  hint: mount or create it first (mkdir -p)"
+        )
+    if conda_root is None and os.environ.get("CONDA_EXE"):
+        conda_root = str(Path(os.environ["CONDA_EXE"]).resolve().parent.parent)
+    text = (
+        _templates()
+        .get_template("machine.yaml.j2")
+        .render(when=date.today().isoformat(), sweeps_root=sweeps_root, conda_root=conda_root, gpus=detect_devices())
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(target, text)
+    return target
+
+
 def init_project(root: Path, template: str, force: bool, script: str | None = None) -> InitResult:
     """Write hsm.yaml (unless a v1 config is there) and sweep.yaml into ``root`` for ``script``
     (default: the entry point found); refuse to overwrite unless ``force``."""
@@ -121,9 +149,7 @@ def init_project(root: Path, template: str, force: bool, script: str | None = No
     if keys.problem:
         result.notes.append(f"{keys.problem}; sweep.yaml has an example grid instead")
     values = _template_values(root, template, script, info, keys)
-    env = Environment(
-        loader=PackageLoader("hsm_snake.config", "templates"), undefined=StrictUndefined, keep_trailing_newline=True
-    )
+    env = _templates()
     for target in targets:
         write_text_atomic(target, env.get_template(f"{target.name}.j2").render(**values))
         result.written.append(target)
@@ -154,6 +180,8 @@ def _template_values(
         "has_qsub": shutil.which("qsub") is not None,
         "gpus": detect_devices(),
         "cpus": os.cpu_count() or 1,
+        # What this machine's ~/.hsm/config.yaml sets is left to it (a project value would win over it).
+        "machine_local": load_machine_layer()[1].get("local", {}),
         "found_by": keys.found_by,
         "grid_lines": _grid_lines(keys),
         "other_lines": _other_lines(keys),

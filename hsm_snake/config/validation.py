@@ -24,7 +24,7 @@ from hsm_snake.config.project import ProjectConfig, find_project_config, load_pr
 from hsm_snake.config.sweep_file import SweepSpec, load_sweep
 from hsm_snake.engine import backends
 from hsm_snake.errors import ConfigError
-from hsm_snake.runner import gpu_slots
+from hsm_snake.runner import conda, gpu_slots
 from hsm_snake.runner.render import render_override
 from hsm_snake.sweep.expand import count, expand
 
@@ -244,6 +244,17 @@ def _in_tree(tree: Any, parts: list[str]) -> bool:
 def project_warnings(project: ProjectConfig, spec: SweepSpec | None) -> list[Finding]:
     file = str(project.source) if project.source else None
     found = []
+    python = project.python_command()
+    missing = conda.missing_here(python) if conda.describe(python) else None
+    if missing:
+        found.append(
+            Finding(
+                file,
+                "paths.conda_env",
+                missing,
+                "local tasks would fail (cluster nodes and SSH hosts look for their own)",
+            )
+        )
     local = backends.merged_section(project.data, spec.resources if spec else {}, "local")
     visible = local.get("visible_gpus")
     if local.get("gpus") and visible is not None and local["gpus"] > len(visible):
@@ -341,6 +352,8 @@ def config_sources(project: ProjectConfig) -> list[tuple[str, Any, str]]:
             return
         if prefix in written:
             origin = project.source.name
+        elif prefix in project.machine_keys:
+            origin = "~/.hsm/config.yaml"
         elif moved := _moved_from(project.origins, prefix):
             origin = moved if moved.startswith("v1 default") else f"{project.source.name}: {moved}"
         else:

@@ -97,7 +97,8 @@ def plan_cleanup(
 
 
 def remove_sweep(path: Path, command: list[str]) -> str | None:
-    """Delete one sweep directory under its run lock; why not, or None when it is gone."""
+    """Delete one sweep directory (or the sweep a sweeps/outputs link points to, and the link)
+    under its run lock; why not, or None when it is gone."""
     paths = SweepPaths(path)
     lock = SweepLock(paths)
     if (path / "task_mapping.yaml").exists():
@@ -106,7 +107,10 @@ def remove_sweep(path: Path, command: list[str]) -> str | None:
         except SweepLockedError as exc:
             return str(exc).splitlines()[0]
     try:
-        shutil.rmtree(path)
+        # A sweep under local.sweeps_root is listed through its link: the sweep goes, then the link.
+        shutil.rmtree(path.resolve() if path.is_symlink() else path)
+        if path.is_symlink():
+            path.unlink()
     except OSError as exc:
         return f"{exc.strerror or exc}"
     finally:

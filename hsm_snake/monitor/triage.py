@@ -17,7 +17,7 @@ from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import write_yaml
 from hsm_snake.monitor import scan
 from hsm_snake.monitor.readers import compress_tasks, number, project_record, tail_lines
-from hsm_snake.runner import failures
+from hsm_snake.runner import conda, failures
 
 _MODULE = re.compile(r"No module named '?([\w.]+)'?|cannot import name '?(\w+)'?")
 _EXCEPTION_TYPE = re.compile(r"^([A-Za-z_][\w.]*)\s*(?::|$)")
@@ -136,7 +136,7 @@ class _Advisor:
     def python(self) -> str:
         command = self.runner.get("python_command")
         if isinstance(command, list) and command:
-            return " ".join(str(part) for part in command)
+            return " ".join(str(part) for part in conda.readable([str(part) for part in command]))
         return "the interpreter paths.python_interpreter names"
 
     def workdir(self) -> str:
@@ -239,6 +239,11 @@ class _Advisor:
             return (
                 f"the task could not be started: check that paths.python_interpreter ({self.python()}) and "
                 f"paths.train_script exist and are executable; {resume}"
+            )
+        if category == failures.MISSING_ENVIRONMENT:
+            return (
+                "no conda, mamba or micromamba was found where the task ran (the summary lists where it looked): "
+                f"set paths.conda_root (a remote: its conda_root) to the installation folder; {resume}"
             )
         if category == failures.KILLED:
             return (

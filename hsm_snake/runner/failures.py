@@ -9,6 +9,8 @@ import re
 import signal
 from dataclasses import dataclass
 
+from hsm_snake.runner import conda
+
 # Categories, in the words status.yaml and `hsm-snake errors` use.
 TIMEOUT = "timeout"
 OUT_OF_MEMORY = "out_of_memory"
@@ -21,6 +23,7 @@ SYNTAX_ERROR = "syntax_error"
 PYTHON_EXCEPTION = "python_exception"
 NONZERO_EXIT = "nonzero_exit"
 LAUNCH_ERROR = "launch_error"
+MISSING_ENVIRONMENT = "missing_environment"
 # Recorded by the schedulers' verdicts (Slurm accounting, the SSH executor), not by the runner.
 NODE_FAIL = "node_fail"
 PREEMPTED = "preempted"
@@ -38,6 +41,7 @@ CATEGORIES = (
     PYTHON_EXCEPTION,
     NONZERO_EXIT,
     LAUNCH_ERROR,
+    MISSING_ENVIRONMENT,
     KILLED,
     NODE_FAIL,
     PREEMPTED,
@@ -113,6 +117,9 @@ def classify(returncode: int, *, timed_out: bool, timeout_s: float | None, stder
         if sig == signal.SIGKILL:
             return Failure("failed", KILLED, "killed by SIGKILL (the out-of-memory killer, a scheduler or kill -9)")
         return Failure("failed", KILLED, f"killed by {signal_name(sig)}")
+    environment = re.search(rf"^{re.escape(conda.MISSING_MARK)}.*$", stderr_tail, re.MULTILINE)
+    if environment:
+        return Failure("failed", MISSING_ENVIRONMENT, _shorten(environment.group(0), 1000))
     exception = last_exception(stderr_tail)
     for category, pattern in _STDERR_PATTERNS:
         if match := pattern.search(stderr_tail):

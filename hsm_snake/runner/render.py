@@ -27,6 +27,7 @@ import re
 import shlex
 
 from hsm_snake.errors import InvalidValueError
+from hsm_snake.runner import conda
 
 STYLES = ("hydra", "argparse", "raw")
 BOOL_STYLES = ("flag", "value")
@@ -96,8 +97,9 @@ def render_override(key: str, value: object, style: str = "hydra", bools: str = 
 
 
 def display_command(argv: list[str]) -> str:
-    """Return ``argv`` as a shell-quoted line, for display only (never executed)."""
-    return shlex.join(argv)
+    """Return ``argv`` as a shell-quoted line, for display only (never executed); a conda_env's
+    finder (see :mod:`hsm_snake.runner.conda`) shows as ``conda run -n ENV``."""
+    return shlex.join(conda.readable(argv))
 
 
 # --- validation ---------------------------------------------------------------------

@@ -87,9 +87,24 @@ def sweep_record(sweep: SweepPaths) -> dict[str, Any]:
 
 
 def host_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The runner settings as this host sees them: on a shared-fs host that mounts the sweep under
-    other prefixes (``HSM_PATH_MAP``, set by the SSH executor), the project folder, the script and
-    an interpreter under a mapped prefix are mapped; nothing else changes."""
+    """The runner settings as this host sees them.
+
+    An SSH host's own settings (``HSM_HOST_SETTINGS``, set by the SSH executor from the remote's
+    config) replace the ssh set-up script, and the time limit when the remote has its own; its
+    thread variables go under the user's task.env. On a shared-fs host that mounts the sweep under other prefixes
+    (``HSM_PATH_MAP``), the project folder, the script and an interpreter under a mapped prefix
+    are mapped."""
+    own = json.loads(os.environ.get("HSM_HOST_SETTINGS") or "{}")
+    if own:
+        timeouts = dict(settings.get("timeout_s") or {})
+        if own.get("timeout_s") is not None:
+            timeouts["ssh"] = own["timeout_s"]
+        settings = {
+            **settings,
+            "pre_scripts": {**(settings.get("pre_scripts") or {}), "ssh": own.get("pre_script")},
+            "timeout_s": timeouts,
+            "env": {**own.get("env", {}), **(settings.get("env") or {})},
+        }
     path_map = json.loads(os.environ.get("HSM_PATH_MAP") or "{}")
     if not path_map:
         return settings

@@ -88,9 +88,14 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
     timeouts = {}
     if local.get("walltime") is not None:
         timeouts["local"] = timeouts["ssh"] = parse_walltime_seconds(local["walltime"], "local.walltime")
-    pool_walltime = project.section("distributed").get("walltime")
-    if pool_walltime is not None:
-        timeouts["ssh"] = parse_walltime_seconds(pool_walltime, "distributed.walltime")
+    distributed = project.section("distributed")
+    if distributed.get("walltime") is not None:
+        timeouts["ssh"] = parse_walltime_seconds(distributed["walltime"], "distributed.walltime")
+    remote_timeouts = {
+        str(alias): parse_walltime_seconds(remote["walltime"], f"distributed.remotes.{alias}.walltime")
+        for alias, remote in (distributed.get("remotes") or {}).items()
+        if (remote or {}).get("walltime") is not None
+    }
     return {
         "python_command": project.python_command(),
         "train_script": str(train_script) if train_script else None,
@@ -108,6 +113,7 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
             backend: setup for backend in ("local", "slurm", "pbs") if (setup := setup_script(project, backend))
         },
         "timeout_s": timeouts,
+        "remote_timeouts_s": remote_timeouts,
         "gpus": local_gpus(project, spec),
         "wandb": {key: wandb.get(key) for key in ("project", "entity", "group")} if wandb is not None else None,
         "mlflow": dict(mlflow) if mlflow is not None else None,
@@ -238,6 +244,32 @@ def allocate_sweep_dir(output_dir: Path, sweep_id: str | None = None) -> SweepPa
                 return SweepPaths(output_dir / candidate)
             suffix += 1
             candidate = f"{base}_{suffix}"
+
+
+def check_sweeps_root(project: ProjectConfig) -> None:
+    """A ``local.sweeps_root`` must exist: a missing one is usually an unmounted disk (v1 refused it too)."""
+    root = project.sweeps_root
+    if root is not None and not root.is_dir():
+        where = project.machine_source if "local.sweeps_root" in project.machine_keys else project.source
+        raise ConfigError(
+            f"local.sweeps_root {root} does not exist on this machine",
+            file=where,
+            key="local.sweeps_root",
+            hint=f"mount or create it (mkdir -p {root}), or remove local.sweeps_root",
+        )
+
+
+def link_sweep(paths: SweepPaths, links_dir: Path) -> None:
+    """v1's discovery link ``sweeps/outputs/<sweep_id>`` -> the sweep under ``sweeps_root``.
+    A stale link is replaced; anything else already there is left alone (it may hold data)."""
+    link = links_dir / paths.sweep_id
+    if link.is_symlink() and link.resolve() == paths.root.resolve():
+        return
+    links_dir.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():
+        link.unlink()
+    if not link.exists():
+        link.symlink_to(paths.root.resolve(), target_is_directory=True)
 
 
 def write_sweep(plan: SweepPlan, spec: SweepSpec, project: ProjectConfig, command: list[str]) -> SweepIndex:

@@ -19,11 +19,11 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
     # Only an id or "newest" needs the project config (for its output dir).
     from hsm_snake.config.project import load_project
 
-    output_dir = load_project(None, cwd=cwd).output_dir
+    output_dir = load_project(None, cwd=cwd).sweeps_listing_dir
     if ref:
         by_id = output_dir / ref
         if SweepPaths(by_id).task_mapping.exists():
-            return SweepPaths(by_id)
+            return SweepPaths(_followed(by_id))
         _refuse_sweep_without_mapping(by_id)
         known = sorted(p.name for p in sweep_dirs(output_dir))
         hint = f"sweeps under {output_dir}: {', '.join(known[-5:])}" if known else f"no sweeps under {output_dir}"
@@ -38,7 +38,12 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
             else "start one with `hsm-snake run sweep.yaml`, or name a sweep directory"
         )
         raise SweepNotFoundError(f"no sweeps under {output_dir}.\n  hint: {hint}")
-    return SweepPaths(max(found, key=lambda p: SweepPaths(p).task_mapping.stat().st_mtime))
+    return SweepPaths(_followed(max(found, key=lambda p: SweepPaths(p).task_mapping.stat().st_mtime)))
+
+
+def _followed(folder: Path) -> Path:
+    """A sweep's own folder for its link under sweeps/outputs (local.sweeps_root)."""
+    return folder.resolve() if folder.is_symlink() else folder
 
 
 def is_v1_sweep_dir(folder: Path) -> bool:

@@ -111,6 +111,9 @@ class Executor(RemoteExecutor):
         self.cond = threading.Condition()
         self.setup_locks: dict[str, threading.Lock] = {}
         self.set_up: set[str] = set()
+        # Hosts where some task ran, and where some task did not succeed (their copies stay).
+        self.ran_on: set[str] = set()
+        self.failed_on: set[str] = set()
         self.control_dir = Path(tempfile.mkdtemp(prefix="hsm-ssh-"))
         os.chmod(self.control_dir, 0o700)
         self.ssh = Ssh(self.control_dir)
@@ -166,6 +169,8 @@ class Executor(RemoteExecutor):
                     host.reason = probe.reason
                     if probe.healthy and not was_healthy and not host.healthy:
                         host.healthy, host.project_dir = True, probe.project_dir
+                        if host.detect_gpus and not host.gpu_free:
+                            host.gpu_free, host.slots = probe.gpu_free, probe.slots
                         # Its files may be gone (a rebuilt host): set it up again before its next task.
                         self.set_up.discard(host.alias)
                         self.log(f"host {host.alias}: BACK, gets tasks again ({probe.reason})")
@@ -376,6 +381,9 @@ class Executor(RemoteExecutor):
             except (transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
                 lost = lost or f"pull failed: {exc}"
         self.forget_where_it_ran(task)
+        self.ran_on.add(host.alias)
+        if not task.marker.exists():
+            self.failed_on.add(host.alias)
         if task.marker.exists():
             run.success = True
             self.log_task(task, host, "completed")
@@ -480,9 +488,25 @@ class Executor(RemoteExecutor):
         if pgid is not None and pgid > 1:
             self.ssh.stop_group(host, pgid, KILL_REMOTE_TIMEOUT_S)
 
+    def remove_copies(self) -> None:
+        """Delete each host's copy of the sweep where every task that ran there succeeded (v1's
+        default; keep_remote_on_success: true keeps it). A failure, a cancel or a task still
+        there keeps the copy for inspection and recovery."""
+        for host in self.pool:
+            if host.is_local or host.shared_fs or host.keep_remote_on_success or host.running:
+                continue
+            if host.alias not in self.ran_on or host.alias in self.failed_on:
+                continue
+            why = transfer.remove_remote_sweep(self.ssh, host, self.sweep_id, KILL_REMOTE_TIMEOUT_S)
+            where = transfer.remote_sweep_dir(host, self.sweep_id)
+            self.log(
+                f"host {host.alias}: " + (f"removed {where}" if why is None else f"could not remove {where}: {why}")
+            )
+
     def shutdown(self) -> None:
         self.stopping.set()
         super().shutdown()
+        self.remove_copies()
         for host in self.pool:
             if not host.is_local:
                 try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake.executors.common import run_bounded
+from hsm_snake.runner import conda
 
 SSH_CONFIG_ENV = "HSM_SSH_CONFIG"
 LOCAL = "local"
@@ -28,7 +29,7 @@ STRATEGIES = ("round_robin", "least_loaded")
 # Run by the host's Python with the directory to check as argv[1]; prints one JSON line. Standard
 # library only, so that a missing PyYAML is reported rather than crashing the probe.
 PROBE_CODE = """
-import json, os, shutil, sys
+import json, os, shutil, subprocess, sys
 d = os.path.abspath(os.path.expanduser(sys.argv[1]))
 p = d
 while not os.path.isdir(p):
@@ -38,9 +39,29 @@ try:
     y = getattr(yaml, "__version__", "?")
 except Exception as e:
     y = None
+def smi(*args):
+    try:
+        done = subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+gpus = None
+listed = smi("-L")
+if listed is not None:
+    gpus = {}
+    for line in listed.splitlines():
+        head, _, name = line.partition(":")
+        if head.startswith("GPU ") and head[4:].strip().isdigit():
+            gpus[head[4:].strip()] = {"index": int(head[4:]), "name": name.split("(UUID")[0].strip()}
+    fields = "index,name,memory.used,memory.total,utilization.gpu"
+    for line in (smi("--query-gpu=" + fields, "--format=csv,noheader,nounits") or "").splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) == 5 and cells[0] in gpus:
+            gpus[cells[0]].update(zip(("mem_used_mb", "mem_total_mb", "util_pct"), cells[2:]))
+    gpus = sorted(gpus.values(), key=lambda g: g["index"])
 print(json.dumps({"python": sys.version.split()[0], "yaml": y, "dir": d, "free": shutil.disk_usage(p).free,
                   "writable": os.access(p, os.W_OK), "rsync": shutil.which("rsync"),
-                  "tar": shutil.which("tar")}))
+                  "tar": shutil.which("tar"), "gpus": gpus}))
 """
 
 
@@ -61,6 +82,20 @@ class Host:
     # GPU device slots: device id -> tasks it can still take; a task takes gpus_per_task distinct ones.
     gpu_free: dict[str, int] = field(default_factory=dict)
     gpus_per_task: int = 0
+    # GPUs per task but no visible_gpus: the devices are what the host's nvidia-smi lists at a check.
+    detect_gpus: bool = False
+    tasks_per_gpu: int = 1
+    # max_parallel_jobs 0/unset: as many tasks as the GPU slots allow.
+    slots_from_gpus: bool = False
+    # The host's GPUs at the last check (nvidia-smi): index, name, memory and use.
+    gpus: list[dict[str, Any]] = field(default_factory=list)
+    # Shell set-up before the runner (and the health probe): modules, then pre_script.
+    setup: str | None = None
+    # The remote's own walltime (seconds; project_config.yaml runner.remote_timeouts_s), else the pool's.
+    walltime_s: int | None = None
+    threads: int | None = None
+    rsync_excludes: list[str] = field(default_factory=list)
+    keep_remote_on_success: bool = False
     running: int = 0
     healthy: bool = True
     reason: str = ""
@@ -90,11 +125,13 @@ class Host:
             self.gpu_free[device] += 1
 
 
-def python_of(remote: dict[str, Any]) -> list[str]:
+def python_of(remote: dict[str, Any], default_env: str | None = None) -> list[str]:
+    """A remote's Python: its python_path, else its conda_env (default: the project's), else python3."""
     if remote.get("python_path"):
         return [str(remote["python_path"])]
-    if remote.get("conda_env"):
-        return ["conda", "run", "--no-capture-output", "-n", str(remote["conda_env"]), "python"]
+    env = remote.get("conda_env") or default_env
+    if env:
+        return [*conda.run_prefix(str(env), remote.get("conda_root")), "python"]
     return ["python3"]
 
 
@@ -112,50 +149,76 @@ def health_interval_of(record: dict[str, Any]) -> float:
 
 
 def gpu_slots(remote: dict[str, Any]) -> tuple[dict[str, int], int]:
-    """(device -> shares, GPUs per task) of a remote: visible_gpus (default 0..gpus-1) x tasks_per_gpu."""
+    """(device -> shares, GPUs per task) of a remote: visible_gpus x tasks_per_gpu (no visible_gpus:
+    none until a health check lists the host's GPUs)."""
     per_task = int(remote.get("gpus") or 0) if isinstance(remote.get("gpus"), int) else 0
-    devices = remote.get("visible_gpus")
-    if devices is None:
-        devices = list(range(per_task))
+    devices = remote.get("visible_gpus") or []
     if not devices or per_task == 0:
-        return {}, 0
+        return {}, per_task
     shares = max(1, int(remote.get("tasks_per_gpu") or 1))
     return {str(device): shares for device in devices}, per_task
 
 
-def host_from_remote(alias: str, remote: dict[str, Any], min_free_gb: float = DEFAULT_MIN_FREE_GB) -> Host:
+def setup_of(section: dict[str, Any]) -> str | None:
+    """The shell set-up of a backend section or a remote: ``module load`` of its modules, then pre_script."""
+    lines = []
+    if section.get("modules"):
+        lines.append("module load " + " ".join(section["modules"]))
+    if section.get("pre_script"):
+        lines.append(section["pre_script"])
+    return "\n".join(lines) or None
+
+
+def host_from_remote(alias: str, remote: dict[str, Any], project: dict[str, Any] | None = None) -> Host:
+    """One remote of ``distributed.remotes`` with the pool's and the project's defaults."""
+    project = project or {}
+    distributed = project.get("distributed") or {}
     gpu_free, per_task = gpu_slots(remote)
+    detect = per_task > 0 and remote.get("visible_gpus") is None
     slots = int(remote.get("max_parallel_jobs") or 0)
-    if slots <= 0:
-        slots = max(1, sum(gpu_free.values()) // per_task) if per_task else 1
+    slots_from_gpus = slots <= 0
+    if slots_from_gpus:
+        slots = max(1, sum(gpu_free.values()) // per_task) if gpu_free else 1
     return Host(
         alias=str(alias),
         host=str(remote.get("host") or alias),
         port=remote.get("port"),
         user=remote.get("user"),
         ssh_key=os.path.expanduser(remote["ssh_key"]) if remote.get("ssh_key") else None,
-        python=python_of(remote),
+        python=python_of(remote, (project.get("paths") or {}).get("conda_env")),
         project_dir=str(remote.get("project_dir") or f"~/hsm-projects/{alias}"),
         slots=slots,
         shared_fs=bool(remote.get("shared_fs")),
         path_map={str(local): str(there) for local, there in (remote.get("path_map") or {}).items()},
-        min_free_gb=float(remote.get("min_free_gb", min_free_gb)),
+        min_free_gb=float(remote.get("min_free_gb", distributed.get("min_free_gb", DEFAULT_MIN_FREE_GB))),
         gpu_free=gpu_free,
-        gpus_per_task=per_task if gpu_free else 0,
+        gpus_per_task=per_task if gpu_free or detect else 0,
+        detect_gpus=detect,
+        tasks_per_gpu=max(1, int(remote.get("tasks_per_gpu") or 1)),
+        slots_from_gpus=slots_from_gpus,
+        setup=setup_of(remote),
+        threads=remote.get("cpus_per_task"),
+        rsync_excludes=[str(p) for p in (remote.get("rsync_excludes") or distributed.get("rsync_excludes") or [])],
+        keep_remote_on_success=bool(
+            remote.get("keep_remote_on_success", distributed.get("keep_remote_on_success", False))
+        ),
     )
 
 
 def pool_from_record(record: dict[str, Any], local_python: list[str]) -> list[Host]:
     """The hosts of project_config.yaml ``project.distributed`` (plus this machine if local_slots),
     only those of ``distributed.use`` when it is set (v1's ``--remote ALIAS``)."""
+    project = record.get("project") or {}
     distributed = distributed_of(record)
-    min_free_gb = float(distributed.get("min_free_gb", DEFAULT_MIN_FREE_GB))
     use = distributed.get("use")
+    timeouts = (record.get("runner") or {}).get("remote_timeouts_s") or {}
     hosts = [
-        host_from_remote(str(alias), remote or {}, min_free_gb)
+        host_from_remote(str(alias), remote or {}, project)
         for alias, remote in (distributed.get("remotes") or {}).items()
         if (remote or {}).get("enabled") is not False and (use is None or str(alias) in use)
     ]
+    for host in hosts:
+        host.walltime_s = timeouts.get(host.alias)
     local_slots = int(distributed.get("local_slots") or 0)
     if local_slots > 0 and (use is None or LOCAL in use):
         hosts.append(Host(alias=LOCAL, host=LOCAL, python=list(local_python), project_dir="", slots=local_slots))
@@ -267,6 +330,8 @@ class Probe:
     writable: bool = False
     rsync: str | None = None
     tar: str | None = None
+    gpus: list[dict[str, Any]] | None = None
+    """nvidia-smi's GPUs there (None: no working nvidia-smi)."""
 
     def problems(self, min_free_gb: float, copies_files: bool = True) -> list[str]:
         if self.error:
@@ -288,9 +353,18 @@ class Probe:
         return found
 
 
+def python_name(host: Host) -> str:
+    return conda.describe(host.python) or shlex.join(host.python)
+
+
+def with_setup(host: Host, argv: list[str]) -> list[str]:
+    """``argv`` run after the host's set-up (modules, pre_script), which sees it as "$@"."""
+    return ["bash", "-c", f'{host.setup}\nexec "$@"', "hsm-setup", *argv] if host.setup else argv
+
+
 def probe(ssh: Ssh, host: Host, directory: str) -> Probe:
-    """Run PROBE_CODE on the host (ssh + its Python) for ``directory``."""
-    code = shlex.join([*host.python, "-c", PROBE_CODE, directory])
+    """Run PROBE_CODE on the host (ssh + its Python, after its set-up) for ``directory``."""
+    code = shlex.join(with_setup(host, [*host.python, "-c", PROBE_CODE, directory]))
     try:
         done = subprocess.run(
             ssh.command(host, code),
@@ -304,17 +378,17 @@ def probe(ssh: Ssh, host: Host, directory: str) -> Probe:
         return Probe(error=f"no answer within {HEALTH_TIMEOUT_S} s")
     if done.returncode == 255:
         return Probe(error=explain_ssh_failure(done.stderr, done.returncode))
+    if conda.MISSING_MARK in done.stderr:
+        return Probe(error=done.stderr.strip()[done.stderr.find(conda.MISSING_MARK) :][:1000])
     if done.returncode == 127 or "No such file or directory" in done.stderr and done.returncode != 0:
         return Probe(
-            error=f"no Python '{shlex.join(host.python)}' there ({done.stderr.strip()[-200:]}): "
+            error=f"no Python '{python_name(host)}' there ({done.stderr.strip()[-200:]}): "
             "install Python 3 there or set python_path (or conda_env) of this remote"
         )
     try:
         facts = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
-        return Probe(
-            error=f"{shlex.join(host.python)} failed there (exit {done.returncode}): {done.stderr.strip()[-300:]}"
-        )
+        return Probe(error=f"{python_name(host)} failed there (exit {done.returncode}): {done.stderr.strip()[-300:]}")
     return Probe(
         python=facts["python"],
         yaml=facts["yaml"],
@@ -323,6 +397,7 @@ def probe(ssh: Ssh, host: Host, directory: str) -> Probe:
         writable=bool(facts["writable"]),
         rsync=facts["rsync"],
         tar=facts["tar"],
+        gpus=facts.get("gpus"),
     )
 
 
@@ -337,6 +412,20 @@ def check(ssh: Ssh, host: Host, shared_dir: str = "") -> None:
     if problems:
         host.reason = "; ".join(problems)
         return
+    host.gpus = list(found.gpus or [])
+    if host.detect_gpus and not host.gpu_free:
+        if not host.gpus:
+            host.healthy = False
+            host.reason = (
+                f"gpus: {host.gpus_per_task} per task, but nvidia-smi lists no GPU there"
+                + ("" if found.gpus is not None else " (no nvidia-smi on its PATH after its pre_script)")
+                + ": set visible_gpus, or gpus: 0 for CPU tasks"
+            )
+            return
+        host.gpu_free = {str(gpu["index"]): host.tasks_per_gpu for gpu in host.gpus}
+        if host.slots_from_gpus:
+            host.slots = max(1, sum(host.gpu_free.values()) // host.gpus_per_task)
     if not host.shared_fs:
         host.project_dir = found.directory
-    host.reason = f"python {found.python}, {found.free_bytes / 1e9:.1f} GB free"
+    gpus = f", GPUs {','.join(host.gpu_free)}" if host.gpu_free else ""
+    host.reason = f"python {found.python}, {found.free_bytes / 1e9:.1f} GB free{gpus}"

@@ -143,10 +143,10 @@ def remove_remote(path: Path, alias: str) -> None:
 
 def remotes(cwd: Path) -> dict[str, Host]:
     """The remotes as the executor will see them (v1 names and forms already read)."""
-    distributed = load_project(None, cwd).data.get("distributed") or {}
-    min_free_gb = float(distributed.get("min_free_gb", hostmod.DEFAULT_MIN_FREE_GB))
+    project = load_project(None, cwd).data
+    distributed = project.get("distributed") or {}
     return {
-        str(alias): hostmod.host_from_remote(str(alias), remote or {}, min_free_gb)
+        str(alias): hostmod.host_from_remote(str(alias), remote or {}, project)
         for alias, remote in (distributed.get("remotes") or {}).items()
     }
 
@@ -217,7 +217,7 @@ def check_remote(host: Host) -> list[Check]:
             return checks
         found = hostmod.probe(ssh, host, host.project_dir)
         ssh.close(host)
-    python = shlex.join(host.python)
+    python = hostmod.python_name(host)
     if found.error:
         return [*checks, Check("python", False, found.error)]
     free_gb = found.free_bytes / 1e9
@@ -346,3 +346,32 @@ def clean(hosts: dict[str, Host], under: str) -> list[Cleaned]:
         return []
     with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as workers:
         return list(workers.map(lambda host: clean_host(host, under), hosts.values()))
+
+
+@dataclass
+class HostGpus:
+    alias: str
+    address: str
+    gpus: list[dict[str, Any]]
+    problem: str = ""
+
+
+def gpu_report(pool: dict[str, Host]) -> list[HostGpus]:
+    """Each host's GPUs as its nvidia-smi lists them (after the host's set-up): index, name,
+    memory used/total (MB), use (%); or why they could not be read."""
+
+    def one(host: Host) -> HostGpus:
+        with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control:
+            ssh = Ssh(Path(control))
+            found = hostmod.probe(ssh, host, host.project_dir)
+            ssh.close(host)
+        if found.error:
+            return HostGpus(host.alias, address(host), [], found.error)
+        if found.gpus is None:
+            return HostGpus(host.alias, address(host), [], "no nvidia-smi there (after its pre_script)")
+        return HostGpus(host.alias, address(host), found.gpus, "" if found.gpus else "nvidia-smi lists no GPU")
+
+    if not pool:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(pool))) as workers:
+        return list(workers.map(one, pool.values()))

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import hsm_snake
 from hsm_snake.errors import HsmError
+from hsm_snake.executors.common import run_bounded
 from hsm_snake.executors.ssh.hosts import Host, Ssh
 from hsm_snake.layout.paths import TaskPaths, map_path
 from hsm_snake.layout.records import write_yaml
@@ -73,6 +74,81 @@ def host_record(record: dict[str, Any], host: Host) -> dict[str, Any]:
     return mapped
 
 
+# v1's default excludes, and hsm-snake's own folders.
+DEFAULT_EXCLUDES = (
+    "/sweeps/",
+    "/.hsm-runner/",
+    ".git/",
+    "__pycache__/",
+    "*.pyc",
+    ".venv/",
+    "venv/",
+    "*.ckpt",
+    "*.pt",
+    "wandb/",
+)
+GIT_TIMEOUT_S = 60
+
+
+def upload_excludes(workdir: Path, extra: list[str], train_script: str | None) -> list[str]:
+    """rsync exclude patterns of the project folder's upload: the defaults, the config's own, and
+    what git ignores there (untracked files such as .env or keys never leave this machine) except
+    the training script itself."""
+    script = None
+    if train_script:
+        try:
+            script = Path(train_script).relative_to(workdir).as_posix()
+        except ValueError:
+            pass
+    ignored = [
+        path
+        for path in git_ignored(workdir)
+        if "\n" not in path and not (script and (script == path or script.startswith(path.rstrip("/") + "/")))
+    ]
+    return [*DEFAULT_EXCLUDES, *extra, *(f"/{_rsync_literal(path)}" for path in ignored)]
+
+
+def git_ignored(workdir: Path) -> list[str]:
+    """Untracked files and folders git ignores in ``workdir`` (relative; folders end in /); none
+    outside a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(workdir), "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if done.returncode != 0:
+        return []
+    return [name for name in done.stdout.decode(errors="surrogateescape").split("\0") if name]
+
+
+def _rsync_literal(path: str) -> str:
+    """``path`` as an rsync pattern matching only itself (wildcard characters escaped)."""
+    return "".join("\\" + char if char in "*?[\\" else char for char in path)
+
+
+def remove_remote_sweep(ssh: Ssh, host: Host, sweep_id: str, timeout_s: float) -> str | None:
+    """Delete the host's copy of the sweep (v1's clean-up after a successful run); None when done,
+    else why not."""
+    done = run_bounded(ssh.command(host, "rm -rf -- " + shlex.quote(remote_sweep_dir(host, sweep_id))), timeout_s)
+    if done is None:
+        return f"no answer within {timeout_s:g} s"
+    return None if done.returncode == 0 else f"exit {done.returncode}: {done.stderr.strip()[-300:]}"
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def host_settings(host: Host) -> dict[str, Any]:
+    """What the runner takes from the remote's own config (see runner.task.host_settings)."""
+    threads = {name: str(host.threads) for name in THREAD_VARIABLES} if host.threads else {}
+    return {"pre_script": host.setup, "timeout_s": host.walltime_s, "env": threads}
+
+
 def rsync(
     ssh: Ssh,
     host: Host,
@@ -105,18 +181,13 @@ def push_setup(ssh: Ssh, host: Host, record: dict[str, Any], sweep_id: str, scra
         f"{host.project_dir}/.hsm-runner/hsm_snake/",
         "--exclude=__pycache__/",
     )
-    workdir = (record.get("runner") or {}).get("workdir")
+    runner = record.get("runner") or {}
+    workdir = runner.get("workdir")
     if workdir and Path(workdir).is_dir():
-        rsync(
-            ssh,
-            host,
-            [str(Path(workdir)) + "/"],
-            f"{host.project_dir}/",
-            "--exclude=/sweeps/",
-            "--exclude=/.hsm-runner/",
-            "--exclude=.git/",
-            "--exclude=__pycache__/",
-        )
+        excludes = scratch / f"excludes.{host.alias}"
+        patterns = upload_excludes(Path(workdir), host.rsync_excludes, runner.get("train_script"))
+        excludes.write_text("".join(f"{pattern}\n" for pattern in patterns), encoding="utf-8")
+        rsync(ssh, host, [str(Path(workdir)) + "/"], f"{host.project_dir}/", f"--exclude-from={excludes}")
     config = scratch / f"project_config.{host.alias}.yaml"
     write_yaml(config, host_record(record, host))
     rsync(ssh, host, [str(config)], f"{remote_sweep_dir(host, sweep_id)}/project_config.yaml")
@@ -186,6 +257,7 @@ def runner_command(
             f"HSM_HOST_ALIAS={alias}",
             *([f"HSM_GPU_DEVICES={','.join(gpu_devices)}"] if gpu_devices else []),
             *([f"HSM_PATH_MAP={json.dumps(host.path_map)}"] if host.shared_fs and host.path_map else []),
+            f"HSM_HOST_SETTINGS={json.dumps(host_settings(host))}",
             *host.python,
             "-m",
             "hsm_snake.runner",
