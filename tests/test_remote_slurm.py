@@ -1,0 +1,123 @@
+"""A Slurm cluster reached over SSH (``backend: slurm`` remote, ``run --remote ALIAS``) against the
+test bed: its loopback sshd hsmtb-lo is the login node of the test bed's Slurm on this machine
+(sbatch/squeue/sacct/scancel on its PATH, /etc/slurm/slurm.conf pointing at the test cluster).
+The project lives in a local folder of its own; its copy on the "cluster" in another folder,
+reached only through ssh and rsync.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Project, read_status
+from test_ssh import ARGV_APP, HOSTILE
+
+from hsm_snake.executors.remote_slurm import array
+
+pytestmark = pytest.mark.testbed
+
+# Fails (exit 3, a message on stderr) when fail=1, else prints its metric.
+SOMETIMES_FAILS = """
+import json, sys
+args = dict(a.partition("=")[::2] for a in sys.argv[1:])
+if args.get("fail") == "1":
+    print("giving up on purpose", file=sys.stderr)
+    sys.exit(3)
+print(json.dumps({"x": int(args["x"])}))
+"""
+
+
+@pytest.fixture
+def cluster(tb, tmp_path, monkeypatch):
+    """A project in a folder with spaces and quotes, whose hsm.yaml names hsmtb-lo as a Slurm remote."""
+    tb.need("slurm")
+    tb.need("hsmtb-lo")
+    monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
+    root = tmp_path / "lab 'proj' é"
+    root.mkdir()
+    project = Project(root, monkeypatch)
+    remote_base = Path(tb.facts["ssh"]["hosts"]["hsmtb-lo"]["project_dir"]) / tmp_path.name
+    partition = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
+
+    def configure(script: str, **remote):
+        project.write_project(
+            {
+                "paths": {"python_interpreter": sys.executable, "train_script": script},
+                "task": {"arg_style": "raw", "output_dir_arg": None},
+                "distributed": {
+                    "remotes": {
+                        "tbslurm": {
+                            "backend": "slurm",
+                            "host": "hsmtb-lo",
+                            "project_dir": f"{remote_base}/proj dir",
+                            "workdir": f"{remote_base}/scratch runs",
+                            "python_path": "python3",
+                            "slurm": {"partition": partition, "mem": "200M", "walltime": "00:05:00"},
+                            **remote,
+                        }
+                    }
+                },
+            }
+        )
+
+    project.configure = configure
+    project.remote_base = remote_base
+    return project
+
+
+def test_hostile_values_run_on_the_cluster_and_come_back(cluster):
+    project = cluster
+    (project.root / "app.py").write_text(ARGV_APP)
+    project.configure("app.py")
+    project.write_sweep({"grid": {f"v{i}": [value] for i, value in enumerate(HOSTILE)}})
+
+    result = project.cli("run", "sweep.yaml", "--remote", "tbslurm")
+    assert "1 completed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    task = sweep_dir / "tasks" / "task_001"
+    seen = json.loads((task / "results" / "seen.json").read_text(encoding="utf-8"))
+    assert seen == [f"v{i}={value}" for i, value in enumerate(HOSTILE)]
+    status = read_status(task)
+    assert status["backend"] == "slurm" and status["status"] == "completed"
+    assert array.ELEMENT_ID.match(status["job_id"]), status
+    assert status["host_alias"] == "tbslurm"
+    assert (task / ".completed").exists()
+    # The cluster copy is in workdir, the project in project_dir; nothing of the sweep went elsewhere.
+    assert (project.remote_base / "scratch runs" / sweep_dir.name / "tasks" / "task_001" / "status.yaml").exists()
+    assert (project.remote_base / "proj dir" / "app.py").exists()
+    scripts = list((sweep_dir / "scripts" / "job_scripts").glob("remote-slurm-*.sh"))
+    assert len(scripts) == 1 and "sbatch" in scripts[0].read_text()
+
+
+def test_an_array_per_batch_a_failure_keeps_its_logs_and_cause(cluster):
+    project = cluster
+    (project.root / "fails.py").write_text(SOMETIMES_FAILS)
+    project.configure("fails.py")
+    # One task fails: x=2 with fail=1.
+    project.write_sweep({"paired": [{"p": {"x": [1, 2, 3], "fail": [0, 1, 0]}}]})
+    result = project.cli("run", "sweep.yaml", "--remote", "tbslurm", expect=1)
+    assert "2 completed" in result.output and "1 failed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    statuses = {name: read_status(sweep_dir / "tasks" / name) for name in ("task_001", "task_002", "task_003")}
+    arrays = {status["job_id"].split("_")[0] for status in statuses.values()}
+    assert len(arrays) == 1, statuses  # the three tasks went out as one sbatch --array
+    failed = statuses["task_002"]
+    assert failed["status"] == "failed" and failed["backend"] == "slurm"
+    assert failed["error_category"] == "nonzero_exit" and failed["exit_code"] == 3, failed
+    assert "giving up on purpose" in (sweep_dir / "tasks" / "task_002" / "stderr.log").read_text()
+    assert not (sweep_dir / "tasks" / "task_002" / ".completed").exists()
+    assert json.loads((sweep_dir / "tasks" / "task_003" / "metrics.json").read_text()) == {"x": 3}
+    source_log = (sweep_dir / "logs" / "sources" / "tbslurm.log").read_text()
+    assert "array " in source_log and "task_002" in source_log
+
+
+def test_an_unknown_remote_is_refused_with_the_known_ones(cluster):
+    project = cluster
+    (project.root / "fails.py").write_text(SOMETIMES_FAILS)
+    project.configure("fails.py")
+    project.write_sweep({"grid": {"x": [1]}})
+    result = project.cli("run", "sweep.yaml", "--remote", "tbslrum", expect=2)
+    assert "did you mean 'tbslurm'" in result.output, result.output
