@@ -8,10 +8,12 @@ reached only through ssh and rsync.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from background import kill_everything, start_run, started, wait_for
 from conftest import Project, read_status
 from test_ssh import ARGV_APP, HOSTILE
 
@@ -42,11 +44,11 @@ def cluster(tb, tmp_path, monkeypatch):
     remote_base = Path(tb.facts["ssh"]["hosts"]["hsmtb-lo"]["project_dir"]) / tmp_path.name
     partition = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
 
-    def configure(script: str, **remote):
+    def configure(script: str, env: dict | None = None, **remote):
         project.write_project(
             {
                 "paths": {"python_interpreter": sys.executable, "train_script": script},
-                "task": {"arg_style": "raw", "output_dir_arg": None},
+                "task": {"arg_style": "raw", "output_dir_arg": None, "env": env or {}},
                 "distributed": {
                     "remotes": {
                         "tbslurm": {
@@ -121,3 +123,67 @@ def test_an_unknown_remote_is_refused_with_the_known_ones(cluster):
     project.write_sweep({"grid": {"x": [1]}})
     result = project.cli("run", "sweep.yaml", "--remote", "tbslrum", expect=2)
     assert "did you mean 'tbslurm'" in result.output, result.output
+
+
+# 300 MB touched: over the first request (200M), under the doubled one (400M).
+HOG_ONCE = """
+import time
+block = b"x" * (300 << 20)
+time.sleep(2)
+print("fine")
+"""
+
+
+def test_out_of_memory_on_the_cluster_is_retried_with_twice_the_memory(cluster, tb):
+    if tb.facts["slurm"].get("mem_enforcement") != "cgroup":
+        pytest.skip("the test cluster does not enforce memory with cgroups here")
+    project = cluster
+    (project.root / "hog.py").write_text(HOG_ONCE)
+    project.configure("hog.py")
+    (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
+    project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", "sweep.yaml", "--remote", "tbslurm")
+    (sweep_dir,) = project.sweep_dirs()
+    task = sweep_dir / "tasks" / "task_001"
+    status = read_status(task)
+    assert status["status"] == "completed" and status["attempt"] == 2, status
+    first = read_status(task / "attempts" / "1")
+    assert first["error_category"] == "out_of_memory" and "OUT_OF_MEMORY" in first["error_summary"], first
+    assert first["job_id"] != status["job_id"]
+    script = next(
+        path.read_text()
+        for path in (sweep_dir / "scripts" / "job_scripts").glob("remote-slurm-*.sh")
+        if status["job_id"].split("_")[0] in path.read_text()
+    )
+    assert "--mem=400M" in script, script
+
+
+def test_cancel_stops_the_cluster_jobs_and_complete_reruns_only_them(cluster):
+    project = cluster
+    # The script finds the run log through the task's environment (ssh passes none).
+    project.configure("echo.py", env={"RUN_LOG": str(project.run_log)})
+    project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2]}})
+    proc = start_run(project, "run", "sweep.yaml", "--remote", "tbslurm")
+    try:
+        wait_for(lambda: {"task_003", "task_004"} <= started(project), 300, "the held tasks to start on the cluster")
+        (sweep_dir,) = project.sweep_dirs()
+        result = project.cli("cancel", sweep_dir.name)
+        assert "stopped the run" in result.output, result.output
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            kill_everything(project, proc)
+    for name in ("task_003", "task_004"):
+        status = read_status(sweep_dir / "tasks" / name)
+        assert status["status"] == "cancelled" and status["backend"] == "slurm", status
+        assert array.ELEMENT_ID.match(status["job_id"]), status
+    assert not any(
+        state in array.ACTIVE_STATES
+        for job, state in array.parse_squeue(
+            subprocess.run(array.SQUEUE_ARGV, capture_output=True, text=True, check=True).stdout
+        ).items()
+        if job.split("_")[0] == read_status(sweep_dir / "tasks" / "task_003")["job_id"].split("_")[0]
+    )
+    project.release()
+    project.cli("complete", sweep_dir.name, "--remote", "tbslurm")
+    assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}
