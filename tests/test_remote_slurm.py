@@ -187,3 +187,12 @@ def test_cancel_stops_the_cluster_jobs_and_complete_reruns_only_them(cluster):
     project.release()
     project.cli("complete", sweep_dir.name, "--remote", "tbslurm")
     assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}
+
+
+def test_remote_test_checks_the_slurm_commands_of_a_slurm_remote(cluster):
+    project = cluster
+    project.configure("app.py")
+    result = project.cli("remote", "test", "tbslurm")
+    assert "slurm" in result.output and "sbatch, squeue, sacct, scancel" in result.output, result.output
+    assert "tbslurm is ready" in result.output
+    assert "backend slurm" in project.cli("remote", "list").output

@@ -37,6 +37,25 @@ SLURM_TOOLS = ("sbatch", "squeue", "sacct", "scancel")
 RECORD_NAME = "remote-slurm"
 
 
+def slurm_tools_problem(ssh: hostmod.Ssh, host: hostmod.Host, timeout_s: float) -> str | None:
+    """What keeps the Slurm commands from working in a non-interactive ssh session there, or None."""
+    probe = f"for c in {' '.join(SLURM_TOOLS)}; do command -v $c >/dev/null || echo $c; done"
+    done = run_bounded(ssh.command(host, probe), timeout_s)
+    if done is None or done.returncode != 0:
+        why = (
+            f"no answer within {timeout_s:g} s"
+            if done is None
+            else hostmod.explain_ssh_failure(done.stderr, done.returncode)
+        )
+        return f"could not ask {host.alias} for its Slurm commands: {why}"
+    if done.stdout.split():
+        return (
+            f"{host.alias} lacks {', '.join(done.stdout.split())} on the PATH of an ssh session: load Slurm in "
+            "the shell's start-up there (e.g. ~/.bashrc, before any 'return' for non-interactive shells)"
+        )
+    return None
+
+
 class ClusterError(HsmError):
     """The login node cannot be used (ssh, Python, rsync, Slurm tools, workdir)."""
 
@@ -76,14 +95,9 @@ class Cluster:
                 raise ClusterError(f"workdir {self.host.workdir} on {self.alias}: {'; '.join(problems)}")
             self.host.workdir = found.directory
         self.remote_sweep = transfer.remote_sweep_dir(self.host, self.paths.sweep_id)
-        done = self.remote(f"for c in {' '.join(SLURM_TOOLS)}; do command -v $c >/dev/null || echo $c; done")
-        if done is None or done.returncode != 0:
-            raise ClusterError(f"could not ask {self.alias} for its Slurm commands: {self.failure(done)}")
-        if done.stdout.split():
-            raise ClusterError(
-                f"{self.alias} lacks the Slurm command(s) {', '.join(done.stdout.split())} on the PATH of an "
-                "ssh session: load them in the shell's start-up files there (e.g. ~/.bashrc)"
-            )
+        problem = slurm_tools_problem(self.ssh, self.host, SSH_TIMEOUT_S)
+        if problem:
+            raise ClusterError(problem)
 
     def remote(self, command: str, timeout_s: float = SSH_TIMEOUT_S) -> subprocess.CompletedProcess | None:
         return run_bounded(self.ssh.command(self.host, command), timeout_s)

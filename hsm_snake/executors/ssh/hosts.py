@@ -55,6 +55,8 @@ class Host:
     project_dir: str = "~/hsm-project"
     # Where the sweeps' copies go (<workdir>/<sweep id>); None: <project_dir>/sweeps/outputs.
     workdir: str | None = None
+    # ssh: runs tasks itself; slurm: a Slurm login node (run --remote ALIAS).
+    backend: str = "ssh"
     slots: int = 1
     shared_fs: bool = False
     # shared_fs only: local path prefix -> the prefix under which this host sees it.
@@ -139,6 +141,7 @@ def host_from_remote(alias: str, remote: dict[str, Any], min_free_gb: float = DE
         python=python_of(remote),
         project_dir=str(remote.get("project_dir") or f"~/hsm-projects/{alias}"),
         workdir=str(remote["workdir"]) if remote.get("workdir") else None,
+        backend=str(remote.get("backend") or "ssh"),
         slots=slots,
         shared_fs=bool(remote.get("shared_fs")),
         path_map={str(local): str(there) for local, there in (remote.get("path_map") or {}).items()},
