@@ -196,3 +196,21 @@ def test_remote_test_checks_the_slurm_commands_of_a_slurm_remote(cluster):
     assert "slurm" in result.output and "sbatch, squeue, sacct, scancel" in result.output, result.output
     assert "tbslurm is ready" in result.output
     assert "backend slurm" in project.cli("remote", "list").output
+
+
+def test_a_sweep_started_here_is_completed_on_the_cluster(cluster):
+    project = cluster
+    (project.root / "fails.py").write_text(SOMETIMES_FAILS)
+    project.configure("fails.py")
+    project.write_sweep({"grid": {"x": [1, 2, 3, 4]}})
+    project.cli("run", "sweep.yaml", "--max-tasks", "2")
+    (sweep_dir,) = project.sweep_dirs()
+    project.cli("complete", sweep_dir.name, "--remote", "tbslurm")
+    statuses = {i: read_status(sweep_dir / "tasks" / f"task_00{i}") for i in range(1, 5)}
+    assert [statuses[i]["backend"] for i in range(1, 5)] == ["local", "local", "slurm", "slurm"], statuses
+    assert all(status["status"] == "completed" and status["attempt"] == 1 for status in statuses.values())
+    csv = project.cli("results", sweep_dir.name, "--format", "csv").output
+    rows = [line.split(",") for line in csv.splitlines()]
+    header = rows[0]
+    assert sorted(row[header.index("x")] for row in rows[1:]) == ["1", "2", "3", "4"], csv
+    assert "4 completed" in project.cli("status", sweep_dir.name).output
