@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -53,11 +54,22 @@ def classify(calls_log: Path) -> Counter:
             counts["rsync"] += 1
             continue
         words = last.split()
+        if "command -v" in last:
+            counts["ssh tools check"] += 1
+            continue
         what = next((w for w in ("sbatch", "squeue", "sacct", "scancel") if w in words), None)
         if what is None and "exit" in words:
             what = "master exit"
         counts[f"ssh {what or ('probe' if '-c' in words else 'other')}"] += 1
     return counts
+
+
+def task_span(project: Path) -> float:
+    """Seconds from the first task's start to the last task's end (their status.yaml)."""
+    statuses = [yaml.safe_load(path.read_text()) for path in project.glob("sweeps/outputs/*/tasks/*/status.yaml")]
+    started = min(datetime.fromisoformat(s["started"]) for s in statuses)
+    finished = max(datetime.fromisoformat(s["finished"]) for s in statuses)
+    return (finished - started).total_seconds()
 
 
 def bare_array(tasks: int, folder: Path, partition: str, env: dict[str, str]) -> float:
@@ -90,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--partition", default=os.environ.get("HSM_TB_SLURM_PARTITION", "debug"))
+    parser.add_argument("--keep", action="store_true", help="Keep the project and its sweep (printed) for a look.")
     args = parser.parse_args(argv)
     config = os.environ.get("HSM_TB_SSH_CONFIG")
     if not config:
@@ -119,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     sweep = write_sweep_file(project / "sweep.yaml", {"i": list(range(args.tasks))})
+    queued_before = len(subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.splitlines())
     calls = root / "calls.log"
     env = {**os.environ, "HSM_SSH_CONFIG": config, "PATH": counting_path(root / "bin", calls)}
     start = time.perf_counter()
@@ -128,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     remote_s = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stdout.decode()[-3000:] + done.stderr.decode()[-3000:])
+    task_span_s = task_span(project)
     (root / "bare").mkdir()
     floor_s = bare_array(args.tasks, root / "bare", args.partition, os.environ.copy())
     counts = classify(calls)
@@ -136,12 +151,17 @@ def main(argv: list[str] | None = None) -> int:
         "bare sbatch --array (s)": round(floor_s, 1),
         "run --remote (s)": round(remote_s, 1),
         "ratio": round(remote_s / floor_s, 2),
+        "run --remote, first task start to last task end (s)": round(task_span_s, 1),
+        "jobs in the queue before the bench (other users)": queued_before,
         "local ssh/rsync calls": dict(sorted(counts.items())),
         "machine": machine_description(),
     }
     print(json.dumps(result, indent=2))
-    shutil.rmtree(root, ignore_errors=True)
-    shutil.rmtree(remote_base, ignore_errors=True)
+    if args.keep:
+        print(f"kept: {project} (its copy on the login node: {remote_base})")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(remote_base, ignore_errors=True)
     return 0
 
 
