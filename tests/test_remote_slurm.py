@@ -8,6 +8,7 @@ reached only through ssh and rsync.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,8 @@ def cluster(tb, tmp_path, monkeypatch):
 
     project.configure = configure
     project.remote_base = remote_base
-    return project
+    yield project
+    shutil.rmtree(remote_base, ignore_errors=True)  # the cluster's copies (the login node is this machine)
 
 
 def test_hostile_values_run_on_the_cluster_and_come_back(cluster):
