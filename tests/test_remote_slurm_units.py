@@ -86,3 +86,20 @@ def test_the_array_script_gives_each_element_its_task(tmp_path):
         assert done.stdout.strip() == f"-m hsm_snake.runner {tmp_path}/sweep 'x'/tasks/{task}"
     done = subprocess.run(["bash", str(path)], env={"SLURM_ARRAY_TASK_ID": "3"}, capture_output=True, text=True)
     assert done.returncode == 2 and "no task for array index 3" in done.stderr
+
+
+def test_v1_remote_of_a_slurm_remote_maps_to_run_remote(tmp_path, monkeypatch):
+    from hsm_snake.cli.v1 import translate
+
+    (tmp_path / "hsm.yaml").write_text(
+        "distributed:\n  remotes:\n    uzh: {backend: slurm, host: uzh}\n    box: {host: box}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert translate("sweep run -c sweep.yaml --remote uzh --mode array").argv == [
+        "run",
+        "sweep.yaml",
+        "--remote",
+        "uzh",
+    ]
+    assert translate("sweep complete S --remote uzh").argv == ["complete", "S", "--remote", "uzh"]
+    assert translate("sweep run -c sweep.yaml --remote box").argv[2:4] == ["--profile", "ssh"]
