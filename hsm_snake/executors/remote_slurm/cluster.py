@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,8 @@ SSH_TIMEOUT_S = 120
 # Scheduler tools the login node must have.
 SLURM_TOOLS = ("sbatch", "squeue", "sacct", "scancel")
 RECORD_NAME = "remote-slurm"
+# Waits before asking sacct again about jobs it has no scheduler verdict for yet (seconds).
+SACCT_SETTLE_DELAYS_S = (1, 2, 4)
 
 
 def slurm_tools_problem(ssh: hostmod.Ssh, host: hostmod.Host, timeout_s: float) -> str | None:
@@ -154,6 +157,11 @@ class Cluster:
         with open(record, "a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
 
+    def sacct(self, job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
+        """Slurm's accounting of ``job_ids`` (one sacct over ssh); {} when it did not answer."""
+        done = self.remote(shlex.join(accounting.sacct_argv(job_ids)))
+        return accounting.parse_sacct(done.stdout) if done is not None and done.returncode == 0 else {}
+
     # -- results ---------------------------------------------------------------------------
     def settle(self, elements: list[Element]) -> bool:
         """Pull the folders of ended elements (one rsync), mark the completed ones, record Slurm's
@@ -200,8 +208,14 @@ class Cluster:
     def record_verdicts(self, elements: list[Element]) -> None:
         """Slurm's word (one sacct) on elements whose runner did not record why they ended."""
         ids = array.checked_job_ids([element.job_id for element in elements])
-        done = self.remote(shlex.join(accounting.sacct_argv(ids)))
-        verdicts = accounting.parse_sacct(done.stdout) if done is not None and done.returncode == 0 else {}
+        verdicts = self.sacct(ids)
+        # slurmdbd may not hold a step's final state (OUT_OF_MEMORY) the moment a job leaves the queue.
+        for delay in SACCT_SETTLE_DELAYS_S:
+            unsettled = [job for job in ids if (verdicts.get(job) or ("",))[0] not in accounting.SLURM_STATES]
+            if not unsettled:
+                break
+            time.sleep(delay)
+            verdicts.update(self.sacct(unsettled))
         for element in elements:
             status = status_of(element.task)
             ran = status.get("job_id") == element.job_id
