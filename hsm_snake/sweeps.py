@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import signal
@@ -187,6 +188,33 @@ def refresh_project_settings(paths: SweepPaths, cwd: Path, overrides: dict[str, 
     return True
 
 
+REMOTE_SLURM_PROFILE = "remote-slurm"
+
+
+def remote_slurm_args(project_data: dict[str, Any], sweep_resources: dict[str, Any], alias: str) -> list[str]:
+    """The hsm-remote-slurm executor's options for the Slurm remote ``alias`` (which must be one)."""
+    remotes = backends.slurm_remotes(project_data)
+    if alias not in remotes:
+        close = difflib.get_close_matches(alias, list(remotes), n=1)
+        raise ConfigError(
+            f"{alias!r} is not a remote with backend: slurm in this sweep's project config",
+            key="--remote",
+            hint=(f"did you mean '{close[0]}'? " if close else "")
+            + (
+                f"Slurm remotes: {', '.join(remotes)}"
+                if remotes
+                else "add one under distributed.remotes with backend: slurm"
+            ),
+        )
+    section = backends.remote_slurm_section(project_data, sweep_resources, alias)
+    return [
+        "--hsm-remote-slurm-alias",
+        alias,
+        "--hsm-remote-slurm-array-limit",
+        str(backends.slurm_array_limit(section)),
+    ]
+
+
 def record_where_tasks_ran(paths: SweepPaths, backend: str, state: scan.SweepState, names: set[str]) -> None:
     """logs/sources/<backend>.log: one line per task a round ran — what ran where, and how it ended."""
     lines = []
@@ -278,6 +306,7 @@ def run(
     on_notice: Callable[[str], None] | None = None,
     refresh_from: Path | None = None,
     overrides: dict[str, Any] | None = None,
+    remote: str | None = None,
 ) -> RunOutcome:
     """Run (or complete) a sweep: Snakemake runs exactly the tasks that are not done.
 
@@ -286,10 +315,11 @@ def run(
     Tasks that fail in a category of ``retry.on`` run again, up to ``retries`` times, each time with the memory/time
     request grown by their history (see escalation.py). ``cores`` defaults to local.max_parallel.
     Jobs and remote tasks an earlier, killed run left behind are waited for first (leftovers.py);
-    ``on_notice`` hears what is waited for.
+    ``on_notice`` hears what is waited for. ``remote``: the ``backend: slurm`` remote to run on
+    (over SSH; the profile is then ``remote-slurm``).
     """
-    profile_dir = engine.resolve_profile(profile)
-    backend = backends.backend_of_profile(profile_dir.name)
+    profile_dir = engine.resolve_profile(REMOTE_SLURM_PROFILE if remote else profile)
+    backend = backends.remote_backend(remote) if remote else backends.backend_of_profile(profile_dir.name)
     lock = SweepLock(paths)
     lock.acquire(command)
     try:
@@ -305,6 +335,8 @@ def run(
             recorded.get("sweep_resources") or {},
             (recorded.get("runner") or {}).get("gpus"),
         )
+        if remote:
+            backend_args = remote_slurm_args(project_data, recorded.get("sweep_resources") or {}, remote)
         if backend == "slurm":
             slurm = backends.merged_section(project_data, recorded.get("sweep_resources") or {}, "slurm")
             caps, why = slurm_limits.submission_caps(profile_dir, slurm)

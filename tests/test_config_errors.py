@@ -295,11 +295,11 @@ PROJECT_CASES = [
         ),
     ),
     Bad(
-        "v1 slurm-over-ssh remote",
-        "distributed:\n  remotes:\n    uzh:\n      backend: slurm\n",
-        "distributed.remotes.uzh.backend",
-        4,
-        ("not supported", "--profile slurm"),
+        "v1 slurm-over-ssh remote with a bad walltime in its spec",
+        "distributed:\n  remotes:\n    uzh:\n      backend: slurm\n      spec:\n        walltime: 4 hours\n",
+        "distributed.remotes.uzh.spec.walltime",
+        6,
+        ("not a walltime", "HH:MM:SS"),
     ),
     Bad(
         "several GPU types",

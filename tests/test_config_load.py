@@ -468,3 +468,67 @@ def test_yaml_numbers_follow_yaml_1_2_like_v1():
 def test_key_lines_are_recorded():
     lines = parse_yaml_text("grid:\n  lr: [1, 2]\npaired:\n  - g:\n      a: [1]\n").lines
     assert lines["grid.lr"] == 2 and lines["paired[0]"] == 4 and lines["paired[0].g.a"] == 5
+
+
+def test_v1_slurm_remote_over_ssh_loads_with_its_spec_in_its_slurm_block(tmp_path):
+    """The headline config of v1's MULTI_CLUSTER guide: a backend: slurm remote."""
+    path = write(
+        tmp_path / "hsm_config.yaml",
+        """
+paths: {train_script: train.py}
+slurm: {partition: debug, mem: 1G, modules: [cuda]}
+distributed:
+  enabled: true
+  remotes:
+    ssh-box: {host: ssh-box, max_parallel_jobs: 4, gpus: all, spec: {cpus_per_task: 4, gpus: 1}}
+    cluster:
+      backend: slurm
+      host: cluster
+      ssh_port: 2222
+      max_parallel_jobs: 32
+      conda_env: my-env
+      workdir: "/scratch/$USER/hsm-runs"
+      archive_dir: "/shares/group/hsm-archive"
+      archive_on: completed
+      qos_whitelist: [normal, medium, long]
+      slurm: {account: lab}
+      spec: {walltime: "06:00:00", cpus_per_task: 4, mem: "32G", gpus: 1, gpu_type: H100, array_throttle: 8}
+""",
+    )
+    project = load_project(path, cwd=tmp_path)
+    cluster = project.section("distributed")["remotes"]["cluster"]
+    assert cluster["backend"] == "slurm" and cluster["port"] == 2222 and cluster["workdir"] == "/scratch/$USER/hsm-runs"
+    assert cluster["slurm"] == {
+        "account": "lab",
+        "walltime": "06:00:00",
+        "cpus_per_task": 4,
+        "mem": "32G",
+        "gpus": 1,
+        "gpu_type": "H100",
+    }
+    assert "backend" not in project.section("distributed")["remotes"]["ssh-box"]
+    notices = "\n".join(project.notices)
+    assert "array_throttle ignored" in notices and "read into 'distributed.remotes.cluster.slurm'" in notices
+    assert "archive_dir' is a v1 key that hsm-snake ignores" in notices
+
+
+def test_a_slurm_remote_gets_its_own_resources_and_set_up(tmp_path):
+    from hsm_snake.config.sweep_file import load_sweep
+    from hsm_snake.sweep.create import project_record
+
+    path = write(
+        tmp_path / "hsm.yaml",
+        """
+slurm: {partition: debug, mem: 1G, modules: [cuda]}
+distributed:
+  remotes:
+    uzh: {backend: slurm, host: uzh, slurm: {mem: 4G, partition: gpu, pre_script: "source env.sh"}}
+""",
+    )
+    sweep = write(tmp_path / "sweep.yaml", "grid: {lr: [1]}\nresources: {slurm: {walltime: '02:00:00'}}\n")
+    record = project_record(load_project(path, cwd=tmp_path), load_sweep(sweep))
+    remote = record["resources"]["slurm@uzh"]
+    assert remote["mem_mb"] == 4096 and remote["slurm_partition"] == "gpu" and remote["runtime"] == 120
+    assert record["resources"]["slurm"]["mem_mb"] == 1024
+    assert record["runner"]["pre_scripts"]["slurm@uzh"] == "module load cuda\nsource env.sh"
+    assert record["runner"]["pre_scripts"]["slurm"] == "module load cuda"

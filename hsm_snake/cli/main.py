@@ -255,6 +255,11 @@ def _last_lines(path: Path, count: int) -> list[str]:
 )
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Run only the first N tasks (complete runs the rest).")
 @_set_option
+@click.option(
+    "--remote",
+    metavar="ALIAS",
+    help="Run on the Slurm cluster of distributed.remotes.ALIAS (backend: slurm), over SSH from here.",
+)
 def run(
     sweep_file: Path,
     project_file: Path | None,
@@ -266,6 +271,7 @@ def run(
     show_all: bool,
     max_tasks: int | None,
     set_items: dict[str, Any],
+    remote: str | None,
 ) -> None:
     """Expand SWEEP_FILE into tasks, lay out the sweep directory and run every task."""
     sweeps = _sweeps()
@@ -289,7 +295,7 @@ def run(
     console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
     first = index.active()[:max_tasks] if max_tasks else None
     selection = format_task_selection([t.number for t in first]) if first else None
-    _run_and_report(index.paths, profile=profile, cores=cores, tasks=selection)
+    _run_and_report(index.paths, profile=profile, cores=cores, tasks=selection, remote=_remote_option(profile, remote))
 
 
 @cli.command()
@@ -314,6 +320,11 @@ def run(
     "--all", "show_all", is_flag=True, help=f"With --dry-run: list every task (not only the first {PLAN_ROWS})."
 )
 @_set_option
+@click.option(
+    "--remote",
+    metavar="ALIAS",
+    help="Run on the Slurm cluster of distributed.remotes.ALIAS (backend: slurm), over SSH from here.",
+)
 def complete(
     sweep: str | None,
     profile: str,
@@ -325,6 +336,7 @@ def complete(
     dry_run: bool,
     show_all: bool,
     set_items: dict[str, Any],
+    remote: str | None,
 ) -> None:
     """Run only the tasks of SWEEP (id or path; default: newest) that are not completed."""
     paths = find_sweep(sweep, Path.cwd())
@@ -351,6 +363,7 @@ def complete(
         retry_failed=retry_failed,
         tasks=tasks,
         only_category=only_category,
+        remote=_remote_option(profile, remote),
     )
 
 
@@ -363,6 +376,13 @@ def _task_selection(value: str | None) -> str | None:
         except HsmError as exc:
             raise click.BadParameter(str(exc)) from None
     return value
+
+
+def _remote_option(profile: str, remote: str | None) -> str | None:
+    """--remote names the backend itself: not together with another --profile."""
+    if remote is not None and profile != "local":
+        raise click.UsageError(f"--remote {remote} and --profile {profile} both say where to run: give one")
+    return remote
 
 
 def _show_missing(paths: Any, *, as_json: bool, show_all: bool, **selection: Any) -> None:

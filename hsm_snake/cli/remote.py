@@ -103,7 +103,9 @@ def list_remotes() -> None:
         gpus = f"  gpus {host.gpus_per_task}/task of {','.join(host.gpu_free)}" if host.gpu_free else ""
         click.echo(
             f"{alias}  {remotes.address(host)}  python {_python_name(host)}  project_dir {host.project_dir}"
-            f"  slots {host.slots}{gpus}" + ("  shared_fs" if host.shared_fs else "")
+            f"  slots {host.slots}{gpus}"
+            + ("  shared_fs" if host.shared_fs else "")
+            + (f"  backend {host.backend}" if host.backend != "ssh" else "")
         )
 
 

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -675,15 +675,24 @@ def _remote_enabled(reader: _Normalizer, value: Any, where: Parts, dest: Parts) 
     return [_Move(where[:-1], _DROP, where)]
 
 
-def _remote_backend(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
-    if value == "slurm":
-        raise reader.error(
-            "remotes that submit to Slurm over SSH (v1's backend: slurm) are not supported",
-            where,
-            hint="run hsm-snake on the cluster's login node with --profile slurm, "
-            "and move this remote's spec: to the slurm: section there",
-        )
-    return []
+# spec: keys of a v1 backend: slurm remote, and their place in its slurm: block.
+_SLURM_SPEC_KEYS = {
+    "walltime": "walltime",
+    "time": "walltime",
+    "cpus_per_task": "cpus_per_task",
+    "cpus": "cpus_per_task",
+    "mem": "mem",
+    "memory": "mem",
+    "gpus": "gpus",
+    "gpu_type": "gpu_type",
+    "partition": "partition",
+    "qos": "qos",
+    "account": "account",
+    "constraint": "constraint",
+    "modules": "modules",
+    "pre_script": "pre_script",
+    "extra_directives": "extra_directives",
+}
 
 
 _SPEC_KEYS = ("pre_script", "modules", "walltime", "cpus_per_task", "mem", "gpus")
@@ -691,6 +700,8 @@ _SPEC_KEYS = ("pre_script", "modules", "walltime", "cpus_per_task", "mem", "gpus
 
 def _remote_spec(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     remote = where[:-1]
+    if (reader.original.get("distributed", {}).get("remotes", {}).get(remote[-1]) or {}).get("backend") == "slurm":
+        return _slurm_spec(reader, value, where)
     ignored = sorted(str(key) for key in value if key not in _SPEC_KEYS)
     if ignored:
         reader.note(where, f"is v1's per-remote resources: {', '.join(ignored)} ignored (no scheduler on an SSH host)")
@@ -711,6 +722,39 @@ def _remote_spec(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> 
             raise reader.error(f"{describe_value(setting)} is not a whole number", at, hint=f"e.g. {key}: 1")
         reader.note(at, f"is read as '{key_path([*remote, key])}' (unless the remote sets it)")
         moves.append(_Move([*remote, key], setting, at, only_if_unset=True))
+    return moves
+
+
+def _slurm_spec(reader: _Normalizer, value: dict[str, Any], where: Parts) -> list[_Move]:
+    """A Slurm remote's v1 spec: goes into its slurm: block (where that does not set the key)."""
+    block = [*where[:-1], "slurm"]
+    ignored = sorted(key for key in value if key not in _SLURM_SPEC_KEYS)
+    if ignored:
+        reader.note(where, f"is v1's per-remote resources: {', '.join(ignored)} ignored")
+    reader.note(where, f"is v1's per-remote resources: read into '{key_path(block)}'")
+    moves = []
+    for key, setting in value.items():
+        name = _SLURM_SPEC_KEYS.get(key)
+        if name is None or setting is None:
+            continue
+        if name == "walltime":
+            reader.checked(parse_walltime_seconds, setting, [*where, key])
+        elif name == "mem":
+            reader.checked(parse_mem_mb, setting, [*where, key])
+        elif name == "gpu_type":
+            converted = _single_gpu_type(reader, setting, [*where, key], [*block, name])
+            moves += [replace(move, only_if_unset=True) for move in converted]
+            continue
+        elif name == "modules":
+            setting = [setting] if isinstance(setting, str) else setting
+        elif name == "pre_script" and isinstance(setting, list):
+            setting = "\n".join(setting)
+        elif name == "extra_directives":
+            moves += [
+                replace(m, only_if_unset=True) for m in _directive_list(reader, setting, [*where, key], [*block, name])
+            ]
+            continue
+        moves.append(_Move([*block, name], setting, [*where, key], only_if_unset=True))
     return moves
 
 
@@ -829,7 +873,6 @@ _CONVERTERS: dict[str, Converter] = {
     "strategy": _strategy,
     "remote_gpus": _remote_gpus,
     "remote_enabled": _remote_enabled,
-    "remote_backend": _remote_backend,
     "remote_spec": _remote_spec,
     "env_for_remotes": _env_for_remotes,
     "hpc_block": _hpc_block,

@@ -68,6 +68,26 @@ def merged_section(project_data: dict[str, Any], sweep_resources: dict[str, Any]
     return section
 
 
+def slurm_remotes(project_data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``backend: slurm`` remotes of ``distributed.remotes`` (Slurm clusters reached over SSH)."""
+    remotes = (project_data.get("distributed") or {}).get("remotes") or {}
+    return {str(alias): remote for alias, remote in remotes.items() if (remote or {}).get("backend") == "slurm"}
+
+
+def remote_backend(alias: str) -> str:
+    """The per-backend key (resources, set-up) of a Slurm remote: ``slurm@<alias>``."""
+    return f"slurm@{alias}"
+
+
+def remote_slurm_section(project_data: dict[str, Any], sweep_resources: dict[str, Any], alias: str) -> dict[str, Any]:
+    """A Slurm remote's requests: hsm.yaml ``slurm:``, then the remote's own ``slurm:`` block
+    (and v1 ``spec:``), then the sweep file's ``resources.slurm``."""
+    section = dict(project_data.get("slurm") or {})
+    section.update(slurm_remotes(project_data).get(alias, {}).get("slurm") or {})
+    section.update((sweep_resources or {}).get("slurm") or {})
+    return section
+
+
 def slurm_resources(section: dict[str, Any]) -> dict[str, Any]:
     """Snakemake resources for the slurm plugin from a ``slurm:`` section."""
     resources: dict[str, Any] = {"runtime": DEFAULT_SLURM_RUNTIME_MIN}

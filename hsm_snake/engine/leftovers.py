@@ -8,7 +8,8 @@ then pulls back what SSH hosts finished; recovery then keeps every finished resu
 
 Found by what the sweep recorded, never by a guess: Slurm job ids from the sbatch records in
 ``scripts/job_scripts/``, PBS job ids from ``.hsm/pbs-jobs`` plus the ids array elements wrote
-under ``logs/pbs/``, SSH process groups from ``.hsm/remote/<task>.yaml``. Every scheduler and ssh
+under ``logs/pbs/``, SSH process groups from ``.hsm/remote/<task>.yaml``, arrays on Slurm remotes
+from ``.hsm/remote-slurm-jobs`` (``executors/remote_slurm/cluster.py``). Every scheduler and ssh
 call is bounded by a timeout; a scheduler or host that does not answer is reported and not
 waited for.
 """
@@ -66,9 +67,14 @@ def wait_for_leftovers(paths: SweepPaths, notify: Callable[[str], None], poll_s:
     """Return once no job or remote process of an earlier run of this sweep is alive; tasks that
     ran on SSH hosts meanwhile have their folders pulled back."""
     said = None
-    with _ssh_pool(paths) as pool:
+    with _ssh_pool(paths) as pool, _slurm_remotes(paths) as clusters:
         while True:
-            live = [*live_slurm_jobs(paths, notify), *live_pbs_jobs(paths, notify), *pool.live_tasks(notify)]
+            live = [
+                *live_slurm_jobs(paths, notify),
+                *live_pbs_jobs(paths, notify),
+                *pool.live_tasks(notify),
+                *live_remote_slurm_jobs(clusters, notify),
+            ]
             if not live:
                 if said is not None:
                     notify("the killed run's jobs have ended; what they finished is kept")
@@ -91,8 +97,20 @@ def cancel_leftovers(paths: SweepPaths, notify: Callable[[str], None]) -> list[s
         from hsm_snake.executors.pbs import accounting
 
         accounting.qdel(pbs)
+    remote = []
+    with _slurm_remotes(paths) as clusters:
+        if clusters is not None:
+            by_cluster: dict = {}
+            for cluster, element, _ in clusters.live(notify):
+                by_cluster.setdefault(cluster, []).append(element)
+            for cluster, elements in by_cluster.items():
+                why_not = cluster.scancel([element.array_id for element in elements])
+                if why_not is not None:
+                    notify(f"could not cancel the jobs on {cluster.alias}: {why_not}")
+                    continue
+                remote += [f"{element.job_id}@{cluster.alias}" for element in elements]
     with _ssh_pool(paths) as pool:
-        return [*slurm, *pbs, *pool.stop_tasks(notify)]
+        return [*slurm, *pbs, *remote, *pool.stop_tasks(notify)]
 
 
 def waiting_message(paths: SweepPaths, live: list[Leftover]) -> str:
@@ -162,6 +180,35 @@ def live_pbs_jobs(paths: SweepPaths, notify: Callable[[str], None]) -> list[Left
         for info in answer.jobs.values()
         if not info.finished
     ]
+
+
+# -- Slurm over SSH ------------------------------------------------------------------------------
+def live_remote_slurm_jobs(clusters, notify: Callable[[str], None]) -> list[Leftover]:
+    """Elements of the sweep's arrays on Slurm remotes still queued or running; the folders of
+    those that ended are pulled back and Slurm's verdicts recorded."""
+    if clusters is None:
+        return []
+    return [
+        Leftover(f"Slurm job {element.job_id} on {cluster.alias} ({state})")
+        for cluster, element, state in clusters.live(notify)
+    ]
+
+
+@contextmanager
+def _slurm_remotes(paths: SweepPaths) -> Iterator:
+    """The sweep's Slurm remotes (cluster.Leftovers), or None when it never submitted to one."""
+    if not paths.submitted_jobs("remote-slurm").exists():
+        yield None
+        return
+    from hsm_snake.engine.backends import slurm_remotes
+    from hsm_snake.executors.remote_slurm.cluster import Leftovers
+
+    record = read_yaml(paths.project_config) or {}
+    clusters = Leftovers(paths, slurm_remotes(record.get("project") or {}))
+    try:
+        yield clusters
+    finally:
+        clusters.close()
 
 
 # -- SSH -----------------------------------------------------------------------------------------

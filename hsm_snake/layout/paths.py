@@ -173,6 +173,12 @@ class SweepPaths:
         files into place (the same file system, so each move is a rename)."""
         return self.lock.parent / "incoming"
 
+    @property
+    def slurm_logs_dir(self) -> Path:
+        """Output of the remote Slurm executor's array elements (``<array id>_<index>.out``): what
+        the runner printed itself, e.g. why it could not start."""
+        return self.logs_dir / "slurm"
+
     def submitted_jobs(self, backend: str) -> Path:
         """The ids of every job an executor submitted for this sweep, one a line (PBS; Slurm's
         are in the sbatch records of scripts/job_scripts/)."""

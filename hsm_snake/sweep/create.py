@@ -110,7 +110,16 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         "env": dict(task.get("env") or {}),
         "metrics_regex": dict(task.get("metrics_regex") or {}),
         "pre_scripts": {
-            backend: setup for backend in ("local", "slurm", "pbs") if (setup := setup_script(project, backend))
+            **{
+                backend: setup
+                for backend in ("local", "slurm", "pbs")
+                if (setup := setup_script(project.section(backend)))
+            },
+            **{
+                backends.remote_backend(alias): setup
+                for alias in backends.slurm_remotes(project.data)
+                if (setup := setup_script(backends.remote_slurm_section(project.data, spec.resources, alias)))
+            },
         },
         "timeout_s": timeouts,
         "remote_timeouts_s": remote_timeouts,
@@ -140,9 +149,8 @@ def local_gpus(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
     }
 
 
-def setup_script(project: ProjectConfig, backend: str) -> str | None:
+def setup_script(section: dict[str, Any]) -> str | None:
     """The shell set-up a task runs before its script on a backend: modules, then pre_script."""
-    section = project.section(backend)
     lines = []
     if section.get("modules"):
         lines.append("module load " + " ".join(section["modules"]))
@@ -158,6 +166,12 @@ def resources_by_backend(project: ProjectConfig, spec: SweepSpec) -> dict[str, A
         "local": {"gpu": gpus["per_task"]} if gpus["per_task"] and gpus["visible"] else {},
         "slurm": backends.slurm_resources(backends.merged_section(project.data, spec.resources, "slurm")),
         "pbs": backends.pbs_resources(backends.merged_section(project.data, spec.resources, "pbs")),
+        **{
+            backends.remote_backend(alias): backends.slurm_resources(
+                backends.remote_slurm_section(project.data, spec.resources, alias)
+            )
+            for alias in backends.slurm_remotes(project.data)
+        },
     }
 
 

@@ -28,16 +28,33 @@ QUEUE_WAIT_S = 900
 def run_killed_with_two_held_tasks_running(project, background):
     """A run of SWEEP on the project's backend, killed -9 once two held tasks run; its sweep dir."""
     project.write_sweep(SWEEP)
-    proc = background("run", "sweep.yaml", "--profile", project.backend)
+    proc = background("run", "sweep.yaml", *project.where)
     return kill_9_once(
         project, proc, lambda: len(started(project) & HELD) >= 2, "two held tasks to start", timeout=QUEUE_WAIT_S
     )
 
 
-@pytest.fixture(params=["slurm", "pbs", "ssh"])
+@pytest.fixture(params=["slurm", "pbs", "ssh", "remote-slurm"])
 def backend_project(request, project, tb, monkeypatch, tmp_path):
     backend = request.param
-    if backend == "ssh":
+    project.where = ["--profile", backend]
+    if backend == "remote-slurm":
+        # The test bed's Slurm through its loopback sshd as the login node.
+        tb.need("slurm")
+        tb.need("hsmtb-lo")
+        monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
+        remote = {
+            "backend": "slurm",
+            "host": "hsmtb-lo",
+            "project_dir": f"{tb.facts['ssh']['hosts']['hsmtb-lo']['project_dir']}/{tmp_path.name}",
+            "python_path": "python3",
+            "slurm": {"partition": tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug"), "mem": "500M"},
+        }
+        project.write_project(
+            {"task": {"env": {"RUN_LOG": str(project.run_log)}}, "distributed": {"remotes": {"tbslurm": remote}}}
+        )
+        project.where = ["--remote", "tbslurm"]
+    elif backend == "ssh":
         tb.need("hsmtb-h1")
         tb.need("hsmtb-h2")
         monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
@@ -60,7 +77,7 @@ def backend_project(request, project, tb, monkeypatch, tmp_path):
 def test_kill_9_while_tasks_run_outside_then_complete_runs_each_task_once(backend_project, background):
     project = backend_project
     sweep_dir = run_killed_with_two_held_tasks_running(project, background)
-    completer = background("complete", sweep_dir.name, "--profile", project.backend)
+    completer = background("complete", sweep_dir.name, *project.where)
     # The held tasks must still be running while `complete` decides what to run.
     wait_for(
         lambda: completer.poll() is not None or "waiting for" in sweep_log(sweep_dir),
@@ -88,7 +105,7 @@ def test_cancel_after_a_kill_9_stops_the_jobs_left_behind_and_complete_reruns_th
     project = backend_project
     sweep_dir = run_killed_with_two_held_tasks_running(project, background)
     # The user's way out of the wait: Ctrl-C (nothing was started), then cancel.
-    completer = background("complete", sweep_dir.name, "--profile", project.backend)
+    completer = background("complete", sweep_dir.name, *project.where)
     wait_for(lambda: "waiting for" in sweep_log(sweep_dir), 60, "complete to wait for the killed run's tasks")
     completer.send_signal(signal.SIGINT)
     output, _ = completer.communicate(timeout=300)
@@ -98,6 +115,6 @@ def test_cancel_after_a_kill_9_stops_the_jobs_left_behind_and_complete_reruns_th
     assert "cancelled" in result.output, result.output
     wait_for(lambda: not sweep_processes(str(project.run_log)), 120, "the cancelled tasks' processes to end")
     project.release()
-    output = project.cli("complete", sweep_dir.name, "--profile", project.backend).output
+    output = project.cli("complete", sweep_dir.name, *project.where).output
     # The held tasks were stopped before the release, so none of them logged done before complete.
     assert project.completions() == {f"task_00{i}": 1 for i in range(1, 7)}, (project.runs(), output)

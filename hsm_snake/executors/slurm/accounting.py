@@ -10,6 +10,7 @@ never hang a command.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hsm_snake.executors.common import stdout_of
@@ -31,7 +32,7 @@ SLURM_STATES = {
     "PREEMPTED": ("failed", "preempted"),
 }
 # Runner categories that say "something outside killed me": the scheduler knows better.
-_OVERRIDABLE = {None, failures.KILLED, failures.CANCELLED}
+OVERRIDABLE = {None, failures.KILLED, failures.CANCELLED}
 
 
 def parse_sacct(text: str) -> dict[str, tuple[str, str, str]]:
@@ -75,13 +76,17 @@ def parse_requests(text: str) -> dict[str, int]:
     return requests
 
 
+def sacct_argv(job_ids: list[str]) -> list[str]:
+    """The one sacct call that answers for ``job_ids`` (parsed by :func:`parse_sacct` and
+    :func:`parse_requests`)."""
+    return ["sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Reason,ReqMem", "-j", ",".join(job_ids)]
+
+
 def query_sacct(job_ids: list[str]) -> tuple[dict[str, tuple[str, str, str]], dict[str, int]]:
     """(verdicts, memory requests in MB) of the jobs."""
     if not job_ids:
         return {}, {}
-    out = stdout_of(
-        ["sacct", "-n", "-P", "-o", "JobID,State,ExitCode,Reason,ReqMem", "-j", ",".join(job_ids)], SACCT_TIMEOUT_S
-    )
+    out = stdout_of(sacct_argv(job_ids), SACCT_TIMEOUT_S)
     return (parse_sacct(out), parse_requests(out)) if out is not None else ({}, {})
 
 
@@ -92,7 +97,7 @@ def candidates(state: scan.SweepState) -> list[scan.TaskState]:
         status = task.status or {}
         if task.done or status.get("backend") != "slurm" or not status.get("job_id"):
             continue
-        if status.get("status") == "running" or status.get("error_category") in _OVERRIDABLE:
+        if status.get("status") == "running" or status.get("error_category") in OVERRIDABLE:
             found.append(task)
     return found
 
@@ -106,20 +111,27 @@ def record_scheduler_verdicts(state: scan.SweepState) -> list[str]:
         found = verdicts.get(task.status["job_id"])
         if not found or found[0] not in SLURM_STATES:
             continue
-        slurm_state, exit_code, reason = found
-        status_name, category = SLURM_STATES[slurm_state]
         path = state.index.paths.task(task.task.name).status
-        record: dict[str, Any] = read_record(path)
-        summary = f"Slurm job {task.status['job_id']} ended {slurm_state} (exit {exit_code}"
-        summary += f", reason {reason})" if reason and reason != "None" else ")"
-        record.update(status=status_name, error_category=category, error_summary=summary)
-        record.setdefault("finished", None)
-        record["finished"] = record["finished"] or now_iso()
-        record["scheduler_state"] = slurm_state
-        if task.status["job_id"] in requests:
-            # What the job had (the cluster's default when hsm.yaml asks for none): the base
-            # that a retry's memory grows from (runner/escalation.py).
-            record["mem_request_mb"] = requests[task.status["job_id"]]
-        write_status(path, record)
+        record_verdict(path, read_record(path), task.status["job_id"], found, requests.get(task.status["job_id"]))
         updated.append(task.task.name)
     return updated
+
+
+def record_verdict(
+    path: Path, record: dict[str, Any], job_id: str, found: tuple[str, str, str], mem_request_mb: int | None = None
+) -> None:
+    """Write Slurm's verdict ``found`` (state, exit code, reason; state in SLURM_STATES) about
+    ``job_id`` into the task's status ``record`` at ``path``, with the job's memory request: what it
+    had (the cluster's default when hsm.yaml asks for none) is the base a retry's memory grows from
+    (runner/escalation.py)."""
+    slurm_state, exit_code, reason = found
+    status_name, category = SLURM_STATES[slurm_state]
+    summary = f"Slurm job {job_id} ended {slurm_state} (exit {exit_code}"
+    summary += f", reason {reason})" if reason and reason != "None" else ")"
+    record = dict(record)
+    record.update(status=status_name, error_category=category, error_summary=summary)
+    record["finished"] = record.get("finished") or now_iso()
+    record["scheduler_state"] = slurm_state
+    if mem_request_mb is not None:
+        record["mem_request_mb"] = mem_request_mb
+    write_status(path, record)

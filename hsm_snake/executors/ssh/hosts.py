@@ -30,7 +30,7 @@ STRATEGIES = ("round_robin", "least_loaded")
 # library only, so that a missing PyYAML is reported rather than crashing the probe.
 PROBE_CODE = """
 import json, os, shutil, subprocess, sys
-d = os.path.abspath(os.path.expanduser(sys.argv[1]))
+d = os.path.abspath(os.path.expanduser(os.path.expandvars(sys.argv[1])))
 p = d
 while not os.path.isdir(p):
     p = os.path.dirname(p)
@@ -74,6 +74,10 @@ class Host:
     ssh_key: str | None = None
     python: list[str] = field(default_factory=lambda: ["python3"])
     project_dir: str = "~/hsm-project"
+    # Where the sweeps' copies go (<workdir>/<sweep id>); None: <project_dir>/sweeps/outputs.
+    workdir: str | None = None
+    # ssh: runs tasks itself; slurm: a Slurm login node (run --remote ALIAS).
+    backend: str = "ssh"
     slots: int = 1
     shared_fs: bool = False
     # shared_fs only: local path prefix -> the prefix under which this host sees it.
@@ -187,6 +191,8 @@ def host_from_remote(alias: str, remote: dict[str, Any], project: dict[str, Any]
         ssh_key=os.path.expanduser(remote["ssh_key"]) if remote.get("ssh_key") else None,
         python=python_of(remote, (project.get("paths") or {}).get("conda_env")),
         project_dir=str(remote.get("project_dir") or f"~/hsm-projects/{alias}"),
+        workdir=str(remote["workdir"]) if remote.get("workdir") else None,
+        backend=str(remote.get("backend") or "ssh"),
         slots=slots,
         shared_fs=bool(remote.get("shared_fs")),
         path_map={str(local): str(there) for local, there in (remote.get("path_map") or {}).items()},
@@ -215,7 +221,10 @@ def pool_from_record(record: dict[str, Any], local_python: list[str]) -> list[Ho
     hosts = [
         host_from_remote(str(alias), remote or {}, project)
         for alias, remote in (distributed.get("remotes") or {}).items()
-        if (remote or {}).get("enabled") is not False and (use is None or str(alias) in use)
+        # A Slurm login node runs no tasks itself: it is used with --remote ALIAS.
+        if (remote or {}).get("enabled") is not False
+        and (remote or {}).get("backend", "ssh") == "ssh"
+        and (use is None or str(alias) in use)
     ]
     for host in hosts:
         host.walltime_s = timeouts.get(host.alias)

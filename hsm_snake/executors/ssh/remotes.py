@@ -216,6 +216,8 @@ def check_remote(host: Host) -> list[Check]:
         if not connected:
             return checks
         found = hostmod.probe(ssh, host, host.project_dir)
+        if host.backend == "slurm":
+            checks.append(slurm_tools_check(ssh, host))
         ssh.close(host)
     python = hostmod.python_name(host)
     if found.error:
@@ -245,6 +247,14 @@ def check_remote(host: Host) -> list[Check]:
         ),
         Check("disk", free_gb >= host.min_free_gb, f"{free_gb:.1f} GB free (min_free_gb {host.min_free_gb:g})"),
     ]
+
+
+def slurm_tools_check(ssh: Ssh, host: Host) -> Check:
+    """A Slurm remote: the scheduler commands the remote Slurm executor calls."""
+    from hsm_snake.executors.remote_slurm.cluster import SLURM_TOOLS, slurm_tools_problem
+
+    problem = slurm_tools_problem(ssh, host, hostmod.HEALTH_TIMEOUT_S)
+    return Check("slurm", problem is None, problem or ", ".join(SLURM_TOOLS))
 
 
 def health(pool: dict[str, Host]) -> list[Health]:

@@ -53,6 +53,8 @@ def sweep_dir_under_project(sweep_id: str) -> str:
 
 
 def remote_sweep_dir(host: Host, sweep_id: str) -> str:
+    if host.workdir:
+        return f"{host.workdir}/{sweep_id}"
     return f"{host.project_dir}/{sweep_dir_under_project(sweep_id)}"
 
 

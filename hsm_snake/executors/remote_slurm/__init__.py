@@ -1,0 +1,1 @@
+"""A Slurm cluster reached over SSH: hsm-snake's own executor (``hsm-remote-slurm``)."""

@@ -1,0 +1,227 @@
+"""hsm-snake's Snakemake executor for a Slurm cluster reached over SSH (``executor: hsm-remote-slurm``).
+
+Snakemake finds it through the shim package ``snakemake_executor_plugin_hsm_remote_slurm``;
+``hsm-snake run SWEEP --remote ALIAS`` picks it for the ``backend: slurm`` remote ALIAS of
+``distributed.remotes``. Everything goes through one ssh master connection to the login node:
+
+- **set-up** (once per run): the runner packages, the project and the sweep's
+  project_config.yaml (paths mapped to the cluster) are rsynced up, as for an SSH host
+  (``executors/ssh/transfer.py``); the sweep's copy is ``<workdir>/<sweep id>``.
+- **submit**: each batch of ready tasks with the same request is one rsync of their task folders
+  and the array script up, then one ``sbatch --array`` (``array.py``). Its elements run the task
+  runner directly; the runner writes status.yaml (backend slurm, the element's job id) and the
+  completion marker there.
+- **status**: one ``squeue`` per poll; the folders of tasks whose element left the queue come back
+  in one rsync; for those the runner could not record (killed by Slurm, never started) one
+  ``sacct`` gives the verdict (OOM, TIMEOUT, NODE_FAIL, …: ``slurm/accounting.py``). A pulled
+  status that says completed gets its marker locally, after the status is in place.
+- **cancel**: one ``scancel`` of the arrays, then the folders come back with Slurm's verdicts.
+A failing ssh (a dropped connection) leaves every job waiting for the next poll: nothing is
+decided on a missing answer.
+"""
+
+# No ``from __future__ import annotations``: Snakemake builds CLI options from the field types.
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
+
+from hsm_snake.engine.backends import remote_backend, slurm_remotes
+from hsm_snake.executors.common import setting
+from hsm_snake.executors.remote_slurm import array
+from hsm_snake.executors.remote_slurm.cluster import Cluster, ClusterError, Element, status_of
+from hsm_snake.executors.ssh import transfer
+from hsm_snake.layout.paths import SweepPaths, TaskPaths
+from hsm_snake.layout.records import read_yaml, write_text_atomic
+
+DEFAULT_ARRAY_LIMIT = 500
+CANCEL_WAIT_S = 30
+
+
+@dataclass
+class ExecutorSettings(ExecutorSettingsBase):
+    alias: str = setting("", "The backend: slurm remote of hsm.yaml distributed.remotes to run on.")
+    array_limit: int = setting(DEFAULT_ARRAY_LIMIT, "Most tasks in one sbatch --array (slurm: max_array_size).")
+
+
+common_settings = CommonSettings(
+    non_local_exec=True,
+    implies_no_shared_fs=False,
+    job_deploy_sources=False,
+    pass_default_storage_provider_args=False,
+    pass_default_resources_args=False,
+    pass_envvar_declarations_to_cmd=False,
+    auto_deploy_default_storage_provider=False,
+    init_seconds_before_status_checks=1,
+)
+
+
+class Executor(RemoteExecutor):
+    def __post_init__(self) -> None:
+        self.sweep = Path.cwd()
+        self.paths = SweepPaths(self.sweep)
+        self.record = read_yaml(self.paths.project_config) or {}
+        settings = self.workflow.executor_settings
+        self.alias = str(getattr(settings, "alias", "") or "")
+        self.array_limit = max(1, int(getattr(settings, "array_limit", DEFAULT_ARRAY_LIMIT) or 1))
+        remotes = slurm_remotes(self.record.get("project") or {})
+        if self.alias not in remotes:
+            raise WorkflowError(
+                f"hsm-remote-slurm: {self.alias!r} is not a backend: slurm remote of this sweep's project "
+                f"(those are: {', '.join(remotes) or 'none'})"
+            )
+        self.control_dir = Path(tempfile.mkdtemp(prefix="hsm-rslurm-"))
+        os.chmod(self.control_dir, 0o700)
+        self.cluster = Cluster(self.paths, self.alias, remotes[self.alias], self.control_dir)
+        host = self.cluster.host
+        try:
+            self.cluster.check()
+            transfer.push_setup(self.cluster.ssh, host, self.record, self.sweep.name, self.control_dir)
+        except (ClusterError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
+            raise WorkflowError(f"hsm-remote-slurm: {exc}") from None
+        self.cluster.log(f"set up: sweep copy {self.cluster.remote_sweep}, project {host.project_dir}")
+
+    # -- submission ------------------------------------------------------------------------
+    def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
+        """All jobs Snakemake has ready: tasks with the same sbatch options go out as one array."""
+        batches: dict[tuple[str, ...], list[tuple[JobExecutorInterface, TaskPaths]]] = {}
+        for job in jobs:
+            self.run_job_pre(job)
+            task = self.paths.task_of_outputs(job.output)
+            if task is None or job.is_group():
+                self.report_job_error(SubmittedJobInfo(job), msg="hsm-remote-slurm runs task jobs only")
+                continue
+            options = tuple(array.sbatch_options(dict(job.resources.items())))
+            batches.setdefault(options, []).append((job, task))
+        for options, batch in batches.items():
+            batch.sort(key=lambda item: (len(item[1].name), item[1].name))  # task_999 before task_1000
+            for start in range(0, len(batch), self.array_limit):
+                self.submit_array(batch[start : start + self.array_limit], list(options))
+
+    def run_job(self, job: JobExecutorInterface) -> None:
+        self.run_jobs([job])
+
+    def submit_array(self, batch: list[tuple[JobExecutorInterface, TaskPaths]], options: list[str]) -> None:
+        """One rsync of the tasks' folders and the array script up, one sbatch --array."""
+        cluster, host = self.cluster, self.cluster.host
+        tasks = [task for _, task in batch]
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        script = self.paths.job_scripts_dir / f"remote-slurm-{stamp}-{tasks[0].name}+{len(tasks) - 1}.sh"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(
+            script,
+            array.array_script(
+                comment=f"{len(tasks)} task(s) of sweep {self.sweep.name} on {self.alias}, one per element",
+                tasks=[task.name for task in tasks],
+                remote_sweep=cluster.remote_sweep,
+                workdir=host.project_dir,
+                runner_path=f"{host.project_dir}/.hsm-runner",
+                python=list(host.python),
+                alias=self.alias,
+                setup=((self.record.get("runner") or {}).get("pre_scripts") or {}).get(remote_backend(self.alias)),
+            ),
+        )
+        relative_script = script.relative_to(self.sweep).as_posix()
+        command = array.sbatch_command(
+            cluster.remote_sweep, relative_script, len(tasks), options, job_name=f"hsm-{self.sweep.name}"
+        )
+        try:
+            transfer.rsync(
+                cluster.ssh,
+                host,
+                [f"{self.sweep}/./{relative_script}", *(f"{self.sweep}/./tasks/{task.name}" for task in tasks)],
+                cluster.remote_sweep + "/",
+                "--relative",
+                "--exclude=.completed",
+            )
+            done = cluster.remote(command)
+            if done is None or done.returncode != 0:
+                why = cluster.failure(done) if done is None or done.returncode == 255 else done.stderr.strip()[-800:]
+                raise array.SubmitError(f"sbatch on {self.alias} failed: {why}")
+            array_id = array.parse_sbatch(done.stdout)
+        except (array.SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
+            for job, _ in batch:
+                self.report_job_error(SubmittedJobInfo(job), msg=f"hsm-remote-slurm: {exc}")
+            return
+        cluster.note_submitted(array_id, tasks)
+        with open(script, "a", encoding="utf-8") as out:
+            out.write(f"# submitted on {self.alias} as job {array_id}: {command}\n")
+        cluster.log(f"array {array_id}: {len(tasks)} task(s) {tasks[0].name}..{tasks[-1].name} ({shlex.join(options)})")
+        for index, (job, task) in enumerate(batch, start=1):
+            element = Element(task, array_id, index)
+            self.report_job_submission(SubmittedJobInfo(job, external_jobid=element.job_id, aux={"element": element}))
+        self.logger.info(f"hsm-remote-slurm: {len(tasks)} task(s) submitted on {self.alias} as array {array_id}")
+
+    # -- status ----------------------------------------------------------------------------
+    async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]):
+        if not active_jobs:
+            return
+        async with self.status_rate_limiter:
+            states = self.cluster.squeue()
+        if states is None:
+            self.logger.warning(f"hsm-remote-slurm: squeue on {self.alias} did not answer; asked again next poll")
+            for info in active_jobs:
+                yield info
+            return
+        ended = []
+        for info in active_jobs:
+            if self.cluster.queued(info.aux["element"], states):
+                yield info
+            else:
+                ended.append(info)
+        if not ended:
+            return
+        if not self.cluster.settle([info.aux["element"] for info in ended]):
+            for info in ended:
+                yield info
+            return
+        for info in ended:
+            element: Element = info.aux["element"]
+            if element.task.marker.exists():
+                self.report_job_success(info)
+                continue
+            status = status_of(element.task)
+            self.report_job_error(
+                info,
+                msg=f"{element.task.name} (Slurm job {element.job_id} on {self.alias}): "
+                f"{status.get('status', 'failed')}: {status.get('error_category')}: {status.get('error_summary')}",
+                aux_logs=[str(element.task.stderr), str(self.paths.slurm_logs_dir / f"{element.job_id}.out")],
+            )
+
+    # -- cancel ----------------------------------------------------------------------------
+    def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
+        """scancel the arrays; once their elements left the queue (at most CANCEL_WAIT_S), the
+        folders come back with the runners' records or Slurm's verdict (queued ones never ran)."""
+        elements = [info.aux["element"] for info in active_jobs if "element" in (info.aux or {})]
+        if not elements:
+            return
+        why_not = self.cluster.scancel([element.array_id for element in elements])
+        if why_not is not None:
+            self.logger.warning(f"hsm-remote-slurm: scancel on {self.alias} failed: {why_not}")
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline:
+            states = self.cluster.squeue()
+            if states is None or not any(self.cluster.queued(element, states) for element in elements):
+                break
+            time.sleep(1)
+        self.cluster.settle(elements)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.cluster.close()
+        for path in self.control_dir.iterdir() if self.control_dir.exists() else ():
+            path.unlink(missing_ok=True)
+        try:
+            self.control_dir.rmdir()
+        except OSError:
+            pass

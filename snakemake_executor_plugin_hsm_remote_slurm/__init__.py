@@ -1,0 +1,6 @@
+"""Snakemake finds executor plugins by this package-name prefix (``executor: hsm-remote-slurm``);
+the executor lives in hsm_snake/executors/remote_slurm/."""
+
+from hsm_snake.executors.remote_slurm.executor import Executor, ExecutorSettings, common_settings
+
+__all__ = ["Executor", "ExecutorSettings", "common_settings"]

@@ -1,0 +1,218 @@
+"""A Slurm cluster reached over SSH (``backend: slurm`` remote, ``run --remote ALIAS``) against the
+test bed: its loopback sshd hsmtb-lo is the login node of the test bed's Slurm on this machine
+(sbatch/squeue/sacct/scancel on its PATH, /etc/slurm/slurm.conf pointing at the test cluster).
+The project lives in a local folder of its own; its copy on the "cluster" in another folder,
+reached only through ssh and rsync.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from background import kill_everything, start_run, started, wait_for
+from conftest import Project, read_status
+from test_ssh import ARGV_APP, HOSTILE
+
+from hsm_snake.executors.remote_slurm import array
+
+pytestmark = pytest.mark.testbed
+
+# Fails (exit 3, a message on stderr) when fail=1, else prints its metric.
+SOMETIMES_FAILS = """
+import json, sys
+args = dict(a.partition("=")[::2] for a in sys.argv[1:])
+if args.get("fail") == "1":
+    print("giving up on purpose", file=sys.stderr)
+    sys.exit(3)
+print(json.dumps({"x": int(args["x"])}))
+"""
+
+
+@pytest.fixture
+def cluster(tb, tmp_path, monkeypatch):
+    """A project in a folder with spaces and quotes, whose hsm.yaml names hsmtb-lo as a Slurm remote."""
+    tb.need("slurm")
+    tb.need("hsmtb-lo")
+    monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
+    root = tmp_path / "lab 'proj' é"
+    root.mkdir()
+    project = Project(root, monkeypatch)
+    remote_base = Path(tb.facts["ssh"]["hosts"]["hsmtb-lo"]["project_dir"]) / tmp_path.name
+    partition = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
+
+    def configure(script: str, env: dict | None = None, **remote):
+        project.write_project(
+            {
+                "paths": {"python_interpreter": sys.executable, "train_script": script},
+                "task": {"arg_style": "raw", "output_dir_arg": None, "env": env or {}},
+                "distributed": {
+                    "remotes": {
+                        "tbslurm": {
+                            "backend": "slurm",
+                            "host": "hsmtb-lo",
+                            "project_dir": f"{remote_base}/proj dir",
+                            "workdir": f"{remote_base}/scratch runs",
+                            "python_path": "python3",
+                            "slurm": {"partition": partition, "mem": "200M", "walltime": "00:05:00"},
+                            **remote,
+                        }
+                    }
+                },
+            }
+        )
+
+    project.configure = configure
+    project.remote_base = remote_base
+    yield project
+    shutil.rmtree(remote_base, ignore_errors=True)  # the cluster's copies (the login node is this machine)
+
+
+def test_hostile_values_run_on_the_cluster_and_come_back(cluster):
+    project = cluster
+    (project.root / "app.py").write_text(ARGV_APP)
+    project.configure("app.py")
+    project.write_sweep({"grid": {f"v{i}": [value] for i, value in enumerate(HOSTILE)}})
+
+    result = project.cli("run", "sweep.yaml", "--remote", "tbslurm")
+    assert "1 completed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    task = sweep_dir / "tasks" / "task_001"
+    seen = json.loads((task / "results" / "seen.json").read_text(encoding="utf-8"))
+    assert seen == [f"v{i}={value}" for i, value in enumerate(HOSTILE)]
+    status = read_status(task)
+    assert status["backend"] == "slurm" and status["status"] == "completed"
+    assert array.ELEMENT_ID.match(status["job_id"]), status
+    assert status["host_alias"] == "tbslurm"
+    assert (task / ".completed").exists()
+    # The cluster copy is in workdir, the project in project_dir; nothing of the sweep went elsewhere.
+    assert (project.remote_base / "scratch runs" / sweep_dir.name / "tasks" / "task_001" / "status.yaml").exists()
+    assert (project.remote_base / "proj dir" / "app.py").exists()
+    scripts = list((sweep_dir / "scripts" / "job_scripts").glob("remote-slurm-*.sh"))
+    assert len(scripts) == 1 and "sbatch" in scripts[0].read_text()
+
+
+def test_an_array_per_batch_a_failure_keeps_its_logs_and_cause(cluster):
+    project = cluster
+    (project.root / "fails.py").write_text(SOMETIMES_FAILS)
+    project.configure("fails.py")
+    # One task fails: x=2 with fail=1.
+    project.write_sweep({"paired": [{"p": {"x": [1, 2, 3], "fail": [0, 1, 0]}}]})
+    result = project.cli("run", "sweep.yaml", "--remote", "tbslurm", expect=1)
+    assert "2 completed" in result.output and "1 failed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    statuses = {name: read_status(sweep_dir / "tasks" / name) for name in ("task_001", "task_002", "task_003")}
+    arrays = {status["job_id"].split("_")[0] for status in statuses.values()}
+    assert len(arrays) == 1, statuses  # the three tasks went out as one sbatch --array
+    failed = statuses["task_002"]
+    assert failed["status"] == "failed" and failed["backend"] == "slurm"
+    assert failed["error_category"] == "nonzero_exit" and failed["exit_code"] == 3, failed
+    assert "giving up on purpose" in (sweep_dir / "tasks" / "task_002" / "stderr.log").read_text()
+    assert not (sweep_dir / "tasks" / "task_002" / ".completed").exists()
+    assert json.loads((sweep_dir / "tasks" / "task_003" / "metrics.json").read_text()) == {"x": 3}
+    source_log = (sweep_dir / "logs" / "sources" / "tbslurm.log").read_text()
+    assert "array " in source_log and "task_002" in source_log
+
+
+def test_an_unknown_remote_is_refused_with_the_known_ones(cluster):
+    project = cluster
+    (project.root / "fails.py").write_text(SOMETIMES_FAILS)
+    project.configure("fails.py")
+    project.write_sweep({"grid": {"x": [1]}})
+    result = project.cli("run", "sweep.yaml", "--remote", "tbslrum", expect=2)
+    assert "did you mean 'tbslurm'" in result.output, result.output
+
+
+# 300 MB touched: over the first request (200M), under the doubled one (400M).
+HOG_ONCE = """
+import time
+block = b"x" * (300 << 20)
+time.sleep(2)
+print("fine")
+"""
+
+
+def test_out_of_memory_on_the_cluster_is_retried_with_twice_the_memory(cluster, tb):
+    if tb.facts["slurm"].get("mem_enforcement") != "cgroup":
+        pytest.skip("the test cluster does not enforce memory with cgroups here")
+    project = cluster
+    (project.root / "hog.py").write_text(HOG_ONCE)
+    project.configure("hog.py")
+    (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
+    project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", "sweep.yaml", "--remote", "tbslurm")
+    (sweep_dir,) = project.sweep_dirs()
+    task = sweep_dir / "tasks" / "task_001"
+    status = read_status(task)
+    assert status["status"] == "completed" and status["attempt"] == 2, status
+    first = read_status(task / "attempts" / "1")
+    assert first["error_category"] == "out_of_memory" and "OUT_OF_MEMORY" in first["error_summary"], first
+    assert first["job_id"] != status["job_id"]
+    script = next(
+        path.read_text()
+        for path in (sweep_dir / "scripts" / "job_scripts").glob("remote-slurm-*.sh")
+        if status["job_id"].split("_")[0] in path.read_text()
+    )
+    assert "--mem=400M" in script, script
+
+
+def test_cancel_stops_the_cluster_jobs_and_complete_reruns_only_them(cluster):
+    project = cluster
+    # The script finds the run log through the task's environment (ssh passes none).
+    project.configure("echo.py", env={"RUN_LOG": str(project.run_log)})
+    project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2]}})
+    proc = start_run(project, "run", "sweep.yaml", "--remote", "tbslurm")
+    try:
+        wait_for(lambda: {"task_003", "task_004"} <= started(project), 300, "the held tasks to start on the cluster")
+        (sweep_dir,) = project.sweep_dirs()
+        result = project.cli("cancel", sweep_dir.name)
+        assert "stopped the run" in result.output, result.output
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            kill_everything(project, proc)
+    for name in ("task_003", "task_004"):
+        status = read_status(sweep_dir / "tasks" / name)
+        assert status["status"] == "cancelled" and status["backend"] == "slurm", status
+        assert array.ELEMENT_ID.match(status["job_id"]), status
+    assert not any(
+        state in array.ACTIVE_STATES
+        for job, state in array.parse_squeue(
+            subprocess.run(array.SQUEUE_ARGV, capture_output=True, text=True, check=True).stdout
+        ).items()
+        if job.split("_")[0] == read_status(sweep_dir / "tasks" / "task_003")["job_id"].split("_")[0]
+    )
+    project.release()
+    project.cli("complete", sweep_dir.name, "--remote", "tbslurm")
+    assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}
+
+
+def test_remote_test_checks_the_slurm_commands_of_a_slurm_remote(cluster):
+    project = cluster
+    project.configure("app.py")
+    result = project.cli("remote", "test", "tbslurm")
+    assert "slurm" in result.output and "sbatch, squeue, sacct, scancel" in result.output, result.output
+    assert "tbslurm is ready" in result.output
+    assert "backend slurm" in project.cli("remote", "list").output
+
+
+def test_a_sweep_started_here_is_completed_on_the_cluster(cluster):
+    project = cluster
+    (project.root / "fails.py").write_text(SOMETIMES_FAILS)
+    project.configure("fails.py")
+    project.write_sweep({"grid": {"x": [1, 2, 3, 4]}})
+    project.cli("run", "sweep.yaml", "--max-tasks", "2")
+    (sweep_dir,) = project.sweep_dirs()
+    project.cli("complete", sweep_dir.name, "--remote", "tbslurm")
+    statuses = {i: read_status(sweep_dir / "tasks" / f"task_00{i}") for i in range(1, 5)}
+    assert [statuses[i]["backend"] for i in range(1, 5)] == ["local", "local", "slurm", "slurm"], statuses
+    assert all(status["status"] == "completed" and status["attempt"] == 1 for status in statuses.values())
+    csv = project.cli("results", sweep_dir.name, "--format", "csv").output
+    rows = [line.split(",") for line in csv.splitlines()]
+    header = rows[0]
+    assert sorted(row[header.index("x")] for row in rows[1:]) == ["1", "2", "3", "4"], csv
+    assert "4 completed" in project.cli("status", sweep_dir.name).output

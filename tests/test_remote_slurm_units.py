@@ -1,0 +1,105 @@
+"""Pure logic of the remote Slurm executor: what sbatch/squeue answer, the array script, job ids."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from hsm_snake.executors.remote_slurm import array
+
+
+@pytest.mark.parametrize(
+    ("answer", "job"),
+    [("123\n", "123"), ("4567;hsmtb\n", "4567"), ("site banner\n89\n", "89")],
+)
+def test_sbatch_answers(answer, job):
+    assert array.parse_sbatch(answer) == job
+
+
+@pytest.mark.parametrize("answer", ["", "Submitted batch job 12\n", "12; rm -rf ~\n", "12abc"])
+def test_sbatch_answers_that_are_not_a_job_id_are_refused(answer):
+    with pytest.raises(array.SubmitError):
+        array.parse_sbatch(answer)
+
+
+def test_squeue_lines():
+    assert array.parse_squeue("12_1|RUNNING\n12_2|PENDING\n\n13|COMPLETING\n") == {
+        "12_1": "RUNNING",
+        "12_2": "PENDING",
+        "13": "COMPLETING",
+    }
+
+
+@pytest.mark.parametrize("job", ["12 13", "-1", "12_x", "$(id)", "12;true", ""])
+def test_only_job_ids_reach_a_remote_shell(job):
+    with pytest.raises(array.SubmitError):
+        array.checked_job_ids(["12", job])
+
+
+def test_sbatch_options_from_rule_resources():
+    options = array.sbatch_options(
+        {
+            "runtime": 90,
+            "mem_mb": 2048,
+            "cpus_per_task": 4,
+            "slurm_partition": "gpu",
+            "slurm_account": "lab",
+            "gpu": 1,
+            "gpu_model": "A100",
+            "slurm_extra": "--mail-type=FAIL --exclude=node01",
+        }
+    )
+    assert options == [
+        "--time=90",
+        "--mem=2048M",
+        "--cpus-per-task=4",
+        "--partition=gpu",
+        "--account=lab",
+        "--gpus=A100:1",
+        "--mail-type=FAIL",
+        "--exclude=node01",
+    ]
+
+
+def test_the_array_script_gives_each_element_its_task(tmp_path):
+    script = array.array_script(
+        comment="test",
+        tasks=["task_001", "task_002"],
+        remote_sweep=str(tmp_path / "sweep 'x'"),
+        workdir=str(tmp_path),
+        runner_path="/r",
+        python=["echo"],
+        alias="c",
+        setup="export SET_UP=yes",
+    )
+    path = tmp_path / "job.sh"
+    path.write_text(script)
+    for index, task in ((1, "task_001"), (2, "task_002")):
+        done = subprocess.run(
+            ["bash", str(path)],
+            env={"SLURM_ARRAY_TASK_ID": str(index), "SLURM_ARRAY_JOB_ID": "7", "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout.strip() == f"-m hsm_snake.runner {tmp_path}/sweep 'x'/tasks/{task}"
+    done = subprocess.run(["bash", str(path)], env={"SLURM_ARRAY_TASK_ID": "3"}, capture_output=True, text=True)
+    assert done.returncode == 2 and "no task for array index 3" in done.stderr
+
+
+def test_v1_remote_of_a_slurm_remote_maps_to_run_remote(tmp_path, monkeypatch):
+    from hsm_snake.cli.v1 import translate
+
+    (tmp_path / "hsm.yaml").write_text(
+        "distributed:\n  remotes:\n    uzh: {backend: slurm, host: uzh}\n    box: {host: box}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert translate("sweep run -c sweep.yaml --remote uzh --mode array").argv == [
+        "run",
+        "sweep.yaml",
+        "--remote",
+        "uzh",
+    ]
+    assert translate("sweep complete S --remote uzh").argv == ["complete", "S", "--remote", "uzh"]
+    assert translate("sweep run -c sweep.yaml --remote box").argv[2:4] == ["--profile", "ssh"]
