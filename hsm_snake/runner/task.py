@@ -70,6 +70,8 @@ class Launch:
     env: dict[str, str]
     cwd: str
     timeout_s: float | None
+    # Whether a set-up shell runs first and must report reaching the script (with_setup).
+    checks_start: bool = False
 
 
 def sweep_record(sweep: SweepPaths) -> dict[str, Any]:
@@ -160,11 +162,28 @@ def build_launch(
     if env.pop("HSM_SETUP_DONE", None) == backend:
         pre_script = None
     if pre_script:
-        # The set-up snippet is the only shell part; the script's argv reaches it as "$@",
-        # so no parameter value is ever parsed by a shell.
-        argv = ["bash", "-c", f'{pre_script}\nexec "$@"', "hsm-task", *argv]
+        argv = with_setup(pre_script, argv)
     cwd = str(task.dir.resolve()) if settings.get("run_in_task_dir") else settings.get("workdir") or os.getcwd()
-    return Launch(argv=argv, env=env, cwd=cwd, timeout_s=None)
+    return Launch(argv=argv, env=env, cwd=cwd, timeout_s=None, checks_start=bool(pre_script))
+
+
+def with_setup(pre_script: str, argv: list[str]) -> list[str]:
+    """``argv`` run after the set-up snippet, in one bash.
+
+    The snippet is the only shell part; the script's argv reaches bash as "$@" and is saved
+    before the snippet runs, so no parameter value is parsed by a shell and a snippet that
+    consumes its arguments (``shift`` loops of module/conda set-up scripts) cannot empty it.
+    The blank line ends a trailing ``\\`` continuation. Just before exec the shell writes one
+    byte to the pipe ``$HSM_START_FD`` and closes it: a set-up that ends the shell early (``exit 0``, an open
+    here-document) leaves the pipe empty and the runner fails the task instead of calling it
+    completed (:func:`_run_script`).
+    """
+    launcher = (
+        '__hsm_argv=("$@"); __hsm_start_fd=$HSM_START_FD; unset HSM_START_FD\n'
+        f"{pre_script}\n\n"
+        'printf s >&"$__hsm_start_fd"; exec {__hsm_start_fd}>&-; exec "${__hsm_argv[@]}"'
+    )
+    return ["bash", "-c", launcher, "hsm-task", *argv]
 
 
 def task_timeout(settings: dict[str, Any], retry: dict[str, Any], task: TaskPaths, backend: str) -> float | None:
@@ -281,42 +300,64 @@ def _number_or_text(text: str) -> Any:
             return text
 
 
-def _run_child(launch: Launch, task: TaskPaths) -> tuple[int, bool]:
-    """Run the script; return (returncode, timed_out). Negative returncode = signal.
+def _run_child(launch: Launch, task: TaskPaths) -> tuple[int, bool, bool]:
+    """Run the script; return (returncode, timed_out, started). Negative returncode = signal.
 
-    A runner in a process of its own (an SSH host, local_slots) starts the script in a process
-    group of its own and signals that whole group, so that a walltime or a cancel also stops
-    what the script started (data loaders, a shell's children). In a Snakemake worker thread the
-    script stays in Snakemake's group, where Ctrl-C of the run reaches it.
+    ``started`` is False only when a set-up shell (:func:`with_setup`) ended without reaching
+    the script. A runner in a process of its own (an SSH host, local_slots) starts the script in
+    a process group of its own and signals that whole group, so that a walltime or a cancel also
+    stops what the script started (data loaders, a shell's children). In a Snakemake worker
+    thread the script stays in Snakemake's group, where Ctrl-C of the run reaches it.
     """
     own_group = threading.current_thread() is threading.main_thread()
-    with open(task.stdout, "wb") as out, open(task.stderr, "wb") as err:
-        child = subprocess.Popen(
-            parent_death.with_parent_death_signal(launch.argv, launch.cwd, launch.env),
-            cwd=launch.cwd,
-            env=launch.env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            process_group=0 if own_group else None,
-        )
-        signal_script = _group_signaller(child) if own_group else child.send_signal
-        restore = _forward_signals_to(signal_script) if own_group else (lambda: None)
+    env, report_fds = launch.env, ()
+    if launch.checks_start:
+        read_end, write_end = os.pipe()
+        env, report_fds = {**env, "HSM_START_FD": str(write_end)}, (write_end,)
+    try:
+        with open(task.stdout, "wb") as out, open(task.stderr, "wb") as err:
+            child = subprocess.Popen(
+                parent_death.with_parent_death_signal(launch.argv, launch.cwd, env),
+                cwd=launch.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                pass_fds=report_fds,
+                process_group=0 if own_group else None,
+            )
+    finally:
+        for fd in report_fds:
+            os.close(fd)
+    signal_script = _group_signaller(child) if own_group else child.send_signal
+    restore = _forward_signals_to(signal_script) if own_group else (lambda: None)
+    try:
         try:
+            returncode, timed_out = wait_for_exit(child, launch.timeout_s), False
+        except subprocess.TimeoutExpired:
+            signal_script(signal.SIGTERM)
             try:
-                return wait_for_exit(child, launch.timeout_s), False
+                wait_for_exit(child, KILL_GRACE_S)
             except subprocess.TimeoutExpired:
-                signal_script(signal.SIGTERM)
-                try:
-                    wait_for_exit(child, KILL_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    signal_script(signal.SIGKILL)
-                    child.wait()
-                if own_group:
-                    signal_script(signal.SIGKILL)  # whatever of the group outlived the script
-                return child.returncode, True
-        finally:
-            restore()
+                signal_script(signal.SIGKILL)
+                child.wait()
+            if own_group:
+                signal_script(signal.SIGKILL)  # whatever of the group outlived the script
+            returncode, timed_out = child.returncode, True
+    finally:
+        restore()
+    return returncode, timed_out, _reported_start(read_end) if launch.checks_start else True
+
+
+def _reported_start(read_end: int) -> bool:
+    # Non-blocking: a process the set-up left in the background may still hold the write end.
+    os.set_blocking(read_end, False)
+    try:
+        return os.read(read_end, 1) == b"s"
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(read_end)
 
 
 def wait_for_exit(child: subprocess.Popen, timeout_s: float | None) -> int:
@@ -494,10 +535,16 @@ def _tracker_url_from_files(settings: dict[str, Any], task: TaskPaths, launch: L
 def _run_script(launch: Launch, task: TaskPaths) -> tuple[int | None, bool, failures.Failure | None]:
     """Run the script; (returncode, timed_out, a launch failure or None)."""
     try:
-        returncode, timed_out = _run_child(launch, task)
+        returncode, timed_out, started = _run_child(launch, task)
     except OSError as exc:
         summary = f"could not start {launch.argv[0]!r}: {exc}"
         return None, False, failures.Failure("failed", failures.LAUNCH_ERROR, summary)
+    if not started and returncode == 0:
+        summary = (
+            "the set-up (pre_script / modules of hsm.yaml) ended without starting the script: "
+            "does it call `exit`, or leave a here-document or quote open?"
+        )
+        return returncode, timed_out, failures.Failure("failed", failures.LAUNCH_ERROR, summary)
     return returncode, timed_out, None
 
 
