@@ -112,15 +112,29 @@ def plan(spec: SweepSpec, project: ProjectConfig, sweep_id: str | None = None) -
 
 def create(spec: SweepSpec, project: ProjectConfig, command: list[str], sweep_id: str | None = None) -> SweepIndex:
     """Write a new sweep directory, or re-expand an edited sweep into an existing one."""
+    index, lock = create_locked(spec, project, command, sweep_id)
+    lock.release()
+    return index
+
+
+def create_locked(
+    spec: SweepSpec, project: ProjectConfig, command: list[str], sweep_id: str | None = None
+) -> tuple[SweepIndex, SweepLock]:
+    """:func:`create`, returning the sweep lock still held, for :func:`run` to go on under it: two
+    runs of one ``--sweep-id`` started together must not write one file's tasks and run the other's."""
     check_sweep_id(sweep_id)
     plan(spec, project, sweep_id)  # refuse bad input and a script that cannot start before any write
     layout.check_sweeps_root(project)
     paths = layout.allocate_sweep_dir(project.output_dir, sweep_id)
     if project.sweeps_root is not None:
         layout.link_sweep(paths, project.sweep_links_dir)
-    with SweepLock(paths) as lock:
-        lock.acquire(command)
-        return layout.write_sweep(layout.plan_sweep(spec, project, paths), spec, project, command)
+    lock = SweepLock(paths)
+    lock.acquire(command)
+    try:
+        return layout.write_sweep(layout.plan_sweep(spec, project, paths), spec, project, command), lock
+    except BaseException:
+        lock.release()
+        raise
 
 
 def hydra_dry_run(spec: SweepSpec, project: ProjectConfig) -> ConfigError | None:
@@ -307,6 +321,7 @@ def run(
     refresh_from: Path | None = None,
     overrides: dict[str, Any] | None = None,
     remote: str | None = None,
+    lock: SweepLock | None = None,
 ) -> RunOutcome:
     """Run (or complete) a sweep: Snakemake runs exactly the tasks that are not done.
 
@@ -316,13 +331,15 @@ def run(
     request grown by their history (see escalation.py). ``cores`` defaults to local.max_parallel.
     Jobs and remote tasks an earlier, killed run left behind are waited for first (leftovers.py);
     ``on_notice`` hears what is waited for. ``remote``: the ``backend: slurm`` remote to run on
-    (over SSH; the profile is then ``remote-slurm``).
+    (over SSH; the profile is then ``remote-slurm``). ``lock``: the sweep lock :func:`create_locked`
+    holds (released at the end); else it is taken here.
     """
-    profile_dir = engine.resolve_profile(REMOTE_SLURM_PROFILE if remote else profile)
-    backend = backends.remote_backend(remote) if remote else backends.backend_of_profile(profile_dir.name)
-    lock = SweepLock(paths)
-    lock.acquire(command)
+    if lock is None:
+        lock = SweepLock(paths)
+        lock.acquire(command)
     try:
+        profile_dir = engine.resolve_profile(REMOTE_SLURM_PROFILE if remote else profile)
+        backend = backends.remote_backend(remote) if remote else backends.backend_of_profile(profile_dir.name)
         leftovers.wait_for_leftovers(paths, _notice_to(paths, on_notice))
         if refresh_from is not None:
             refresh_project_settings(paths, refresh_from, overrides)

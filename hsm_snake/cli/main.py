@@ -291,11 +291,13 @@ def run(
         title = f"{len(todo)} task(s) would run (sweep {plan.paths.sweep_id}, dry run: nothing written)"
         _print_plan(console, title, todo, as_json, None if show_all else PLAN_ROWS)
         return
-    index = sweeps.create(spec, project, _command_line(), sweep_id)
+    index, lock = sweeps.create_locked(spec, project, _command_line(), sweep_id)
     console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
     first = index.active()[:max_tasks] if max_tasks else None
     selection = format_task_selection([t.number for t in first]) if first else None
-    _run_and_report(index.paths, profile=profile, cores=cores, tasks=selection, remote=_remote_option(profile, remote))
+    _run_and_report(
+        index.paths, profile=profile, cores=cores, tasks=selection, remote=_remote_option(profile, remote), lock=lock
+    )
 
 
 @cli.command()
