@@ -34,6 +34,10 @@ class NoFreeSlots(HsmError):
     """Not enough devices had a free slot within the waiting time."""
 
 
+class UnsafeSlotDir(HsmError):
+    """The slot folder is not this user's own private folder (another user made it first?)."""
+
+
 @dataclass
 class HeldSlots:
     """Slots on distinct devices, held until :meth:`release` (or the process dies)."""
@@ -54,36 +58,77 @@ def slot_dir() -> Path:
     runner of the machine's user must find the same folder.
     """
     configured = os.environ.get("HSM_GPU_SLOT_DIR")
-    folder = Path(configured) if configured else Path(tempfile.gettempdir()) / f"hsm-gpu-slots-{os.getuid()}"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return folder
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"hsm-gpu-slots-{os.getuid()}"
 
 
-def _try_lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+_HOW_TO_FIX = "remove it, or set HSM_GPU_SLOT_DIR to a folder of your own"
+
+
+def open_slot_dir(folder: Path) -> int:
+    """A descriptor of ``folder``, made if missing, once it is known to be private.
+
+    /tmp is everyone's: the folder is used only if it is a real folder (O_NOFOLLOW: not a
+    symlink) of this user that nobody else may write. Another user who made it first could
+    otherwise hold every slot or, with a symlink, have lock files made in a folder of their
+    choice. Lock files are then opened relative to this descriptor.
+    """
     try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        raise UnsafeSlotDir(f"the GPU slot folder {folder} cannot be used: {error.strerror} ({_HOW_TO_FIX})") from None
+    try:
+        _check_private(fd, f"the GPU slot folder {folder}")
+    except UnsafeSlotDir:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_private(fd: int, what: str) -> None:
+    info = os.fstat(fd)
+    if info.st_uid != os.getuid():
+        raise UnsafeSlotDir(f"{what} belongs to user id {info.st_uid}, not to you ({_HOW_TO_FIX})")
+    if info.st_mode & 0o022:
+        raise UnsafeSlotDir(f"{what} may be written by other users (mode {info.st_mode & 0o777:o}; {_HOW_TO_FIX})")
+
+
+def _try_lock(folder_fd: int, name: str) -> int | None:
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=folder_fd)
+    except OSError as error:
+        raise UnsafeSlotDir(f"the GPU slot lock {name} cannot be opened: {error.strerror} ({_HOW_TO_FIX})") from None
+    try:
+        _check_private(fd, f"the GPU slot lock {name}")
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
+    except UnsafeSlotDir:
+        os.close(fd)
+        raise
     return fd
 
 
 def try_acquire(devices: list[int], tasks_per_gpu: int, count: int) -> HeldSlots | None:
     """One free slot on each of ``count`` distinct devices, least loaded first; None if impossible."""
-    folder = slot_dir()
-    free: dict[int, list[int]] = {}
-    for device in devices:
-        free[device] = [
-            fd for n in range(tasks_per_gpu) if (fd := _try_lock(folder / f"gpu{device}.slot{n}.lock")) is not None
-        ]
-    # Most free slots = least loaded; ties go to the lower device id (the order of visible_gpus).
-    ranked = sorted((d for d in devices if free[d]), key=lambda d: -len(free[d]))
-    chosen = sorted(ranked[:count], key=devices.index)
-    held = HeldSlots(chosen, [free[d].pop(0) for d in chosen]) if len(chosen) == count else None
-    for fds in free.values():
-        for fd in fds:
-            os.close(fd)
+    folder_fd = open_slot_dir(slot_dir())
+    free: dict[int, list[int]] = {device: [] for device in devices}
+    try:
+        for device in devices:
+            for n in range(tasks_per_gpu):
+                if (fd := _try_lock(folder_fd, f"gpu{device}.slot{n}.lock")) is not None:
+                    free[device].append(fd)
+        # Most free slots = least loaded; ties go to the lower device id (the order of visible_gpus).
+        ranked = sorted((d for d in devices if free[d]), key=lambda d: -len(free[d]))
+        chosen = sorted(ranked[:count], key=devices.index)
+        held = HeldSlots(chosen, [free[d].pop(0) for d in chosen]) if len(chosen) == count else None
+    finally:
+        os.close(folder_fd)
+        for fds in free.values():
+            for fd in fds:
+                os.close(fd)
     return held
 
 

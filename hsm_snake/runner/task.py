@@ -438,7 +438,7 @@ def run_task(task_dir: str | Path) -> dict[str, Any]:
     else:
         try:
             devices, held = assign_gpus(settings, backend)
-        except gpu_slots.NoFreeSlots as exc:
+        except (gpu_slots.NoFreeSlots, gpu_slots.UnsafeSlotDir) as exc:
             launch_error = failures.Failure("failed", failures.LAUNCH_ERROR, str(exc))
     if devices is not None:
         launch = replace(launch, env={**launch.env, "CUDA_VISIBLE_DEVICES": devices})
