@@ -112,6 +112,7 @@ def parse_yaml_text(text: str, path: Path | None = None) -> YamlDocument:
         node = loader.get_single_node()
         lines: dict[str, int] = {}
         if node is not None:
+            _check_size(node, path, {}, set())
             _index_node(loader, node, [], lines, path, set())
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as error:
@@ -123,24 +124,57 @@ def parse_yaml_text(text: str, path: Path | None = None) -> YamlDocument:
     return YamlDocument(data, lines, path)
 
 
+# Values a file may hold once every alias is expanded. Aliases share one node when parsed, but
+# validation and sweep expansion walk the expanded tree: a 1 KB file of anchors nested in anchors
+# ("billion laughs") expands to 10^9 values. A 10,000-task list of 20 values is 200,000.
+MAX_EXPANDED_NODES = 1_000_000
+
+
+def _check_size(node: yaml.Node, path: Path | None, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """The number of values under ``node`` with aliases expanded (each shared node counted once
+    per use, computed once); ConfigError at the first node past MAX_EXPANDED_NODES."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if id(node) in open_nodes:
+        raise ConfigError(
+            "an alias refers to a node that contains it (a recursive structure)",
+            file=path,
+            line=node.start_mark.line + 1,
+            hint="YAML anchors may only be reused outside their own definition",
+        )
+    size = 1
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        open_nodes.add(id(node))
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
+        for child in children:
+            size += _check_size(child, path, sizes, open_nodes)
+            if size > MAX_EXPANDED_NODES:
+                raise ConfigError(
+                    f"expands to more than {MAX_EXPANDED_NODES:,} values through its aliases",
+                    file=path,
+                    line=node.start_mark.line + 1,
+                    hint="anchors reused inside anchors multiply: write the values out, or use fewer levels",
+                )
+        open_nodes.discard(id(node))
+    sizes[id(node)] = size
+    return size
+
+
 def _index_node(
     loader: ConfigLoader,
     node: yaml.Node,
     parts: list[Any],
     lines: dict[str, int],
     path: Path | None,
-    open_nodes: set[int],
+    indexed: set[int],
 ) -> None:
-    if id(node) in open_nodes:
-        raise ConfigError(
-            "an alias refers to a node that contains it (a recursive structure)",
-            file=path,
-            key=key_path(parts) or None,
-            line=node.start_mark.line + 1,
-            hint="YAML anchors may only be reused outside their own definition",
-        )
+    # Keys under an alias are indexed where the anchor is (their own paths fall back to the
+    # alias's line, see line_of): indexing every use again costs as much as the expansion.
+    if id(node) in indexed:
+        return
+    indexed.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        open_nodes.add(id(node))
         seen: dict[tuple[str, str], int] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
@@ -161,15 +195,12 @@ def _index_node(
                 )
             seen[identity] = line
             lines.setdefault(key_path(child), line)
-            _index_node(loader, value_node, child, lines, path, open_nodes)
-        open_nodes.discard(id(node))
+            _index_node(loader, value_node, child, lines, path, indexed)
     elif isinstance(node, yaml.SequenceNode):
-        open_nodes.add(id(node))
         for index, item in enumerate(node.value):
             child = [*parts, index]
             lines.setdefault(key_path(child), item.start_mark.line + 1)
-            _index_node(loader, item, child, lines, path, open_nodes)
-        open_nodes.discard(id(node))
+            _index_node(loader, item, child, lines, path, indexed)
 
 
 def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: Path | None) -> ConfigError:
