@@ -31,6 +31,7 @@ from hsm_snake.config.schema import (
 )
 from hsm_snake.config.yamlsource import key_path, line_of, load_yaml_file
 from hsm_snake.errors import ConfigError
+from hsm_snake.layout import names
 from hsm_snake.runner import conda
 
 CONFIG_NAMES = ("hsm.yaml", ".hsm/config.yaml", "sweeps/hsm_config.yaml", "hsm_config.yaml")
@@ -364,6 +365,30 @@ def _is_absolute_path(value: Any) -> bool:
     if isinstance(value, str) and not value.startswith("/"):
         raise ConfigError(f"{value!r} is not an absolute path", hint='path_map: {"/local/prefix": "/its/prefix"}')
     return True
+
+
+def _name_format(check):
+    """A format whose rule is one of layout/names.py's (the same one names read back are held to)."""
+
+    def checker(value: Any) -> bool:
+        if isinstance(value, str):
+            try:
+                check(value)
+            except names.BadName as bad:
+                raise ConfigError(bad.message, hint=bad.hint) from None
+        return True
+
+    return checker
+
+
+for _format, _check in (
+    ("remote-alias", names.check_alias),
+    ("ssh-host", names.check_host),
+    ("ssh-user", names.check_user),
+    ("scheduler-word", names.check_scheduler_word),
+    ("one-line", names.check_one_line),
+):
+    _FORMATS.checks(_format, raises=ConfigError)(_name_format(_check))
 
 
 @_FORMATS.checks("regex-one-group", raises=ConfigError)

@@ -18,9 +18,10 @@ import time
 from dataclasses import dataclass, field
 
 from hsm_snake.engine import leftovers
-from hsm_snake.engine.lock import holder_record
+from hsm_snake.engine.lock import holder_record, is_recorded_engine
 from hsm_snake.executors.common import run_bounded
 from hsm_snake.executors.slurm import accounting as slurm_accounting
+from hsm_snake.layout import names
 from hsm_snake.layout.index import load_index
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.monitor import scan
@@ -41,9 +42,14 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
     holder = holder_record(paths)
     if holder is not None:
         if holder.get("host") == socket.gethostname():
-            if holder.get("snakemake_pid"):  # none yet while a `complete` waits for leftovers
+            if is_recorded_engine(holder):  # no engine yet while a `complete` waits for leftovers
                 _stop_group(int(holder["snakemake_pid"]), paths, grace_s)
                 outcome.stopped_run = f"pid {holder.get('pid')} (Snakemake pid {holder['snakemake_pid']})"
+            elif holder.get("snakemake_pid"):
+                outcome.notes.append(
+                    f"the lock record names Snakemake pid {holder['snakemake_pid']!r}, which is not the engine "
+                    "that took the lock (a process started since, or an edited record): not signalled"
+                )
         else:
             outcome.remote_holder = f"pid {holder.get('pid')} on {holder.get('host')}"
     if outcome.remote_holder is None:
@@ -52,10 +58,8 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
     state = scan.scan(load_index(paths.root))
     jobs = [
         t.status["job_id"]
-        for t in state.tasks
-        if t.state in (scan.RUNNING, scan.STALE)
-        and (t.status or {}).get("backend") == "slurm"
-        and t.status.get("job_id")
+        for t in _with_job_ids(state, outcome)
+        if t.state in (scan.RUNNING, scan.STALE) and t.status.get("backend") == "slurm"
     ]
     if jobs:
         # An element the leftovers' pass already cancelled is not named twice; its verdict is recorded all the same.
@@ -67,8 +71,8 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
         slurm_accounting.record_scheduler_verdicts(scan.scan(load_index(paths.root)))
     pbs_tasks = [
         (str(paths.task(t.task.name).dir), t.status["job_id"])
-        for t in state.tasks
-        if t.state in (scan.RUNNING, scan.STALE) and (t.status or {}).get("backend") == "pbs" and t.status.get("job_id")
+        for t in _with_job_ids(state, outcome)
+        if t.state in (scan.RUNNING, scan.STALE) and t.status.get("backend") == "pbs"
     ]
     if pbs_tasks:
         from hsm_snake.executors.pbs import accounting as pbs_accounting
@@ -76,6 +80,23 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
         already = set(outcome.cancelled_jobs)
         outcome.cancelled_jobs += [job for job in pbs_accounting.cancel_tasks(pbs_tasks) if job not in already]
     return outcome
+
+
+def _with_job_ids(state: scan.SweepState, outcome: CancelOutcome) -> list[scan.TaskState]:
+    """Tasks whose status.yaml names a job; a job id that is no scheduler's (``--me`` would make
+    scancel cancel every job of the user) is noted and never passed on."""
+    tasks = []
+    for task in state.tasks:
+        job_id = (task.status or {}).get("job_id")
+        if not job_id:
+            continue
+        if names.is_job_id(job_id):
+            tasks.append(task)
+        else:
+            outcome.notes.append(
+                f"{task.task.name}: status.yaml names no job id a scheduler gives ({job_id!r}); skipped"
+            )
+    return tasks
 
 
 def _stop_group(pgid: int, paths: SweepPaths, grace_s: float) -> None:
@@ -92,4 +113,6 @@ def _stop_group(pgid: int, paths: SweepPaths, grace_s: float) -> None:
 
 
 def _scancel(job_ids: list[str]) -> None:
-    run_bounded(["scancel", *job_ids], SCANCEL_TIMEOUT_S)
+    job_ids = [job for job in job_ids if names.is_job_id(job)]
+    if job_ids:
+        run_bounded(["scancel", *job_ids], SCANCEL_TIMEOUT_S)

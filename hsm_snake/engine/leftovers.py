@@ -31,6 +31,7 @@ from functools import cached_property
 from pathlib import Path
 
 from hsm_snake.executors.common import run_bounded
+from hsm_snake.layout import names
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import RecordError, read_record, read_yaml
 
@@ -162,7 +163,7 @@ def pbs_job_ids(paths: SweepPaths) -> list[str]:
     ids = dict.fromkeys(_lines(paths.submitted_jobs("pbs")))
     for id_file in (paths.logs_dir / "pbs").glob("*.jobid"):
         ids.update(dict.fromkeys(_lines(id_file)))
-    return list(ids)
+    return [job for job in ids if names.is_job_id(job)]
 
 
 def live_pbs_jobs(paths: SweepPaths, notify: Callable[[str], None]) -> list[Leftover]:

@@ -60,6 +60,7 @@ class SweepLock:
     def note_engine_pid(self, pid: int) -> None:
         holder = json.loads(os.pread(self.fd, 65536, 0) or b"{}")
         holder["snakemake_pid"] = pid
+        holder["snakemake_started"] = process_start(pid)
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, (json.dumps(holder) + "\n").encode(), 0)
 
@@ -115,6 +116,26 @@ def engine_alive(holder: dict[str, Any]) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22): with the
+    pid, it names one process, whereas a pid alone may be reused by another."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError, ValueError):
+        return None
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def is_recorded_engine(holder: dict[str, Any]) -> bool:
+    """Whether the holder record's Snakemake pid still is that Snakemake (same start time) on this
+    host: only then may `cancel` signal its process group."""
+    pid, started = holder.get("snakemake_pid"), holder.get("snakemake_started")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or not isinstance(started, int):
+        return False
+    return holder.get("host") == socket.gethostname() and process_start(pid) == started
 
 
 def lock_holder(paths: SweepPaths) -> str | None:

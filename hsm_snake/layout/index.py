@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake.errors import ConfigError, SweepStateError
+from hsm_snake.layout import names
 from hsm_snake.layout.paths import SweepPaths, task_number
 from hsm_snake.layout.records import RecordError, read_json_document, read_yaml
 
@@ -143,6 +144,11 @@ def load_index(root: str | Path, with_settings: bool = True) -> SweepIndex:
         }
     except (KeyError, TypeError, AttributeError) as exc:
         raise SweepStateError(f"{paths.task_mapping} is damaged: missing {exc}") from None
+    bad = next((name for name in tasks if not names.is_task_name(name)), None)
+    if bad is not None:
+        raise SweepStateError(
+            f"{paths.task_mapping} is damaged: {bad!r} is not a task name (task_ and digits, e.g. task_007)"
+        )
     recorded: Any = {}
     if with_settings and paths.project_config.exists():
         try:

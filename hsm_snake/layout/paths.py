@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hsm_snake.errors import InvalidValueError
+from hsm_snake.layout import names
 
 TASK_PREFIX = "task_"
 TASK_DIGITS = 3
@@ -33,8 +34,8 @@ def map_path(path: str, path_map: dict[str, str]) -> str:
 
 
 def task_number(name: str) -> int:
-    """The number of a task id such as ``task_007``; ValueError for anything else."""
-    if not name.startswith(TASK_PREFIX) or not name[len(TASK_PREFIX) :].isdigit():
+    """The number of a task id such as ``task_007``; InvalidValueError for anything else."""
+    if not names.is_task_name(name):
         raise InvalidValueError(f"not a task id: {name!r}")
     return int(name[len(TASK_PREFIX) :])
 
@@ -222,7 +223,9 @@ class SweepPaths:
         ]
 
     def task(self, name: str) -> TaskPaths:
-        return TaskPaths(self.tasks_dir / name)
+        """The folder of task ``name``; a name read back from a file that is not a task id
+        (``task_002/../../x``) is refused rather than made into a path outside the sweep."""
+        return TaskPaths(self.tasks_dir / names.check_task_name(name))
 
     def task_of_outputs(self, outputs) -> TaskPaths | None:
         """The task folder whose marker is among a Snakemake job's outputs (executors need it)."""

@@ -107,7 +107,7 @@ def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None 
     dispatched = _dispatched(paths, record) if recording else {}
     # Plain strings, not Path objects: pathlib's joins cost more than the stat calls at 10k tasks.
     tasks_dir = str(paths.tasks_dir)
-    marker, status_name = paths.task("x").marker.name, paths.task("x").status.name
+    marker, status_name = paths.task("task_0").marker.name, paths.task("task_0").status.name
     cache = StatusCache.load(paths.status_cache) if with_status else None
     states = []
     for entry in index.select(selection):

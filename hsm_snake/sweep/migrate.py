@@ -16,6 +16,7 @@ Nothing is deleted or rewritten: v1 files stay where they are; hsm-snake's recor
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ def migrate(v1_dir: Path, project: ProjectConfig, to: Path | None = None) -> Mig
         name = task_id(number)
         _adopt_v1_folder(paths, number, outcome)
         task = paths.task(name)
+        _refuse_link(task.dir)
         task.results.mkdir(parents=True, exist_ok=True)
         if not task.params.exists():
             write_yaml(task.params, params)
@@ -108,14 +110,25 @@ def migrate(v1_dir: Path, project: ProjectConfig, to: Path | None = None) -> Mig
 def _adopt_v1_folder(paths: SweepPaths, number: int, outcome: Migration) -> None:
     """v1's ``task_7`` becomes ``task_007`` (moved whole, so nothing is lost)."""
     target = paths.task(task_id(number)).dir
-    if target.exists() or not paths.tasks_dir.is_dir():
+    _refuse_link(paths.tasks_dir)
+    if target.exists() or target.is_symlink() or not paths.tasks_dir.is_dir():
         return
     for candidate in paths.tasks_dir.iterdir():
         match = _V1_TASK.match(candidate.name)
         if match and int(match.group(1)) == number and candidate.is_dir():
+            _refuse_link(candidate)
             candidate.rename(target)
             outcome.renamed.append((candidate.name, target.name))
             return
+
+
+def _refuse_link(folder: Path) -> None:
+    """Migrate writes into task folders: never through a symbolic link to somewhere else."""
+    if folder.is_symlink():
+        raise SweepStateError(
+            f"{folder} is a symbolic link (to {os.readlink(folder)}): migrate never writes through links; "
+            "replace it by a copy of the folder it points to, then migrate again"
+        )
 
 
 def _v1_state(task_info: Path) -> str | None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from hsm_snake.executors.common import run_bounded
 from hsm_snake.executors.pbs.qstat import JobInfo, short_id
+from hsm_snake.layout import names
 from hsm_snake.layout.paths import TaskPaths
 from hsm_snake.layout.records import RecordError, read_record
 from hsm_snake.layout.status import now_iso, write_status
@@ -181,6 +182,7 @@ def record_verdict(task: TaskPaths, job_id: str, verdict: Verdict, scheduler_sta
 
 def qdel(job_ids: list[str], command: str = "qdel") -> subprocess.CompletedProcess | None:
     """One qdel call for all ids (finished ones make qdel complain; that is fine)."""
+    job_ids = [job for job in job_ids if names.is_job_id(job)]  # never an option such as --me
     if not job_ids:
         return None
     return run_bounded([command, *job_ids], QDEL_TIMEOUT_S)

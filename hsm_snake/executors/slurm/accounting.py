@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake.executors.common import stdout_of
+from hsm_snake.layout import names
 from hsm_snake.layout.records import read_record
 from hsm_snake.layout.status import now_iso, write_status
 from hsm_snake.monitor import scan
@@ -84,6 +85,7 @@ def sacct_argv(job_ids: list[str]) -> list[str]:
 
 def query_sacct(job_ids: list[str]) -> tuple[dict[str, tuple[str, str, str]], dict[str, int]]:
     """(verdicts, memory requests in MB) of the jobs."""
+    job_ids = [job for job in job_ids if names.is_job_id(job)]
     if not job_ids:
         return {}, {}
     out = stdout_of(sacct_argv(job_ids), SACCT_TIMEOUT_S)

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake.executors.common import run_bounded
+from hsm_snake.layout import names
 from hsm_snake.runner import conda
 
 SSH_CONFIG_ENV = "HSM_SSH_CONFIG"
-LOCAL = "local"
+LOCAL = names.LOCAL_ALIAS
 HEALTH_TIMEOUT_S = 30
 DEFAULT_MIN_FREE_GB = 1.0
 DEFAULT_HEALTH_INTERVAL_S = 60
@@ -174,7 +175,13 @@ def setup_of(section: dict[str, Any]) -> str | None:
 
 
 def host_from_remote(alias: str, remote: dict[str, Any], project: dict[str, Any] | None = None) -> Host:
-    """One remote of ``distributed.remotes`` with the pool's and the project's defaults."""
+    """One remote of ``distributed.remotes`` with the pool's and the project's defaults. Its names
+    are checked again here: the sweep's copy of the config (read by `cancel` and `complete`) may
+    have been edited since hsm.yaml was."""
+    names.check_alias(str(alias))
+    names.check_host(str(remote.get("host") or alias))
+    if remote.get("user"):
+        names.check_user(remote["user"])
     project = project or {}
     distributed = project.get("distributed") or {}
     gpu_free, per_task = gpu_slots(remote)
@@ -273,7 +280,7 @@ class Ssh:
         return opts
 
     def command(self, host: Host, remote_command: str) -> list[str]:
-        return ["ssh", *self.options(host), host.host, remote_command]
+        return ["ssh", *self.options(host), "--", host.host, remote_command]
 
     def on(self, host: Host, shell_command: str) -> list[str]:
         """``shell_command`` run on ``host``: over ssh, or by sh for this machine's local slots."""
@@ -298,7 +305,7 @@ class Ssh:
 
     def close(self, host: Host) -> None:
         subprocess.run(
-            ["ssh", *self.options(host), "-O", "exit", host.host],
+            ["ssh", *self.options(host), "-O", "exit", "--", host.host],
             capture_output=True,
             stdin=subprocess.DEVNULL,
             timeout=10,

@@ -172,14 +172,15 @@ def accept_host_key(host: Host) -> str:
     known_hosts, a changed one is still refused. Only on the user's explicit request."""
     with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control:
         ssh = Ssh(Path(control))
-        # ssh takes the first value of an option: this one wins over the options' =yes.
+        # ssh takes the first value of an option: these win over the options' =yes and =auto.
         command = [
             "ssh",
             "-o",
             "StrictHostKeyChecking=accept-new",
-            *ssh.options(host),
             "-o",
             "ControlMaster=no",
+            *ssh.options(host),
+            "--",
             host.host,
             "true",
         ]

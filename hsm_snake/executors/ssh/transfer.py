@@ -161,7 +161,7 @@ def rsync(
     timeout: float = RSYNC_TIMEOUT_S,
 ) -> None:
     args = [f"{host.host}:{src}" for src in sources] + [dest] if pull else [*sources, f"{host.host}:{dest}"]
-    command = ["rsync", "-a", "--mkpath", "-e", ssh.rsync_shell(host), *extra, *args]
+    command = ["rsync", "-a", "--mkpath", "-e", ssh.rsync_shell(host), *extra, "--", *args]
     done = subprocess.run(
         command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False
     )
