@@ -387,6 +387,8 @@ for _format, _check in (
     ("ssh-user", names.check_user),
     ("scheduler-word", names.check_scheduler_word),
     ("one-line", names.check_one_line),
+    ("env-name", names.check_env_name),
+    ("argv-text", names.check_argv_text),
 ):
     _FORMATS.checks(_format, raises=ConfigError)(_name_format(_check))
 

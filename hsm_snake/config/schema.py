@@ -131,6 +131,8 @@ def apply_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) 
 def _error_parts(error: ValidationError) -> list[str | int]:
     """The key path of an error; for an unknown key, the path of that key."""
     parts = list(error.absolute_path)
+    if "propertyNames" in error.relative_schema_path:  # the path of the mapping; add the bad name
+        parts.append(error.instance)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = error.schema.get("properties", {})
         parts += [key for key in error.instance if key not in known][:1]

@@ -60,6 +60,8 @@ class SweepSpec:
     raw: dict[str, Any] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
     """Things worth telling the user that are not errors (v1 keys that are ignored)."""
+    lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    """The line of every key of the file (for errors found after parsing)."""
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -128,6 +130,7 @@ class _SweepParser:
             continues=data.get("complete"),
             raw=data,
             notices=(*self.ignored_v1_keys(data, body, prefix), *self.continued(data)),
+            lines=self.lines or {},
         )
         self.reject_repeats(spec, grid, paired)
         return spec

@@ -24,6 +24,7 @@ from hsm_snake.config.project import ProjectConfig, find_project_config, load_pr
 from hsm_snake.config.sweep_file import SweepSpec, load_sweep
 from hsm_snake.engine import backends
 from hsm_snake.errors import ConfigError
+from hsm_snake.layout import names
 from hsm_snake.runner import conda, gpu_slots
 from hsm_snake.runner.render import render_override
 from hsm_snake.sweep.expand import count, expand
@@ -296,7 +297,8 @@ def sweep_warnings(spec: SweepSpec, project: ProjectConfig | None, task_count: i
     for params in expand(spec) if task_count <= HUGE_SWEEP else []:
         for key, value in params.items():
             try:
-                render_override(key, value, style)
+                for argument in render_override(key, value, style):
+                    names.check_argv_text(argument)
             except ValueError as exc:
                 if key not in seen:
                     seen.add(key)

@@ -89,3 +89,19 @@ def is_task_name(value: object) -> bool:
 def is_job_id(value: object) -> bool:
     """A scheduler job id as Slurm/PBS print them; anything else (``--me``) never reaches scancel/qdel."""
     return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
+
+
+def check_env_name(value: object) -> str:
+    """An environment variable's name: ``=`` would end the name, NUL the entry (exec refuses both)."""
+    if not isinstance(value, str) or not value or "=" in value or "\0" in value:
+        raise BadName(
+            f"{value!r} cannot be an environment variable's name", "letters, digits and '_', e.g. OMP_NUM_THREADS"
+        )
+    return value
+
+
+def check_argv_text(value: object) -> str:
+    """Text that becomes an argument or environment value: exec cannot pass a NUL byte."""
+    if isinstance(value, str) and "\0" in value:
+        raise BadName(f"{value!r} holds a NUL byte", "no program can receive a NUL byte in an argument: remove it")
+    return value if isinstance(value, str) else str(value)

@@ -536,7 +536,7 @@ def _run_script(launch: Launch, task: TaskPaths) -> tuple[int | None, bool, fail
     """Run the script; (returncode, timed_out, a launch failure or None)."""
     try:
         returncode, timed_out, started = _run_child(launch, task)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument or the environment
         summary = f"could not start {launch.argv[0]!r}: {exc}"
         return None, False, failures.Failure("failed", failures.LAUNCH_ERROR, summary)
     if not started and returncode == 0:

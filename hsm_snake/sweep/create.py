@@ -26,6 +26,7 @@ from hsm_snake.config.project import ProjectConfig, parse_mem_mb, parse_walltime
 from hsm_snake.config.sweep_file import SweepSpec
 from hsm_snake.engine import backends
 from hsm_snake.errors import ConfigError
+from hsm_snake.layout import names
 from hsm_snake.layout.index import SweepIndex, TaskEntry, load_index, mapping_document
 from hsm_snake.layout.paths import SweepPaths, task_id, task_number
 from hsm_snake.layout.records import dump_yaml, read_yaml, write_json_document, write_yaml
@@ -227,14 +228,22 @@ def check_renderable(task: TaskEntry, style: str, spec: SweepSpec) -> None:
     """Refuse at planning time a value the script could not receive exactly."""
     for key, value in task.params.items():
         try:
-            render_override(key, value, style)
+            for argument in render_override(key, value, style):
+                names.check_argv_text(argument)
         except ValueError as exc:
             raise ConfigError(
                 f"{task.name}: value {value!r} cannot be passed as a {style}-style argument: {exc}",
                 file=spec.source,
                 key=key,
+                line=_line_of_parameter(spec, key),
                 hint="change the value, or pick another task.arg_style (hydra, argparse, raw) in hsm.yaml",
             ) from None
+
+
+def _line_of_parameter(spec: SweepSpec, key: str) -> int | None:
+    """The first line of the sweep file that defines parameter ``key`` (``grid.model.lr``, ...)."""
+    found = [line for path, line in spec.lines.items() if path == key or path.endswith("." + key)]
+    return min(found, default=None)
 
 
 def new_sweep_id(now: datetime | None = None) -> str:
