@@ -12,7 +12,7 @@ import click
 from rich.text import Text
 
 from hsm_snake import __version__
-from hsm_snake.cli.display import counts_line, make_console, tasks_table
+from hsm_snake.cli.display import counts_line, make_console, markup_safe, printable, tasks_table
 from hsm_snake.cli.queue import queue as queue_group
 from hsm_snake.cli.remote import remote as remote_group
 from hsm_snake.engine import diskspace
@@ -65,7 +65,7 @@ class HsmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except HsmError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {printable(exc)}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -160,7 +160,7 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
             command=_command_line(),
             cores=cores,
             on_tick=on_tick,
-            on_notice=lambda message: console.print(message, soft_wrap=True, markup=False),
+            on_notice=lambda message: console.print(printable(message), soft_wrap=True, markup=False),
             **options,
         )
     except OSError as exc:
@@ -184,10 +184,10 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
             f"(a killed run, or a marker Snakemake removed): {', '.join(outcome.kept_results[:10])}"
         )
     if outcome.command:
-        console.print(f"[dim]snakemake: {display_command(outcome.command)}[/dim]", soft_wrap=True)
+        console.print(f"[dim]snakemake: {markup_safe(display_command(outcome.command))}[/dim]", soft_wrap=True)
     counts = outcome.state.counts()
     console.print(f"sweep {paths.sweep_id}: " + counts_line(counts, len(outcome.state.tasks)))
-    console.print(f"[dim]{paths.root}[/dim]", soft_wrap=True)
+    console.print(f"[dim]{markup_safe(paths.root)}[/dim]", soft_wrap=True)
     if outcome.interrupted:
         console.print(f"stopped on request; resume with: hsm-snake complete {paths.sweep_id}")
         sys.exit(130)
@@ -195,16 +195,17 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
     for task in failed[:10]:
         status = task.status or {}
         console.print(
-            f"  [red]{task.task.name}[/red] {status.get('error_category')}: {status.get('error_summary')}",
+            f"  [red]{task.task.name}[/red] {markup_safe(status.get('error_category'))}: "
+            f"{markup_safe(status.get('error_summary'))}",
             soft_wrap=True,
         )
     if outcome.state.missing():
         if outcome.disk_full is not None:
             _report_disk_full(console, paths, outcome.disk_full, outcome.state)
         if outcome.exit_code != 0 and not failed:
-            console.print(f"Snakemake exited with status {outcome.exit_code}; its log: {paths.engine_log}")
+            console.print(f"Snakemake exited with status {outcome.exit_code}; its log: {markup_safe(paths.engine_log)}")
             for line in _last_lines(paths.engine_log, 25):
-                console.print(f"  {line}", markup=False, highlight=False)
+                console.print(f"  {printable(line)}", markup=False, highlight=False)
         console.print(f"finish the sweep with: hsm-snake complete {paths.sweep_id}")
         sys.exit(1)
 
@@ -212,7 +213,7 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
 def _report_disk_full(console: Any, paths: Any, full: Any, state: scan.SweepState) -> None:
     """What happened, that finished work is safe, and how to go on; exit 1."""
     completed = state.counts().get(scan.COMPLETED, 0)
-    console.print(diskspace.describe(full), soft_wrap=True, markup=False)
+    console.print(printable(diskspace.describe(full)), soft_wrap=True, markup=False)
     console.print(
         f"completed tasks were kept: {completed} of {len(state.tasks)} completed, with their results and "
         f"markers; the {len(state.missing())} other task(s) did not run or could not record their end, and "
@@ -292,7 +293,9 @@ def run(
         _print_plan(console, title, todo, as_json, None if show_all else PLAN_ROWS)
         return
     index, lock = sweeps.create_locked(spec, project, _command_line(), sweep_id)
-    console.print(f"sweep {index.sweep_id}: {len(index.active())} task(s) in {index.paths.root}", soft_wrap=True)
+    console.print(
+        f"sweep {index.sweep_id}: {len(index.active())} task(s) in {markup_safe(index.paths.root)}", soft_wrap=True
+    )
     first = index.active()[:max_tasks] if max_tasks else None
     selection = format_task_selection([t.number for t in first]) if first else None
     _run_and_report(
@@ -470,14 +473,14 @@ def cancel(sweep: str | None) -> None:
     outcome = cancel_sweep(paths)
     console = make_console()
     if outcome.stopped_run:
-        console.print(f"stopped the run of sweep {paths.sweep_id}: {outcome.stopped_run}")
+        console.print(f"stopped the run of sweep {paths.sweep_id}: {markup_safe(outcome.stopped_run)}")
     if outcome.cancelled_jobs:
         jobs = " ".join(outcome.cancelled_jobs[:20])
         console.print(f"cancelled {len(outcome.cancelled_jobs)} job(s)/remote task(s): {jobs}")
     for note in outcome.notes:
-        console.print(note, soft_wrap=True, markup=False)
+        console.print(printable(note), soft_wrap=True, markup=False)
     if outcome.remote_holder:
-        console.print(f"sweep {paths.sweep_id} is run by {outcome.remote_holder}: cancel it there")
+        console.print(f"sweep {paths.sweep_id} is run by {markup_safe(outcome.remote_holder)}: cancel it there")
         sys.exit(1)
     if not (outcome.stopped_run or outcome.cancelled_jobs):
         console.print(f"nothing to cancel: no run of sweep {paths.sweep_id} is in progress")
@@ -526,7 +529,7 @@ def errors(sweep: str | None, as_json: bool, lines: int, pattern: str | None) ->
     console = make_console()
     console.print(errors_view(report), soft_wrap=True)
     if written and (report.groups or report.questionable):
-        console.print(f"[dim]written: {', '.join(written)}[/dim]", soft_wrap=True)
+        console.print(f"[dim]written: {markup_safe(', '.join(written))}[/dim]", soft_wrap=True)
 
 
 @cli.command()
@@ -595,7 +598,7 @@ def recent(limit: int | None, days: float | None, every: bool, incomplete: bool,
     console = make_console()
     within = f" created in the last {days:g} day(s)" if days is not None else ""
     if not found:
-        console.print(Text(f"no sweeps{within} under {output_dir}"), soft_wrap=True)
+        console.print(Text(printable(f"no sweeps{within} under {output_dir}")), soft_wrap=True)
         return
     title = f"latest {len(found)} sweep(s){within} under {output_dir}"
     table, left_out = recent_table(found, title, console.width)
@@ -703,7 +706,7 @@ def report(sweep: str | None, open_browser: bool) -> None:
     console = make_console()
     console.print(f"report of sweep {paths.sweep_id} ({files.tasks} task(s), {files.plots} plot(s)):")
     for path in (files.html, files.errors_html, files.performance, files.results_csv):
-        console.print(f"  {path}", soft_wrap=True)
+        console.print(f"  {markup_safe(path)}", soft_wrap=True)
     if open_browser:
         import webbrowser
 
@@ -816,21 +819,22 @@ def show(sweep_file: Path | None, project_file: Path | None, first: int) -> None
     if result.errors:
         raise result.errors[0]
     console = make_console()
-    settings = Table(title=f"project config ({result.project.source or 'defaults'}, root {result.project.root})")
+    source, root = markup_safe(result.project.source or "defaults"), markup_safe(result.project.root)
+    settings = Table(title=f"project config ({source}, root {root})")
     for column in ("key", "value", "from"):
         settings.add_column(column, overflow="fold")
     for key, value, origin in config_sources(result.project):
-        settings.add_row(key, Text(json.dumps(value, ensure_ascii=False)), origin)
+        settings.add_row(Text(key), Text(json.dumps(value, ensure_ascii=False)), Text(printable(origin)))
     console.print(settings)
     if result.spec is None:
         return
-    console.print(f"sweep {sweep_file}: {result.task_count} task(s)")
-    console.print(Text(f"script call: {conventions_of(result.project, result.spec).describe()}"))
+    console.print(f"sweep {markup_safe(sweep_file)}: {result.task_count} task(s)")
+    console.print(Text(printable(f"script call: {conventions_of(result.project, result.spec).describe()}")))
     for name, columns, rows in paired_tables(result.spec):
-        console.print(f"paired group {name!r}: the i-th values of each column run together")
+        console.print(f"paired group {markup_safe(repr(name))}: the i-th values of each column run together")
         group = Table()
         for column in columns:
-            group.add_column(column)
+            group.add_column(Text(column))
         for row in rows:
             group.add_row(*(Text(json.dumps(v, ensure_ascii=False)) for v in row))
         console.print(group)

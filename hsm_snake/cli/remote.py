@@ -115,6 +115,8 @@ def list_remotes() -> None:
 def test(aliases: tuple[str, ...], every: bool) -> None:
     """Check hosts ALIASES (registered, or bare ~/.ssh/config aliases): connection, Python, PyYAML,
     rsync, project_dir writable, disk space."""
+    from hsm_snake.cli.display import printable
+
     remotes = _remotes()
     hosts = remotes.pick_hosts(Path.cwd(), list(aliases), every)
     registered = remotes.remotes(Path.cwd())
@@ -124,7 +126,7 @@ def test(aliases: tuple[str, ...], every: bool) -> None:
             click.echo(f"{alias}: not in hsm.yaml, tried as a ~/.ssh/config alias (project_dir {host.project_dir})")
         checks = remotes.check_remote(host)
         for check in checks:
-            click.echo(f"{alias}: {'ok  ' if check.ok else 'FAIL'} {check.name:12} {check.detail}")
+            click.echo(f"{alias}: {'ok  ' if check.ok else 'FAIL'} {check.name:12} {printable(check.detail)}")
         if all(check.ok for check in checks):
             click.echo(f"{alias} is ready")
         else:
@@ -139,7 +141,7 @@ def health(aliases: tuple[str, ...]) -> None:
     """Check every host (or ALIASES) at once (a table)."""
     from rich.table import Table
 
-    from hsm_snake.cli.display import make_console
+    from hsm_snake.cli.display import make_console, plain_text
 
     remotes = _remotes()
     pool = remotes.pick_hosts(Path.cwd(), list(aliases), every=False) if aliases else remotes.remotes(Path.cwd())
@@ -151,10 +153,10 @@ def health(aliases: tuple[str, ...]) -> None:
     for row in rows:
         table.add_row(
             row.alias,
-            row.address,
+            plain_text(row.address),
             "[green]healthy[/]" if row.healthy else "[red]UNHEALTHY[/]",
             "-" if row.free_gb is None else f"{row.free_gb:.1f}",
-            row.detail,
+            plain_text(row.detail),
         )
     make_console().print(table)
     if not all(row.healthy for row in rows):

@@ -12,7 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hsm_snake.cli.display import STATE_STYLES, counts_line
+from hsm_snake.cli.display import STATE_STYLES, counts_line, plain_text
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.monitor import scan
 from hsm_snake.monitor.progress import Progress
@@ -75,10 +75,10 @@ def progress_lines(paths: SweepPaths, state: scan.SweepState, progress: Progress
         more = f" (+{len(progress.hosts) - len(shown)})" if len(progress.hosts) > len(shown) else ""
         where.append(f"hosts seen: {', '.join(shown)}{more}")
     if where:
-        lines.append(Text(" · ".join(where)))
+        lines.append(plain_text(" · ".join(where)))
     if progress.by_host:
         lines.append(
-            Text(
+            plain_text(
                 "per host: "
                 + " · ".join(
                     f"{host}: " + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
@@ -101,8 +101,8 @@ def status_view(paths: SweepPaths, state: scan.SweepState, progress: Progress) -
     head = Text.from_markup(f"sweep {paths.sweep_id}: " + counts_line(state.counts(), len(state.tasks)))
     parts: list[RenderableType] = [
         head,
-        Text(str(paths.root), style="dim"),
-        Text(f"run in progress: {state.holder}" if state.holder else "no run in progress"),
+        plain_text(paths.root, style="dim"),
+        plain_text(f"run in progress: {state.holder}" if state.holder else "no run in progress"),
         *progress_lines(paths, state, progress),
     ]
     return Group(*parts)
@@ -130,17 +130,17 @@ def errors_view(report: ErrorReport) -> Group:
         title.append(f": {group.count} task(s): {compress_tasks(group.tasks)}", style="bold")
         parts.append(title)
         for summary, count in group.summaries.items():
-            parts.append(Text(f"  {summary}" + (f" ({count}×)" if count > 1 else "")))
+            parts.append(plain_text(f"  {summary}" + (f" ({count}×)" if count > 1 else "")))
         parts.append(Text(f"  suggestion: {group.suggestion}", style="yellow"))
         if group.stderr_tail:
             parts.append(Text(f"  end of tasks/{group.example}/stderr.log:", style="dim"))
             for line in group.stderr_tail:
-                parts.append(Text(f"    {line}", style="dim"))
+                parts.append(plain_text(f"    {line}", style="dim"))
     if report.questionable:
         parts.append(Text(""))
         parts.append(Text(f"{len(report.questionable)} task(s) whose state cannot be trusted:", style="bold magenta"))
         for q in report.questionable:
-            parts.append(Text(f"  {q.task} {q.state}: {q.note or ''}"))
+            parts.append(plain_text(f"  {q.task} {q.state}: {q.note or ''}"))
         parts.append(Text(f"  suggestion: {report.questionable[0].suggestion}", style="yellow"))
     return Group(*parts)
 
@@ -172,17 +172,17 @@ def recent_table(summaries: Iterable[SweepSummary], title: str, width: int) -> t
     if running:
         cells["run"] = []
     for s in summaries:
-        cells["sweep"].append(Text(s.sweep_id))
+        cells["sweep"].append(plain_text(s.sweep_id))
         cells["created"].append(Text(_short_time(s.created, with_year)))
         if s.error:
             for name in ("tasks", "done", "failed"):
                 cells[name].append(Text("-", style="dim"))
-            cells["backends"].append(Text(f"unreadable: {s.error}", style="red"))
+            cells["backends"].append(plain_text(f"unreadable: {s.error}", style="red"))
         else:
             cells["tasks"].append(Text(str(s.tasks)))
             cells["done"].append(Text(str(s.completed), style="green"))
             cells["failed"].append(Text(str(s.failed), style="red" if s.failed else "dim"))
-            cells["backends"].append(Text(", ".join(s.backends) or "-"))
+            cells["backends"].append(plain_text(", ".join(s.backends) or "-"))
         if running:
             cells["run"].append(Text("running", style="cyan") if s.in_progress else Text("-", style="dim"))
 
@@ -201,7 +201,7 @@ def recent_table(summaries: Iterable[SweepSummary], title: str, width: int) -> t
             continue
         shown.remove(name)
         left_out.append(name)
-    table = Table(title=Text(title))
+    table = Table(title=plain_text(title))
     for name in shown:
         numeric = name in ("tasks", "done", "failed")
         table.add_column(
