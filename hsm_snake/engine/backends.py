@@ -19,6 +19,7 @@ from typing import Any
 
 from hsm_snake.config.project import parse_mem_mb, parse_walltime_seconds
 from hsm_snake.errors import ConfigError
+from hsm_snake.layout import names
 
 # No memory request unless hsm.yaml asks for one (slurm.mem / pbs.mem): the job then gets the
 # cluster's default. A job runs the task runner before the user's script (standard library +
@@ -108,7 +109,7 @@ def slurm_resources(section: dict[str, Any]) -> dict[str, Any]:
     }
     for key, resource in simple.items():
         if section.get(key) is not None:
-            resources[resource] = section[key]
+            resources[resource] = _checked(section[key], f"slurm.{key}", key == "constraint")
     if section.get("gpus"):
         resources["gpu"] = int(section["gpus"])
         if section.get("gpu_type"):
@@ -119,10 +120,42 @@ def slurm_resources(section: dict[str, Any]) -> dict[str, Any]:
     return resources
 
 
+def _checked(value: Any, key: str, free_text: bool = False) -> Any:
+    """A queue/account/partition (one word) or constraint (one line) from hsm.yaml or the sweep's
+    ``resources:``, which the schema of hsm.yaml does not see: it goes into a job script."""
+    try:
+        if isinstance(value, str):
+            (names.check_one_line if free_text else names.check_scheduler_word)(value)
+    except names.BadName as bad:
+        raise ConfigError(bad.message, key=key, hint=bad.hint) from None
+    return value
+
+
+def option_word(directive: str) -> tuple[str, str]:
+    """(option, the value written onto it): ``-o/tmp/x`` and ``-o /tmp/x`` are both ``-o``,
+    ``--output=/x`` is ``--output``."""
+    word = directive.split()[0] if directive.strip() else directive
+    if word.startswith("--"):
+        option, _, attached = word.partition("=")
+        return option, attached
+    if word.startswith("-") and len(word) > 2:
+        return word[:2], word[2:].removeprefix("=")
+    return word, ""
+
+
+def _managed_sbatch_option(option: str) -> str | None:
+    if option in PLUGIN_MANAGED_SBATCH_OPTIONS:
+        return PLUGIN_MANAGED_SBATCH_OPTIONS[option]
+    # sbatch (getopt_long) takes any unambiguous start of a long option: --outp is --output.
+    if option.startswith("--") and len(option) > 3:
+        return next((why for name, why in PLUGIN_MANAGED_SBATCH_OPTIONS.items() if name.startswith(option)), None)
+    return None
+
+
 def check_extra_directives(directives: list[str]) -> list[str]:
     for directive in directives:
-        option = directive.split("=", 1)[0].split()[0] if directive.strip() else directive
-        managed = PLUGIN_MANAGED_SBATCH_OPTIONS.get(option)
+        _checked(directive, "slurm.extra_directives", free_text=True)
+        managed = _managed_sbatch_option(option_word(directive)[0])
         if managed:
             raise ConfigError(
                 f"{directive!r} is an option hsm-snake's Slurm executor sets itself",
@@ -183,9 +216,9 @@ def pbs_resources(section: dict[str, Any]) -> dict[str, Any]:
     if section.get("ngpus"):
         resources["pbs_ngpus"] = int(section["ngpus"])
     if section.get("queue"):
-        resources["pbs_queue"] = str(section["queue"])
+        resources["pbs_queue"] = _checked(str(section["queue"]), "pbs.queue")
     if section.get("account"):
-        resources["pbs_account"] = str(section["account"])
+        resources["pbs_account"] = _checked(str(section["account"]), "pbs.account")
     extra = check_pbs_directives(section.get("extra_directives") or [])
     if extra:
         resources["pbs_extra"] = shlex.join(extra)
@@ -195,14 +228,15 @@ def pbs_resources(section: dict[str, Any]) -> dict[str, Any]:
 def check_pbs_directives(directives: list[str]) -> list[str]:
     """Refuse extra qsub options that would fight the executor; point at the hsm.yaml key."""
     for directive in directives:
+        _checked(directive, "pbs.extra_directives", free_text=True)
         words = directive.split()
         if not words:
             continue
-        option = words[0]
+        option, attached = option_word(directive)
         managed = PBS_MANAGED_QSUB_OPTIONS.get(option)
         if option == "-l":
-            names = " ".join(words[1:]).replace(",", " ").split()
-            for item in names:
+            requested = " ".join([attached, *words[1:]]).replace(",", " ").split()
+            for item in requested:
                 managed = PBS_MANAGED_RESOURCES.get(item.split("=", 1)[0].split(":", 1)[0]) or managed
         if managed:
             hint = (
