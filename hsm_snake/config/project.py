@@ -149,7 +149,9 @@ def load_project(path: Path | None, cwd: Path, overrides: dict[str, Any] | None 
     if path is None:
         path = find_project_config(cwd)
     else:
-        path = Path(_expand(str(path)))
+        # As given: a shell has expanded the command line already, and a path found or recorded
+        # (a project folder named 'run$1') must not be read as holding variables.
+        path = Path(path)
         path = path if path.is_absolute() else cwd / path
     machine_path, machine, notices = load_machine_layer(exclude=path)
     root = cwd
