@@ -26,7 +26,7 @@ from hsm_snake.executors.slurm import accounting as slurm_accounting
 from hsm_snake.executors.slurm import limits as slurm_limits
 from hsm_snake.layout.index import SweepIndex, format_task_selection, load_index
 from hsm_snake.layout.paths import SweepPaths
-from hsm_snake.layout.records import read_yaml, write_yaml
+from hsm_snake.layout.records import PRIVATE_FILE_MODE, read_yaml, write_yaml
 from hsm_snake.monitor import scan
 from hsm_snake.runner.task import build_launch
 from hsm_snake.sweep import create as layout
@@ -196,7 +196,7 @@ def refresh_project_settings(paths: SweepPaths, cwd: Path, overrides: dict[str, 
     refreshed = layout.project_record(project, spec)
     if refreshed == recorded:
         return False
-    write_yaml(paths.project_config, refreshed)
+    write_yaml(paths.project_config, refreshed, mode=PRIVATE_FILE_MODE)
     given = f" with --set {' '.join(flatten_overrides(settings))}" if settings else ""
     append_sweep_log(paths, f"project settings re-read from {project.source or 'defaults'}{given}")
     return True

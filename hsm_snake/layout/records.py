@@ -39,21 +39,24 @@ def _current_umask() -> int:
 
 # mkstemp creates files 0600; state files get the mode a plain open() would give them.
 _FILE_MODE = 0o666 & ~_current_umask()
+# Files that may hold secrets (project_config.yaml: task.env values, tracker URIs): the user's only.
+PRIVATE_FILE_MODE = 0o600
 
 
-def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True, mode: int | None = None) -> None:
     """Write a temp file in the same folder and rename it over ``path``: readers, and a process
     killed at any moment, see the old file or the new one, never a part.
 
     ``durable`` also fsyncs the data before the rename, so that it survives a machine crash;
     that costs a disk flush (milliseconds on a busy disk), worth it for results, not for
-    records that are soon replaced (a task's "running" status).
+    records that are soon replaced (a task's "running" status). ``mode``: the file's permissions
+    (default: what a plain open() would give).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), _FILE_MODE)
+            os.fchmod(handle.fileno(), _FILE_MODE if mode is None else mode)
             handle.write(data)
             handle.flush()
             if durable:
@@ -67,17 +70,17 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
         raise
 
 
-def write_text_atomic(path: Path, text: str, durable: bool = True) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"), durable)
+def write_text_atomic(path: Path, text: str, durable: bool = True, mode: int | None = None) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), durable, mode)
 
 
 def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
-def write_yaml(path: Path, data: Any, durable: bool = True) -> None:
+def write_yaml(path: Path, data: Any, durable: bool = True, mode: int | None = None) -> None:
     """A human-facing YAML file (params.yaml, sweep_metadata.yaml)."""
-    write_text_atomic(path, dump_yaml(data), durable)
+    write_text_atomic(path, dump_yaml(data), durable, mode)
 
 
 def tail(path: Path, size: int) -> str:

@@ -29,7 +29,7 @@ from hsm_snake.errors import ConfigError
 from hsm_snake.layout import names
 from hsm_snake.layout.index import SweepIndex, TaskEntry, load_index, mapping_document
 from hsm_snake.layout.paths import SweepPaths, task_id, task_number
-from hsm_snake.layout.records import dump_yaml, read_yaml, write_json_document, write_yaml
+from hsm_snake.layout.records import PRIVATE_FILE_MODE, dump_yaml, read_yaml, write_json_document, write_yaml
 from hsm_snake.runner import gpu_slots
 from hsm_snake.runner.render import render_override
 from hsm_snake.sweep.expand import expand, param_hash
@@ -304,7 +304,7 @@ def write_sweep(plan: SweepPlan, spec: SweepSpec, project: ProjectConfig, comman
         shutil.copyfile(spec.source, paths.sweep_config)
     else:
         write_yaml(paths.sweep_config, spec.raw)
-    write_yaml(paths.project_config, project_record(project, spec))
+    write_yaml(paths.project_config, project_record(project, spec), mode=PRIVATE_FILE_MODE)
     for name in plan.new_tasks:
         task = paths.task(name)
         task.dir.mkdir(exist_ok=True)

@@ -28,6 +28,7 @@ from hsm_snake.errors import SweepStateError
 from hsm_snake.layout.index import TaskEntry, mapping_document
 from hsm_snake.layout.paths import SweepPaths, task_id
 from hsm_snake.layout.records import (
+    PRIVATE_FILE_MODE,
     RecordError,
     read_yaml,
     write_bytes_atomic,
@@ -100,7 +101,7 @@ def migrate(v1_dir: Path, project: ProjectConfig, to: Path | None = None) -> Mig
             outcome.failed.append(name)
     for folder in paths.layout_dirs():
         folder.mkdir(parents=True, exist_ok=True)
-    write_yaml(paths.project_config, layout.project_record(project, spec))
+    write_yaml(paths.project_config, layout.project_record(project, spec), mode=PRIVATE_FILE_MODE)
     if not paths.metadata.exists():
         write_yaml(paths.metadata, {"sweep_id": paths.sweep_id, "migrated_from": "HPC Sweep Manager v1"})
     write_json_document(paths.task_mapping, mapping_document(tasks, paths.sweep_id), layout.MAPPING_HEADER)

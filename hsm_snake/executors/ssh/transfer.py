@@ -32,13 +32,15 @@ from hsm_snake.errors import HsmError
 from hsm_snake.executors.common import run_bounded
 from hsm_snake.executors.ssh.hosts import Host, Ssh
 from hsm_snake.layout.paths import TaskPaths, map_path
-from hsm_snake.layout.records import write_yaml
+from hsm_snake.layout.records import PRIVATE_FILE_MODE, write_yaml
 
 # What a host needs to run ``python -m hsm_snake.runner``: these packages whole, and the top-level
 # modules they may import (tests/test_contracts.py checks that the runner imports nothing else).
 RUNNER_PACKAGES = ("runner", "layout")
 RUNNER_TOP_MODULES = ("__init__.py", "errors.py")
 RSYNC_TIMEOUT_S = 3600
+# The parts of project_config.yaml the runner reads (hsm_snake/runner/task.py: run_task).
+HOST_RECORD_KEYS = ("runner", "retry")
 
 
 class TransferError(HsmError):
@@ -59,8 +61,10 @@ def remote_sweep_dir(host: Host, sweep_id: str) -> str:
 
 
 def host_record(record: dict[str, Any], host: Host) -> dict[str, Any]:
-    """project_config.yaml as the host must see it: runner paths mapped into its project_dir."""
-    mapped = copy.deepcopy(record)
+    """project_config.yaml as the host must see it: what its runner reads (runner settings, retry
+    policy), paths mapped into its project_dir. The rest of hsm.yaml (other hosts, clusters, the
+    config's own path) stays here."""
+    mapped = copy.deepcopy({key: record[key] for key in HOST_RECORD_KEYS if key in record})
     runner = mapped.setdefault("runner", {})
     workdir = runner.get("workdir")
     script = runner.get("train_script")
@@ -191,7 +195,7 @@ def push_setup(ssh: Ssh, host: Host, record: dict[str, Any], sweep_id: str, scra
         excludes.write_text("".join(f"{pattern}\n" for pattern in patterns), encoding="utf-8")
         rsync(ssh, host, [str(Path(workdir)) + "/"], f"{host.project_dir}/", f"--exclude-from={excludes}")
     config = scratch / f"project_config.{host.alias}.yaml"
-    write_yaml(config, host_record(record, host))
+    write_yaml(config, host_record(record, host), mode=PRIVATE_FILE_MODE)
     rsync(ssh, host, [str(config)], f"{remote_sweep_dir(host, sweep_id)}/project_config.yaml")
 
 
@@ -233,7 +237,9 @@ def unpack_task(stream: IO[bytes], task_dir: Path, staging_parent: Path) -> None
 
 
 def pull_task(ssh: Ssh, host: Host, task_dir: Path, remote: str, timeout: float = RSYNC_TIMEOUT_S) -> None:
-    rsync(ssh, host, [remote + "/"], str(task_dir) + "/", pull=True, timeout=timeout)
+    """The task folder back by rsync (when the tar stream was cut). ``--safe-links`` drops what
+    unpack_task's ``data`` filter refuses: symlinks that are absolute or lead out of the folder."""
+    rsync(ssh, host, [remote + "/"], str(task_dir) + "/", "--safe-links", pull=True, timeout=timeout)
 
 
 def runner_command(
