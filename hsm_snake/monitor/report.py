@@ -268,6 +268,11 @@ def performance(
     }
 
 
+# Tracker addresses the report links: run pages, and an MLflow file store's run folder. Never
+# another scheme (a task's output could make its "run page" a javascript: address).
+LINKED_SCHEMES = ("https://", "http://", "file://")
+
+
 def _table_rows(table: ResultTable) -> Markup:
     """The ``<tr>`` rows of the task table: numbers sort as numbers, text as text.
 
@@ -303,7 +308,7 @@ def _cell_html(column: str, value: Any) -> str:
     if column == "state" and shown:
         color = svgplot.STATE_COLORS.get(shown, svgplot.DEFAULT_COLOR)
         return f'<td data-v="{sort}" style="color: {_escape(color)}">{_escape(shown)}</td>\n'
-    if column == "tracker_url" and shown.startswith(("https://", "http://")):
+    if column == "tracker_url" and shown.startswith(LINKED_SCHEMES):
         return f'<td data-v="{sort}"><a href="{_escape(shown)}">{_escape(shown)}</a></td>\n'
     return f'<td data-v="{sort}">{_escape(shown)}</td>\n'
 

@@ -88,19 +88,37 @@ def collect(state: scan.SweepState) -> ResultTable:
     return ResultTable(paths.sweep_id, list(params.values()), list(metric_names.values()), rows)
 
 
-# Cells written as JSON; csv writes None as an empty cell and everything else as str() does.
-_JSON_CELLS = (list, dict, bool)
+# Cells that are not written as str() does: lists, dicts and booleans as JSON, and text a
+# spreadsheet would run as a formula (=, +, -, @, and tab/CR that some strip first) with a
+# leading quote, which makes it show the text as written (OWASP "CSV injection").
+_TEXT_CELLS = (str, list, dict, bool)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(value: Any) -> str:
+    if type(value) is not str:
+        value = json.dumps(value, ensure_ascii=False)
+    if value.startswith(_FORMULA_START) and not _is_number(value):
+        return "'" + value  # negative numbers stay numbers
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def to_csv(table: ResultTable) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.columns)
     columns = table.columns
-    # type(), as in collect.
+    writer.writerow([_text_cell(column) for column in columns])
+    # type(), as in collect; csv writes None as an empty cell and numbers as str() does.
     writer.writerows(
-        [v if type(v) not in _JSON_CELLS else json.dumps(v, ensure_ascii=False) for v in map(row.get, columns)]
-        for row in table.rows
+        [v if type(v) not in _TEXT_CELLS else _text_cell(v) for v in map(row.get, columns)] for row in table.rows
     )
     return out.getvalue()
 
