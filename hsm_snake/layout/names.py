@@ -25,8 +25,8 @@ class BadName(InvalidValueError):
 
 
 _ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-# Host names, IPv4/IPv6 addresses and ~/.ssh/config aliases; never an option ('-...').
-_HOST = re.compile(r"[A-Za-z0-9_.:%\[\]][A-Za-z0-9_.:%\[\]-]*")
+# Host names, IPv4/IPv6 addresses, ~/.ssh/config aliases and user@host; never an option ('-...').
+_HOST = re.compile(r"[A-Za-z0-9_.:%\[\]][A-Za-z0-9_.:%\[\]@-]*")
 _USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?")
 # Queues, accounts, partitions, qos: one word (PBS queues may name a server: workq@pbs1).
 _SCHEDULER_WORD = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@+:,=-]*")

@@ -174,9 +174,9 @@ def with_setup(pre_script: str, argv: list[str]) -> list[str]:
     before the snippet runs, so no parameter value is parsed by a shell and a snippet that
     consumes its arguments (``shift`` loops of module/conda set-up scripts) cannot empty it.
     The blank line ends a trailing ``\\`` continuation. Just before exec the shell writes one
-    byte to the pipe ``$HSM_START_FD`` and closes it: a set-up that ends the shell early (``exit 0``, an open
-    here-document) leaves the pipe empty and the runner fails the task instead of calling it
-    completed (:func:`_run_script`).
+    byte to the pipe ``$HSM_START_FD`` and closes it: a set-up that ends the shell early
+    (``exit 0``, an open here-document) leaves the pipe empty and the runner fails the task
+    instead of calling it completed (:func:`_run_script`).
     """
     launcher = (
         '__hsm_argv=("$@"); __hsm_start_fd=$HSM_START_FD; unset HSM_START_FD\n'
@@ -326,6 +326,10 @@ def _run_child(launch: Launch, task: TaskPaths) -> tuple[int, bool, bool]:
                 pass_fds=report_fds,
                 process_group=0 if own_group else None,
             )
+    except BaseException:
+        if launch.checks_start:
+            os.close(read_end)
+        raise
     finally:
         for fd in report_fds:
             os.close(fd)
