@@ -4,8 +4,10 @@ a host cannot plant links that lead out of a task folder."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,25 @@ def test_the_rsync_pull_drops_links_that_lead_out_of_the_task_folder(bed_host, t
     assert not os.path.lexists(local / "results" / "absolute")
     assert not os.path.lexists(local / "results" / "climbing")
     assert os.readlink(local / "results" / "inside") == "metrics.json"
+
+
+def test_recording_a_host_key_leaves_no_master_connection_behind(bed_host, monkeypatch):
+    """accept_host_key's ControlMaster=no must come before the options' ControlMaster=auto: ssh
+    keeps the first value, and a master started there would outlive the call (ControlPersist)."""
+    from hsm_snake.executors.ssh import remotes
+
+    _, host = bed_host
+    private = Path(tempfile.mkdtemp(prefix="hsk", dir="/tmp"))  # short: a socket path has 108 bytes
+    monkeypatch.setattr(tempfile, "tempdir", str(private))  # where the call makes its control folder
+    try:
+        remotes.accept_host_key(host)
+        time.sleep(0.5)
+    finally:
+        monkeypatch.undo()
+        shutil.rmtree(private, ignore_errors=True)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        assert str(private).encode() not in cmdline, cmdline
