@@ -259,6 +259,8 @@ class _Pool:
 
     def _records(self) -> Iterator[tuple[Path, str, dict, object]]:
         for record_path in sorted(self.paths.remote_tasks_dir.glob("*.yaml")):
+            if not names.is_task_name(record_path.stem):  # not a record the executor wrote
+                continue
             try:
                 where = read_record(record_path)
             except (OSError, RecordError):
