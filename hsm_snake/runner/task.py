@@ -174,14 +174,15 @@ def with_setup(pre_script: str, argv: list[str]) -> list[str]:
     before the snippet runs, so no parameter value is parsed by a shell and a snippet that
     consumes its arguments (``shift`` loops of module/conda set-up scripts) cannot empty it.
     The blank line ends a trailing ``\\`` continuation. Just before exec the shell writes one
-    byte to the pipe ``$HSM_START_FD`` and closes it: a set-up that ends the shell early
-    (``exit 0``, an open here-document) leaves the pipe empty and the runner fails the task
-    instead of calling it completed (:func:`_run_script`).
+    byte to the pipe ``$HSM_START_FD`` (when the runner passed one; a dry run does not) and closes
+    it: a set-up that ends the shell early (``exit 0``, an open here-document) leaves the pipe
+    empty and the runner fails the task instead of calling it completed (:func:`_run_script`).
     """
     launcher = (
         '__hsm_argv=("$@"); __hsm_start_fd=$HSM_START_FD; unset HSM_START_FD\n'
         f"{pre_script}\n\n"
-        'printf s >&"$__hsm_start_fd"; exec {__hsm_start_fd}>&-; exec "${__hsm_argv[@]}"'
+        '[ -z "$__hsm_start_fd" ] || { printf s >&"$__hsm_start_fd"; exec {__hsm_start_fd}>&-; }\n'
+        'exec "${__hsm_argv[@]}"'
     )
     return ["bash", "-c", launcher, "hsm-task", *argv]
 
