@@ -8,6 +8,8 @@ import textwrap
 
 import yaml
 
+from hsm_snake.layout.paths import SweepPaths
+
 # Prints a metrics line whose values and a parameter are spreadsheet formulas.
 FORMULA_SCRIPT = textwrap.dedent(
     """
@@ -47,6 +49,7 @@ def test_the_report_links_file_and_web_tracker_addresses_and_nothing_else(projec
     set_tracker_url(tasks / "task_001", "file:///home/me/mlruns/1/abc")
     set_tracker_url(tasks / "task_002", "https://wandb.ai/me/p/runs/abc")
     set_tracker_url(tasks / "task_003", "javascript:alert(document.domain)")
+    SweepPaths(tasks.parent).status_cache.unlink(missing_ok=True)  # completed tasks' records, cached
     project.cli("report", "s")
     html = (project.root / "sweeps" / "outputs" / "s" / "reports" / "completion_report.html").read_text()
     assert '<a href="file:///home/me/mlruns/1/abc">' in html
