@@ -7,8 +7,6 @@ import sys
 
 import pytest
 
-ECHO_SBATCH = '#!/bin/sh\necho "Submitted $*"\n'
-
 
 @pytest.mark.parametrize("folder", ["proj:1", "run$HOME", "a:b $PATH x", "p${IFS}q"])
 def test_a_project_found_from_the_sweep_file_is_used_as_named(project, tmp_path, monkeypatch, folder):
