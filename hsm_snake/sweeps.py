@@ -306,43 +306,55 @@ def default_cores(project_data: dict[str, Any]) -> int:
     return int((project_data.get("local") or {}).get("max_parallel") or os.cpu_count() or 1)
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """What a ``run`` or ``complete`` asks of a sweep (the CLI builds it from its options).
+
+    ``refresh_from`` (complete): first re-read the project config the sweep came from (found from
+    that folder if its recorded source is gone) with ``overrides`` (``--set``). ``cores`` defaults
+    to local.max_parallel. ``remote``: the ``backend: slurm`` remote to run on (over SSH; the
+    profile is then ``remote-slurm``). ``tasks``/``only_category``/``retry_failed`` narrow what runs.
+    """
+
+    profile: str
+    command: list[str]
+    cores: int | None = None
+    retry_failed: bool = True
+    tasks: str | None = None
+    only_category: str | None = None
+    extra_args: tuple[str, ...] = ()
+    refresh_from: Path | None = None
+    overrides: dict[str, Any] | None = None
+    remote: str | None = None
+
+
 def run(
     paths: SweepPaths,
+    request: RunRequest,
     *,
-    profile: str,
-    command: list[str],
-    cores: int | None = None,
-    retry_failed: bool = True,
-    tasks: str | None = None,
-    only_category: str | None = None,
-    extra_args: tuple[str, ...] = (),
+    lock: SweepLock | None = None,
     on_tick: Callable[[scan.SweepState], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
-    refresh_from: Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    remote: str | None = None,
-    lock: SweepLock | None = None,
 ) -> RunOutcome:
     """Run (or complete) a sweep: Snakemake runs exactly the tasks that are not done.
 
-    ``refresh_from`` (complete): first re-read the project config the sweep came from (found
-    from that folder if its recorded source is gone), under the lock, with ``overrides`` (``--set``).
-    Tasks that fail in a category of ``retry.on`` run again, up to ``retries`` times, each time with the memory/time
-    request grown by their history (see escalation.py). ``cores`` defaults to local.max_parallel.
-    Jobs and remote tasks an earlier, killed run left behind are waited for first (leftovers.py);
-    ``on_notice`` hears what is waited for. ``remote``: the ``backend: slurm`` remote to run on
-    (over SSH; the profile is then ``remote-slurm``). ``lock``: the sweep lock :func:`create_locked`
-    holds (released at the end); else it is taken here.
+    Tasks that fail in a category of ``retry.on`` run again, up to ``retries`` times, each time with
+    the memory/time request grown by their history (see escalation.py). Jobs and remote tasks an
+    earlier, killed run left behind are waited for first (leftovers.py); ``on_notice`` hears what is
+    waited for. ``lock``: the sweep lock :func:`create_locked` holds (released at the end); else it
+    is taken here.
     """
     if lock is None:
         lock = SweepLock(paths)
-        lock.acquire(command)
+        lock.acquire(request.command)
     try:
-        profile_dir = engine.resolve_profile(REMOTE_SLURM_PROFILE if remote else profile)
-        backend = backends.remote_backend(remote) if remote else backends.backend_of_profile(profile_dir.name)
+        profile_dir = engine.resolve_profile(REMOTE_SLURM_PROFILE if request.remote else request.profile)
+        backend = (
+            backends.remote_backend(request.remote) if request.remote else backends.backend_of_profile(profile_dir.name)
+        )
         leftovers.wait_for_leftovers(paths, _notice_to(paths, on_notice))
-        if refresh_from is not None:
-            refresh_project_settings(paths, refresh_from, overrides)
+        if request.refresh_from is not None:
+            refresh_project_settings(paths, request.refresh_from, request.overrides)
         index = load_index(paths.root)
         recorded = read_yaml(paths.project_config) or {}
         project_data = recorded.get("project") or {}
@@ -352,8 +364,8 @@ def run(
             recorded.get("sweep_resources") or {},
             (recorded.get("runner") or {}).get("gpus"),
         )
-        if remote:
-            backend_args = remote_slurm_args(project_data, recorded.get("sweep_resources") or {}, remote)
+        if request.remote:
+            backend_args = remote_slurm_args(project_data, recorded.get("sweep_resources") or {}, request.remote)
         if backend == "slurm":
             slurm = backends.merged_section(project_data, recorded.get("sweep_resources") or {}, "slurm")
             caps, why = slurm_limits.submission_caps(profile_dir, slurm)
@@ -362,25 +374,27 @@ def run(
             if why:
                 append_sweep_log(paths, why)
         retry = recorded.get("retry") or {}
-        cores = cores or default_cores(project_data)
+        cores = request.cores or default_cores(project_data)
         recovery.clear_snakemake_locks(paths)
         layout.restore_missing_params(index)
         kept = recovery.keep_finished_results(scan.scan(index))
+        tasks = request.tasks
         state = scan.scan(index, selection=tasks)
-        todo = select_missing(state, retry_failed, only_category)
+        todo = select_missing(state, request.retry_failed, request.only_category)
         attempted = {entry.name for entry in todo}
         snakemake: list[str] = []
         code, interrupted, round_number, disk_full = 0, False, 0, None
         while todo and not interrupted:
             selection = None
-            if tasks or round_number or not retry_failed or only_category or len(todo) != len(state.missing()):
+            narrowed = tasks or not request.retry_failed or request.only_category
+            if narrowed or round_number or len(todo) != len(state.missing()):
                 selection = format_task_selection([t.number for t in todo])
             config = {"backend": backend, **({"tasks": selection} if selection else {})}
             snakemake = engine.snakemake_command(
-                paths, profile_dir, cores=cores, config=config, extra_args=(*backend_args, *extra_args)
+                paths, profile_dir, cores=cores, config=config, extra_args=(*backend_args, *request.extra_args)
             )
             what = "run" if round_number == 0 else f"retry {round_number}"
-            append_sweep_log(paths, f"{what}: {len(todo)} task(s) with profile {profile} (pid {os.getpid()})")
+            append_sweep_log(paths, f"{what}: {len(todo)} task(s) with profile {request.profile} (pid {os.getpid()})")
             log_from = diskspace.engine_log_size(paths)
             code, interrupted = _run_engine(snakemake, paths, lock, index, tasks, on_tick)
             if code != 0 and disk_full is None:

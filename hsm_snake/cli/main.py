@@ -146,7 +146,7 @@ def _sweeps():
     return sweeps
 
 
-def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: Any) -> None:
+def _run_and_report(paths: Any, *, profile: str, cores: int | None, lock: Any = None, **options: Any) -> None:
     sweeps = _sweeps()
     console = make_console()
     index = load_index(paths.root)
@@ -156,12 +156,10 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, **options: A
     try:
         outcome = sweeps.run(
             paths,
-            profile=profile,
-            command=_command_line(),
-            cores=cores,
+            sweeps.RunRequest(profile=profile, command=_command_line(), cores=cores, **options),
+            lock=lock,
             on_tick=on_tick,
             on_notice=lambda message: console.print(printable(message), soft_wrap=True, markup=False),
-            **options,
         )
     except OSError as exc:
         full = diskspace.from_error(paths, exc)

@@ -54,7 +54,7 @@ def test_the_lock_taken_to_create_a_sweep_is_the_one_its_run_goes_on_under(proje
     try:
         with pytest.raises(SweepLockedError, match="already being run"):
             sweeps.create(b, config, ["b"], "x")
-        outcome = sweeps.run(index.paths, profile="local", command=["a"], lock=lock)
+        outcome = sweeps.run(index.paths, sweeps.RunRequest(profile="local", command=["a"]), lock=lock)
     finally:
         lock.release()
     assert outcome.ok
