@@ -1,6 +1,8 @@
 """Rich renderables of the monitoring commands (status, watch, errors, recent, results).
 
-Builds renderables only; cli.py prints them.
+Builds renderables only; the commands print them. Apart from display.py (console, escaping, task
+tables: what every command uses) because these import the monitor's progress, triage and recent
+modules, which commands load only when they show such a view.
 """
 
 from __future__ import annotations
