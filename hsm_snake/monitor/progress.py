@@ -111,23 +111,32 @@ def by_host(state: scan.SweepState) -> dict[str, dict[str, int]]:
     return {host: dict(states) for host, states in sorted(counts.items())}
 
 
-def summarize(state: scan.SweepState, *, now: float | None = None, window: int = 50) -> Progress:
-    """Progress figures of a scanned sweep (``with_status`` is not needed).
+@dataclass
+class _Seen:
+    """What summarize read of a sweep: the statuses, the finish times, where tasks run."""
 
-    Reads at most ``window`` status.yaml files beyond those scan read: the completed tasks whose
-    markers are the newest.
-    """
-    now = time.time() if now is None else now
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    finishes: list[float] = field(default_factory=list)
+    running_backends: Counter[str] = field(default_factory=Counter)
+    running_hosts: Counter[str] = field(default_factory=Counter)
+    stale: list[str] = field(default_factory=list)
+    all_known: bool = True
+
+    def add(self, status: dict[str, Any], written: float | None) -> None:
+        self.statuses.append(status)
+        finished = _finish_time(status, written)
+        if finished is not None:
+            self.finishes.append(finished)
+
+
+def _observe(state: scan.SweepState, window: int) -> _Seen:
+    """Unfinished tasks' statuses (scan read them), the ``window`` newest completed ones (by marker
+    time; all of them when scan read every status), and earlier attempts of retried tasks."""
     paths = state.index.paths
     tasks_dir = str(paths.tasks_dir)
-    counts = state.counts()
+    seen = _Seen()
     markers: list[tuple[float, str, dict[str, Any] | None]] = []
-    finishes: list[float] = []
-    statuses: list[dict[str, Any]] = []
     named: list[tuple[str, dict[str, Any]]] = []  # (task, status) of every status read
-    running_backends: Counter[str] = Counter()
-    running_hosts: Counter[str] = Counter()
-    stale = []
     for task in state.tasks:
         name = task.task.name
         status = task.status if isinstance(task.status, dict) else None
@@ -137,40 +146,65 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
             continue
         if status is None:
             continue
-        statuses.append(status)
         named.append((name, status))
         if task.state in (scan.FAILED, scan.CANCELLED):
-            finished = _finish_time(status, status_mtime(tasks_dir, name))
-            if finished is not None:
-                finishes.append(finished)
-        elif task.state == scan.RUNNING:
-            running_backends[_label(status.get("backend")) or "unknown"] += 1
-            running_hosts[host_label(status) or "unknown"] += 1
+            seen.add(status, status_mtime(tasks_dir, name))
+            continue
+        seen.statuses.append(status)
+        if task.state == scan.RUNNING:
+            seen.running_backends[_label(status.get("backend")) or "unknown"] += 1
+            seen.running_hosts[host_label(status) or "unknown"] += 1
         elif task.state == scan.STALE:
-            stale.append(name)
-
-    # The latest completed tasks (by marker time): their statuses give durations, hosts, backends
-    # and exact finish times. With with_status, every completed status is already known.
+            seen.stale.append(name)
     markers.sort(key=lambda m: m[0])
-    all_known = all(m[2] is not None for m in markers)
-    chosen = markers if all_known else markers[-window:]
-    for mtime, name, status in chosen:
+    seen.all_known = all(m[2] is not None for m in markers)
+    for mtime, name, status in markers if seen.all_known else markers[-window:]:
         if status is None:
             try:
                 status = read_record_text(f"{tasks_dir}/{name}/status.yaml")
             except (OSError, RecordError):
-                finishes.append(mtime)
+                seen.finishes.append(mtime)
                 continue
-        statuses.append(status)
         named.append((name, status))
-        finished = _finish_time(status, mtime)
-        if finished is not None:
-            finishes.append(finished)
+        seen.add(status, mtime)
     for status, written in earlier_attempts(paths, named):
-        statuses.append(status)
-        finished = _finish_time(status, written)
-        if finished is not None:
-            finishes.append(finished)
+        seen.add(status, written)
+    seen.finishes.sort()
+    return seen
+
+
+def _throughput(finishes: list[float], run_since: float | None, window: int) -> tuple[float | None, int]:
+    """Tasks per second over the last ``window`` finishes of the current run (all finishes when
+    none runs), and how many finishes that is."""
+    recent = [t for t in finishes if run_since is None or t >= run_since][-window:]
+    if len(recent) >= 2 and recent[-1] > recent[0]:
+        return (len(recent) - 1) / (recent[-1] - recent[0]), len(recent)
+    if len(recent) == 1 and run_since is not None and recent[0] > run_since:
+        return 1 / (recent[0] - run_since), 1
+    return None, len(recent)
+
+
+def _eta(in_progress: bool, remaining: int, throughput: float | None, mean: float | None, running: int) -> float | None:
+    if not in_progress:
+        return None
+    if remaining <= 0:
+        return 0.0
+    if throughput:
+        return remaining / throughput
+    return mean * remaining / max(1, running) if mean is not None else None
+
+
+def summarize(state: scan.SweepState, *, now: float | None = None, window: int = 50) -> Progress:
+    """Progress figures of a scanned sweep (``with_status`` is not needed).
+
+    Reads at most ``window`` status.yaml files beyond those scan read: the completed tasks whose
+    markers are the newest.
+    """
+    now = time.time() if now is None else now
+    paths = state.index.paths
+    counts = state.counts()
+    seen = _observe(state, window)
+    statuses, finishes = seen.statuses, seen.finishes
     # Every finished task counts, failed ones too: two tasks that ran into a 5-s timeout kept two
     # slots busy, and a mean of the completed ones alone would make the sweep look idle.
     durations = [
@@ -183,15 +217,7 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
     holder = holder_record(paths) if state.holder else None
     run_since = parse_time((holder or {}).get("since"))
     in_progress = state.holder is not None or counts.get(scan.RUNNING, 0) > 0
-
-    # Throughput over the last `window` finishes of the current run (all finishes when none runs).
-    finishes.sort()
-    recent = [t for t in finishes if run_since is None or t >= run_since][-window:]
-    throughput = None
-    if len(recent) >= 2 and recent[-1] > recent[0]:
-        throughput = (len(recent) - 1) / (recent[-1] - recent[0])
-    elif len(recent) == 1 and run_since is not None and recent[0] > run_since:
-        throughput = 1 / (recent[0] - run_since)
+    throughput, window_used = _throughput(finishes, run_since, window)
 
     created = started = created_time(paths)
     if started is None:
@@ -202,14 +228,7 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
 
     finished_count = sum(counts.get(s, 0) for s in FINISHED_STATES)
     remaining = len(state.tasks) - finished_count
-    eta = None
-    if in_progress and remaining > 0:
-        if throughput:
-            eta = remaining / throughput
-        elif mean_duration is not None:
-            eta = mean_duration * remaining / max(1, counts.get(scan.RUNNING, 0))
-    elif in_progress:
-        eta = 0.0
+    eta = _eta(in_progress, remaining, throughput, mean_duration, counts.get(scan.RUNNING, 0))
 
     return Progress(
         total=len(state.tasks),
@@ -222,15 +241,15 @@ def summarize(state: scan.SweepState, *, now: float | None = None, window: int =
         last_finish=last_finish,
         elapsed_s=elapsed,
         throughput_per_s=throughput,
-        window=len(recent),
+        window=window_used,
         mean_duration_s=mean_duration,
         parallelism=throughput * mean_duration if throughput and mean_duration else None,
         remaining=remaining,
         eta_s=eta,
-        running_backends=dict(running_backends),
-        running_hosts=dict(running_hosts),
+        running_backends=dict(seen.running_backends),
+        running_hosts=dict(seen.running_hosts),
         backends=sorted({b for s in statuses if (b := _label(s.get("backend")))}),
         hosts=sorted({h for s in statuses if (h := host_label(s))}),
-        by_host=by_host(state) if all_known else {},
-        stale=stale,
+        by_host=by_host(state) if seen.all_known else {},
+        stale=seen.stale,
     )
