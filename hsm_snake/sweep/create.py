@@ -32,6 +32,7 @@ from hsm_snake.layout.paths import SweepPaths, task_id, task_number
 from hsm_snake.layout.records import PRIVATE_FILE_MODE, dump_yaml, read_yaml, write_json_document, write_yaml
 from hsm_snake.runner import gpu_slots
 from hsm_snake.runner.render import render_override
+from hsm_snake.runner.setup import setup_script
 from hsm_snake.sweep.expand import expand, param_hash
 
 MAPPING_HEADER = (
@@ -148,16 +149,6 @@ def local_gpus(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         "visible": list(visible) if visible is not None else gpu_slots.detect_devices(),
         "tasks_per_gpu": int(section.get("tasks_per_gpu") or 1),
     }
-
-
-def setup_script(section: dict[str, Any]) -> str | None:
-    """The shell set-up a task runs before its script on a backend: modules, then pre_script."""
-    lines = []
-    if section.get("modules"):
-        lines.append("module load " + " ".join(section["modules"]))
-    if section.get("pre_script"):
-        lines.append(section["pre_script"])
-    return "\n".join(lines) or None
 
 
 def resources_by_backend(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 from hsm_snake.executors.common import run_bounded
 from hsm_snake.layout import names
 from hsm_snake.runner import conda
+from hsm_snake.runner.setup import setup_script
 
 SSH_CONFIG_ENV = "HSM_SSH_CONFIG"
 LOCAL = names.LOCAL_ALIAS
@@ -164,16 +165,6 @@ def gpu_slots(remote: dict[str, Any]) -> tuple[dict[str, int], int]:
     return {str(device): shares for device in devices}, per_task
 
 
-def setup_of(section: dict[str, Any]) -> str | None:
-    """The shell set-up of a backend section or a remote: ``module load`` of its modules, then pre_script."""
-    lines = []
-    if section.get("modules"):
-        lines.append("module load " + " ".join(section["modules"]))
-    if section.get("pre_script"):
-        lines.append(section["pre_script"])
-    return "\n".join(lines) or None
-
-
 def host_from_remote(alias: str, remote: dict[str, Any], project: dict[str, Any] | None = None) -> Host:
     """One remote of ``distributed.remotes`` with the pool's and the project's defaults. Its names
     are checked again here: the sweep's copy of the config (read by `cancel` and `complete`) may
@@ -209,7 +200,7 @@ def host_from_remote(alias: str, remote: dict[str, Any], project: dict[str, Any]
         detect_gpus=detect,
         tasks_per_gpu=max(1, int(remote.get("tasks_per_gpu") or 1)),
         slots_from_gpus=slots_from_gpus,
-        setup=setup_of(remote),
+        setup=setup_script(remote),
         threads=remote.get("cpus_per_task"),
         rsync_excludes=[str(p) for p in (remote.get("rsync_excludes") or distributed.get("rsync_excludes") or [])],
         keep_remote_on_success=bool(
