@@ -229,15 +229,18 @@ def _last_lines(path: Path, count: int) -> list[str]:
         return []
 
 
-@cli.command()
-@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
+project_option = click.option(
     "-p",
     "--project",
     "project_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Project config (default: hsm.yaml, .hsm/config.yaml or sweeps/hsm_config.yaml found from here).",
+    help="Project config (default: hsm.yaml or a v1 config beside the sweep file or found from here).",
 )
+
+
+@cli.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
+@project_option
 @click.option("--profile", default="local", show_default=True, help=PROFILE_HELP)
 @click.option("-n", "--dry-run", is_flag=True, help="Write nothing; list the tasks that would run and their commands.")
 @click.option(
@@ -762,13 +765,7 @@ def init(
 
 @cli.command()
 @click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "-p",
-    "--project",
-    "project_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Project config (default: found beside the sweep file or from here).",
-)
+@project_option
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings.")
 @click.option(
     "--deep", is_flag=True, help="Also let a Hydra app compose the first task's config (`--cfg job`; runs nothing)."
@@ -797,13 +794,7 @@ def validate(sweep_file: Path | None, project_file: Path | None, strict: bool, d
 
 @cli.command()
 @click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "-p",
-    "--project",
-    "project_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Project config (default: found beside the sweep file or from here).",
-)
+@project_option
 @click.option("--first", default=5, show_default=True, help="How many tasks to show with their commands.")
 def show(sweep_file: Path | None, project_file: Path | None, first: int) -> None:
     """The resolved project config (with where each value came from) and the sweep's expansion."""
