@@ -187,7 +187,7 @@ def test_v1_project_config_of_2026(monkeypatch, tmp_path):
     slurm = project.section("slurm")
     assert slurm["gpu_type"] == "H100" and slurm["modules"] == ["matlab"]
     assert slurm["extra_directives"] == ["--mail-type=FAIL", "--exclude=node01"]
-    assert "qos_whitelist" not in slurm
+    assert slurm["qos_whitelist"] == ["normal", "medium"]
     distributed = project.section("distributed")
     assert distributed["strategy"] == "least_loaded" and distributed["local_slots"] == 1
     remotes = distributed["remotes"]
@@ -500,6 +500,7 @@ distributed:
     assert cluster["backend"] == "slurm" and cluster["port"] == 2222 and cluster["workdir"] == "/scratch/$USER/hsm-runs"
     assert cluster["slurm"] == {
         "account": "lab",
+        "qos_whitelist": ["normal", "medium", "long"],
         "walltime": "06:00:00",
         "cpus_per_task": 4,
         "mem": "32G",

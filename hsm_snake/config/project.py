@@ -787,6 +787,17 @@ def _slurm_spec(reader: _Normalizer, value: dict[str, Any], where: Parts) -> lis
     return moves
 
 
+def _remote_qos_whitelist(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
+    """v1's per-remote ``qos_whitelist``: a Slurm remote's, read into its slurm: block."""
+    remote = where[:-1]
+    if (reader.original.get("distributed", {}).get("remotes", {}).get(remote[-1]) or {}).get("backend") != "slurm":
+        reader.note(where, "is ignored: an SSH host has no scheduler and no QOS")
+        return []
+    target = [*remote, "slurm", "qos_whitelist"]
+    reader.note(where, f"is a v1 key: read as '{key_path(target)}'")
+    return [_Move(target, value, where)]
+
+
 def _env_for_remotes(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     remotes = reader.original["distributed"].get("remotes") or {}
     targets = [
@@ -903,6 +914,7 @@ _CONVERTERS: dict[str, Converter] = {
     "remote_gpus": _remote_gpus,
     "remote_enabled": _remote_enabled,
     "remote_spec": _remote_spec,
+    "remote_qos_whitelist": _remote_qos_whitelist,
     "env_for_remotes": _env_for_remotes,
     "hpc_block": _hpc_block,
 }

@@ -20,8 +20,10 @@ import yaml
 
 from hsm_snake.config import appscan
 from hsm_snake.config.conventions import Conventions, script_setting, task_conventions
+from hsm_snake.config.overrides import SOURCE as SET_SOURCE
 from hsm_snake.config.project import ProjectConfig, find_project_config, load_project
 from hsm_snake.config.sweep_file import SweepSpec, load_sweep
+from hsm_snake.config.yamlsource import key_path
 from hsm_snake.engine import backends
 from hsm_snake.errors import ConfigError
 from hsm_snake.layout import names
@@ -96,7 +98,8 @@ def conventions_of(project: ProjectConfig, spec: SweepSpec | None) -> Convention
 
 def launch_errors(project: ProjectConfig, spec: SweepSpec | None) -> list[ConfigError]:
     """What would make every task fail before the script starts: no script, a script that does not
-    exist (named by the key and file it came from), an interpreter that is not there."""
+    exist (named by the key and file it came from), an interpreter that is not there, a QOS outside
+    the whitelist."""
     errors = []
     script, key = script_setting(project, spec.script if spec else None)
     file = spec.source if key == "script" and spec is not None else project.source
@@ -133,7 +136,65 @@ def launch_errors(project: ProjectConfig, spec: SweepSpec | None) -> list[Config
                 hint="give the full path of the Python that has your training dependencies",
             )
         )
+    return errors + qos_errors(project, spec)
+
+
+def qos_errors(project: ProjectConfig, spec: SweepSpec | None) -> list[ConfigError]:
+    """v1's ``qos_whitelist`` guard: the QOS a run asks for (hsm.yaml, ``--set`` or the sweep file's
+    ``resources.slurm``) must be one of the list's. The top-level list covers the slurm: section;
+    a Slurm remote is checked against its own list only, as in v1."""
+    sweep_slurm = (spec.resources.get("slurm") if spec else None) or {}
+    sections: list[tuple[list[str], dict[str, Any], Any]] = [
+        (["slurm"], {**project.section("slurm"), **sweep_slurm}, project.section("slurm").get("qos_whitelist"))
+    ]
+    for alias, remote in backends.slurm_remotes(project.data).items():
+        merged = backends.remote_slurm_section(project.data, spec.resources if spec else {}, alias)
+        own = (remote.get("slurm") or {}).get("qos_whitelist")
+        sections.append((["distributed", "remotes", alias, "slurm"], merged, own))
+    errors = []
+    for block, section, allowed in sections:
+        qos = section.get("qos")
+        if not allowed or qos is None or qos in allowed:
+            continue
+        file, key = _qos_origin(project, spec, block, sweep_slurm)
+        close = difflib.get_close_matches(str(qos), [str(name) for name in allowed], n=1)
+        listed = ", ".join(str(name) for name in allowed)
+        errors.append(
+            ConfigError(
+                f"QOS {qos!r} is not in {key_path([*block, 'qos_whitelist'])} ({listed})",
+                file=file,
+                key=key,
+                line=_line_of_key(file, key) if file != SET_SOURCE else None,
+                hint=(f"did you mean {close[0]!r}? " if close else "")
+                + f"ask for one of {listed}, or add it to the whitelist",
+            )
+        )
     return errors
+
+
+def _qos_origin(
+    project: ProjectConfig, spec: SweepSpec | None, block: list[str], sweep_slurm: dict[str, Any]
+) -> tuple[Path | str | None, str]:
+    """Where the QOS a section asks for was set: the sweep file, ``--set``, or the project file
+    (under a v1 name where it was read from one)."""
+    if "qos" in sweep_slurm and spec is not None:
+        return spec.source, "resources.slurm.qos"
+    for parts in ([*block, "qos"], ["slurm", "qos"]):
+        key = key_path(parts)
+        if _has(project.overrides, parts):
+            return SET_SOURCE, key
+        if _has(project.data, parts):
+            return project.source, project.origins.get(key, key)
+    return project.source, "slurm.qos"
+
+
+def _has(data: dict[str, Any], parts: list[str]) -> bool:
+    node: Any = data
+    for part in parts:
+        if not isinstance(node, dict) or node.get(part) is None:
+            return False
+        node = node[part]
+    return True
 
 
 def check_launchable(project: ProjectConfig, spec: SweepSpec) -> None:
