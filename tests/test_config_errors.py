@@ -273,6 +273,13 @@ PROJECT_CASES = [
         2,
         ("expected one of hydra, argparse, raw; got the text 'hidra'", "did you mean 'hydra'?"),
     ),
+    Bad(
+        "list style typo",
+        "task:\n  arg_style: argparse\n  list_style: apend\n",
+        "task.list_style",
+        3,
+        ("expected one of nargs, append; got the text 'apend'", "did you mean 'append'?"),
+    ),
     Bad("project config is a list", "- local\n", None, 1, ("must be a mapping", "got a list")),
     Bad(
         "v1 and new name both set",

@@ -278,6 +278,7 @@ def test_no_project_config_gives_defaults_rooted_at_cwd(tmp_path):
     # arg_style and output_dir_arg follow from the script when unset (conventions.py).
     assert project.section("task") == {
         "bool_style": "flag",
+        "list_style": "nargs",
         "workdir": "project",
         "extra_args": [],
         "env": {},

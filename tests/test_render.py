@@ -189,6 +189,45 @@ def test_argparse_script_parses_rendered_options(tmp_path):
     }
 
 
+ARGPARSE_APPEND_APP = """
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--layers", type=int, action="append")
+    parser.add_argument("--tags", action="append")
+    parser.add_argument("--empty", action="append")
+    print(repr(vars(parser.parse_args())))
+"""
+
+
+def test_argparse_append_repeats_the_option_per_item(tmp_path):
+    tags = ["a b", "-x", "", "it's $HOME", "`id`", "é 🚀", 1.5, None, True, False, [1, 2]]
+    params = {"layers": [64, -128], "tags": tags, "empty": []}
+    argv = render_overrides(params, "argparse", lists="append")
+    assert argv == [
+        "--layers", "64", "--layers=-128",
+        "--tags", "a b", "--tags=-x", "--tags", "", "--tags", "it's $HOME", "--tags", "`id`",
+        "--tags", "é 🚀", "--tags", "1.5", "--tags", "null", "--tags", "true", "--tags", "false",
+        "--tags", "[1,2]",
+    ]  # fmt: skip
+    seen = ast.literal_eval(run(tmp_path, ARGPARSE_APPEND_APP, argv).strip())
+    assert seen == {
+        "layers": [64, -128],
+        "tags": ["a b", "-x", "", "it's $HOME", "`id`", "é 🚀", "1.5", "null", "true", "false", "[1,2]"],
+        "empty": None,
+    }
+
+
+def test_nargs_is_the_default_list_style_and_bool_items_are_values():
+    value = [True, False, 3]
+    assert render_override("k", value, "argparse") == ["--k", "true", "false", "3"]
+    assert render_override("k", value, "argparse", lists="nargs") == ["--k", "true", "false", "3"]
+    assert render_override("k", [], "argparse") == ["--k"]
+    # Scalars and other styles ignore the list style.
+    assert render_override("k", "-x", "argparse", lists="append") == ["--k=-x"]
+    assert render_override("k", [1, 2], "hydra", lists="append") == ["k=[1,2]"]
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -203,7 +242,8 @@ def test_argparse_script_parses_rendered_options(tmp_path):
         (lambda: render_override("a", {"it's": 2}), "dict key"),
         (lambda: render_override("a b", 1), "not a valid Hydra override key"),
         (lambda: render_override("a=b", 1, "raw"), "must not contain '='"),
-        (lambda: render_override("a", ["-x"], "argparse"), "starts with '-'"),
+        (lambda: render_override("a", ["-x"], "argparse"), "starts with '-'.*list_style: append"),
+        (lambda: render_override("a", [1], "argparse", lists="repeat"), "unknown list style 'repeat'"),
     ],
 )
 def test_errors(call, message):

@@ -100,6 +100,18 @@ ARGPARSE_APP = """
         print("arguments:", json.dumps(vars(args), ensure_ascii=False))
 """
 
+LIST_APP = """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--layers", type=int, nargs="+", default=[32])
+    parser.add_argument("--names", nargs="*", default=["unset"])
+    parser.add_argument("--tag", action="append")
+    args = parser.parse_args()
+    print("arguments:", json.dumps(vars(args), ensure_ascii=False))
+"""
+
 V1_SCRIPT = """
     # A script in v1's contract: key=value arguments, its outputs in output.dir.
     import json
@@ -364,3 +376,32 @@ def test_bool_style_value_keeps_flag_values(folder):
     )
     sweep_dir = run_sweep(folder, {"fast": [True, False]})
     assert [(t / "stdout.log").read_text().strip() for t in task_dirs(sweep_dir)] == ["--fast true", "--fast false"]
+
+
+def parsed_arguments(sweep_dir: Path) -> list[dict]:
+    return [
+        json.loads((task / "stdout.log").read_text(encoding="utf-8").strip().removeprefix("arguments: "))
+        for task in task_dirs(sweep_dir)
+    ]
+
+
+def test_argparse_lists_reach_nargs_and_append_options(folder):
+    write(folder / "train.py", LIST_APP)
+    hsm("init")
+    names = [*HOSTILE_NAMES, "", "true"]
+    sweep_dir = run_sweep(folder, {"layers": [[64, 128], [256]], "names": [names, []]})
+    seen = [(args["layers"], args["names"], args["tag"]) for args in parsed_arguments(sweep_dir)]
+    assert sorted(map(repr, seen)) == sorted(
+        repr((layers, chosen, None)) for layers in ([64, 128], [256]) for chosen in (names, [])
+    )
+
+    (folder / "hsm.yaml").write_text(
+        (folder / "hsm.yaml")
+        .read_text(encoding="utf-8")
+        .replace("workdir: project", "workdir: project\n  list_style: append")
+    )
+    sweep_dir = run_sweep(folder, {"tag": [[*HOSTILE_NAMES, "-x", True], []]})
+    seen = [(args["layers"], args["names"], args["tag"]) for args in parsed_arguments(sweep_dir)]
+    assert sorted(map(repr, seen)) == sorted(
+        repr(([32], ["unset"], tag)) for tag in ([*HOSTILE_NAMES, "-x", "true"], None)
+    )

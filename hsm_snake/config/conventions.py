@@ -1,10 +1,11 @@
 """How a task's script is called: argument style, the argument that gets the task folder, Hydra's
-run folder, booleans and working directory.
+run folder, booleans, lists and working directory.
 
 What hsm.yaml's ``task:`` section says wins; what it leaves out follows from what the script is:
 - a Hydra app (it calls ``hydra.main``) gets ``key=value`` overrides in Hydra's grammar and
   ``hydra.run.dir=<task folder>``, so ``.hydra/``, Hydra's log and its outputs land in the task folder;
-- an argparse script gets ``--key value``, ``true`` as a bare ``--key``, ``false`` left out;
+- an argparse script gets ``--key value``, ``true`` as a bare ``--key``, ``false`` left out, a list
+  as ``--key a b``;
 - anything else, and any project whose config is a v1 file, gets v1's contract: ``key=value``
   unquoted and ``output.dir=<task folder>``.
 """
@@ -30,6 +31,7 @@ class Conventions:
     hydra_run_dir: bool
     """Pass ``hydra.run.dir=<task folder>`` (before the parameters, so the user's own wins)."""
     bool_style: str
+    list_style: str
     run_in_task_dir: bool
 
     def describe(self) -> str:
@@ -40,6 +42,7 @@ class Conventions:
             parts.append(f"{self.output_dir_arg}=<task folder>")
         if self.arg_style == "argparse":
             parts.append("true as --flag, false left out" if self.bool_style == "flag" else "--flag true/false")
+            parts.append("lists as --key a b" if self.list_style == "nargs" else "lists as --key a --key b")
         parts.append("runs in the task folder" if self.run_in_task_dir else "runs in the project root")
         return ", ".join(parts)
 
@@ -71,5 +74,6 @@ def task_conventions(project: ProjectConfig, script: Path | None) -> Conventions
         output_dir_arg=output_dir_arg,
         hydra_run_dir=style == "hydra",
         bool_style=task.get("bool_style", "flag"),
+        list_style=task.get("list_style", "nargs"),
         run_in_task_dir=task.get("workdir") == "task",
     )

@@ -353,12 +353,14 @@ def sweep_warnings(spec: SweepSpec, project: ProjectConfig | None, task_count: i
                 "every grid list multiplies the count; use paired: for values that go together",
             )
         )
-    style = conventions_of(project, spec).arg_style if project else "hydra"
+    calling = conventions_of(project, spec) if project else None
+    style = calling.arg_style if calling else "hydra"
+    lists = calling.list_style if calling else "nargs"
     seen: set[str] = set()
     for params in expand(spec) if task_count <= HUGE_SWEEP else []:
         for key, value in params.items():
             try:
-                for argument in render_override(key, value, style):
+                for argument in render_override(key, value, style, lists=lists):
                     names.check_argv_text(argument)
             except ValueError as exc:
                 if key not in seen:

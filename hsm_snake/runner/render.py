@@ -11,10 +11,13 @@ Styles:
     defines the keys.
 ``argparse``
     ``--key value`` (two elements); ``--key=value`` (one element) when the value
-    starts with ``-``; a list gives ``--key`` then one element per item
-    (``nargs='+'``); a dict gives ``--key`` and its JSON text. Booleans follow
-    ``bools``: ``flag`` passes ``true`` as a bare ``--key`` and leaves ``false``
-    out (``action="store_true"``), ``value`` passes ``--key true``/``--key false``.
+    starts with ``-``; a dict gives ``--key`` and its JSON text. Lists follow
+    ``lists``: ``nargs`` gives ``--key`` then one element per item (``nargs='+'``
+    or ``'*'``), ``append`` repeats the option per item, ``--key a --key b``
+    (``action="append"``); list items render as scalar values do (booleans as
+    ``true``/``false``). Booleans follow ``bools``: ``flag`` passes ``true`` as a
+    bare ``--key`` and leaves ``false`` out (``action="store_true"``), ``value``
+    passes ``--key true``/``--key false``.
 ``raw``
     The predecessor's naive contract: ``key=str(value)``, unquoted.
 """
@@ -31,6 +34,7 @@ from hsm_snake.runner import conda
 
 STYLES = ("hydra", "argparse", "raw")
 BOOL_STYLES = ("flag", "value")
+LIST_STYLES = ("nargs", "append")
 
 # --- Hydra: keys --------------------------------------------------------------------
 
@@ -73,17 +77,22 @@ _BACKSLASHES_BEFORE_INTERPOLATION = re.compile(r"(\\*)\$\{")
 _OMEGACONF_MISSING = "???"
 
 
-def render_overrides(params: dict[str, object], style: str = "hydra", bools: str = "flag") -> list[str]:
+def render_overrides(
+    params: dict[str, object], style: str = "hydra", bools: str = "flag", lists: str = "nargs"
+) -> list[str]:
     """Return the argv elements passing ``params`` (dotted key -> value) in ``style``."""
     _check_style(style)
     argv: list[str] = []
     for key, value in params.items():
-        argv.extend(render_override(key, value, style, bools))
+        argv.extend(render_override(key, value, style, bools, lists))
     return argv
 
 
-def render_override(key: str, value: object, style: str = "hydra", bools: str = "flag") -> list[str]:
-    """Return the argv elements passing one ``key``/``value`` pair in ``style`` (``bools``: argparse only)."""
+def render_override(
+    key: str, value: object, style: str = "hydra", bools: str = "flag", lists: str = "nargs"
+) -> list[str]:
+    """Return the argv elements passing one ``key``/``value`` pair in ``style`` (``bools`` and
+    ``lists``: argparse only)."""
     _check_style(style)
     _check_key(key, style)
     _check_value(key, value)
@@ -92,7 +101,7 @@ def render_override(key: str, value: object, style: str = "hydra", bools: str = 
     if style == "argparse":
         if isinstance(value, bool) and bools == "flag":
             return [f"--{key}"] if value else []
-        return _argparse(key, value)
+        return _argparse(key, value, lists)
     return [f"{key}={value}"]
 
 
@@ -108,6 +117,11 @@ def display_command(argv: list[str]) -> str:
 def _check_style(style: str) -> None:
     if style not in STYLES:
         raise InvalidValueError(f"unknown parameter style {style!r}: expected one of {', '.join(STYLES)}")
+
+
+def _check_list_style(lists: str) -> None:
+    if lists not in LIST_STYLES:
+        raise InvalidValueError(f"unknown list style {lists!r}: expected one of {', '.join(LIST_STYLES)}")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -207,18 +221,24 @@ def _hydra_dict_key(key: str, name: object) -> str:
 _ARGPARSE_NEGATIVE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")
 
 
-def _argparse(key: str, value: object) -> list[str]:
+def _argparse(key: str, value: object, lists: str) -> list[str]:
     option = f"--{key}"
-    if isinstance(value, (list, tuple)):
-        items = [_argparse_text(key, item) for item in value]
-        for item in items:
-            if item.startswith("-") and not _ARGPARSE_NEGATIVE_NUMBER.fullmatch(item):
-                raise InvalidValueError(
-                    f"parameter {key!r}: list item {item!r} starts with '-', so "
-                    "argparse would read it as an option; use the hydra style"
-                )
-        return [option, *items]
-    text = _argparse_text(key, value)
+    if not isinstance(value, (list, tuple)):
+        return _argparse_option(option, _argparse_text(key, value))
+    _check_list_style(lists)
+    items = [_argparse_text(key, item) for item in value]
+    if lists == "append":
+        return [element for item in items for element in _argparse_option(option, item)]
+    for item in items:
+        if item.startswith("-") and not _ARGPARSE_NEGATIVE_NUMBER.fullmatch(item):
+            raise InvalidValueError(
+                f"parameter {key!r}: list item {item!r} starts with '-', so argparse would read "
+                "it as an option; use task.list_style: append (--key=item per item) or the hydra style"
+            )
+    return [option, *items]
+
+
+def _argparse_option(option: str, text: str) -> list[str]:
     if text.startswith("-"):
         # `--key -x` makes argparse see two options; `--key=-x` is unambiguous.
         return [f"{option}={text}"]

@@ -122,6 +122,7 @@ def build_argv(settings: dict[str, Any], params: dict[str, Any], task_dir: str, 
     style = settings.get("arg_style", "hydra")
     # A sweep recorded before bool_style existed passed booleans as values.
     bools = settings.get("bool_style", "value")
+    lists = settings.get("list_style", "nargs")
     argv = list(settings["python_command"])
     if settings.get("train_script"):
         argv.append(settings["train_script"])
@@ -129,7 +130,7 @@ def build_argv(settings: dict[str, Any], params: dict[str, Any], task_dir: str, 
         # First: a hydra.run.dir the user passes (extra_args, a parameter) comes later and wins.
         argv += render_override("hydra.run.dir", task_dir, "hydra")
     argv += list(settings.get("extra_args") or [])
-    argv += render_overrides(params, style, bools)
+    argv += render_overrides(params, style, bools, lists)
     # v1's order: wandb.group=<sweep id> output.dir=<task folder>.
     if settings.get("wandb_group_arg"):
         argv += render_override(settings["wandb_group_arg"], trackers.wandb_group(settings, sweep_id), style)

@@ -107,6 +107,7 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
         "output_dir_arg": calling.output_dir_arg,
         "hydra_run_dir": calling.hydra_run_dir,
         "bool_style": calling.bool_style,
+        "list_style": calling.list_style,
         "wandb_group_arg": "wandb.group" if wandb_group_override(project) else None,
         "extra_args": list(task.get("extra_args") or []),
         "env": dict(task.get("env") or {}),
@@ -209,17 +210,17 @@ def plan_sweep(spec: SweepSpec, project: ProjectConfig, paths: SweepPaths) -> Sw
     tasks, new = number_tasks(existing, expand(spec))
     runner = runner_settings(project, spec)
     for name in new:
-        check_renderable(tasks[name], runner["arg_style"], spec)
+        check_renderable(tasks[name], runner["arg_style"], runner["list_style"], spec)
     return SweepPlan(
         paths=paths, tasks=tasks, new_tasks=new, runner=runner, resources=resources_by_backend(project, spec)
     )
 
 
-def check_renderable(task: TaskEntry, style: str, spec: SweepSpec) -> None:
+def check_renderable(task: TaskEntry, style: str, lists: str, spec: SweepSpec) -> None:
     """Refuse at planning time a value the script could not receive exactly."""
     for key, value in task.params.items():
         try:
-            for argument in render_override(key, value, style):
+            for argument in render_override(key, value, style, lists=lists):
                 names.check_argv_text(argument)
         except ValueError as exc:
             raise ConfigError(
