@@ -23,6 +23,9 @@ SWEEP = {"grid": {"hold": [0, 1], "x": [1, 2, 3]}}
 HELD = {"task_004", "task_005", "task_006"}
 # The test bed's Slurm node is shared: our jobs may queue behind another user's for minutes.
 QUEUE_WAIT_S = 900
+# Limits on waits for a step that normally takes seconds: they catch a hang, not slowness (a loaded
+# 2-core CI machine under coverage starts a Python command in several seconds).
+HANG_GUARD_S = 300
 
 
 def run_killed_with_two_held_tasks_running(project, background):
@@ -81,7 +84,7 @@ def test_kill_9_while_tasks_run_outside_then_complete_runs_each_task_once(backen
     # The held tasks must still be running while `complete` decides what to run.
     wait_for(
         lambda: completer.poll() is not None or "waiting for" in sweep_log(sweep_dir),
-        60,
+        HANG_GUARD_S,
         "complete to look at the killed run's tasks",
     )
     project.release()
@@ -106,14 +109,14 @@ def test_cancel_after_a_kill_9_stops_the_jobs_left_behind_and_complete_reruns_th
     sweep_dir = run_killed_with_two_held_tasks_running(project, background)
     # The user's way out of the wait: Ctrl-C (nothing was started), then cancel.
     completer = background("complete", sweep_dir.name, *project.where)
-    wait_for(lambda: "waiting for" in sweep_log(sweep_dir), 60, "complete to wait for the killed run's tasks")
+    wait_for(lambda: "waiting for" in sweep_log(sweep_dir), HANG_GUARD_S, "complete to wait for the killed run's tasks")
     completer.send_signal(signal.SIGINT)
     output, _ = completer.communicate(timeout=300)
     assert completer.returncode == 130 and f"hsm-snake cancel {sweep_dir.name}" in output, output
     assert "Traceback" not in output, output
     result = project.cli("cancel", sweep_dir.name)
     assert "cancelled" in result.output, result.output
-    wait_for(lambda: not sweep_processes(str(project.run_log)), 120, "the cancelled tasks' processes to end")
+    wait_for(lambda: not sweep_processes(str(project.run_log)), HANG_GUARD_S, "the cancelled tasks' processes to end")
     project.release()
     output = project.cli("complete", sweep_dir.name, *project.where).output
     # The held tasks were stopped before the release, so none of them logged done before complete.
