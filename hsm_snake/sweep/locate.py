@@ -49,7 +49,9 @@ def _followed(folder: Path) -> Path:
 def is_v1_sweep_dir(folder: Path) -> bool:
     """A folder HPC Sweep Manager v1 wrote (its sweep_config.yaml) that was never migrated."""
     paths = SweepPaths(folder)
-    return paths.sweep_config.is_file() and not paths.task_mapping.exists()
+    # hsm-snake's own sweeps have a sweep_config.yaml too: one whose task_mapping.yaml was lost
+    # still has its project_config.yaml.
+    return paths.sweep_config.is_file() and not paths.task_mapping.exists() and not paths.project_config.exists()
 
 
 def v1_sweep_dirs(output_dir: Path) -> list[Path]:
