@@ -28,7 +28,7 @@ main(sys.argv[1:])
         (["--executor", "slurm"], "slurm"),
         (["--executor=hsm-ssh", "--cores", "1"], "hsm-ssh"),
         (["-e", "local"], "local"),
-        (["--profile", str(profiles_dir() / "slurm")], "slurm"),
+        (["--profile", str(profiles_dir() / "slurm")], "hsm-slurm"),
         (["--profile", str(profiles_dir() / "local")], "local"),
         (["--profile", "/no/such/profile"], None),
         (["--cores", "2"], None),
