@@ -23,7 +23,11 @@ def two_hosts(project, tb, monkeypatch, tmp_path):
     project.write_project(
         {
             "task": {"env": {"RUN_LOG": str(project.run_log)}},  # ssh passes no environment
-            "distributed": {"remotes": {a: {"project_dir": str(d), "python_path": "python3"} for a, d in dirs.items()}},
+            # Hosts keep a finished sweep's copy (by default a successful run removes it itself).
+            "distributed": {
+                "keep_remote_on_success": True,
+                "remotes": {a: {"project_dir": str(d), "python_path": "python3"} for a, d in dirs.items()},
+            },
         }
     )
     for stale in dirs.values():  # an earlier session's test of the same name
