@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -858,6 +859,9 @@ cli.add_command(queue_group)
 
 
 def main() -> None:
+    # Ctrl-C (or kill -INT) stops a run or a wait cleanly even when a shell started hsm-snake in
+    # the background, which leaves SIGINT ignored (Python then installs no KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cli()
 
 

@@ -226,10 +226,12 @@ class _Advisor:
             return (
                 f"fix the syntax error in the script (see {stderr}); every task fails the same way until then; {resume}"
             )
+        # A Hydra app prints the whole traceback of a refused override under HYDRA_FULL_ERROR=1 or
+        # a tracer (a debugger, coverage): the same advice as for its short message.
+        if category in (failures.PYTHON_EXCEPTION, failures.NONZERO_EXIT) and (advice := self.argument_advice(summary)):
+            return f"{advice}; {resume}"
         if category == failures.PYTHON_EXCEPTION:
             return f"fix the bug; retrying would fail again — see {stderr}"
-        if category == failures.NONZERO_EXIT and (advice := self.argument_advice(summary)):
-            return f"{advice}; {resume}"
         if category == failures.NONZERO_EXIT:
             return (
                 f"the script exited with a non-zero status and no Python traceback: read {stderr} and "
