@@ -34,13 +34,14 @@ from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
-from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
+from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
 from hsm_snake.engine.backends import remote_backend, slurm_remotes
 from hsm_snake.executors.common import setting
 from hsm_snake.executors.remote_slurm import array
 from hsm_snake.executors.remote_slurm.cluster import Cluster, ClusterError, Element, status_of
 from hsm_snake.executors.ssh import transfer
+from hsm_snake.executors.ssh.executor import common_settings as ssh_common_settings
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
 from hsm_snake.layout.records import read_yaml, write_text_atomic
 
@@ -54,16 +55,9 @@ class ExecutorSettings(ExecutorSettingsBase):
     array_limit: int = setting(DEFAULT_ARRAY_LIMIT, "Most tasks in one sbatch --array (slurm: max_array_size).")
 
 
-common_settings = CommonSettings(
-    non_local_exec=True,
-    implies_no_shared_fs=False,
-    job_deploy_sources=False,
-    pass_default_storage_provider_args=False,
-    pass_default_resources_args=False,
-    pass_envvar_declarations_to_cmd=False,
-    auto_deploy_default_storage_provider=False,
-    init_seconds_before_status_checks=1,
-)
+# Snakemake hands task jobs over exactly as to hsm-ssh: nothing deployed, no job command passed on
+# (the executor starts the runner itself on the other side).
+common_settings = ssh_common_settings
 
 
 class Executor(RemoteExecutor):
