@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# What CI checks after installing: formatting, lint, the whole test suite under coverage (every
-# Python process the tests start is measured: the engine, the runner, cluster jobs), and the total
-# against [tool.coverage.report] fail_under. Extra arguments go to pytest (e.g. -m "not slow").
+# What CI checks after installing: formatting, lint, then the test command it is given (README:
+# `bash tests/check.sh pytest -q`) under coverage, every Python process the tests start measured
+# (the engine, the runner, cluster jobs), and the total against [tool.coverage.report] fail_under.
 set -uo pipefail
+[ "${1:-}" = pytest ] || { echo "usage: bash tests/check.sh pytest [PYTEST ARGS]"; exit 2; }
 cd "$(dirname "$0")/.."
 if ! { ruff format --check --quiet . && ruff check --quiet .; }; then
     echo "ruff: formatting or lint errors (fix: ruff format . && ruff check --fix .)"
@@ -10,7 +11,7 @@ if ! { ruff format --check --quiet . && ruff check --quiet .; }; then
 fi
 export HSM_COVERAGE_DIR="$PWD"
 rm -f .coverage .coverage.*
-coverage run -m pytest -q "$@"
+coverage run -m "$@"
 status=$?
 coverage combine -q 2>/dev/null
 # What is left are the data files of processes the tests killed with SIGKILL mid-write.
