@@ -111,3 +111,18 @@ def test_relative_outputs_of_a_shared_working_directory_are_warned(project):
     assert "task.workdir: task" in warning.hint
     project.write_project({"paths": {"train_script": "train.py"}, "task": {"workdir": "task"}})
     assert not validate(sweep, None, project.root).warnings
+
+
+def test_a_cluster_request_that_cannot_go_into_a_job_script_is_an_error_where_it_was_set(project):
+    sweep = project.write_sweep({"grid": {"x": [1]}, "resources": {"slurm": {"partition": "debug\nrm -rf ~"}}})
+    (error,) = validate(sweep, None, project.root).errors
+    partition_line = next(n for n, text in enumerate(sweep.read_text().splitlines(), 1) if "partition:" in text)
+    assert error.file == str(sweep) and error.key == "resources.slurm.partition" and error.line == partition_line
+    assert "not a usable queue/account name" in str(error) and "line breaks" in error.hint
+    project.write_project({"pbs": {"extra_directives": ["-o /tmp/elsewhere"]}})
+    sweep = project.write_sweep({"grid": {"x": [1]}})
+    (error,) = validate(sweep, None, project.root).errors
+    assert error.file == str(project.root / "hsm.yaml") and error.key == "pbs.extra_directives" and error.line
+    refused = project.cli("run", str(sweep), "--dry-run", expect=2).output
+    assert "pbs.extra_directives" in refused and "Traceback" not in refused
+    assert not (project.root / "sweeps").exists()

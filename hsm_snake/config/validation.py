@@ -136,7 +136,7 @@ def launch_errors(project: ProjectConfig, spec: SweepSpec | None) -> list[Config
                 hint="give the full path of the Python that has your training dependencies",
             )
         )
-    return errors + qos_errors(project, spec)
+    return errors + qos_errors(project, spec) + resource_errors(project, spec)
 
 
 def qos_errors(project: ProjectConfig, spec: SweepSpec | None) -> list[ConfigError]:
@@ -170,6 +170,24 @@ def qos_errors(project: ProjectConfig, spec: SweepSpec | None) -> list[ConfigErr
             )
         )
     return errors
+
+
+def resource_errors(project: ProjectConfig, spec: SweepSpec | None) -> list[ConfigError]:
+    """A cluster request that cannot go into a job script (a queue name with a line break, an
+    sbatch/qsub option hsm-snake sets itself), located in the sweep file's ``resources:`` or the
+    project file it came from."""
+    sweep_resources = spec.resources if spec else {}
+    try:
+        backends.cluster_resources(project.data, sweep_resources)
+    except ConfigError as exc:
+        backend, _, name = (exc.key or "").partition(".")
+        if spec is not None and name in ((sweep_resources or {}).get(backend) or {}):
+            file, key = spec.source, f"resources.{exc.key}"
+        else:
+            file, key = project.source, project.origins.get(exc.key or "", exc.key or "")
+        line = _line_of_key(file, key) if file != SET_SOURCE else None
+        return [ConfigError(exc.message, file=file, key=key, line=line, hint=exc.hint)]
+    return []
 
 
 def _qos_origin(

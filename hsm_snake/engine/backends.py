@@ -89,6 +89,19 @@ def remote_slurm_section(project_data: dict[str, Any], sweep_resources: dict[str
     return section
 
 
+def cluster_resources(project_data: dict[str, Any], sweep_resources: dict[str, Any]) -> dict[str, Any]:
+    """The task rule's resources on each cluster backend (``slurm``, ``pbs``, ``slurm@<alias>``);
+    raises ConfigError for a request that cannot go into a job script."""
+    return {
+        "slurm": slurm_resources(merged_section(project_data, sweep_resources, "slurm")),
+        "pbs": pbs_resources(merged_section(project_data, sweep_resources, "pbs")),
+        **{
+            remote_backend(alias): slurm_resources(remote_slurm_section(project_data, sweep_resources, alias))
+            for alias in slurm_remotes(project_data)
+        },
+    }
+
+
 def slurm_resources(section: dict[str, Any]) -> dict[str, Any]:
     """Snakemake resources for the slurm plugin from a ``slurm:`` section."""
     resources: dict[str, Any] = {"runtime": DEFAULT_SLURM_RUNTIME_MIN}

@@ -157,14 +157,7 @@ def resources_by_backend(project: ProjectConfig, spec: SweepSpec) -> dict[str, A
     gpus = local_gpus(project, spec)
     return {
         "local": {"gpu": gpus["per_task"]} if gpus["per_task"] and gpus["visible"] else {},
-        "slurm": backends.slurm_resources(backends.merged_section(project.data, spec.resources, "slurm")),
-        "pbs": backends.pbs_resources(backends.merged_section(project.data, spec.resources, "pbs")),
-        **{
-            backends.remote_backend(alias): backends.slurm_resources(
-                backends.remote_slurm_section(project.data, spec.resources, alias)
-            )
-            for alias in backends.slurm_remotes(project.data)
-        },
+        **backends.cluster_resources(project.data, spec.resources),
     }
 
 
