@@ -288,6 +288,42 @@ def test_init_asks_for_the_script_when_several_could_be_it(folder):
     assert "train_script: finetune.py" in (folder / "hsm.yaml").read_text(encoding="utf-8")
 
 
+def test_init_in_a_terminal_asks_which_script_and_takes_the_answer(folder):
+    """At a terminal, init asks (a real pseudo-terminal: the prompt needs one) instead of refusing."""
+    import os
+    import pty
+    import select
+
+    def read_until(terminal: int, seen: bytes, done) -> bytes:
+        while not done(seen):
+            ready, _, _ = select.select([terminal], [], [], 120)
+            try:
+                chunk = os.read(terminal, 1024) if ready else b""
+            except OSError:  # Linux: reading a terminal whose other side closed
+                chunk = b""
+            if not chunk:  # the child closed the terminal, or no word from it in two minutes
+                return seen
+            seen += chunk
+        return seen
+
+    write(folder / "pretrain.py", ARGPARSE_APP)
+    write(folder / "finetune.py", ARGPARSE_APP)
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: hsm-snake init with the pseudo-terminal as its stdin/stdout
+        os.execv(sys.executable, [sys.executable, "-c", "from hsm_snake.cli.main import cli; cli(['init'])"])
+    prompt = b"which script is swept?"
+    seen = read_until(terminal, b"", lambda seen: prompt in seen)
+    os.write(terminal, b"pretraim.py\r")  # not one of the choices: asked again
+    seen = read_until(terminal, seen, lambda seen: seen.count(prompt) >= 2)
+    os.write(terminal, b"pretrain.py\r")
+    seen = read_until(terminal, seen, lambda seen: False)
+    _, status = os.waitpid(pid, 0)
+    text = seen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "finetune.py, pretrain.py" in text and "not one of" in text and "wrote" in text
+    assert "train_script: pretrain.py" in (folder / "hsm.yaml").read_text(encoding="utf-8")
+
+
 # --- refused before anything runs -------------------------------------------------------------
 
 
