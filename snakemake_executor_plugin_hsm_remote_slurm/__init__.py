@@ -1,6 +1,6 @@
 """Snakemake finds executor plugins by this package-name prefix (``executor: hsm-remote-slurm``);
-the executor lives in hsm_snake/executors/remote_slurm/."""
+the executor lives in hsm_snake/executors/remote_cluster/."""
 
-from hsm_snake.executors.remote_slurm.executor import Executor, ExecutorSettings, common_settings
+from hsm_snake.executors.remote_cluster.executor import Executor, ExecutorSettings, common_settings
 
 __all__ = ["Executor", "ExecutorSettings", "common_settings"]

@@ -18,7 +18,7 @@ from background import kill_everything, start_run, started, wait_for
 from conftest import Project, read_status
 from test_ssh import ARGV_APP, HOSTILE
 
-from hsm_snake.executors.remote_slurm import array
+from hsm_snake.executors.remote_cluster import slurm as array
 
 pytestmark = pytest.mark.testbed
 

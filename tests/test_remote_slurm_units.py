@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from hsm_snake.executors.remote_slurm import array
+from hsm_snake.executors.remote_cluster import slurm as array
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ then pulls back what SSH hosts finished; recovery then keeps every finished resu
 Found by what the sweep recorded, never by a guess: Slurm job ids from the sbatch records in
 ``scripts/job_scripts/``, PBS job ids from ``.hsm/pbs-jobs`` plus the ids array elements wrote
 under ``logs/pbs/``, SSH process groups from ``.hsm/remote/<task>.yaml``, arrays on Slurm remotes
-from ``.hsm/remote-slurm-jobs`` (``executors/remote_slurm/cluster.py``). Every scheduler and ssh
+from ``.hsm/remote-slurm-jobs`` (``executors/remote_cluster/cluster.py``). Every scheduler and ssh
 call is bounded by a timeout; a scheduler or host that does not answer is reported and not
 waited for.
 """
@@ -202,7 +202,7 @@ def _slurm_remotes(paths: SweepPaths) -> Iterator:
         yield None
         return
     from hsm_snake.engine.backends import slurm_remotes
-    from hsm_snake.executors.remote_slurm.cluster import Leftovers
+    from hsm_snake.executors.remote_cluster.cluster import Leftovers
 
     record = read_yaml(paths.project_config) or {}
     clusters = Leftovers(paths, slurm_remotes(record.get("project") or {}))

@@ -252,7 +252,7 @@ def check_remote(host: Host) -> list[Check]:
 
 def slurm_tools_check(ssh: Ssh, host: Host) -> Check:
     """A Slurm remote: the scheduler commands the remote Slurm executor calls."""
-    from hsm_snake.executors.remote_slurm.cluster import SLURM_TOOLS, slurm_tools_problem
+    from hsm_snake.executors.remote_cluster.cluster import SLURM_TOOLS, slurm_tools_problem
 
     problem = slurm_tools_problem(ssh, host, hostmod.HEALTH_TIMEOUT_S)
     return Check("slurm", problem is None, problem or ", ".join(SLURM_TOOLS))

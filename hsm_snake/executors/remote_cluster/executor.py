@@ -38,8 +38,8 @@ from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
 from hsm_snake.engine.backends import remote_backend, slurm_remotes
 from hsm_snake.executors.common import setting
-from hsm_snake.executors.remote_slurm import array
-from hsm_snake.executors.remote_slurm.cluster import Cluster, ClusterError, Element, status_of
+from hsm_snake.executors.remote_cluster import slurm as array
+from hsm_snake.executors.remote_cluster.cluster import Cluster, ClusterError, Element, status_of
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.executors.ssh.executor import common_settings as ssh_common_settings
 from hsm_snake.layout.paths import SweepPaths, TaskPaths

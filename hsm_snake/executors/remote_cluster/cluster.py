@@ -23,7 +23,7 @@ from typing import Any
 
 from hsm_snake.errors import HsmError
 from hsm_snake.executors.common import run_bounded
-from hsm_snake.executors.remote_slurm import array
+from hsm_snake.executors.remote_cluster import slurm as array
 from hsm_snake.executors.slurm import accounting
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.executors.ssh import transfer

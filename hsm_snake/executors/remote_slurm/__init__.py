@@ -1,1 +1,0 @@
-"""A Slurm cluster reached over SSH: hsm-snake's own executor (``hsm-remote-slurm``)."""
