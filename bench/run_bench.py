@@ -15,6 +15,7 @@ See bench/README.md for what each row means and the latest figures.
 from __future__ import annotations
 
 import argparse
+import compileall
 import itertools
 import json
 import math
@@ -36,6 +37,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+import hsm_snake
 from hsm_snake import package_data as resources
 from hsm_snake import sweeps
 from hsm_snake.config.project import load_project
@@ -125,7 +127,9 @@ import json, resource, subprocess, sys, time
 start = time.perf_counter()
 code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
 seconds = time.perf_counter() - start
-print(json.dumps({"code": code, "seconds": seconds, "rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = usage.ru_utime + usage.ru_stime
+print(json.dumps({"code": code, "seconds": seconds, "rss_kb": usage.ru_maxrss, "cpu_s": cpu}))
 """
 
 
@@ -189,6 +193,7 @@ class Command:
 class Measurement:
     seconds: float
     rss_mb: float
+    cpu_s: float | None = None  # user + system time of the whole tree (None: the command measures itself)
 
 
 class CommandFailed(RuntimeError):
@@ -210,7 +215,7 @@ def _run_under_time(command: Command) -> Measurement:
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
         start = time.perf_counter()
         proc = subprocess.run(
-            [str(TIME_BIN), "-f", "%M", "-o", report.name, *command.argv],
+            [str(TIME_BIN), "-f", "%M %U %S", "-o", report.name, *command.argv],
             cwd=command.cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -219,8 +224,8 @@ def _run_under_time(command: Command) -> Measurement:
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise CommandFailed(command, proc.returncode, proc.stderr)
-        rss_kb = int(report.read().split()[-1])
-    return Measurement(seconds, rss_kb / 1024)
+        rss_kb, user, system = report.read().split()[-3:]
+    return Measurement(seconds, int(rss_kb) / 1024, float(user) + float(system))
 
 
 def _run_measuring_itself(command: Command) -> Measurement:
@@ -239,7 +244,7 @@ def _run_under_wrapper(command: Command) -> Measurement:
     result = json.loads(proc.stdout)
     if result["code"] != 0:
         raise CommandFailed(command, result["code"], proc.stderr)
-    return Measurement(result["seconds"], result["rss_kb"] / 1024)
+    return Measurement(result["seconds"], result["rss_kb"] / 1024, result["cpu_s"])
 
 
 @dataclass(frozen=True)
@@ -248,12 +253,20 @@ class Summary:
     runs: list[float]
     spread: float | None  # slowest / fastest - 1: how much the runs disagreed (None: one run)
     rss_mb: float  # highest peak
+    cpu_s: float | None = None  # median
 
 
 def summarize(runs: list[Measurement]) -> Summary:
     seconds = [run.seconds for run in runs]
     spread = max(seconds) / min(seconds) - 1 if len(seconds) > 1 else None
-    return Summary(statistics.median(seconds), seconds, spread, max(run.rss_mb for run in runs))
+    cpu = [run.cpu_s for run in runs if run.cpu_s is not None]
+    return Summary(
+        statistics.median(seconds),
+        seconds,
+        spread,
+        max(run.rss_mb for run in runs),
+        statistics.median(cpu) if cpu else None,
+    )
 
 
 def measure_side_by_side(commands: dict[str, Callable[[], Command]], repeats: int) -> dict[str, Summary]:
@@ -297,6 +310,8 @@ class Row:
     target: Target | None = None
     ratio: float | None = None
     runs: list[float] = field(default_factory=list)  # seconds of every run, in order
+    cpu_s: float | None = None
+    cpu_ratio: float | None = None
 
     def as_json(self) -> dict:
         data = asdict(self)
@@ -316,8 +331,12 @@ class Growth:
 
 def fill_ratios(rows: list[Row]) -> None:
     seconds_of = {(row.what, row.n): row.seconds for row in rows}
+    cpu_of = {(row.what, row.n): row.cpu_s for row in rows}
     for row in rows:
         row.ratio = row.seconds / seconds_of[(row.baseline, row.n)]
+        baseline_cpu = cpu_of[(row.baseline, row.n)]
+        if row.cpu_s is not None and baseline_cpu:
+            row.cpu_ratio = row.cpu_s / baseline_cpu
 
 
 def growth_of(rows: list[Row]) -> list[Growth]:
@@ -462,6 +481,7 @@ def measure_rows(section: str, n: int, specs: list[Spec], repeats: int) -> list[
             spec.baseline,
             spec.target,
             runs=summaries[spec.what].runs,
+            cpu_s=summaries[spec.what].cpu_s,
         )
         for spec in specs
     ]
@@ -827,6 +847,7 @@ def machine_description() -> dict[str, str]:
         "snakemake": version("snakemake"),
         "hsm-snake": version("hsm-snake"),
         "rss_probe": "/usr/bin/time" if TIME_BIN.exists() else "getrusage wrapper",
+        "load": " ".join(f"{load:.1f}" for load in os.getloadavg()),
     }
 
 
@@ -855,6 +876,8 @@ def results_table(section: str, rows: list[Row]) -> Table:
         ("spread", "right"),
         ("peak RSS MB", "right"),
         ("ratio", "right"),
+        ("CPU s", "right"),
+        ("CPU ratio", "right"),
         ("target", "left"),
     ):
         table.add_column(column, justify=justify)
@@ -867,6 +890,8 @@ def results_table(section: str, rows: list[Row]) -> Table:
             spread,
             f"{row.rss_mb:.0f}",
             f"{row.ratio:.2f}×",
+            "" if row.cpu_s is None else f"{row.cpu_s:.3f}",
+            "" if row.cpu_ratio is None else f"{row.cpu_ratio:.2f}×",
             target_cell(row),
         )
     return table
@@ -932,6 +957,10 @@ def main(argv: list[str] | None = None) -> int:
     # local runs included: that would be the bare Snakemake rows' whole time. hsm-snake avoids it
     # by itself; the baselines get the same: no Slurm config unless one is set.
     os.environ.setdefault("SLURM_CONF", "/dev/null")
+    # hsm-snake's modules compiled to bytecode, as an installed package has them (pip compiles at
+    # install). From a checkout under PYTHONDONTWRITEBYTECODE every start would compile them from
+    # source again (~30 ms), a cost no installed copy pays.
+    compileall.compile_dir(Path(hsm_snake.__file__).parent, quiet=1)
     console = Console(width=max(120, shutil.get_terminal_size().columns))
     machine = machine_description()
     console.print("  ".join(f"{key}: {value}" for key, value in machine.items()), soft_wrap=True)

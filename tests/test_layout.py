@@ -130,3 +130,20 @@ def test_unknown_profile_suggests_the_close_one():
     with pytest.raises(ConfigError) as err:
         resolve_profile("slrum")
     assert "did you mean 'slurm'" in str(err.value)
+
+
+def test_task_files_name_what_task_paths_name(tmp_path):
+    """The strings for loops over a whole sweep are the same files as the Path API's."""
+    from pathlib import Path
+
+    from hsm_snake.layout.paths import SweepPaths
+
+    paths = SweepPaths(tmp_path / "my sweep")
+    files = paths.task_files
+    task = paths.task("task_042")
+    assert files.dir("task_042") == str(task.dir)
+    assert files.status("task_042") == str(task.status)
+    assert files.marker("task_042") == str(task.marker)
+    assert files.metrics("task_042") == str(task.metrics)
+    assert files.attempt_status("task_042", 2) == str(task.attempt_status(2))
+    assert Path(files.attempt_status("task_042", 2)).relative_to(task.attempts) == Path("2/status.yaml")

@@ -153,3 +153,56 @@ def test_stale_tasks_are_flagged_by_status_and_errors(project):
     assert data["failed"] == 0 and [q["task"] for q in data["questionable"]] == ["task_002", "task_003"]
     assert {q["state"] for q in data["questionable"]} == {"stale"}
     assert "cannot be trusted" in project.cli("errors", "stale").output
+
+
+def test_report_cells_of_mixed_columns_are_each_formatted_as_alone():
+    """Cells formatted once per distinct value print exactly as one by one: equal values of other
+    classes (1, 1.0, True), zeros of both signs, NaN, lists and markup included."""
+    from hsm_snake.monitor.report import _cell_html, _column_cells
+
+    nan = float("nan")
+    columns = {
+        "mixed": [1, 1.0, True, 0.0, -0.0, nan, float("nan"), [1], {"a": 1}, None, "1", 1, "x<y"],
+        "floats": [0.5, 0.5, 1e-9, None, 2.0],
+        "floats_with_zero": [0.0, -0.0, 0.5],
+        "floats_with_nan": [nan, 0.5, nan],
+        "text_and_ints": ["a", 3, "a", None, 3, "=cmd"],
+        "state": ["completed", "failed", "completed"],
+        "tracker_url": ["https://x/run", "javascript:alert(1)", None],
+        "duration_s": [3725.0, 42.5, 3725.0],
+    }
+    for column, values in columns.items():
+        rows = [{column: value} for value in values]
+        assert _column_cells(rows, column) == [_cell_html(column, value) for value in values], column
+
+
+def test_results_csv_cells_guard_formulas_in_any_column():
+    from hsm_snake.monitor.results import ResultTable, to_csv
+
+    rows = [
+        {"task": "task_001", "state": "completed", "p": "=SUM(A1)", "m": 1.5, "flag": True, "opts": [1, 2]},
+        {"task": "task_002", "state": "completed", "p": "-3", "m": None, "flag": False, "opts": {"a": "b"}},
+        {"task": "task_003", "state": "completed", "p": "+x", "m": 2, "flag": None, "opts": None},
+    ]
+    table = ResultTable("s", ["p", "flag", "opts"], ["m"], rows)
+    lines = to_csv(table).splitlines()
+    assert lines[1].startswith('task_001,completed,\'=SUM(A1),true,"[1, 2]",1.5,')
+    assert lines[2].startswith('task_002,completed,-3,false,"{""a"": ""b""}",,')
+    assert lines[3].startswith("task_003,completed,'+x,,,2,")
+
+
+def test_gc_paused_restores_collection_and_nests():
+    import gc
+
+    from hsm_snake.monitor.scan import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(KeyError), gc_paused():
+        raise KeyError("x")
+    assert gc.isenabled()

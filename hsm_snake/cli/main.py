@@ -431,7 +431,6 @@ def _where(task: scan.TaskState) -> str | None:
 )
 def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool) -> None:
     """Counts of SWEEP's tasks by state, progress, throughput and ETA, read from the sweep directory alone."""
-    from hsm_snake.cli.views import status_view
     from hsm_snake.monitor.progress import summarize
     from hsm_snake.monitor.readers import load_sweep_index
 
@@ -443,6 +442,8 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
         # plain records, no cycles: check_circular=False saves a lookup per container on 10,000 tasks
         click.echo(json.dumps(record, ensure_ascii=False, check_circular=False))
         return
+    from hsm_snake.cli.views import status_view
+
     console = make_console()
     console.print(status_view(paths, state, progress), soft_wrap=True)
     if list_tasks:

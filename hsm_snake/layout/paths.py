@@ -16,6 +16,9 @@ from hsm_snake.layout import names
 TASK_PREFIX = "task_"
 TASK_DIGITS = 3
 MARKER_NAME = ".completed"
+STATUS_NAME = "status.yaml"
+METRICS_NAME = "metrics.json"
+ATTEMPTS_NAME = "attempts"
 
 
 def task_id(number: int) -> str:
@@ -56,7 +59,7 @@ class TaskPaths:
 
     @property
     def status(self) -> Path:
-        return self.dir / "status.yaml"
+        return self.dir / STATUS_NAME
 
     @property
     def stdout(self) -> Path:
@@ -72,7 +75,7 @@ class TaskPaths:
 
     @property
     def metrics(self) -> Path:
-        return self.dir / "metrics.json"
+        return self.dir / METRICS_NAME
 
     @property
     def marker(self) -> Path:
@@ -82,7 +85,38 @@ class TaskPaths:
     @property
     def attempts(self) -> Path:
         """Logs of earlier attempts, kept when a task runs again."""
-        return self.dir / "attempts"
+        return self.dir / ATTEMPTS_NAME
+
+    def attempt_status(self, attempt: int) -> Path:
+        """status.yaml of an earlier attempt, as the runner keeps it."""
+        return self.attempts / str(attempt) / STATUS_NAME
+
+
+class TaskFiles:
+    """The files of many task folders as plain strings, for loops over every task of a sweep: a
+    pathlib join per task costs more than the stat or open it is for (10,000 tasks). The names
+    come from the sweep's index, which checked them when it was loaded, so they are not checked
+    again here; :meth:`SweepPaths.task` is for names from anywhere else."""
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, tasks_dir: Path) -> None:
+        self._prefix = f"{tasks_dir}/"
+
+    def dir(self, name: str) -> str:
+        return self._prefix + name
+
+    def status(self, name: str) -> str:
+        return f"{self._prefix}{name}/{STATUS_NAME}"
+
+    def marker(self, name: str) -> str:
+        return f"{self._prefix}{name}/{MARKER_NAME}"
+
+    def metrics(self, name: str) -> str:
+        return f"{self._prefix}{name}/{METRICS_NAME}"
+
+    def attempt_status(self, name: str, attempt: int) -> str:
+        return f"{self._prefix}{name}/{ATTEMPTS_NAME}/{attempt}/{STATUS_NAME}"
 
 
 @dataclass(frozen=True)
@@ -122,6 +156,11 @@ class SweepPaths:
     @property
     def tasks_dir(self) -> Path:
         return self.root / "tasks"
+
+    @property
+    def task_files(self) -> TaskFiles:
+        """Every task's files as strings, for loops over a whole sweep (see :class:`TaskFiles`)."""
+        return TaskFiles(self.tasks_dir)
 
     @property
     def logs_dir(self) -> Path:

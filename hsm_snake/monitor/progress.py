@@ -63,7 +63,12 @@ def _label(value: Any) -> str | None:
 
 def host_label(status: dict[str, Any]) -> str | None:
     """Where a task ran: the SSH pool's alias of the host when it has one, else the machine's name."""
-    return _label(status.get("host_alias")) or _label(status.get("host"))
+    # _label inlined: called twice per task on every status of a sweep.
+    alias = status.get("host_alias")
+    if alias and isinstance(alias, str):
+        return alias
+    host = status.get("host")
+    return host if host and isinstance(host, str) else None
 
 
 def _finish_time(status: dict[str, Any], marker: float | None) -> float | None:
@@ -84,15 +89,16 @@ def earlier_attempts(
     """(status, when written) of the finished earlier attempts of retried tasks, which the runner
     keeps in attempts/<n>/status.yaml: those attempts kept a slot busy too. Reads files only for
     tasks whose status says attempt > 1."""
+    files = paths.task_files
     found = []
     for name, status in read:
         attempt = status.get("attempt")
-        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 2:
+        if type(attempt) is not int or attempt < 2:  # not isinstance: True is no attempt number
             continue
         for earlier in range(1, attempt):
-            path = paths.task(name).attempts / str(earlier) / "status.yaml"
+            path = files.attempt_status(name, earlier)
             try:
-                record = read_record_text(str(path))
+                record = read_record_text(path)
                 written = os.stat(path).st_mtime
             except (OSError, RecordError):
                 continue
@@ -133,7 +139,7 @@ def _observe(state: scan.SweepState, window: int) -> _Seen:
     """Unfinished tasks' statuses (scan read them), the ``window`` newest completed ones (by marker
     time; all of them when scan read every status), and earlier attempts of retried tasks."""
     paths = state.index.paths
-    tasks_dir = str(paths.tasks_dir)
+    files = paths.task_files
     seen = _Seen()
     markers: list[tuple[float, str, dict[str, Any] | None]] = []
     named: list[tuple[str, dict[str, Any]]] = []  # (task, status) of every status read
@@ -148,7 +154,7 @@ def _observe(state: scan.SweepState, window: int) -> _Seen:
             continue
         named.append((name, status))
         if task.state in (scan.FAILED, scan.CANCELLED):
-            seen.add(status, status_mtime(tasks_dir, name))
+            seen.add(status, status_mtime(files, name))
             continue
         seen.statuses.append(status)
         if task.state == scan.RUNNING:
@@ -161,7 +167,7 @@ def _observe(state: scan.SweepState, window: int) -> _Seen:
     for mtime, name, status in markers if seen.all_known else markers[-window:]:
         if status is None:
             try:
-                status = read_record_text(f"{tasks_dir}/{name}/status.yaml")
+                status = read_record_text(files.status(name))
             except (OSError, RecordError):
                 seen.finishes.append(mtime)
                 continue

@@ -8,6 +8,7 @@ layout code: only the standard library, PyYAML (via :mod:`hsm_snake.layout.recor
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -18,7 +19,7 @@ from typing import Any
 
 from hsm_snake.errors import SweepStateError
 from hsm_snake.layout.index import SweepIndex, format_task_selection, load_index
-from hsm_snake.layout.paths import SweepPaths, task_number
+from hsm_snake.layout.paths import SweepPaths, TaskFiles, task_number
 from hsm_snake.layout.records import RecordError, read_yaml
 
 TAIL_BYTES = 16384
@@ -40,6 +41,12 @@ def parse_time(value: Any) -> float | None:
         return value.timestamp()
     if not isinstance(value, str) or not value:
         return None
+    return _parse_iso(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_iso(value: str) -> float | None:
+    # Cached: the monitors parse every task's start and end, whole seconds that many tasks share.
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -140,7 +147,7 @@ def tail_lines(path: os.PathLike[str] | str, count: int = 10) -> list[str]:
     return [line.rstrip("\r") for line in lines[-count:]]
 
 
-def task_metrics(paths: SweepPaths, name: str, status: dict[str, Any] | None) -> dict[str, Any]:
+def task_metrics(files: TaskFiles, name: str, status: dict[str, Any] | None) -> dict[str, Any]:
     """Metrics of a task: status.yaml ``metrics``, else its metrics.json; {} when neither is usable.
 
     A final status with ``metrics: null`` means the runner found none (it reads metrics.json
@@ -153,17 +160,17 @@ def task_metrics(paths: SweepPaths, name: str, status: dict[str, Any] | None) ->
     if metrics is None and "metrics" in status:
         return {}
     try:
-        with open(f"{paths.tasks_dir}/{name}/metrics.json", encoding="utf-8") as handle:
+        with open(files.metrics(name), encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def status_mtime(tasks_dir: str, name: str) -> float | None:
+def status_mtime(files: TaskFiles, name: str) -> float | None:
     """When a task's status.yaml was last written (at its end, for a finished task), sub-second."""
     try:
-        return os.stat(f"{tasks_dir}/{name}/status.yaml").st_mtime
+        return os.stat(files.status(name)).st_mtime
     except OSError:
         return None
 
@@ -174,6 +181,8 @@ def text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if type(value) is int or type(value) is float and math.isfinite(value):
+        return repr(value)  # as json.dumps writes them, without its call: a report has ~100,000 cells
     try:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):

@@ -88,10 +88,10 @@ def _backends(state: scan.SweepState, sample: int) -> list[str]:
     seen = {s.get("backend") for t in state.tasks if isinstance(s := t.status, dict)}
     completed = [t.task.name for t in state.tasks if t.state == scan.COMPLETED]
     picks = completed[: sample // 2] + completed[-(sample - sample // 2) :] if completed else []
-    tasks_dir = str(state.index.paths.tasks_dir)
+    files = state.index.paths.task_files
     for name in dict.fromkeys(picks):
         try:
-            seen.add(read_record_text(f"{tasks_dir}/{name}/status.yaml").get("backend"))
+            seen.add(read_record_text(files.status(name)).get("backend"))
         except (OSError, RecordError):
             continue
     return sorted(b for b in seen if isinstance(b, str) and b)

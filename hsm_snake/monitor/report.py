@@ -17,6 +17,7 @@ import math
 import os
 import re
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,31 +81,41 @@ MAX_CATEGORIES = 20
 """A text parameter with more distinct values than this gets no plot (the labels would not fit)."""
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+_MISSING = object()
+"""An empty cell in a column of :func:`_plot_values` (not plotted, not counted as NaN/inf)."""
 
 
-def numeric_columns(table: ResultTable, names: list[str], *, swept: bool) -> list[str]:
-    """Columns whose values are all numbers (ignoring empty cells) and at least one finite (NaN and
-    inf are numbers a plot leaves out); ``swept``: at least two finite values."""
+def numeric_columns(columns: dict[str, list[Any]], *, swept: bool) -> list[str]:
+    """Columns (name -> the rows' values) whose values are all numbers (ignoring empty cells) and
+    at least one finite (NaN and inf are numbers a plot leaves out); ``swept``: at least two finite."""
     chosen = []
-    for name in names:
-        values = [row.get(name) for row in table.rows if row.get(name) is not None]
-        if not values or not all(_is_number(v) for v in values):
+    wanted = 2 if swept else 1
+    for name, column in columns.items():
+        values = [v for v in column if v is not None]
+        if not values or not _all_numbers(values):
             continue
-        finite = {n for v in values if (n := number(v)) is not None}
-        if len(finite) >= (2 if swept else 1):
-            chosen.append(name)
+        finite = set()
+        for value in values:
+            if (n := number(value)) is not None:
+                finite.add(n)
+                if len(finite) >= wanted:
+                    chosen.append(name)
+                    break
     return chosen
 
 
-def categorical_columns(table: ResultTable, names: list[str]) -> dict[str, list[str]]:
+def _all_numbers(values: list[Any]) -> bool:
+    """Every value an int or float (not bool), tested once per class present."""
+    return all(issubclass(kind, int | float) and not issubclass(kind, bool) for kind in set(map(type, values)))
+
+
+def categorical_columns(columns: dict[str, list[Any]]) -> dict[str, list[str]]:
     """Swept parameters that are not all numbers (optimizer: [adam, sgd], flags, mixed values),
     with their values as text in the order the sweep runs them: 2 to MAX_CATEGORIES of them."""
     chosen = {}
-    for name in names:
-        values = [row.get(name) for row in table.rows if row.get(name) is not None]
-        if not values or all(_is_number(v) for v in values):
+    for name, column in columns.items():
+        values = [v for v in column if v is not None]
+        if not values or _all_numbers(values):
             continue
         categories = list(dict.fromkeys(text(v) for v in values))
         if 2 <= len(categories) <= MAX_CATEGORIES:
@@ -112,29 +123,33 @@ def categorical_columns(table: ResultTable, names: list[str]) -> dict[str, list[
     return chosen
 
 
+def _plot_values(column: list[Any], categories: list[str] | None) -> list[Any]:
+    """Where each row's value lies on an axis: a number, its category's position, None when it
+    cannot be drawn (NaN, inf), _MISSING for an empty cell."""
+    if categories:
+        position = {name: i for i, name in enumerate(categories)}
+        return [_MISSING if v is None else position.get(text(v)) for v in column]
+    return [_MISSING if v is None else number(v) for v in column]
+
+
 def scatter_plots(table: ResultTable) -> tuple[list[dict[str, str]], int]:
     """(plots, how many were left out): each numeric metric against each swept parameter, a
     scatter plot for a numeric one, a strip plot (a column per value) for any other."""
-    numeric = numeric_columns(table, table.params, swept=True)
-    categorical = categorical_columns(table, table.params)
+    rows = table.rows
+    param_columns = {name: [row.get(name) for row in rows] for name in table.params}
+    metric_columns = {name: [row.get(name) for row in rows] for name in table.metrics}
+    numeric = numeric_columns(param_columns, swept=True)
+    categorical = categorical_columns(param_columns)
     params = [p for p in table.params if p in numeric or p in categorical]
-    metrics = numeric_columns(table, table.metrics, swept=False)
+    metrics = numeric_columns(metric_columns, swept=False)
     pairs = [(m, p) for m in metrics for p in params]
+    # Each column converted once, not once per plot it is in.
+    xs = {p: _plot_values(param_columns[p], categorical.get(p)) for p in {p for _, p in pairs[:MAX_SCATTER_PLOTS]}}
+    ys = {m: _plot_values(metric_columns[m], None) for m in {m for m, _ in pairs[:MAX_SCATTER_PLOTS]}}
     plots = []
     for metric, param in pairs[:MAX_SCATTER_PLOTS]:
         categories = categorical.get(param)
-        position = {name: i for i, name in enumerate(categories or [])}
-        plottable, not_finite = [], 0  # (row, x, y)
-        for row in table.rows:
-            raw_x, raw_y = row.get(param), row.get(metric)
-            if raw_x is None or raw_y is None:
-                continue
-            x = position.get(text(raw_x)) if categories else number(raw_x)
-            y = number(raw_y)
-            if x is None or y is None:
-                not_finite += 1
-                continue
-            plottable.append((row, x, y))
+        plottable, not_finite = _plottable(rows, xs[param], ys[metric])
         if not plottable:
             continue
         drawn = _drawn(plottable)
@@ -156,6 +171,23 @@ def scatter_plots(table: ResultTable) -> tuple[list[dict[str, str]], int]:
     return plots, max(0, len(pairs) - MAX_SCATTER_PLOTS)
 
 
+def _plottable(
+    rows: list[dict[str, Any]], x_values: list[Any], y_values: list[Any]
+) -> tuple[list[tuple[dict[str, Any], float, float]], int]:
+    """(row, x, y) of the rows a plot can draw, and how many it leaves out as NaN/inf."""
+    if not any(None in values or _MISSING in values for values in (x_values, y_values)):
+        return list(zip(rows, x_values, y_values, strict=True)), 0  # the common case: every row
+    plottable, not_finite = [], 0
+    for row, x, y in zip(rows, x_values, y_values, strict=True):
+        if x is _MISSING or y is _MISSING:
+            continue
+        if x is None or y is None:
+            not_finite += 1
+            continue
+        plottable.append((row, x, y))
+    return plottable, not_finite
+
+
 def _drawn(plottable: list[tuple[dict[str, Any], float, float]]) -> list[tuple[dict[str, Any], float, float]]:
     """The (row, x, y) a plot draws: all up to MAX_SCATTER_POINTS, else that many evenly spaced
     ones plus those of the metric's lowest and highest value (more points only cost build time and
@@ -164,26 +196,24 @@ def _drawn(plottable: list[tuple[dict[str, Any], float, float]]) -> list[tuple[d
         return plottable
     step = len(plottable) / (MAX_SCATTER_POINTS - 2)
     chosen = {int(k * step) for k in range(MAX_SCATTER_POINTS - 2)}
-    chosen.update(
-        (
-            min(range(len(plottable)), key=lambda i: plottable[i][2]),
-            max(range(len(plottable)), key=lambda i: plottable[i][2]),
-        )
-    )
+    ys = [y for _, _, y in plottable]
+    chosen.update((ys.index(min(ys)), ys.index(max(ys))))
     return [plottable[i] for i in sorted(chosen)]
 
 
-def _intervals(
-    table: ResultTable, paths: SweepPaths, markers: dict[str, float]
-) -> list[tuple[str, float, float, str, str, str]]:
-    """(host, start, end, tooltip, state, backend) of every task with a start time and a duration.
+Interval = tuple[str, float, float, dict[str, Any], str, str]
+"""(host, start, end, the task's table row, state, backend) of a task that ran."""
+
+
+def _intervals(table: ResultTable, paths: SweepPaths, markers: dict[str, float]) -> list[Interval]:
+    """The interval of every task with a start time and a duration.
 
     status.yaml's times are whole seconds; the mtime of the file written last when the task
     ended (its marker, given in ``markers`` by task, else status.yaml) gives the end to the
     millisecond whenever it agrees with the recorded times.
     """
     out = []
-    tasks_dir = str(paths.tasks_dir)
+    files = paths.task_files
     for row in table.rows:
         start = parse_time(row.get("started"))
         duration = number(row.get("duration_s"))
@@ -193,16 +223,21 @@ def _intervals(
         written = markers.get(row["task"])
         if written is None:
             try:
-                written = os.stat(f"{tasks_dir}/{row['task']}/status.yaml").st_mtime
+                written = os.stat(files.status(row["task"])).st_mtime
             except OSError:
                 written = None
         if written is not None and end - 0.5 <= written <= end + 1.5:
             end = written
             start = end - duration
         host = row.get("host") or "unknown host"
-        tip = f"{row['task']} on {host}: {format_duration(duration)} ({row['state']})"
-        out.append((str(host), start, end, tip, row["state"], str(row.get("backend") or "unknown")))
+        out.append((str(host), start, end, row, row["state"], str(row.get("backend") or "unknown")))
     return out
+
+
+def _timeline_bar(interval: Interval) -> tuple[str, float, float, str, str]:
+    """(lane, start, end, tooltip, state) of a task the timeline draws (tooltips only for those)."""
+    host, start, end, row, state, _ = interval
+    return host, start, end, f"{row['task']} on {host}: {format_duration(end - start)} ({state})", state
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -225,26 +260,27 @@ def significant(value: float, digits: int = 3) -> float:
     return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
-def _throughput(group: list[tuple[str, float, float, str, str, str]]) -> dict[str, Any]:
+def _throughput(group: list[Interval]) -> dict[str, Any]:
     durations = [end - start for _, start, end, _, state, _ in group if state == scan.COMPLETED]
-    wall = max(e for _, _, e, *_ in group) - min(s for _, s, *_ in group)
+    starts, ends = [g[1] for g in group], [g[2] for g in group]
+    wall = max(ends) - min(starts)
+    busy = math.fsum(ends) - math.fsum(starts)
+    states = Counter(g[4] for g in group)
     finished = len(group)
     data: dict[str, Any] = {
         "tasks": finished,
-        "completed": sum(1 for g in group if g[4] == scan.COMPLETED),
-        "failed": sum(1 for g in group if g[4] == scan.FAILED),
+        "completed": states[scan.COMPLETED],
+        "failed": states[scan.FAILED],
         "wall_s": round(wall, 3),
         "tasks_per_hour": significant(finished / wall * 3600) if wall > 0 else None,
-        "busy_s": round(sum(e - s for _, s, e, *_ in group), 3),
-        "mean_parallelism": round(sum(e - s for _, s, e, *_ in group) / wall, 2) if wall > 0 else None,
+        "busy_s": round(busy, 3),
+        "mean_parallelism": round(busy / wall, 2) if wall > 0 else None,
     }
     data["durations"] = _stats(durations)
     return data
 
 
-def performance(
-    table: ResultTable, progress: Progress, intervals: list[tuple[str, float, float, str, str, str]]
-) -> dict[str, Any]:
+def performance(table: ResultTable, progress: Progress, intervals: list[Interval]) -> dict[str, Any]:
     """performance_analysis.yaml; ``intervals`` as :func:`_intervals` gives them. Its overall
     throughput (finished tasks per wall second, first start to last end) is the report's one."""
     completed = [
@@ -284,27 +320,52 @@ def _table_rows(table: ResultTable) -> Markup:
 
 
 def _column_cells(rows: list[dict[str, Any]], column: str) -> list[str]:
-    """The cells of ``column``, each distinct value formatted once. Lists and dicts (unhashable) and
-    zero floats (0.0 == -0.0, which print differently) are formatted one by one."""
+    """The cells of ``column``, each distinct value formatted once."""
     values = [row.get(column) for row in rows]
-    keys = [
-        None if value.__class__ in (list, dict) or value.__class__ is float and value == 0 else (value.__class__, value)
-        for value in values
-    ]
-    formatted = {key: _cell_html(column, key[1]) for key in dict.fromkeys(keys) if key is not None}
-    return [
-        _cell_html(column, value) if key is None else formatted[key] for key, value in zip(keys, values, strict=True)
-    ]
+    if _keyed_by_value(values):  # most columns: one dict lookup per cell, in C
+        formatted = {value: _cell_html(column, value) for value in dict.fromkeys(values)}
+        return list(map(formatted.__getitem__, values))
+    # Mixed classes (1, 1.0 and True are equal keys but print differently): told apart by class;
+    # lists and dicts (unhashable) and zero floats (0.0 == -0.0) formatted one by one.
+    by_key: dict[Any, str] = {}
+    cells = []
+    for value in values:
+        kind = value.__class__
+        if kind is list or kind is dict or kind is float and value == 0:
+            cells.append(_cell_html(column, value))
+            continue
+        cell = by_key.get((kind, value))
+        if cell is None:
+            cell = by_key[(kind, value)] = _cell_html(column, value)
+        cells.append(cell)
+    return cells
+
+
+_EQUAL_PRINT_ALIKE = frozenset((str, int, type(None)))
+"""Classes whose equal values print alike and never equal a value of another of them."""
+_FLOAT_CELLS = frozenset((float, type(None)))
+
+
+def _keyed_by_value(values: list[Any]) -> bool:
+    """Whether equal values of the column always print alike, so a value can key its cell."""
+    kinds = set(map(type, values))
+    if kinds <= _EQUAL_PRINT_ALIKE:
+        return True
+    # Floats, unless one is zero (0.0 == -0.0) or NaN (equal to nothing, so never found again).
+    return kinds <= _FLOAT_CELLS and 0.0 not in values and not any(map(math.isnan, filter(None, values)))
 
 
 def _cell_html(column: str, value: Any) -> str:
+    if value.__class__ is str and column != "state" and column != "tracker_url":
+        shown = _escape(value)  # most cells: text is its own sort value
+        return f'<td data-v="{shown}">{shown}</td>\n'
     numeric = number(value)
     shown = text(value)
     if column == "duration_s" and numeric is not None:
         shown = format_duration(numeric)
     elif isinstance(value, float):
         shown = f"{value:.6g}"  # 0.30000000000000004 reads 0.3; the sort value keeps every digit
-    sort = _escape(repr(numeric) if numeric is not None else text(value))
+    sort = repr(numeric) if numeric is not None else _escape(text(value))  # a float's repr needs no escaping
     if column == "state" and shown:
         color = svgplot.STATE_COLORS.get(shown, svgplot.DEFAULT_COLOR)
         return f'<td data-v="{sort}" style="color: {_escape(color)}">{_escape(shown)}</td>\n'
@@ -323,6 +384,11 @@ def _escape(value: str) -> str:
 
 def build_report(paths: SweepPaths) -> ReportFiles:
     """Write the report files of a sweep; raises SweepStateError only if the task mapping is unreadable."""
+    with scan.gc_paused():
+        return _build_report(paths)
+
+
+def _build_report(paths: SweepPaths) -> ReportFiles:
     state = scan.scan(load_sweep_index(paths.root), with_status=True)
     table = collect(state)
     progress = summarize(state)
@@ -355,7 +421,7 @@ def build_report(paths: SweepPaths) -> ReportFiles:
         "plots": plots,
         "plots_left_out": left_out,
         "histogram": svgplot.histogram(durations, label="duration of completed tasks (s)") if durations else None,
-        "timeline": svgplot.timeline([i[:5] for i in shown_bars]) if intervals else None,
+        "timeline": svgplot.timeline([_timeline_bar(i) for i in shown_bars]) if intervals else None,
         "timeline_left_out": len(intervals) - len(shown_bars),
         "errors": errors,
         "colors": svgplot.STATE_COLORS,

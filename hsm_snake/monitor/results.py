@@ -51,11 +51,17 @@ class ResultTable:
 
 # Values kept in the fixed columns. type(), not isinstance: bool is no scalar here, and status records
 # come from JSON/YAML parsers (no subclasses); it is also the cheapest test on 10,000 rows.
-_SCALARS = (str, int, float)
+_SCALARS = frozenset((str, int, float))
+_FIXED_SCALARS = FIXED_AFTER[2:]
 
 
 def collect(state: scan.SweepState) -> ResultTable:
     """The table of a sweep scanned with ``with_status=True``."""
+    with scan.gc_paused():
+        return _collect(state)
+
+
+def _collect(state: scan.SweepState) -> ResultTable:
     paths = state.index.paths
     fixed = set(FIXED_BEFORE) | set(FIXED_AFTER)
     params: dict[str, str] = {}  # parameter -> column (prefixed when it has a fixed column's name)
@@ -66,22 +72,27 @@ def collect(state: scan.SweepState) -> ResultTable:
     taken = set(params) | set(params.values()) | fixed
     metric_names: dict[str, str] = {}
     raw_rows = []
+    files = paths.task_files
     for task in state.tasks:
         status = task.status if isinstance(task.status, dict) else {}
-        metrics = task_metrics(paths, task.task.name, status)
+        metrics = task_metrics(files, task.task.name, status)
         for name in metrics:
             if name not in metric_names:
                 metric_names[name] = f"metric.{name}" if name in taken else name
         raw_rows.append((task, status, metrics))
     rows = []
+    param_columns, metric_columns = list(params.items()), list(metric_names.items())
     for task, status, metrics in raw_rows:
         row: dict[str, Any] = {"task": task.task.name, "state": task.state}
-        row.update({column: task.task.params.get(name) for name, column in params.items()})
-        row.update({column: metrics.get(name) for name, column in metric_names.items()})
+        task_params = task.task.params
+        for name, column in param_columns:
+            row[column] = task_params.get(name)
+        for name, column in metric_columns:
+            row[column] = metrics.get(name)
         row["duration_s"] = number(status.get("duration_s"))
         attempt = status.get("attempt")
         row["attempt"] = attempt if type(attempt) is int else None
-        for key in FIXED_AFTER[2:]:
+        for key in _FIXED_SCALARS:
             value = status.get(key)
             row[key] = value if type(value) in _SCALARS else None
         rows.append(row)
@@ -91,7 +102,8 @@ def collect(state: scan.SweepState) -> ResultTable:
 # Cells that are not written as str() does: lists, dicts and booleans as JSON, and text a
 # spreadsheet would run as a formula (=, +, -, @, and tab/CR that some strip first) with a
 # leading quote, which makes it show the text as written (OWASP "CSV injection").
-_TEXT_CELLS = (str, list, dict, bool)
+_TEXT_CELLS = frozenset((str, list, dict, bool))
+_PLAIN_TEXT_COLUMN = frozenset((str, int, float, type(None)))
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -116,11 +128,21 @@ def to_csv(table: ResultTable) -> str:
     writer = csv.writer(out, lineterminator="\n")
     columns = table.columns
     writer.writerow([_text_cell(column) for column in columns])
-    # type(), as in collect; csv writes None as an empty cell and numbers as str() does.
-    writer.writerows(
-        [v if type(v) not in _TEXT_CELLS else _text_cell(v) for v in map(row.get, columns)] for row in table.rows
-    )
+    writer.writerows(zip(*(_csv_column([row.get(column) for row in table.rows]) for column in columns), strict=True))
     return out.getvalue()
+
+
+def _csv_column(values: list[Any]) -> list[Any]:
+    """A column's cells as csv writes them. Column by column: most columns hold only numbers,
+    empty cells, or text that needs nothing (csv writes None as an empty cell and numbers as
+    str() does), which one look at the classes present tells, without a call per cell."""
+    kinds = set(map(type, values))
+    if kinds.isdisjoint(_TEXT_CELLS):
+        return values
+    if kinds <= _PLAIN_TEXT_COLUMN and not any(type(v) is str and v.startswith(_FORMULA_START) for v in values):
+        return values
+    # type(), as in collect: bool is not written as str() does.
+    return [_text_cell(v) if type(v) in _TEXT_CELLS else v for v in values]
 
 
 def to_json(table: ResultTable) -> str:

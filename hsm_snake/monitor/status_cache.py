@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hsm_snake.layout.paths import TaskFiles
 from hsm_snake.layout.records import decode_record, parse_json_lines, write_bytes_atomic
 
 HEADER = f"hsm-snake status cache 1, python {sys.version_info[0]}.{sys.version_info[1]}\n".encode()
@@ -53,7 +54,7 @@ class StatusCache:
             entries = None
         return cls(path, entries if isinstance(entries, dict) else {})
 
-    def completed_record(self, name: str, status_path: str, marker: os.stat_result) -> dict[str, Any]:
+    def completed_record(self, name: str, files: TaskFiles, marker: os.stat_result) -> dict[str, Any]:
         """A completed task's status record: the cached one if its marker is the same file, else
         read (and cached when it is in the form the runner writes and says completed).
         FileNotFoundError and RecordError as :func:`~hsm_snake.layout.records.read_record_text`."""
@@ -61,6 +62,7 @@ class StatusCache:
         cached = self._entries.get(name)
         if isinstance(cached, list) and len(cached) == 2 and cached[0] == key and isinstance(cached[1], dict):
             return cached[1]
+        status_path = files.status(name)
         with open(status_path, "rb") as handle:
             data = handle.read()
         try:

@@ -9,7 +9,7 @@ from typing import Any
 
 from hsm_snake.errors import ConfigError
 from hsm_snake.layout.index import TaskEntry, load_index
-from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.paths import SweepPaths, TaskFiles
 from hsm_snake.layout.records import read_yaml
 from hsm_snake.monitor import scan
 from hsm_snake.runner import failures
@@ -29,11 +29,11 @@ def planned_tasks(
     paths: SweepPaths, entries: list[TaskEntry], runner: dict[str, Any], states: dict[str, str] | None = None
 ) -> list[PlannedTask]:
     states = states or {}
-    tasks_dir = str(paths.tasks_dir.resolve())
+    files = TaskFiles(paths.tasks_dir.resolve())
     return [
         PlannedTask(
             entry,
-            build_argv(runner, entry.params, f"{tasks_dir}/{entry.name}", paths.sweep_id),
+            build_argv(runner, entry.params, files.dir(entry.name), paths.sweep_id),
             states.get(entry.name, scan.PENDING),
         )
         for entry in entries
