@@ -19,8 +19,11 @@ from hsm_snake.layout.records import RecordError, read_json_document, read_yaml
 _SELECTION = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TaskEntry:
+    """One task of the mapping. Not frozen: a frozen dataclass's __init__ costs three times as much
+    (object.__setattr__ per field), and every status/missing/Snakemake start builds one per task."""
+
     name: str
     param_hash: str
     params: dict[str, Any]
