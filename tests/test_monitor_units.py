@@ -172,8 +172,7 @@ def test_report_cells_of_mixed_columns_are_each_formatted_as_alone():
         "duration_s": [3725.0, 42.5, 3725.0],
     }
     for column, values in columns.items():
-        rows = [{column: value} for value in values]
-        assert _column_cells(rows, column) == [_cell_html(column, value) for value in values], column
+        assert _column_cells(values, column) == [_cell_html(column, value) for value in values], column
 
 
 def test_results_csv_cells_guard_formulas_in_any_column():

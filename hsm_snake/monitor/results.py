@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,18 @@ class ResultTable:
     metrics: list[str]
     """Metric names as in the rows (prefixed ``metric.`` when a parameter has the same name)."""
     rows: list[dict[str, Any]]
+    _values: dict[str, list[Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def columns(self) -> list[str]:
         return [*FIXED_BEFORE, *self.params, *self.metrics, *FIXED_AFTER]
+
+    def values(self, column: str) -> list[Any]:
+        """The rows' values of ``column`` (None where a row has none), extracted once: the report's
+        table, plots and results.csv all read the same columns."""
+        if column not in self._values:
+            self._values[column] = [row.get(column) for row in self.rows]
+        return self._values[column]
 
 
 # Values kept in the fixed columns. type(), not isinstance: bool is no scalar here, and status records
@@ -128,7 +136,7 @@ def to_csv(table: ResultTable) -> str:
     writer = csv.writer(out, lineterminator="\n")
     columns = table.columns
     writer.writerow([_text_cell(column) for column in columns])
-    writer.writerows(zip(*(_csv_column([row.get(column) for row in table.rows]) for column in columns), strict=True))
+    writer.writerows(zip(*(_csv_column(table.values(column)) for column in columns), strict=True))
     return out.getvalue()
 
 
