@@ -193,7 +193,7 @@ def test_results_csv_cells_guard_formulas_in_any_column():
 def test_gc_paused_restores_collection_and_nests():
     import gc
 
-    from hsm_snake.monitor.scan import gc_paused
+    from hsm_snake.monitor.readers import gc_paused
 
     assert gc.isenabled()
     with gc_paused():

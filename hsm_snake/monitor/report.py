@@ -36,6 +36,7 @@ from hsm_snake.monitor.readers import (
     format_duration,
     format_rate,
     format_time,
+    gc_paused,
     load_sweep_index,
     metadata,
     number,
@@ -389,7 +390,7 @@ def _escape(value: str) -> str:
 
 def build_report(paths: SweepPaths) -> ReportFiles:
     """Write the report files of a sweep; raises SweepStateError only if the task mapping is unreadable."""
-    with scan.gc_paused():
+    with gc_paused():
         return _build_report(paths)
 
 

@@ -17,7 +17,7 @@ from hsm_snake.errors import HsmError
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import write_text_atomic
 from hsm_snake.monitor import scan
-from hsm_snake.monitor.readers import number, task_metrics
+from hsm_snake.monitor.readers import gc_paused, number, task_metrics
 
 FIXED_BEFORE = ("task", "state")
 FIXED_AFTER = (
@@ -65,7 +65,7 @@ _FIXED_SCALARS = FIXED_AFTER[2:]
 
 def collect(state: scan.SweepState) -> ResultTable:
     """The table of a sweep scanned with ``with_status=True``."""
-    with scan.gc_paused():
+    with gc_paused():
         return _collect(state)
 
 

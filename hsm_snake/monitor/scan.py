@@ -8,11 +8,8 @@ tasks' records, through the status cache (a stat per task when nothing changed).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +17,7 @@ from hsm_snake.engine.lock import describe_holder, engine_alive, holder_record
 from hsm_snake.layout.index import SweepIndex, TaskEntry
 from hsm_snake.layout.paths import SweepPaths, TaskFiles
 from hsm_snake.layout.records import RecordError, read_record_text
+from hsm_snake.monitor.readers import gc_paused
 from hsm_snake.monitor.status_cache import StatusCache
 
 COMPLETED = "completed"
@@ -99,21 +97,6 @@ class SweepState:
             **({"progress": progress} if progress is not None else {}),
             "tasks": tasks,
         }
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a monitoring command builds its per-task records: tens of
-    thousands of acyclic containers, which the collector would otherwise traverse again and again
-    as they pile up (~15% of `report` at 10,000 tasks). Collection resumes after (`watch` runs on)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def scan(index: SweepIndex, *, with_status: bool = False, selection: str | None = None) -> SweepState:
