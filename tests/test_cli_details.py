@@ -276,3 +276,41 @@ def test_status_counts_the_earlier_attempts_of_retried_tasks(project):
     # Three attempts finished: task_001's, and both of task_002's.
     expected = (sum(durations) + first["duration_s"]) / 3
     assert data["progress"]["mean_duration_s"] == pytest.approx(expected)
+
+
+# -- options refused before anything is written ---------------------------------------------------
+
+
+def test_refused_options_name_the_problem_and_write_no_sweep(project):
+    project.write_sweep({"grid": {"x": [1, 2]}})
+    out = project.cli("run", "sweep.yaml", "--set", "walltime", expect=2).output
+    assert "--set: 'walltime' is not KEY=VALUE" in out and "--set slurm.walltime=02:00:00" in out
+    out = project.cli("run", "sweep.yaml", "--remote", "gpu1", "--profile", "slurm", expect=2).output
+    assert "--remote gpu1 and --profile slurm both say where to run: give one" in out
+    assert project.sweep_dirs() == []
+
+    project.cli("run", "sweep.yaml", "--sweep-id", "s", "--max-tasks", "1")
+    out = project.cli("complete", "s", "--tasks", "@numbers.txt", expect=2).output
+    assert "Invalid value for '--tasks'" in out and "cannot read task list numbers.txt" in out
+    out = project.cli("complete", "s", "--remote", "gpu1", "--profile", "pbs", expect=2).output
+    assert "--remote gpu1 and --profile pbs both say where to run" in out
+    out = project.cli("results", "s", "--format", "parquet", expect=2).output
+    assert "--format parquet writes a binary file: name it with --output FILE.parquet" in out
+    out = project.cli("init", "--sweeps-root", str(project.root), expect=2).output
+    assert "--sweeps-root and --conda-root go with --machine" in out
+    assert not project.runs() or project.completions() == {"task_001": 1}
+
+
+def test_show_names_a_missing_project_file(project):
+    project.write_sweep({"grid": {"x": [1]}})
+    out = project.cli("show", "sweep.yaml", "-p", "other.yaml", expect=2).output
+    assert "other.yaml: file not found" in out and "hint: give an existing file" in out
+
+
+def test_recent_and_cleanup_with_no_sweeps_say_so(project):
+    out = project.cli("recent").output
+    assert "no sweeps under" in out
+    out = project.cli("recent", "--days", "2").output
+    assert "no sweeps created in the last 2 day(s) under" in out
+    out = project.cli("cleanup", "-d", "7", "-y").output
+    assert "no sweeps older than 7 day(s) to delete under" in out

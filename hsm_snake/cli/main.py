@@ -277,6 +277,7 @@ def run(
     remote: str | None,
 ) -> None:
     """Expand SWEEP_FILE into tasks, lay out the sweep directory and run every task."""
+    remote = _remote_option(profile, remote)
     sweeps = _sweeps()
     spec, project = sweeps.load_inputs(sweep_file, project_file, Path.cwd(), set_items)
     console = make_console()
@@ -301,7 +302,7 @@ def run(
     first = index.active()[:max_tasks] if max_tasks else None
     selection = format_task_selection([t.number for t in first]) if first else None
     _run_and_report(
-        index.paths, profile=profile, cores=cores, tasks=selection, remote=_remote_option(profile, remote), lock=lock
+        index.paths, profile=profile, cores=cores, tasks=selection, remote=remote, lock=lock
     )
 
 
