@@ -301,9 +301,7 @@ def run(
     )
     first = index.active()[:max_tasks] if max_tasks else None
     selection = format_task_selection([t.number for t in first]) if first else None
-    _run_and_report(
-        index.paths, profile=profile, cores=cores, tasks=selection, remote=remote, lock=lock
-    )
+    _run_and_report(index.paths, profile=profile, cores=cores, tasks=selection, remote=remote, lock=lock)
 
 
 @cli.command()

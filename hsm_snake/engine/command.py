@@ -77,7 +77,6 @@ def snakemake_command(
     *,
     cores: int | None = None,
     config: dict[str, str] | None = None,
-    dry_run: bool = False,
     extra_args: tuple[str, ...] = (),
 ) -> list[str]:
     """The exact Snakemake command line for a sweep."""
@@ -98,8 +97,6 @@ def snakemake_command(
         command += ["--cores", str(cores)]
     if config:
         command += ["--config", *(f"{key}={value}" for key, value in config.items())]
-    if dry_run:
-        command += ["--dry-run"]
     command += list(extra_args)
     return command
 
@@ -127,10 +124,6 @@ class EngineProcess:
             )
         lock.note_engine_pid(self.process.pid)
         self._stop_requests = 0
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     def request_stop(self) -> None:
         """First call: SIGINT to Snakemake and the tasks (clean stop). Later calls: SIGKILL."""

@@ -27,7 +27,6 @@ LOCAL = names.LOCAL_ALIAS
 HEALTH_TIMEOUT_S = 30
 DEFAULT_MIN_FREE_GB = 1.0
 DEFAULT_HEALTH_INTERVAL_S = 60
-STRATEGIES = ("round_robin", "least_loaded")
 # Run by the host's Python with the directory to check as argv[1]; prints one JSON line. Standard
 # library only, so that a missing PyYAML is reported rather than crashing the probe.
 PROBE_CODE = """

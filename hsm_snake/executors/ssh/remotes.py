@@ -151,18 +151,6 @@ def remotes(cwd: Path) -> dict[str, Host]:
     }
 
 
-def find_remote(cwd: Path, alias: str) -> Host:
-    pool = remotes(cwd)
-    if alias not in pool:
-        raise ConfigError(
-            f"no remote '{alias}'",
-            file=find_project_config(cwd),
-            key="distributed.remotes",
-            hint="known: " + (", ".join(pool) or "none") + "; add one with hsm-snake remote add",
-        )
-    return pool[alias]
-
-
 def address(host: Host) -> str:
     return (f"{host.user}@" if host.user else "") + host.host + (f":{host.port}" if host.port else "")
 
