@@ -58,3 +58,44 @@ def test_complete_only_category_reruns_just_that_class(project):
     status = {t["task"]: t for t in json.loads(project.cli("status", "--json").output)["tasks"]}
     assert status["task_001"]["attempt"] == 1 and status["task_001"]["error_category"] == "python_exception"
     assert status["task_002"]["attempt"] == 2 and status["task_002"]["error_category"] == "nonzero_exit"
+
+
+# Hydra 1.3's own words (without HYDRA_FULL_ERROR) when it refuses an override.
+HYDRA_REFUSED_KEY = """Could not override 'lr'.
+To append to your config use +lr=0.1
+Key 'lr' is not in struct
+    full_key: lr
+    object_type=dict
+
+Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.
+"""
+HYDRA_BAD_GRAMMAR = """no viable alternative at input '['
+See https://hydra.cc/docs/1.2/advanced/override_grammar/basic for details
+
+Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.
+"""
+
+
+@pytest.mark.parametrize(
+    "stderr, summary",
+    [
+        (
+            HYDRA_REFUSED_KEY,
+            "exited with status 1: Could not override 'lr'. To append to your config use +lr=0.1 Key 'lr' is not in struct",
+        ),
+        # No line Hydra starts its known errors with: the last three lines of the block.
+        (
+            HYDRA_BAD_GRAMMAR,
+            "exited with status 1: no viable alternative at input '[' "
+            "See https://hydra.cc/docs/1.2/advanced/override_grammar/basic for details",
+        ),
+    ],
+)
+def test_a_hydra_app_refusing_its_overrides_is_summarised_by_hydras_message(stderr, summary):
+    failure = classify(1, timed_out=False, timeout_s=None, stderr_tail=stderr)
+    assert (failure.category, failure.summary) == ("nonzero_exit", summary)
+
+
+def test_a_signal_without_a_name_is_reported_by_number():
+    failure = classify(-200, timed_out=False, timeout_s=None, stderr_tail="")
+    assert (failure.status, failure.category, failure.summary) == ("failed", "killed", "killed by signal 200")

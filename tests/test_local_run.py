@@ -161,3 +161,25 @@ def test_the_runner_refuses_an_empty_params_file_with_the_way_out(project):
     assert status["error_category"] == "launch_error"
     assert "params.yaml is empty" in status["error_summary"] and "hsm-snake complete" in status["error_summary"]
     assert project.completions() == {"task_001": 1}
+
+
+def test_metrics_regex_reads_a_script_that_prints_no_json(project):
+    (project.root / "plain.py").write_text(
+        "import sys\n"
+        "lr = sys.argv[1].partition('=')[2]\n"
+        "print('epoch 1 loss=0.90 acc=0.5 best=none')\n"
+        "print(f'epoch 2 loss=0.45 acc=0.75 steps=12 best=epoch2 lr={lr}')\n"
+    )
+    regexes = {"loss": r"loss=([0-9.]+)", "steps": r"steps=(\d+)", "best": r"best=(\w+)", "f1": r"f1=([0-9.]+)"}
+    project.write_project({"paths": {"train_script": "plain.py"}, "task": {"metrics_regex": regexes}})
+    project.write_sweep({"grid": {"lr": [0.1]}})
+    project.cli("run", "sweep.yaml")
+    (sweep_dir,) = project.sweep_dirs()
+    task = sweep_dir / "tasks" / "task_001"
+    # The last match of each pattern, numbers as numbers; a pattern that never matched is left out.
+    expected = {"loss": 0.45, "steps": 12, "best": "epoch2"}
+    assert load_json(task / "metrics.json") == expected
+    assert read_status(task)["metrics"] == expected
+    csv = project.cli("results").output.splitlines()
+    row = dict(zip(csv[0].split(","), csv[1].split(","), strict=True))
+    assert row["loss"] == "0.45" and row["best"] == "epoch2"
