@@ -147,3 +147,63 @@ def test_task_files_name_what_task_paths_name(tmp_path):
     assert files.metrics("task_042") == str(task.metrics)
     assert files.attempt_status("task_042", 2) == str(task.attempt_status(2))
     assert Path(files.attempt_status("task_042", 2)).relative_to(task.attempts) == Path("2/status.yaml")
+
+
+def test_a_profile_folder_of_the_users_own_runs_the_sweep(project):
+    from hsm_snake.engine.command import resolve_profile
+
+    own = project.root / "my profiles" / "laptop"
+    own.mkdir(parents=True)
+    (own / "config.yaml").write_text("executor: local\nlatency-wait: 0\nprintshellcmds: true\n")
+    assert resolve_profile(str(own)) == own.resolve()
+    assert resolve_profile(str(own / "config.yaml")) == own.resolve()
+    with pytest.raises(ConfigError, match="no profile named"):
+        resolve_profile(str(project.root / "my profiles"))  # a folder without config.yaml
+
+    project.write_sweep({"grid": {"x": [1, 2]}})
+    project.cli("run", "sweep.yaml", "--profile", "my profiles/laptop/config.yaml", "--sweep-id", "s")
+    assert project.completions() == {"task_001": 1, "task_002": 1}
+    assert (
+        "with profile my profiles/laptop/config.yaml" in (project.root / "sweeps/outputs/s/logs/sweep.log").read_text()
+    )
+
+
+def test_task_lists_from_a_file_are_checked_line_by_line(project):
+    project.write_sweep({"grid": {"x": list(range(1, 7))}})
+    project.cli("run", "sweep.yaml", "--max-tasks", "1", "--sweep-id", "s")
+    (project.root / "redo.txt").write_text("# redo these\n2\n\n3-4, 6  # and six\n")
+    out = project.cli("complete", "s", "--tasks", "@redo.txt", "--dry-run").output
+    assert all(f"task_00{n}" in out for n in (2, 3, 4, 6)) and "task_005" not in out
+    (project.root / "bad.txt").write_text("2\n4-x\n")
+    out = project.cli("complete", "s", "--tasks", "@bad.txt", expect=2).output
+    assert "bad.txt:2: tasks: cannot read task selection part '4-x'" in out and "e.g. 1,5,10-20" in out
+    (project.root / "empty.txt").write_text("# nothing yet\n\n")
+    out = project.cli("complete", "s", "--tasks", "@empty.txt", expect=2).output
+    assert "lists no task numbers" in out and "one number or range (10-20) a line" in out
+    out = project.cli("complete", "s", "--tasks", "5,9-12", expect=2).output
+    assert "no such task number(s) in sweep s: 9, 10, 11, 12" in out
+    assert "task numbers of this sweep run from 1 to 6" in out
+    assert project.completions() == {"task_001": 1}
+
+
+@pytest.mark.parametrize(
+    "mapping, project_config, problem",
+    [
+        ("{}", None, "task_mapping.yaml is damaged: missing 'tasks'"),
+        ('{"tasks": {"task_001": {}}}', None, "task_mapping.yaml is damaged: missing 'hash'"),
+        ('{"tasks": {"../x": {"hash": "h"}}}', None, "'../x' is not a task name"),
+        ('{"tasks": {}}', "[1, 2]\n", "project_config.yaml is damaged: not a mapping"),
+        ('{"tasks": {}}', "a: [1\n", "cannot read"),
+    ],
+)
+def test_a_damaged_sweep_folder_is_named_not_a_traceback(tmp_path, mapping, project_config, problem):
+    from hsm_snake.errors import SweepStateError
+
+    (tmp_path / "task_mapping.yaml").write_text(mapping)
+    if project_config is not None:
+        (tmp_path / "project_config.yaml").write_text(project_config)
+    with pytest.raises(SweepStateError) as err:
+        load_index(tmp_path)
+    assert problem in str(err.value)
+    with pytest.raises(SweepStateError, match="has no task_mapping.yaml"):
+        load_index(tmp_path / "elsewhere")
