@@ -99,3 +99,46 @@ def test_a_hydra_app_refusing_its_overrides_is_summarised_by_hydras_message(stde
 def test_a_signal_without_a_name_is_reported_by_number():
     failure = classify(-200, timed_out=False, timeout_s=None, stderr_tail="")
     assert (failure.status, failure.category, failure.summary) == ("failed", "killed", "killed by signal 200")
+
+
+TRIAGE_SCRIPT = """
+import argparse, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--mode")
+args = parser.parse_args()
+if args.mode == "data":
+    open("data/train.csv")
+if args.mode == "syntax":
+    exec("def (")
+"""
+
+
+def _suggestions(project, sweep_id: str) -> dict[str, str]:
+    data = json.loads(project.cli("errors", sweep_id, "--json").output)
+    return {g["category"]: g["suggestion"] for g in data["groups"]}
+
+
+def test_errors_suggests_the_fix_for_each_way_a_script_fails_to_start(project):
+    (project.root / "train.py").write_text(TRIAGE_SCRIPT)
+    task = {"arg_style": "argparse", "workdir": "task"}
+    project.write_project({"paths": {"train_script": "train.py"}, "task": task})
+    project.write_sweep({"grid": {"mode": ["data", "syntax"]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "files", expect=1)
+    suggestion = _suggestions(project, "files")
+    assert "a file the script opens does not exist (FileNotFoundError: [Errno 2]" in suggestion["missing_file"]
+    assert "relative paths are read from each task's own folder (task.workdir: task)" in suggestion["missing_file"]
+    assert suggestion["syntax_error"].startswith("fix the syntax error in the script (see tasks/task_002/stderr.log)")
+
+    # The task folder passed as an option the parser does not have, then a swept key it does not have.
+    project.write_project(
+        {"paths": {"train_script": "train.py"}, "task": {"arg_style": "argparse", "output_dir_arg": "out"}}
+    )
+    project.write_sweep({"grid": {"mode": ["ok"]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "outdir", expect=1)
+    assert "the script has no --out option" in _suggestions(project, "outdir")["nonzero_exit"]
+    project.write_project({"paths": {"train_script": "train.py"}, "task": {"arg_style": "argparse"}})
+    project.write_sweep({"grid": {"mode": ["ok"], "epochs": [3]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "key", expect=1)
+    advice = _suggestions(project, "key")["nonzero_exit"]
+    assert "argparse parser refuses arguments hsm-snake passed" in advice
+    assert "hsm-snake complete key --only-category nonzero_exit" in advice
