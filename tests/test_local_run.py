@@ -183,3 +183,21 @@ def test_metrics_regex_reads_a_script_that_prints_no_json(project):
     csv = project.cli("results").output.splitlines()
     row = dict(zip(csv[0].split(","), csv[1].split(","), strict=True))
     assert row["loss"] == "0.45" and row["best"] == "epoch2"
+
+
+def test_the_runner_entry_point_of_cluster_jobs_reports_by_exit_status(project):
+    import subprocess
+    import sys
+
+    sweep = project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", str(sweep))
+    (sweep_dir,) = project.sweep_dirs()
+    task = sweep_dir / "tasks" / "task_001"
+    runner = [sys.executable, "-m", "hsm_snake.runner"]
+    usage = subprocess.run(runner, capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage: python -m hsm_snake.runner TASK_DIR" in usage.stderr
+    (task / "params.yaml").write_bytes(b"")
+    failed = subprocess.run([*runner, str(task)], capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("task_001 failed: launch_error:") and "params.yaml is empty" in failed.stderr
+    assert project.completions() == {"task_001": 1}
