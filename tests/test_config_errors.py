@@ -323,6 +323,27 @@ PROJECT_CASES = [
         ("'host=n1'", "extra_directives"),
     ),
     Bad(
+        "v1 PBS resource string with a count in words",
+        "hpc:\n  system: pbs\n  default_resources: select=one:ncpus=4\n",
+        "hpc.default_resources",
+        3,
+        ("'select=one' needs a whole number", "e.g. select=1:ncpus=4:mem=16gb"),
+    ),
+    Bad(
+        "v1 Slurm resource string with a count in words",
+        "hpc:\n  default_resources: --cpus-per-task=four\n",
+        "hpc.default_resources",
+        2,
+        ("'--cpus-per-task=four' needs a whole number", "e.g. --cpus-per-task=4 --mem=16G"),
+    ),
+    Bad(
+        "v1 Slurm resource string with a bad time",
+        "hpc:\n  default_resources: --time=forever --mem=4G\n",
+        "hpc.default_resources",
+        2,
+        ("not a walltime", "HH:MM:SS"),
+    ),
+    Bad(
         "v1 resource string with bad memory",
         "hpc:\n  default_resources: --mem=lots\n",
         "hpc.default_resources",

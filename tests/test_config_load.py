@@ -534,3 +534,41 @@ distributed:
     assert record["resources"]["slurm"]["mem_mb"] == 1024
     assert record["runner"]["pre_scripts"]["slurm@uzh"] == "module load cuda\nsource env.sh"
     assert record["runner"]["pre_scripts"]["slurm"] == "module load cuda"
+
+
+def test_v1_remote_gpu_settings_and_slurm_spec_forms_are_read(tmp_path):
+    path = write(
+        tmp_path / "hsm_config.yaml",
+        """
+hpc:
+  system: slurm
+  module_commands: [module load cuda, module load gcc]
+distributed:
+  remotes:
+    listed: {host: a, gpus: [0, 2]}
+    cpu-only: {host: b, gpus: cpu}
+    counted: {host: c, gpus: 2, spec: {gpus: 1}}
+    cluster:
+      backend: slurm
+      host: d
+      spec:
+        modules: cuda/12
+        pre_script: [source a.sh, source b.sh]
+        extra_directives: {exclusive: true, requeue: false, mail-type: END}
+""",
+    )
+    project = load_project(path, cwd=tmp_path)
+    remotes = project.section("distributed")["remotes"]
+    assert remotes["listed"]["visible_gpus"] == [0, 2] and "gpus" not in remotes["listed"]
+    assert remotes["cpu-only"]["gpus"] == 0
+    assert remotes["counted"]["gpus"] == 1  # v1 took spec.gpus as the per-task count, not the top-level 2
+    assert remotes["cluster"]["slurm"] == {
+        "modules": ["cuda/12"],
+        "pre_script": "source a.sh\nsource b.sh",
+        "extra_directives": ["--exclusive", "--mail-type=END"],
+    }
+    assert project.section("slurm")["pre_script"] == "module load cuda\nmodule load gcc"
+    notices = "\n".join(project.notices)
+    assert "'cpu' is v1's CPU-only setting: read as gpus: 0" in notices
+    assert "is a v1 GPU allowlist: read as visible_gpus" in notices
+    assert "is v1's count of GPUs to use next to spec.gpus: ignored" in notices
