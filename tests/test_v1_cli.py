@@ -75,6 +75,19 @@ def test_the_docs_table_is_generated_from_the_code():
     )
 
 
+def test_write_docs_regenerates_the_table_between_its_markers(tmp_path):
+    import subprocess
+    import sys
+
+    stale = tmp_path / "v1-commands.md"
+    text = DOC.read_text(encoding="utf-8")
+    begin, end = "<!-- BEGIN v1-commands (generated) -->\n", "<!-- END v1-commands -->"
+    stale.write_text(text[: text.index(begin) + len(begin)] + "| old table |\n" + text[text.index(end) :])
+    done = subprocess.run([sys.executable, "-m", "hsm_snake.cli.v1", "--write-docs", str(stale)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert stale.read_text(encoding="utf-8") == text
+
+
 def test_hints_exit_1_with_the_command_and_unknown_commands_get_a_pointer(project):
     out = v1("setup", "init", "-i", expect=HINT_EXIT).output
     assert "not interactive" in out and "in hsm-snake: hsm-snake init --template grid" in out
@@ -226,3 +239,25 @@ def test_v1_remote_runs_on_that_host_alone(project, tb, monkeypatch, tmp_path):
     record = yaml.safe_load((sweep_dir / "project_config.yaml").read_text())
     assert record["overrides"]["distributed"]["use"] == ["hsmtb-lo"]
     assert record["runner"]["timeout_s"]["ssh"] == 300
+
+
+def test_v1_options_that_cannot_apply_are_refused_or_noted(project):
+    assert (
+        "--project-root: nowhere is not a folder" in v1("setup", "init", "--project-root", "nowhere", expect=2).output
+    )
+    out = v1("sweep", "run", "-c", "sweep.yaml", "--mode", "local", "--gpus", "two", expect=2).output
+    assert "use all, cpu, a count N, or device numbers such as 0,1,3" in out
+    out = v1("sweep", "run", "--mode", "local", "--remote", "box", expect=2).output
+    assert "--remote goes with --mode remote, not --mode local (as in v1)" in out
+    for command in (["run", "-c", "sweep.yaml"], ["complete", "s"]):
+        out = v1("sweep", *command, "--mode", "local", "--max-runs", "0", expect=2).output
+        assert "Invalid value for --max-runs: must be at least 1" in out
+
+    on_slurm = translate("sweep run -c sweep.yaml --mode array --gpus 0,1 -p 4 --resources '--exclusive --mem=8G'")
+    assert on_slurm.argv == [
+        *("run", "sweep.yaml", "--profile", "slurm"),
+        *("--set", "slurm.mem=8G", "--set", 'slurm.extra_directives=["--exclusive"]'),
+    ]
+    assert "--gpus 0,1: v1 applied it to local and --remote runs only; ignored" in on_slurm.notes
+    assert "--parallel-jobs 4: v1 used it for local runs only; ignored" in on_slurm.notes
+    assert "--set" not in translate("sweep run -c sweep.yaml --mode local --gpus all").argv
