@@ -60,3 +60,32 @@ def test_a_task_without_a_memory_request_grows_from_the_default_it_had(tmp_path)
     assert resources["mem_mb"](wildcards) == 1000
     write_status(task.status, {**oom, "attempt": 2, "mem_request_mb": 1000})
     assert resources["mem_mb"](wildcards) == 2000  # the first default, grown twice
+
+
+def test_retry_caps_of_hsm_yaml_bound_the_grown_requests(project):
+    from types import SimpleNamespace
+
+    from hsm_snake import sweeps
+    from hsm_snake.config.project import load_project
+    from hsm_snake.config.sweep_file import load_sweep
+    from hsm_snake.layout.index import load_index
+    from hsm_snake.layout.status import write_status
+    from hsm_snake.runner.escalation import rule_resources
+
+    project.write_project({"slurm": {"mem": "1G", "walltime": "00:40:00"}})
+    text = (project.root / "hsm.yaml").read_text()
+    (project.root / "hsm.yaml").write_text(
+        text + "retries: 3\nretry: {mem_factor: 4, time_factor: 2, max_mem: 3G, max_walltime: '01:00:30'}\n"
+    )
+    sweep = project.write_sweep({"grid": {"x": [1]}})
+    index = sweeps.create(load_sweep(sweep), load_project(None, cwd=project.root), ["test"], "capped")
+    index = load_index(index.paths.root)
+    assert index.retry["max_mem_mb"] == 3072 and index.retry["max_walltime_s"] == 3630
+    assert index.retry["max_runtime"] == 61  # minutes, rounded up
+    resources = rule_resources(index.resources["slurm"], index.retry, index.paths)
+    task, wildcards = index.paths.task("task_001"), SimpleNamespace(task="task_001")
+    assert (resources["mem_mb"](wildcards), resources["runtime"](wildcards)) == (1024, 40)
+    (task.attempts / "1").mkdir(parents=True)
+    write_status(task.attempts / "1" / "status.yaml", {"status": "failed", "error_category": "out_of_memory"})
+    write_status(task.status, {"status": "failed", "error_category": "timeout", "attempt": 2})
+    assert (resources["mem_mb"](wildcards), resources["runtime"](wildcards)) == (3072, 61)  # 4096 and 80, capped
