@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from hsm_snake import sweeps
 from hsm_snake.config.project import load_project
@@ -50,6 +51,25 @@ def test_formats():
     assert format_duration(3725) == "1:02:05" and format_duration(90000) == "1d 1:00:00"
     assert format_rate(None) == "-" and format_rate(0.5) == "30.0 task(s)/min"
     assert format_rate(17) == "1,020 task(s)/min" and format_rate(1 / 3600) == "1 task(s)/h"
+
+
+def test_times_and_numbers_as_status_files_hold_them():
+    from datetime import UTC, datetime
+
+    from hsm_snake.monitor.readers import format_time, number, parse_time, text
+
+    # Unquoted, YAML reads a timestamp as a datetime (a hand-edited or migrated status.yaml).
+    loaded = yaml.safe_load("started: 2026-01-02 03:04:05+00:00\n")["started"]
+    assert parse_time(loaded) == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).timestamp()
+    assert parse_time("2026-01-02T03:04:05") == datetime(2026, 1, 2, 3, 4, 5).astimezone().timestamp()  # local time
+    assert parse_time("yesterday") is None and parse_time(5) is None and parse_time("") is None
+    assert format_time(None) == "-" and format_time(parse_time("2026-01-02T03:04:05+00:00")).startswith("2026-01-0")
+
+    class Score(float):  # a float subclass, as a library caller may pass (numpy.float64 is one)
+        pass
+
+    assert number(Score(0.5)) == 0.5 and number(Score("inf")) is None and number(True) is None
+    assert text(None) == "" and text({"a": [1]}) == '{"a": [1]}' and text({1, 2}) in ("{1, 2}", "{2, 1}")
 
 
 def test_tail_lines_of_big_binary_and_missing_logs(tmp_path):
