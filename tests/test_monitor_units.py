@@ -225,3 +225,21 @@ def test_gc_paused_restores_collection_and_nests():
     with pytest.raises(KeyError), gc_paused():
         raise KeyError("x")
     assert gc.isenabled()
+
+
+def test_a_scatter_of_many_tasks_draws_a_sample_that_keeps_the_extremes():
+    from hsm_snake.monitor.report import MAX_SCATTER_POINTS, scatter_plots
+    from hsm_snake.monitor.results import ResultTable
+
+    count = MAX_SCATTER_POINTS + 500
+    rows = [
+        {"task": f"task_{i:05d}", "state": "completed", "lr": i / count, "loss": (i * 7919) % count / 10}
+        for i in range(1, count + 1)
+    ]
+    lowest = min(rows, key=lambda r: r["loss"])["task"]
+    highest = max(rows, key=lambda r: r["loss"])["task"]
+    (plot,), left_out = scatter_plots(ResultTable("big", ["lr"], ["loss"], rows))
+    assert left_out == 0
+    assert plot["title"] == f"loss vs lr ({MAX_SCATTER_POINTS:,} of {count:,} tasks drawn)"
+    assert plot["svg"].count("<circle") == MAX_SCATTER_POINTS
+    assert f"{lowest}:" in plot["svg"] and f"{highest}:" in plot["svg"]
