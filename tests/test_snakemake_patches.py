@@ -138,3 +138,42 @@ def test_local_runs_have_no_job_rate_limiter():
         """
     )
     assert out.split() == ["True", "None", "True"]
+
+
+def test_a_moved_target_is_named_on_stderr_and_the_run_goes_on_unpatched():
+    """What an upgrade that moved every target looks like: one warning per patch, no crash."""
+    code = """
+        import snakemake_executor_plugin_slurm as plugin
+        from snakemake import cli, sourcecache
+        from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+        from hsm_snake.engine import snakemake_cli
+        ExecutorPluginRegistry.collect_plugins = None
+        sourcecache.parse_uri = None
+        del plugin.pending_jobs_for_rule
+        parse_args = cli.parse_args
+        def parse_args_of_an_upgrade(args):
+            parser, parsed = parse_args(args)
+            del parsed.max_jobs_per_timespan
+            return parser, parsed
+        cli.parse_args = parse_args_of_an_upgrade
+        snakemake_cli.leave_out_slurm_plugins()
+        snakemake_cli.read_local_sources_without_smart_open()
+        snakemake_cli.submit_every_array_chunk_at_once()
+        snakemake_cli.drop_local_rate_limit(cli)
+        _, parsed = cli.parse_args(["--cores", "1"])
+        print(ExecutorPluginRegistry.collect_plugins, sourcecache.parse_uri, hasattr(plugin, "pending_jobs_for_rule"))
+        """
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "None", "False"]  # nothing patched over the moved targets
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("hsm-snake: warning: ")]
+    targets = [
+        "ExecutorPluginRegistry.collect_plugins",
+        "snakemake.sourcecache",
+        "snakemake_executor_plugin_slurm.pending_jobs_for_rule",
+        "the --max-jobs-per-timespan option",
+    ]
+    assert len(warnings) == 4, done.stderr
+    for warning, target in zip(warnings, targets, strict=True):
+        assert warning.startswith(f"hsm-snake: warning: {target} is not where the tested versions have it")
+        assert "(see constraints.txt); running without hsm-snake's fix: " in warning
