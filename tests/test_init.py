@@ -79,3 +79,44 @@ def test_init_lists_the_gpus_nvidia_smi_finds(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     local = yaml.safe_load((tmp_path / "hsm.yaml").read_text())["local"]
     assert local["visible_gpus"] == [0, 1] and local["gpus"] == 1 and local["tasks_per_gpu"] == 1
+
+
+HYDRA_APP = """
+import hydra
+{problem}
+@hydra.main(version_base=None, config_path=None, config_name=None)
+def main(cfg):
+    print(cfg)
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize(
+    "problem, said",
+    [
+        (
+            "import torch_that_is_not_installed",
+            "failed: ModuleNotFoundError: No module named 'torch_that_is_not_installed'",
+        ),
+        ('print("{{ not yaml")', "printed no YAML: while parsing a flow mapping"),
+    ],
+)
+def test_init_over_a_hydra_app_that_cannot_say_its_keys_writes_an_example_grid(tmp_path, monkeypatch, problem, said):
+    from click.testing import CliRunner
+
+    from hsm_snake.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text(HYDRA_APP.format(problem=problem))
+    result = CliRunner().invoke(cli, ["init"])
+    assert result.exit_code == 0, result.output
+    assert f"note: `app.py --cfg job` {said}" in result.output
+    assert "sweep.yaml has an example grid instead" in result.output
+    assert yaml.safe_load((tmp_path / "sweep.yaml").read_text())["grid"] == {"lr": [0.001, 0.01, 0.1], "seed": [1, 2]}
+    assert (
+        "How parameters reach the script, unless set here: hydra (app.py calls hydra.main)"
+        in (tmp_path / "hsm.yaml").read_text()
+    )
+    refused = CliRunner().invoke(cli, ["init", "--force", "--script", "train.py"])
+    assert refused.exit_code == 2 and f"--script train.py: {tmp_path / 'train.py'} does not exist" in refused.output
