@@ -103,3 +103,20 @@ def test_v1_remote_of_a_slurm_remote_maps_to_run_remote(tmp_path, monkeypatch):
     ]
     assert translate("sweep complete S --remote uzh").argv == ["complete", "S", "--remote", "uzh"]
     assert translate("sweep run -c sweep.yaml --remote box").argv[2:4] == ["--profile", "ssh"]
+
+
+def test_remote_names_a_slurm_remote_of_the_sweeps_project_config(project):
+    import yaml
+
+    config = yaml.safe_load((project.root / "hsm.yaml").read_text())
+    config["distributed"] = {"remotes": {"cluster": {"backend": "slurm", "host": "127.0.0.1"}, "box": {"host": "::1"}}}
+    (project.root / "hsm.yaml").write_text(yaml.safe_dump(config))
+    project.write_sweep({"grid": {"x": [1]}})
+    out = project.cli("run", "sweep.yaml", "--remote", "clustr", "--sweep-id", "s", expect=2).output
+    assert "--remote: 'clustr' is not a remote with backend: slurm in this sweep's project config" in out
+    assert "hint: did you mean 'cluster'? Slurm remotes: cluster" in out
+    out = project.cli("complete", "s", "--remote", "box", expect=2).output  # an SSH host, not a Slurm remote
+    assert "'box' is not a remote with backend: slurm" in out and "did you mean" not in out
+    status = project.cli("status", "s").output
+    assert "1 pending" in status and "no run in progress" in status  # nothing ran, the lock was let go
+    assert project.runs() == []
