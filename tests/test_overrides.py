@@ -58,3 +58,17 @@ def test_a_quoted_part_may_hold_dots_and_use_names_known_remotes(tmp_path):
     assert remotes["box"]["host"] == "box.lab" and "host" not in remotes["gpu1.lab.org"]  # a bare ssh alias
     with pytest.raises(ConfigError, match="'nope' is not one of the remotes"):
         load_project(None, tmp_path, overrides=parse(["distributed.use=[nope]"]))
+
+
+def test_complete_keeps_a_sweeps_settings_when_its_project_file_is_gone_but_set_needs_it(project):
+    project.write_sweep({"grid": {"x": [1, 2]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "s", "--max-tasks", "1")
+    project_file = project.root / "hsm.yaml"
+    project_file.unlink()
+    out = project.cli("complete", "s", "--set", "local.max_parallel=1", expect=2).output
+    assert f"--set: the project config this sweep came from, {project_file}, is gone" in out
+    assert "hint: put the file back (or an hsm.yaml here) and run again" in out
+    assert project.completions() == {"task_001": 1}
+    # Without --set, the settings recorded in the sweep still run it.
+    assert "2 completed" in project.cli("complete", "s").output
+    assert project.completions() == {"task_001": 1, "task_002": 1}
