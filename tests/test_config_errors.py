@@ -73,6 +73,27 @@ SWEEP_CASES = [
         ("paired group 'size'", "width has 2", "heads has 3", "as many values"),
     ),
     Bad(
+        "a parameter twice in a paired group, dotted and nested",
+        "paired:\n  - g:\n      model.width: [1, 2]\n      model:\n        width: [3, 4]\n",
+        "paired[0].g.model.width",
+        3,
+        ("parameter 'model.width' appears twice in this paired group", "keep one"),
+    ),
+    Bad(
+        "a default twice, dotted and nested",
+        "defaults:\n  model.width: 1\n  model:\n    width: 2\ngrid: {lr: [1]}\n",
+        "defaults.model.width",
+        2,
+        ("default 'model.width' is defined twice", "nested keys and dotted keys name the same parameter"),
+    ),
+    Bad(
+        "a number as a key inside a value",
+        "grid:\n  opt: [{name: adam}, {1: sgd}]\n",
+        "grid.opt[1]",
+        2,
+        ("mapping key 1 inside a value must be text", "quote it: '1'"),
+    ),
+    Bad(
         "a key in grid and paired",
         "grid:\n  lr: [1, 2]\npaired:\n  - g:\n      lr: [3, 4]\n      wd: [0, 1]\n",
         "paired[0]",

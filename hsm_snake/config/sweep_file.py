@@ -207,7 +207,11 @@ class _SweepParser:
             for name, values, at in self.flatten(members, [*where, group_name]):
                 self.check_values(values, at)
                 if name in params:
-                    raise self.error(f"parameter '{name}' appears twice in this paired group", at)
+                    raise self.error(
+                        f"parameter '{name}' appears twice in this paired group",
+                        at,
+                        hint="nested keys and dotted keys name the same parameter: keep one",
+                    )
                 params[name] = values
         name = "+".join(str(group_name) for group_name in item)
         if not params:
