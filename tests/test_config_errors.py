@@ -371,6 +371,20 @@ PROJECT_CASES = [
         2,
         ("the text 'lots' is not an amount of memory", '"16G"'),
     ),
+    Bad(
+        "empty interpreter",
+        'paths:\n  python_interpreter: ""\n',
+        "paths.python_interpreter",
+        2,
+        ("must not be empty", "for example: python_interpreter: /opt/venv/bin/python"),
+    ),
+    Bad(
+        "a QOS listed twice",
+        "slurm:\n  qos_whitelist: [normal, normal]\n",
+        "slurm.qos_whitelist",
+        2,
+        ("['normal', 'normal'] has non-unique elements", "for example: qos_whitelist: [normal, medium, long]"),
+    ),
     Bad("negative retries", "retries: -2\n", "retries", 1, ("must be at least 0, got -2", "for example: retries: 2")),
     Bad(
         "remote gpus in words",
