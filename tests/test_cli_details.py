@@ -314,3 +314,14 @@ def test_recent_and_cleanup_with_no_sweeps_say_so(project):
     assert "no sweeps created in the last 2 day(s) under" in out
     out = project.cli("cleanup", "-d", "7", "-y").output
     assert "no sweeps older than 7 day(s) to delete under" in out
+
+
+def test_the_progress_bar_on_a_terminal_ends_on_the_final_counts(project, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws for a terminal
+    project.write_sweep({"grid": {"x": [1, 2], "sleep": [0.5]}})
+    out = project.cli("run", "sweep.yaml").output
+    frames = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", frame) for frame in out.split("\r")]
+    last = [frame for frame in frames if frame.startswith("tasks ")][-1].split("\n")[0]
+    # What stays on the screen is how the run ended, not the last poll while the tasks ran.
+    assert " 2/2 " in last and "running" not in last, last
+    assert "2 completed" in out

@@ -162,6 +162,8 @@ def _run_and_report(paths: Any, *, profile: str, cores: int | None, lock: Any = 
             on_tick=on_tick,
             on_notice=lambda message: console.print(printable(message), soft_wrap=True, markup=False),
         )
+        if on_tick is not None:
+            on_tick(outcome.state)  # the bar's last frame shows how the run ended, not its last poll
     except OSError as exc:
         full = diskspace.from_error(paths, exc)
         if full is None:
