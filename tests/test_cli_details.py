@@ -176,6 +176,20 @@ def test_recent_days_and_a_table_that_fits_80_columns(project, monkeypatch):
     assert "too narrow for backends" in out  # at 60 columns
 
 
+def test_recent_dates_a_sweep_without_metadata_by_its_task_mapping(project):
+    import os
+    import time
+
+    project.write_sweep({"grid": {"a": [1]}})
+    for sweep_id in ("older", "newer"):
+        project.cli("run", "sweep.yaml", "--sweep-id", sweep_id)
+    older = project.root / "sweeps" / "outputs" / "older"
+    (older / "sweep_metadata.yaml").unlink()
+    os.utime(older / "task_mapping.yaml", (time.time() - 3 * 86400,) * 2)
+    assert [s["sweep_id"] for s in json.loads(project.cli("recent", "--json").output)] == ["newer", "older"]
+    assert [s["sweep_id"] for s in json.loads(project.cli("recent", "-d", "1", "--json").output)] == ["newer"]
+
+
 # -- v1 sweep folders, v1 configs -----------------------------------------------------------------
 
 

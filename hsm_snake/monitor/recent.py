@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,13 +39,9 @@ class SweepSummary:
 
 
 def _sort_key(path: Path) -> float:
+    # None only when its task mapping went away since the listing: last.
     created = created_time(SweepPaths(path))
-    if created is not None:
-        return created
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return 0.0
+    return 0.0 if created is None else created
 
 
 def recent_sweeps(
