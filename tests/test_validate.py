@@ -37,6 +37,16 @@ def test_a_missing_script_or_interpreter_is_an_error_naming_its_key(project):
     assert result.exit_code(strict=False) == 2
 
 
+def test_a_bare_interpreter_name_is_left_to_a_backends_module_load(project):
+    project.write_project({"paths": {"python_interpreter": "python3.99"}})
+    sweep = project.write_sweep({"grid": {"x": [1]}})
+    (error,) = validate(sweep, None, project.root).errors
+    assert error.key == "paths.python_interpreter" and "'python3.99' is not an executable on this machine" in str(error)
+    # A module load or pre_script of a backend may put it on PATH where the tasks run.
+    project.write_project({"paths": {"python_interpreter": "python3.99"}, "slurm": {"modules": ["python/3.99"]}})
+    assert validate(sweep, None, project.root).errors == []
+
+
 def test_errors_and_unpassable_values(project):
     project.write_project({"paths": {"python_interpreter": sys.executable}, "task": {"arg_style": "hydra"}})
     sweep = project.write_sweep({"grid": {"name": ["???"]}})
