@@ -88,6 +88,11 @@ def test_hydra_keys_missing_from_the_config_tree_are_warned(project):
     assert [w.key for w in result.warnings] == ["optim.mom"]
     assert result.warnings[0].line == 8 and "sweep.yaml:8: optim.mom" in str(result.warnings[0])
     assert "+optim.mom" in str(result.warnings[0])
+    # A primary config that does not parse, or none at all: nothing to check the keys against, no warning.
+    (configs / "config.yaml").write_text("optim: [unclosed\n")
+    assert validate(sweep, None, project.root).warnings == []
+    (configs / "config.yaml").unlink()
+    assert validate(sweep, None, project.root).warnings == []
 
 
 def test_gpus_per_task_without_any_device_is_warned(project, monkeypatch):
