@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,31 @@ def test_wandb_web_address_follows_its_api_address():
     assert wandb_app_url({"WANDB_BASE_URL": "https://api.acme.example/"}) == "https://app.acme.example"
     assert wandb_app_url({"WANDB_BASE_URL": "http://localhost:8080"}) == "http://localhost:8080"
     assert wandb_app_url({"WANDB_APP_URL": "https://wb.acme.example/"}) == "https://wb.acme.example"
+
+
+def test_the_mlflow_file_store_lookup_by_experiment_and_store_forms(tmp_path):
+    """MLflow's file store layout: <store>/<experiment id>/meta.yaml (name), <run id>/tags/mlflow.runName."""
+    context = json.dumps({"mlflow.runName": "s/task_001"})
+
+    def run_in(experiment: str, run_name: str) -> Path:
+        run = tmp_path / "mlruns" / experiment / "run1"
+        (run / "tags").mkdir(parents=True)
+        (run / "tags" / "mlflow.runName").write_text(run_name)
+        return run
+
+    env = {"MLFLOW_RUN_CONTEXT": context}
+    assert mlflow_run_url(env, str(tmp_path), 0.0) is None  # no store yet
+    default = run_in("0", "s/task_001")
+    assert mlflow_run_url(env, str(tmp_path), 0.0) == default.as_uri()  # unnamed: the default experiment
+    # A relative tracking URI is a folder under the task's working directory.
+    assert mlflow_run_url({**env, "MLFLOW_TRACKING_URI": "mlruns"}, str(tmp_path), 0.0) == default.as_uri()
+    named = {**env, "MLFLOW_EXPERIMENT_NAME": "mnist"}
+    assert mlflow_run_url(named, str(tmp_path), 0.0) is None  # no experiment of that name
+    (tmp_path / "mlruns" / "7").mkdir()
+    (tmp_path / "mlruns" / "7" / "meta.yaml").write_text("name: mnist\nexperiment_id: '7'\n")
+    (tmp_path / "mlruns" / "8").mkdir()
+    (tmp_path / "mlruns" / "8" / "meta.yaml").write_text("name: [not closed\n")  # a damaged one is skipped
+    assert mlflow_run_url(named, str(tmp_path), 0.0) is None  # the experiment has no run of the task
+    mnist = run_in("7", "s/task_001")
+    assert mlflow_run_url(named, str(tmp_path), 0.0) == mnist.as_uri()
+    assert mlflow_run_url(named, str(tmp_path), time.time() + 3600) is None  # only runs written since the task began
