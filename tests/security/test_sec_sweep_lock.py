@@ -60,3 +60,45 @@ def test_the_lock_taken_to_create_a_sweep_is_the_one_its_run_goes_on_under(proje
     assert outcome.ok
     assert project.completions() == {"task_001": 1, "task_002": 1}
     assert lock.fd is None  # run released it
+
+
+@pytest.mark.parametrize("record", [b"", b"{not json\n"])
+def test_a_holder_without_a_readable_record_is_named_another_process(tmp_path, record):
+    import fcntl
+    import os
+
+    from hsm_snake.engine.lock import SweepLock
+    from hsm_snake.layout.paths import SweepPaths
+
+    paths = SweepPaths(tmp_path / "s")
+    paths.lock.parent.mkdir(parents=True)
+    paths.lock.write_bytes(record)  # taken, its record not written yet (or torn)
+    fd = os.open(paths.lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(SweepLockedError, match="sweep s is already being run by another process"):
+            SweepLock(paths).acquire(["test"])
+    finally:
+        os.close(fd)
+
+
+def test_which_recorded_engines_count_as_alive():
+    import os
+    import socket
+    import subprocess
+
+    from hsm_snake.engine.lock import engine_alive, is_recorded_engine, process_start
+
+    here = socket.gethostname()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert engine_alive({"snakemake_pid": os.getpid(), "host": here})
+    assert not engine_alive({"snakemake_pid": gone.pid, "host": here})
+    assert engine_alive({"snakemake_pid": gone.pid, "host": "another-node"})  # cannot be asked: assumed running
+    assert not engine_alive({"host": here})
+    me = {"snakemake_pid": os.getpid(), "snakemake_started": process_start(os.getpid()), "host": here}
+    assert is_recorded_engine(me)
+    assert not is_recorded_engine({**me, "snakemake_started": me["snakemake_started"] + 1})  # a reused pid
+    assert not is_recorded_engine({**me, "host": "another-node"})
+    for pid in (True, 1, "42", None):
+        assert not is_recorded_engine({**me, "snakemake_pid": pid})
