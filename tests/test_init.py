@@ -120,3 +120,31 @@ def test_init_over_a_hydra_app_that_cannot_say_its_keys_writes_an_example_grid(t
     )
     refused = CliRunner().invoke(cli, ["init", "--force", "--script", "train.py"])
     assert refused.exit_code == 2 and f"--script train.py: {tmp_path / 'train.py'} does not exist" in refused.output
+
+
+def test_init_sweeps_an_argparse_scripts_options_not_its_positionals_or_help_actions(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from hsm_snake.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text(
+        "import argparse\n"
+        "p = argparse.ArgumentParser()\n"
+        'p.add_argument("data")\n'
+        'p.add_argument("-v", "--verbose", action="count", default=0)\n'
+        'p.add_argument("--version", action="version", version="1")\n'
+        'p.add_argument("--lr", type=float, default=0.1)\n'
+        'p.add_argument("--fast", action="store_true")\n'
+    )
+    assert CliRunner().invoke(cli, ["init"]).exit_code == 0
+    assert yaml.safe_load((tmp_path / "sweep.yaml").read_text())["grid"] == {
+        "lr": [0.01, 0.1, 1.0],
+        "fast": [False, True],
+    }
+    # A script that does not parse yet: found by its import, an example grid, and validate does not trip on it.
+    (tmp_path / "train.py").write_text('import argparse\np = argparse.ArgumentParser()\np.add_argument("--lr"\n')
+    assert CliRunner().invoke(cli, ["init", "--force"]).exit_code == 0
+    assert yaml.safe_load((tmp_path / "sweep.yaml").read_text())["grid"] == {"lr": [0.001, 0.01, 0.1], "seed": [1, 2]}
+    checked = CliRunner().invoke(cli, ["validate", "sweep.yaml", "--strict"])
+    assert checked.exit_code == 0 and "ok: 6 task(s)" in checked.output, checked.output
