@@ -58,3 +58,18 @@ def test_cleanup_asks_first(project):
     result = CliRunner().invoke(cli, ["cleanup"], input="n\n")
     assert result.exit_code == 1 and "nothing deleted" in result.output
     assert (project.root / "sweeps" / "outputs" / "s").exists()
+
+
+def test_a_sweep_whose_run_starts_after_the_listing_is_kept(project):
+    """The run lock is taken again right before deleting: a run that started meanwhile keeps its sweep."""
+    from hsm_snake.engine.cleanup import remove_sweep
+
+    project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "s")
+    sweep = project.root / "sweeps" / "outputs" / "s"
+    with SweepLock(SweepPaths(sweep)) as lock:
+        lock.acquire(["hsm-snake", "complete", "s"])
+        why = remove_sweep(sweep, ["hsm-snake", "cleanup"])
+    assert why is not None and why.startswith("sweep s is already being run by pid ")
+    assert (sweep / "task_mapping.yaml").exists()
+    assert remove_sweep(sweep, ["hsm-snake", "cleanup"]) is None and not sweep.exists()
