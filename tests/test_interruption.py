@@ -98,3 +98,24 @@ def test_cancel_stops_a_running_sweep_and_complete_resumes(project, background):
     project.release()
     project.cli("complete", sweep_dir.name)
     assert project.completions() == {"task_001": 1, "task_002": 1}
+
+
+def test_cancel_of_a_run_held_on_another_host_says_where_to_cancel_it(project):
+    """A sweep folder on a shared file system, run from another login node: nothing here is signalled."""
+    import fcntl
+
+    project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "s")
+    paths = SweepPaths(project.root / "sweeps" / "outputs" / "s")
+    record = {"pid": 4242, "host": "login2", "since": "2026-12-06T10:00:00+00:00", "snakemake_pid": 4250}
+    fd = os.open(paths.lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        out = project.cli("cancel", "s", expect=1).output
+        status = project.cli("status", "s").output
+    finally:
+        os.close(fd)
+    assert "sweep s is run by pid 4242 on login2: cancel it there" in out
+    assert "pid 4242 on login2" in status
