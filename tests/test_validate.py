@@ -73,6 +73,13 @@ def test_validate_and_show_commands(project):
     shown = project.cli("show", str(sweep), "--first", "1").output
     assert "paired group" in shown and "'pair'" in shown and "task_001" in shown and "echo.py" in shown
     assert "hsm.yaml" in shown and "default" in shown
+    # show prints what validate warns about, and stops at what validate refuses.
+    project.write_project({"local": {"gpus": 2, "visible_gpus": [0]}})
+    warned = project.cli("show", str(sweep))
+    assert "warning: " in warned.output and "local.visible_gpus lists 1" in warned.output
+    project.write_project({"paths": {"train_script": "missing.py"}})
+    refused = project.cli("show", str(sweep), expect=2).output
+    assert "missing.py does not exist" in refused and "Traceback" not in refused
 
 
 def test_hydra_keys_missing_from_the_config_tree_are_warned(project):
