@@ -150,6 +150,8 @@ def test_results_columns_never_collide_and_report_open_uses_a_browser(project, m
     monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
     project.cli("report", "clash", "--open")
     assert opened == [(index.paths.reports_dir / "completion_report.html").resolve().as_uri()]
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)  # a machine without a browser
+    assert "no web browser found here: open the file above yourself" in project.cli("report", "clash", "--open").output
 
 
 def test_stale_tasks_are_flagged_by_status_and_errors(project):
