@@ -64,6 +64,19 @@ def test_dry_run_of_many_tasks_shows_the_first_rows_and_the_counts(project):
     assert len(json.loads(project.cli("run", "sweep.yaml", "--dry-run", "--json").output)) == 5000
 
 
+def test_dry_run_of_an_extended_sweep_lists_only_what_is_not_completed(project):
+    project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "s", "--max-tasks", "1")
+    project.write_sweep({"grid": {"x": [1, 2, 3, 4]}})
+    rows = json.loads(project.cli("run", "sweep.yaml", "--sweep-id", "s", "--dry-run", "--json").output)
+    assert [(r["task"], r["state"]) for r in rows] == [
+        ("task_002", "pending"),
+        ("task_003", "pending"),
+        ("task_004", "pending"),
+    ]
+    assert project.completions() == {"task_001": 1}
+
+
 # -- status and report figures --------------------------------------------------------------------
 
 METRICS_SCRIPT = """
