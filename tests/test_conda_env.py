@@ -220,3 +220,16 @@ def test_validate_warns_when_this_machine_has_no_conda(env_project, home, tmp_pa
     assert "paths.conda_env" in result.output and "no conda, mamba or micromamba found" in result.output
     install_stand_in(home / "micromamba")
     assert "0 warning(s)" in env_project.cli("validate", "sweep.yaml", "--strict").output
+
+
+def test_a_dry_run_shows_the_conda_run_the_prefix_amounts_to(env_project, monkeypatch):
+    project = env_project
+    monkeypatch.setenv("COLUMNS", "300")  # one table row a line
+    project.write_sweep({"grid": {"v": [1]}})
+    (row,) = json.loads(project.cli("run", "sweep.yaml", "--dry-run", "--json").output)
+    assert row["command"][:2] == ["sh", "-c"]  # what runs: the finder of conda/mamba/micromamba
+    assert "conda run -n ml python " in project.cli("run", "sweep.yaml", "--dry-run").output  # what it amounts to
+    config = yaml.safe_load((project.root / "hsm.yaml").read_text())
+    config["paths"]["conda_env"] = "/opt/envs/ml"  # a path: conda run -p
+    (project.root / "hsm.yaml").write_text(yaml.safe_dump(config))
+    assert "conda run -p /opt/envs/ml python " in project.cli("run", "sweep.yaml", "--dry-run").output
