@@ -12,7 +12,7 @@ from hsm_snake.runner.failures import classify
 
 def test_real_failures_get_their_categories(project):
     (project.root / "fail.py").write_text(FAILING_SCRIPT)
-    project.write_project({"paths": {"train_script": "fail.py"}, "local": {"walltime": "00:00:02", "max_parallel": 2}})
+    project.write_project({"paths": {"train_script": "fail.py"}, "local": {"walltime": "00:00:06", "max_parallel": 2}})
     modes = ["exception", "memory", "module", "sleep", "sigkill", "exit"]
     project.write_sweep({"grid": {"mode": modes}})
     project.cli("run", "sweep.yaml", expect=1)
