@@ -22,6 +22,7 @@ from hsm_snake.engine import backends, diskspace, leftovers, recovery
 from hsm_snake.engine import command as engine
 from hsm_snake.engine.lock import SweepLock
 from hsm_snake.errors import ConfigError
+from hsm_snake.executors.remote_cluster import storage as remote_storage
 from hsm_snake.executors.slurm import accounting as slurm_accounting
 from hsm_snake.executors.slurm import limits as slurm_limits
 from hsm_snake.layout.index import SweepIndex, format_task_selection, load_index
@@ -411,6 +412,10 @@ def run(
             )
             round_number += 1
             todo = [entry for entry in retryable(state, retry, round_number) if entry.name in attempted]
+        if request.remote and not interrupted:
+            step = remote_storage.finish(paths, request.remote, project_data)
+            if step is not None:
+                _notice_to(paths, on_notice)(f"{request.remote}: {remote_storage.describe(step)}")
         return RunOutcome(paths, snakemake, code, state, kept, interrupted, disk_full)
     finally:
         lock.release()

@@ -511,7 +511,8 @@ distributed:
     assert "backend" not in project.section("distributed")["remotes"]["ssh-box"]
     notices = "\n".join(project.notices)
     assert "array_throttle ignored" in notices and "read into 'distributed.remotes.cluster.slurm'" in notices
-    assert "archive_dir' is a v1 key that hsm-snake ignores" in notices
+    assert cluster["archive_dir"] == "/shares/group/hsm-archive" and cluster["archive_on"] == "completed"
+    assert "archive_dir" not in notices
 
 
 def test_a_slurm_remote_gets_its_own_resources_and_set_up(tmp_path):

@@ -173,14 +173,17 @@ def health(aliases: tuple[str, ...]) -> None:
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask first.")
 def clean(aliases: tuple[str, ...], sweep: str | None, everything: bool, yes: bool) -> None:
-    """Remove what a finished sweep left in the hosts' project_dir (sweeps/outputs/<id>): on ALIASES,
-    else on every host the sweep used. Never while it runs or while tasks on hosts are uncollected."""
-    from hsm_snake.engine.cleanup import check_sweep_finished, sweep_hosts
+    """Remove what a finished sweep left on ALIASES, else on every host and Slurm remote it used: an
+    SSH host's project_dir/sweeps/outputs/<id>, a Slurm remote's <workdir>/<id> (never an archive
+    its archive_on still asks for). Never while the sweep runs or has tasks out there."""
+    from hsm_snake.engine.cleanup import check_sweep_finished, sweep_clusters, sweep_hosts
+    from hsm_snake.executors.remote_cluster import storage
     from hsm_snake.executors.ssh.transfer import sweep_dir_under_project
     from hsm_snake.sweep.locate import find_sweep
 
     remotes = _remotes()
     cwd = Path.cwd()
+    clusters: dict = {}
     if everything:
         if sweep:
             raise click.UsageError("--everything removes every sweep: give --sweep or --everything, not both")
@@ -189,18 +192,23 @@ def clean(aliases: tuple[str, ...], sweep: str | None, everything: bool, yes: bo
     else:
         paths = find_sweep(sweep, cwd)
         check_sweep_finished(paths)
-        used = sweep_hosts(paths)
-        hosts = remotes.pick_hosts(cwd, list(aliases), every=False) if aliases else used
+        used_clusters = sweep_clusters(paths)
+        clusters = {a: r for a, r in used_clusters.items() if not aliases or a in aliases}
+        others = [a for a in aliases if a not in used_clusters]
+        hosts = remotes.pick_hosts(cwd, others, every=False) if aliases else sweep_hosts(paths)
+        for alias in clusters:
+            storage.check_collected(paths, alias)
         under, what = sweep_dir_under_project(paths.sweep_id), f"sweep {paths.sweep_id}'s folder"
-        if not hosts:
-            click.echo(f"sweep {paths.sweep_id} ran on no SSH host: nothing to clean")
+        if not hosts and not clusters:
+            click.echo(f"sweep {paths.sweep_id} ran on no SSH host or Slurm remote: nothing to clean")
             return
-    names = ", ".join(hosts)
+    names = ", ".join([*hosts, *clusters])
     if not yes and not click.confirm(f"remove {what} on {names}?", default=False):
         click.echo("nothing removed")
         raise click.exceptions.Exit(1)
     failed = False
-    for done in remotes.clean(hosts, under):
+    steps = [*remotes.clean(hosts, under), *(storage.clean(paths, alias, remote) for alias, remote in clusters.items())]
+    for done in steps:
         if done.error:
             failed = True
             click.echo(f"{done.alias}: {done.path}: {done.error}")

@@ -273,6 +273,7 @@ def _read_config(
     reader.check_interpreters(data)
     reader.check_path_maps(data)
     reader.check_pool_selection(data)
+    reader.check_storage_tiers(data)
     return data, reader
 
 
@@ -592,6 +593,27 @@ class _Normalizer:
                     f"'{alias}' is not one of the remotes (a disabled one is left out)",
                     ["distributed", "use"],
                     hint="known: " + (", ".join(sorted(known)) or "none") + "; add it with hsm-snake remote add",
+                )
+
+    def check_storage_tiers(self, data: dict[str, Any]) -> None:
+        """archive_dir/archive_on belong to a cluster remote (its login node copies the sweep); an SSH
+        host has no such step: an error, or in a v1 file (which accepted and ignored them) a notice."""
+        remotes = (data.get("distributed") or {}).get("remotes") or {}
+        for alias, remote in remotes.items():
+            if not isinstance(remote, dict) or remote.get("backend", "ssh") != "ssh":
+                continue
+            for key in ("archive_dir", "archive_on"):
+                if key not in remote:
+                    continue
+                parts = ["distributed", "remotes", alias, key]
+                if self.lenient:
+                    remote.pop(key)
+                    self.note(parts, "is ignored: an SSH host has no archive step (it is for backend: slurm)")
+                    continue
+                raise self.error(
+                    f"'{key}' is for a Slurm remote (backend: slurm): an SSH host has no archive step",
+                    parts,
+                    hint=f"remove it, or set backend: slurm on {alias} if it is a cluster's login node",
                 )
 
     def check_interpreters(self, data: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
 """Deleting what finished sweeps leave: old sweep directories (``hsm-snake cleanup``, v1's ``hsm
-sweep cleanup``), and when a sweep's folders on its SSH hosts may go (``hsm-snake remote clean``).
+sweep cleanup``), and when a sweep's folders on its SSH hosts and Slurm remotes may go (``hsm-snake remote clean``).
 
 As in v1: every sweep under the output folder created more than N days ago (its creation time,
 else the folder's modification time), optionally sparing the ones with tasks not completed.
@@ -15,9 +15,12 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from hsm_snake.engine.backends import slurm_remotes
 from hsm_snake.engine.lock import SweepLock, lock_holder
 from hsm_snake.errors import SweepLockedError, SweepStateError
+from hsm_snake.executors.remote_cluster import storage as remote_storage
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.executors.ssh.hosts import Host
 from hsm_snake.layout.paths import SweepPaths
@@ -122,6 +125,13 @@ def sweep_hosts(paths: SweepPaths) -> dict[str, Host]:
     """The SSH hosts a sweep's runs used (its recorded pool, not today's hsm.yaml)."""
     record = read_yaml(paths.project_config) or {}
     return {host.alias: host for host in hostmod.pool_from_record(record, []) if not host.is_local}
+
+
+def sweep_clusters(paths: SweepPaths) -> dict[str, dict[str, Any]]:
+    """The Slurm remotes the sweep's arrays went to, with their recorded settings."""
+    record = read_yaml(paths.project_config) or {}
+    remotes = slurm_remotes(record.get("project") or {})
+    return {alias: remotes.get(alias, {}) for alias in remote_storage.recorded_copies(paths)}
 
 
 def check_sweep_finished(paths: SweepPaths) -> None:

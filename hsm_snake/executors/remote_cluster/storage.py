@@ -1,0 +1,264 @@
+"""A Slurm remote's storage tiers (v1's ``workdir`` / ``archive_dir`` / ``archive_on``): the sweep's
+copy lives in ``<workdir>/<sweep id>`` (e.g. scratch) while it runs; once the sweep has ended, the
+login node copies it to ``<archive_dir>/<sweep id>/`` itself (rsync there, one ssh call) and writes
+v1's ``.archived`` sentinel; a sweep whose every task completed then leaves the workdir (unless
+``keep_remote_on_success``), a failed one stays there for inspection. ``remote clean`` removes
+what is left, never an archive the remote's ``archive_on`` still asks for.
+
+Everything happens in one program run by the login node's Python with its arguments as argv
+(no path ever passes through a shell there); it answers one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hsm_snake.errors import SweepStateError
+from hsm_snake.executors.remote_cluster.cluster import Cluster, latest_elements, submissions
+from hsm_snake.executors.ssh import hosts as hostmod
+from hsm_snake.layout.index import load_index
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.monitor import scan
+
+ARCHIVE_ON = ("completed", "always", "never")
+DEFAULT_ARCHIVE_ON = "completed"
+SENTINEL = ".archived"
+STORAGE_TIMEOUT_S = 3600  # an archive of a large sweep is a copy of all of it
+
+# argv: source, archive_dir ('' = none), sweep id, archive (0/1), require_archived (0/1), remove (0/1), any_failed.
+STORAGE_CODE = r"""
+import json, os, re, shutil, subprocess, sys, tempfile
+from datetime import datetime
+source, archive_dir, sweep_id = sys.argv[1:4]
+archive, require, remove = (flag == "1" for flag in sys.argv[4:7])
+any_failed = sys.argv[7] == "1"
+facts = {"source": source}
+def done(**more):
+    facts.update(more)
+    print(json.dumps(facts))
+    sys.exit(0)
+def plain(value):
+    return value if re.fullmatch(r"[\w./@%+=:,~-]+", value) else json.dumps(value)
+if not os.path.isabs(source) or os.path.basename(source.rstrip("/")) != sweep_id:
+    done(error="refused: not a sweep copy hsm-snake made")
+target = ""
+if archive_dir:
+    base = os.path.abspath(os.path.expanduser(os.path.expandvars(archive_dir)))
+    target = facts["target"] = os.path.join(base, sweep_id)
+    real_source, real_target = os.path.realpath(source), os.path.realpath(target)
+    inside = real_target.startswith(real_source + os.sep) or real_source.startswith(real_target + os.sep)
+    if real_target == real_source or inside:
+        done(error=f"refused: archive_dir {base} holds the sweep's copy itself (use another folder)")
+if not os.path.isdir(source):
+    done(missing=True, archived=bool(target) and os.path.isfile(os.path.join(target, ".archived")))
+if archive:
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError as e:
+        done(error=f"cannot create {target}: {e.strerror or e}")
+    copied = subprocess.run(["rsync", "-a", "--", source + "/", target + "/"], capture_output=True, text=True)
+    if copied.returncode != 0:
+        done(error=f"rsync to {target} failed (exit {copied.returncode}): {copied.stderr.strip()[-600:]}")
+    sentinel = "".join(f"{key}: {value}\n" for key, value in (
+        ("archived_at", datetime.now().isoformat()), ("source", plain(source)),
+        ("sweep_id", plain(sweep_id)), ("any_failed", any_failed)))
+    fd, temporary = tempfile.mkstemp(dir=target, prefix=".archived.")
+    with os.fdopen(fd, "w") as out:
+        out.write(sentinel)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, os.path.join(target, ".archived"))
+    facts["archived"] = True
+if require and not os.path.isfile(os.path.join(target, ".archived")):
+    done(error="not archived")
+if remove:
+    try:
+        shutil.rmtree(source)
+    except OSError as e:
+        done(error=f"cannot remove {source}: {e.strerror or e}")
+    facts["removed"] = True
+done()
+"""
+
+
+@dataclass
+class StorageStep:
+    """What the login node did with a sweep's copy (``source``) and archive (``target``)."""
+
+    alias: str
+    source: str
+    target: str = ""
+    archived: bool = False
+    removed: bool = False
+    missing: bool = False
+    error: str = ""
+
+    @property
+    def path(self) -> str:
+        return self.source
+
+
+def archive_settings(remote: dict[str, Any]) -> tuple[str, str]:
+    """(archive_dir or '', archive_on) of a remote as hsm.yaml gives them (validated at load)."""
+    return str(remote.get("archive_dir") or ""), str(remote.get("archive_on") or DEFAULT_ARCHIVE_ON)
+
+
+def archive_wanted(remote: dict[str, Any], outcome: str | None) -> bool:
+    """Whether the remote's archive_on asks for an archive of a sweep that ended so:
+    ``completed`` (every task completed), ``failed`` (some failed) or None (not ended)."""
+    archive_dir, archive_on = archive_settings(remote)
+    if not archive_dir or outcome is None:
+        return False
+    return archive_on == "always" or (archive_on == "completed" and outcome == "completed")
+
+
+def sweep_outcome(paths: SweepPaths) -> str | None:
+    """``completed`` when every task of the sweep completed, ``failed`` when every task ended and
+    some failed, None while any task is still to run, running or was cancelled."""
+    state = scan.scan(load_index(paths.root), with_status=True)
+    counts = state.counts()
+    if counts[scan.COMPLETED] == len(state.tasks):
+        return "completed"
+    return "failed" if counts[scan.COMPLETED] + counts[scan.FAILED] == len(state.tasks) else None
+
+
+def recorded_copies(paths: SweepPaths) -> dict[str, str]:
+    """{alias: the sweep's copy there} of the Slurm remotes the sweep's arrays went to (as recorded
+    when they were submitted: the workdir resolved on the login node)."""
+    return {str(entry["alias"]): str(entry["remote_sweep"]) for entry in submissions(paths)}
+
+
+def on_login_node(
+    cluster: Cluster,
+    remote: dict[str, Any],
+    source: str,
+    *,
+    archive: bool,
+    require_archived: bool,
+    remove: bool,
+    any_failed: bool,
+) -> StorageStep:
+    """Archive and/or remove the sweep's copy ``source`` there (one ssh call)."""
+    archive_dir, _ = archive_settings(remote)
+    flags = ["1" if flag else "0" for flag in (archive, require_archived, remove, any_failed)]
+    argv = [*cluster.host.python, "-c", STORAGE_CODE, source, archive_dir, cluster.paths.sweep_id, *flags]
+    done = cluster.remote(shlex.join(argv), STORAGE_TIMEOUT_S)
+    try:
+        facts = json.loads(done.stdout.strip().splitlines()[-1]) if done is not None else None
+    except (IndexError, ValueError):
+        facts = None
+    if not isinstance(facts, dict):
+        return StorageStep(cluster.alias, source, error=cluster.failure(done))
+    return StorageStep(
+        cluster.alias,
+        str(facts.get("source") or source),
+        target=str(facts.get("target") or ""),
+        archived=bool(facts.get("archived")),
+        removed=bool(facts.get("removed")),
+        missing=bool(facts.get("missing")),
+        error=str(facts.get("error") or ""),
+    )
+
+
+def _with_cluster(paths: SweepPaths, alias: str, remote: dict[str, Any], work: Any) -> Any:
+    control_dir = Path(tempfile.mkdtemp(prefix="hsm-rslurm-"))
+    os.chmod(control_dir, 0o700)
+    cluster = Cluster(paths, alias, remote, control_dir)
+    try:
+        return work(cluster)
+    finally:
+        cluster.close()
+        for path in control_dir.iterdir():
+            path.unlink(missing_ok=True)
+        control_dir.rmdir()
+
+
+def finish(paths: SweepPaths, alias: str, project_data: dict[str, Any]) -> StorageStep | None:
+    """After a run on the Slurm remote ``alias`` that was not interrupted: once the sweep has ended,
+    archive its copy there as archive_on asks, then remove the copy of a sweep whose every task
+    completed (unless keep_remote_on_success, or the archive it needed failed). None: nothing to do
+    (the sweep has not ended, or sent nothing there)."""
+    remote = ((project_data.get("distributed") or {}).get("remotes") or {}).get(alias) or {}
+    outcome = sweep_outcome(paths)
+    source = recorded_copies(paths).get(alias)
+    if outcome is None or source is None:
+        return None
+    archive = archive_wanted(remote, outcome)
+    keep = hostmod.host_from_remote(alias, remote, project_data).keep_remote_on_success
+    remove = outcome == "completed" and not keep
+    if not (archive or remove):
+        return None
+
+    def work(cluster: Cluster) -> StorageStep:
+        step = on_login_node(
+            cluster,
+            remote,
+            source,
+            archive=archive,
+            require_archived=archive,
+            remove=remove,
+            any_failed=outcome != "completed",
+        )
+        cluster.log(describe(step))
+        return step
+
+    return _with_cluster(paths, alias, remote, work)
+
+
+def check_collected(paths: SweepPaths, alias: str) -> None:
+    """Refuse to clean up a sweep's copy on ``alias`` while tasks it ran there have not come back."""
+    out = sorted(
+        element.task.name
+        for (where, _), elements in latest_elements(paths).items()
+        if where == alias
+        for element in elements
+    )
+    if out:
+        raise SweepStateError(
+            f"sweep {paths.sweep_id} has {len(out)} task(s) on {alias} that have not come back "
+            f"({', '.join(out[:5])}): queued, running or not collected\n"
+            f"  hint: hsm-snake complete {paths.sweep_id} --remote {alias} waits for them and collects them"
+        )
+
+
+def clean(paths: SweepPaths, alias: str, remote: dict[str, Any]) -> StorageStep:
+    """Remove the sweep's copy on the Slurm remote ``alias`` (:func:`check_collected` first); refused
+    (``error``) when the remote's archive_on asks for an archive that is not there."""
+    source = recorded_copies(paths).get(alias, "")
+    outcome = sweep_outcome(paths)
+    archive_dir, archive_on = archive_settings(remote)
+    required = bool(archive_dir) and (archive_on == "always" or (archive_on == "completed" and outcome == "completed"))
+
+    def work(cluster: Cluster) -> StorageStep:
+        step = on_login_node(
+            cluster, remote, source, archive=False, require_archived=required, remove=True, any_failed=False
+        )
+        if step.error == "not archived":
+            step.error = (
+                f"refused: not archived to {step.target} (archive_on: {archive_on} asks for it; "
+                f"hint: hsm-snake complete {paths.sweep_id} --remote {alias} archives an ended sweep, "
+                "or set archive_on: never)"
+            )
+        cluster.log(describe(step))
+        return step
+
+    return _with_cluster(paths, alias, remote, work)
+
+
+def describe(step: StorageStep) -> str:
+    """One line on what the login node did (the remote's source log, the run's notices)."""
+    if step.error:
+        return f"storage: {step.source}: {step.error}"
+    if step.missing:
+        return f"storage: {step.source} is gone already" + (f" (archived in {step.target})" if step.archived else "")
+    done = ([f"archived to {step.target} ({SENTINEL} written)"] if step.archived else []) + (
+        [f"removed {step.source}"] if step.removed else []
+    )
+    return f"storage: {step.source}: " + ("; ".join(done) or "kept")

@@ -1,0 +1,121 @@
+"""A Slurm remote's storage tiers without a cluster: the login node's program (run here by this
+Python, argv as ssh would pass it), when archive_on asks for an archive, and hsm.yaml's checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hsm_snake.config.project import load_project
+from hsm_snake.errors import ConfigError
+from hsm_snake.executors.remote_cluster import storage
+
+SWEEP = "sweep_20261206_120000"
+
+
+def login_node(source: Path | str, archive_dir: str, *, archive=False, require=False, remove=False, failed=False, env=None):
+    flags = ["1" if flag else "0" for flag in (archive, require, remove, failed)]
+    done = subprocess.run(
+        [sys.executable, "-c", storage.STORAGE_CODE, str(source), archive_dir, SWEEP, *flags],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return yaml.safe_load(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def copy(tmp_path):
+    source = tmp_path / "scratch runs $x" / SWEEP
+    (source / "tasks" / "task_001").mkdir(parents=True)
+    (source / "tasks" / "task_001" / "status.yaml").write_text("status: completed\n")
+    return source
+
+
+def test_archive_then_remove_writes_v1s_sentinel(copy, tmp_path, monkeypatch):
+    env = {"PATH": "/usr/bin:/bin", "ARCHIVES": str(tmp_path / "shares 'grp'")}
+    facts = login_node(copy, "$ARCHIVES/hsm-archive", archive=True, require=True, remove=True, env=env)
+    target = tmp_path / "shares 'grp'" / "hsm-archive" / SWEEP
+    assert facts == {"source": str(copy), "target": str(target), "archived": True, "removed": True}
+    assert (target / "tasks" / "task_001" / "status.yaml").read_text() == "status: completed\n"
+    sentinel = yaml.safe_load((target / ".archived").read_text())
+    assert set(sentinel) == {"archived_at", "source", "sweep_id", "any_failed"}  # v1's keys
+    assert sentinel["source"] == str(copy) and sentinel["sweep_id"] == SWEEP and sentinel["any_failed"] is False
+    assert (target / ".archived").read_text().splitlines()[3] == "any_failed: False"  # as v1 writes it
+    assert not copy.exists() and copy.parent.exists()
+
+
+def test_a_failed_archive_or_a_missing_one_keeps_the_copy(copy, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    facts = login_node(copy, str(blocked), archive=True, require=True, remove=True)
+    assert "cannot create" in facts["error"] and copy.is_dir()
+    facts = login_node(copy, str(tmp_path / "empty"), require=True, remove=True)
+    assert facts["error"] == "not archived" and copy.is_dir()
+    facts = login_node(copy, "", remove=True)
+    assert facts["removed"] and not copy.exists()
+    assert login_node(copy, "")["missing"] is True
+
+
+@pytest.mark.parametrize("where", ["parent", "itself"])
+def test_an_archive_dir_holding_the_copy_is_refused(copy, where):
+    archive_dir = copy.parent if where == "parent" else copy
+    facts = login_node(copy, str(archive_dir), archive=True, remove=True)
+    assert "holds the sweep's copy itself" in facts["error"] and copy.is_dir()
+
+
+@pytest.mark.parametrize("source", ["relative/" + SWEEP, "/tmp/not-the-sweep", "/"])
+def test_only_a_sweep_copy_is_touched(source):
+    assert login_node(source, "", remove=True)["error"].startswith("refused")
+
+
+@pytest.mark.parametrize(
+    ("remote", "outcome", "wanted"),
+    [
+        ({"archive_dir": "/a"}, "completed", True),
+        ({"archive_dir": "/a"}, "failed", False),
+        ({"archive_dir": "/a", "archive_on": "always"}, "failed", True),
+        ({"archive_dir": "/a", "archive_on": "always"}, None, False),
+        ({"archive_dir": "/a", "archive_on": "never"}, "completed", False),
+        ({"archive_on": "always"}, "completed", False),
+    ],
+)
+def test_archive_on(remote, outcome, wanted):
+    assert storage.archive_wanted(remote, outcome) is wanted
+
+
+def write_config(tmp_path: Path, remote: str, name: str = "hsm.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(f"paths: {{train_script: train.py}}\ndistributed:\n  remotes:\n    box: {remote}\n")
+    return path
+
+
+def test_archive_on_is_checked_with_a_did_you_mean(tmp_path):
+    path = write_config(tmp_path, "{backend: slurm, host: c, archive_dir: /shares/a, archive_on: complete}")
+    with pytest.raises(ConfigError) as error:
+        load_project(path, cwd=tmp_path)
+    assert error.value.key == "distributed.remotes.box.archive_on" and error.value.line == 4
+    assert "did you mean 'completed'" in str(error.value)
+
+
+def test_archive_dir_is_one_line(tmp_path):
+    path = write_config(tmp_path, '{backend: slurm, host: c, archive_dir: "/shares/a\\nrm -rf ~"}')
+    with pytest.raises(ConfigError) as error:
+        load_project(path, cwd=tmp_path)
+    assert error.value.key == "distributed.remotes.box.archive_dir"
+
+
+def test_archive_keys_on_an_ssh_host(tmp_path):
+    path = write_config(tmp_path, "{host: box, archive_dir: /shares/a}")
+    with pytest.raises(ConfigError) as error:
+        load_project(path, cwd=tmp_path)
+    assert error.value.key == "distributed.remotes.box.archive_dir" and "backend: slurm" in str(error.value)
+    # A v1 file loads: v1 accepted the key there and did nothing with it.
+    v1 = load_project(write_config(tmp_path, "{host: box, archive_on: never}", "hsm_config.yaml"), cwd=tmp_path)
+    assert "archive_on" not in v1.section("distributed")["remotes"]["box"]
+    assert any("archive_on' is ignored: an SSH host has no archive step" in notice for notice in v1.notices)
