@@ -17,7 +17,9 @@ from hsm_snake.executors.remote_cluster import storage
 SWEEP = "sweep_20261206_120000"
 
 
-def login_node(source: Path | str, archive_dir: str, *, archive=False, require=False, remove=False, failed=False, env=None):
+def login_node(
+    source: Path | str, archive_dir: str, *, archive=False, require=False, remove=False, failed=False, env=None
+):
     flags = ["1" if flag else "0" for flag in (archive, require, remove, failed)]
     done = subprocess.run(
         [sys.executable, "-c", storage.STORAGE_CODE, str(source), archive_dir, SWEEP, *flags],

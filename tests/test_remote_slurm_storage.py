@@ -1,0 +1,218 @@
+"""A Slurm remote's storage tiers and its connection, on the test bed (see test_remote_slurm.py):
+the sweep's copy in workdir, archived by the login node to archive_dir with v1's .archived
+sentinel, `remote clean` of what is left; and a login node whose sshd goes away mid-sweep and
+comes back (an sshd of this test's own, never the test bed's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from background import kill_everything, start_run, started, wait_for
+from conftest import read_status
+from procs import live_processes, pid_alive
+from test_remote_slurm import SOMETIMES_FAILS, cluster  # noqa: F401 (the fixture)
+
+from hsm_snake.executors.remote_slurm import array
+
+pytestmark = pytest.mark.testbed
+
+
+def test_a_completed_sweep_is_archived_and_leaves_the_workdir(cluster):  # noqa: F811
+    project = cluster
+    (project.root / "fails.py").write_text(SOMETIMES_FAILS)
+    archive = project.remote_base / "shares 'grp' é & co"
+    project.configure("fails.py", archive_dir=str(archive))
+    project.write_sweep({"grid": {"x": [1, 2]}})
+    project.cli("run", "sweep.yaml", "--remote", "tbslurm")
+    (sweep_dir,) = project.sweep_dirs()
+    copy = project.remote_base / "scratch runs" / sweep_dir.name
+    target = archive / sweep_dir.name
+    for name in ("task_001", "task_002"):
+        archived = yaml.safe_load((target / "tasks" / name / "status.yaml").read_text())
+        assert (
+            archived["status"] == "completed"
+            and archived["job_id"] == read_status(sweep_dir / "tasks" / name)["job_id"]
+        )
+    sentinel = yaml.safe_load((target / ".archived").read_text())
+    assert (
+        sentinel["sweep_id"] == sweep_dir.name and sentinel["source"] == str(copy) and sentinel["any_failed"] is False
+    )
+    assert not copy.exists()  # completed: the scratch copy goes (v1's keep_remote_on_success: false)
+    assert "archived to" in (sweep_dir / "logs" / "sources" / "tbslurm.log").read_text()
+    out = project.cli("remote", "clean", "tbslurm", "--sweep", sweep_dir.name, "-y").output
+    assert out.strip() == f"tbslurm: nothing at {copy}", out
+    assert (target / ".archived").exists()  # an archive is never cleaned
+
+
+def test_a_failed_sweep_stays_in_workdir_until_cleaned_and_archived_as_archive_on_asks(cluster):  # noqa: F811
+    project = cluster
+    (project.root / "fails.py").write_text(SOMETIMES_FAILS)
+    archive = project.remote_base / "archive"
+    project.configure("fails.py", archive_dir=str(archive), archive_on="always")
+    project.write_sweep({"paired": [{"p": {"x": [1, 2], "fail": [0, 1]}}]})
+    project.cli("run", "sweep.yaml", "--remote", "tbslurm", expect=1)
+    (sweep_dir,) = project.sweep_dirs()
+    sweep_id = sweep_dir.name
+    copy = project.remote_base / "scratch runs" / sweep_id
+    assert (copy / "tasks" / "task_002" / "stderr.log").exists()  # kept for inspection
+    assert yaml.safe_load((archive / sweep_id / ".archived").read_text())["any_failed"] is True
+    # A task whose element has not come back (a record of a submission): nothing is removed.
+    record = sweep_dir / ".hsm" / "remote-slurm-jobs"
+    kept = record.read_text()
+    entry = {"alias": "tbslurm", "array_id": "999999", "remote_sweep": str(copy), "tasks": ["task_002"]}
+    record.write_text(kept + json.dumps({**entry, "submitted": "2999-01-01T00:00:00+00:00"}) + "\n")
+    out = project.cli("remote", "clean", "--sweep", sweep_id, "-y", expect=2).output
+    assert "have not come back (task_002)" in out and f"complete {sweep_id} --remote tbslurm" in out, out
+    record.write_text(kept)
+    # archive_on: always wants an archive: without one, the copy stays.
+    (archive / sweep_id / ".archived").unlink()
+    out = project.cli("remote", "clean", "--sweep", sweep_id, "-y", expect=1).output
+    assert "not archived" in out and "archive_on: always" in out and copy.is_dir(), out
+    # complete runs the failed task again (it fails again), and the ended sweep is archived again.
+    project.cli("complete", sweep_id, "--remote", "tbslurm", expect=1)
+    assert (archive / sweep_id / ".archived").exists()
+    out = project.cli("remote", "clean", "--sweep", sweep_id, "-y").output
+    assert out.strip() == f"tbslurm: removed {copy}", out
+    assert not copy.exists() and (archive / sweep_id / "tasks" / "task_002").is_dir()
+    assert read_status(sweep_dir / "tasks" / "task_001")["status"] == "completed"  # local results untouched
+
+
+# -- a login node whose sshd goes away -----------------------------------------------------------
+SSHD_CONFIG = """\
+Port {port}
+ListenAddress 127.0.0.1
+HostKey {dir}/host_key
+PidFile {dir}/sshd.pid
+AuthorizedKeysFile {authorized_keys}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PrintMotd no
+MaxStartups 100:30:200
+MaxSessions 100
+"""
+
+CLIENT_CONFIG = """\
+Host hsmtb-drop
+    HostName 127.0.0.1
+    Port {port}
+    User root
+    IdentityFile "{key}"
+    IdentitiesOnly yes
+    UserKnownHostsFile "{known_hosts}"
+    GlobalKnownHostsFile /dev/null
+    StrictHostKeyChecking yes
+    BatchMode yes
+    PasswordAuthentication no
+    ConnectTimeout 5
+    ServerAliveInterval 5
+"""
+
+
+class LoginNode:
+    """An sshd of this test (the test bed's own keys and user, another port): a login node of the
+    test Slurm that can go away and come back."""
+
+    def __init__(self, tb, root: Path) -> None:
+        ssh_dir = Path(tb.facts["ssh"]["config"]).parent
+        self.dir = root
+        root.mkdir()
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "host_key")], check=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.config = root / "sshd_config"
+        self.config.write_text(
+            SSHD_CONFIG.format(port=self.port, dir=root, authorized_keys=ssh_dir / "authorized_keys")
+        )
+        host_key = " ".join((root / "host_key.pub").read_text().split()[:2])
+        (root / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {host_key}\n")
+        self.client_config = root / "ssh_config"
+        self.client_config.write_text(
+            CLIENT_CONFIG.format(port=self.port, key=ssh_dir / "id_ed25519", known_hosts=root / "known_hosts")
+        )
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        subprocess.run(["/usr/sbin/sshd", "-f", str(self.config), "-E", str(self.dir / "sshd.log")], check=True)
+        pidfile = self.dir / "sshd.pid"
+        self.pid = wait_for(lambda: pidfile.exists() and int(pidfile.read_text().split()[0] or 0), 10, "sshd's pid")
+        ok = lambda: (
+            subprocess.run(  # noqa: E731
+                ["ssh", "-F", str(self.client_config), "hsmtb-drop", "true"], capture_output=True, timeout=30
+            ).returncode
+            == 0
+        )
+        wait_for(ok, 30, "ssh to the test's own sshd")
+
+    def stop(self) -> None:
+        """The sshd and every connection it serves go (their processes, not the Slurm jobs)."""
+        if self.pid is None:
+            return
+        children: dict[int, list[int]] = {}
+        for pid, fields in live_processes():
+            children.setdefault(int(fields[1]), []).append(pid)
+        tree, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo += children.get(pid, [])
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        listener, self.pid = self.pid, None
+        wait_for(lambda: not pid_alive(listener), 10, "the sshd to go")
+        (self.dir / "sshd.pid").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def login_node(tb, tmp_path):
+    tb.need("hsmtb-lo")
+    node = LoginNode(tb, tmp_path / "own-sshd")
+    node.start()
+    yield node
+    node.stop()
+
+
+def test_a_login_node_lost_mid_sweep_and_back_loses_nothing(cluster, login_node, monkeypatch):  # noqa: F811
+    project = cluster
+    monkeypatch.setenv("HSM_SSH_CONFIG", str(login_node.client_config))
+    project.configure("echo.py", env={"RUN_LOG": str(project.run_log)}, host="hsmtb-drop")
+    project.write_sweep({"grid": {"hold": [1], "x": [1, 2]}})
+    proc = start_run(project, "run", "sweep.yaml", "--remote", "tbslurm")
+    try:
+        wait_for(lambda: {"task_001", "task_002"} <= started(project), 300, "both held tasks to run on the cluster")
+        (sweep_dir,) = project.sweep_dirs()
+        login_node.stop()
+        engine_log = sweep_dir / "logs" / "engine.log"
+        wait_for(lambda: "did not answer" in engine_log.read_text(), 120, "a poll to find the login node gone")
+        # The tasks end while the login node is away: their results wait on the cluster.
+        project.release()
+        copy = project.remote_base / "scratch runs" / sweep_dir.name / "tasks"
+        wait_for(lambda: all((copy / t / ".completed").exists() for t in ("task_001", "task_002")), 120, "the tasks")
+        time.sleep(6)  # at least one more poll without an answer
+        assert proc.poll() is None, proc.communicate()[0]
+        login_node.start()
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            kill_everything(project, proc)
+    assert proc.returncode == 0 and "2 completed" in out, out
+    assert project.completions() == {"task_001": 1, "task_002": 1}
+    for name in ("task_001", "task_002"):
+        status = read_status(sweep_dir / "tasks" / name)
+        assert status["status"] == "completed" and status["attempt"] == 1, status
+        assert array.ELEMENT_ID.match(status["job_id"]) and (sweep_dir / "tasks" / name / ".completed").exists()
