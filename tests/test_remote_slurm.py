@@ -75,7 +75,8 @@ def cluster(tb, tmp_path, monkeypatch):
 def test_hostile_values_run_on_the_cluster_and_come_back(cluster):
     project = cluster
     (project.root / "app.py").write_text(ARGV_APP)
-    project.configure("app.py")
+    # Kept to be looked at (a completed sweep's copy leaves workdir by default).
+    project.configure("app.py", keep_remote_on_success=True)
     project.write_sweep({"grid": {f"v{i}": [value] for i, value in enumerate(HOSTILE)}})
 
     result = project.cli("run", "sweep.yaml", "--remote", "tbslurm")

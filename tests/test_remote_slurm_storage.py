@@ -31,10 +31,11 @@ def test_a_completed_sweep_is_archived_and_leaves_the_workdir(cluster):  # noqa:
     archive = project.remote_base / "shares 'grp' é & co"
     project.configure("fails.py", archive_dir=str(archive))
     project.write_sweep({"grid": {"x": [1, 2]}})
-    project.cli("run", "sweep.yaml", "--remote", "tbslurm")
+    out = project.cli("run", "sweep.yaml", "--remote", "tbslurm").output
     (sweep_dir,) = project.sweep_dirs()
     copy = project.remote_base / "scratch runs" / sweep_dir.name
     target = archive / sweep_dir.name
+    assert f"tbslurm: storage: {copy}: archived to {target} (.archived written); removed {copy}" in out, out
     for name in ("task_001", "task_002"):
         archived = yaml.safe_load((target / "tasks" / name / "status.yaml").read_text())
         assert (
@@ -148,13 +149,12 @@ class LoginNode:
         subprocess.run(["/usr/sbin/sshd", "-f", str(self.config), "-E", str(self.dir / "sshd.log")], check=True)
         pidfile = self.dir / "sshd.pid"
         self.pid = wait_for(lambda: pidfile.exists() and int(pidfile.read_text().split()[0] or 0), 10, "sshd's pid")
-        ok = lambda: (
-            subprocess.run(  # noqa: E731
-                ["ssh", "-F", str(self.client_config), "hsmtb-drop", "true"], capture_output=True, timeout=30
-            ).returncode
-            == 0
-        )
-        wait_for(ok, 30, "ssh to the test's own sshd")
+
+        def answers() -> bool:
+            argv = ["ssh", "-F", str(self.client_config), "hsmtb-drop", "true"]
+            return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+
+        wait_for(answers, 30, "ssh to the test's own sshd")
 
     def stop(self) -> None:
         """The sshd and every connection it serves go (their processes, not the Slurm jobs)."""

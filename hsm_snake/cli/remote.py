@@ -195,10 +195,9 @@ def clean(aliases: tuple[str, ...], sweep: str | None, everything: bool, yes: bo
         used_clusters = sweep_clusters(paths)
         clusters = {a: r for a, r in used_clusters.items() if not aliases or a in aliases}
         others = [a for a in aliases if a not in used_clusters]
-        if aliases:
-            hosts = remotes.pick_hosts(cwd, others, every=False) if others else {}
-        else:
-            hosts = sweep_hosts(paths)
+        hosts = {} if aliases else sweep_hosts(paths)
+        if others:
+            hosts = remotes.pick_hosts(cwd, others, every=False)
         for alias in clusters:
             storage.check_collected(paths, alias)
         under, what = sweep_dir_under_project(paths.sweep_id), f"sweep {paths.sweep_id}'s folder"

@@ -12,9 +12,10 @@ Everything happens in one program run by the login node's Python with its argume
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,8 @@ def on_login_node(
     except (IndexError, ValueError):
         facts = None
     if not isinstance(facts, dict):
-        return StorageStep(cluster.alias, source, error=cluster.failure(done))
+        why = f"no answer within {STORAGE_TIMEOUT_S} s" if done is None else cluster.failure(done)
+        return StorageStep(cluster.alias, source, error=why)
     return StorageStep(
         cluster.alias,
         str(facts.get("source") or source),
@@ -167,17 +169,14 @@ def on_login_node(
     )
 
 
-def _with_cluster(paths: SweepPaths, alias: str, remote: dict[str, Any], work: Any) -> Any:
-    control_dir = Path(tempfile.mkdtemp(prefix="hsm-rslurm-"))
-    os.chmod(control_dir, 0o700)
-    cluster = Cluster(paths, alias, remote, control_dir)
-    try:
-        return work(cluster)
-    finally:
-        cluster.close()
-        for path in control_dir.iterdir():
-            path.unlink(missing_ok=True)
-        control_dir.rmdir()
+@contextmanager
+def _connected(paths: SweepPaths, alias: str, remote: dict[str, Any]) -> Iterator[Cluster]:
+    with tempfile.TemporaryDirectory(prefix="hsm-rslurm-") as control_dir:
+        cluster = Cluster(paths, alias, remote, Path(control_dir))
+        try:
+            yield cluster
+        finally:
+            cluster.close()
 
 
 def finish(paths: SweepPaths, alias: str, project_data: dict[str, Any]) -> StorageStep | None:
@@ -196,7 +195,7 @@ def finish(paths: SweepPaths, alias: str, project_data: dict[str, Any]) -> Stora
     if not (archive or remove):
         return None
 
-    def work(cluster: Cluster) -> StorageStep:
+    with _connected(paths, alias, remote) as cluster:
         step = on_login_node(
             cluster,
             remote,
@@ -207,9 +206,7 @@ def finish(paths: SweepPaths, alias: str, project_data: dict[str, Any]) -> Stora
             any_failed=outcome != "completed",
         )
         cluster.log(describe(step))
-        return step
-
-    return _with_cluster(paths, alias, remote, work)
+    return step
 
 
 def check_collected(paths: SweepPaths, alias: str) -> None:
@@ -232,24 +229,20 @@ def clean(paths: SweepPaths, alias: str, remote: dict[str, Any]) -> StorageStep:
     """Remove the sweep's copy on the Slurm remote ``alias`` (:func:`check_collected` first); refused
     (``error``) when the remote's archive_on asks for an archive that is not there."""
     source = recorded_copies(paths).get(alias, "")
-    outcome = sweep_outcome(paths)
-    archive_dir, archive_on = archive_settings(remote)
-    required = bool(archive_dir) and (archive_on == "always" or (archive_on == "completed" and outcome == "completed"))
-
-    def work(cluster: Cluster) -> StorageStep:
+    # An archive is asked for once the sweep has ended: a sweep not ended yet counts as failed.
+    required = archive_wanted(remote, sweep_outcome(paths) or "failed")
+    with _connected(paths, alias, remote) as cluster:
         step = on_login_node(
             cluster, remote, source, archive=False, require_archived=required, remove=True, any_failed=False
         )
         if step.error == "not archived":
             step.error = (
-                f"refused: not archived to {step.target} (archive_on: {archive_on} asks for it; "
+                f"refused: not archived to {step.target} (archive_on: {archive_settings(remote)[1]} asks for it; "
                 f"hint: hsm-snake complete {paths.sweep_id} --remote {alias} archives an ended sweep, "
                 "or set archive_on: never)"
             )
         cluster.log(describe(step))
-        return step
-
-    return _with_cluster(paths, alias, remote, work)
+    return step
 
 
 def describe(step: StorageStep) -> str:
