@@ -87,38 +87,8 @@ def test_a_failed_sweep_stays_in_workdir_until_cleaned_and_archived_as_archive_o
 
 
 # -- a login node whose sshd goes away -----------------------------------------------------------
-SSHD_CONFIG = """\
-Port {port}
-ListenAddress 127.0.0.1
-HostKey {dir}/host_key
-PidFile {dir}/sshd.pid
-AuthorizedKeysFile {authorized_keys}
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PrintMotd no
-MaxStartups 100:30:200
-MaxSessions 100
-"""
-
-CLIENT_CONFIG = """\
-Host hsmtb-drop
-    HostName 127.0.0.1
-    Port {port}
-    User root
-    IdentityFile "{key}"
-    IdentitiesOnly yes
-    UserKnownHostsFile "{known_hosts}"
-    GlobalKnownHostsFile /dev/null
-    StrictHostKeyChecking yes
-    BatchMode yes
-    PasswordAuthentication no
-    ConnectTimeout 5
-    ServerAliveInterval 5
-"""
+# Lines of the test bed's sshd_config (hsmtb-lo) replaced in the copy for this test's own sshd.
+OWN_SSHD = {"Port": "{port}", "HostKey": "{dir}/host_key", "PidFile": "{dir}/sshd.pid"}
 
 
 class LoginNode:
@@ -126,22 +96,30 @@ class LoginNode:
     test Slurm that can go away and come back."""
 
     def __init__(self, tb, root: Path) -> None:
-        ssh_dir = Path(tb.facts["ssh"]["config"]).parent
+        testbed_config = Path(tb.facts["ssh"]["config"])
         self.dir = root
         root.mkdir()
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "host_key")], check=True)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        lines = (Path(tb.facts["ssh"]["hosts"]["hsmtb-lo"]["sshd_log"]).parent / "sshd_config").read_text().splitlines()
+        own = {key: value.format(port=self.port, dir=root) for key, value in OWN_SSHD.items()}
+
+        def own_line(line: str) -> str:
+            key = line.split(maxsplit=1)[0] if line.strip() else ""
+            return f"{key} {own[key]}" if key in own else line
+
         self.config = root / "sshd_config"
-        self.config.write_text(
-            SSHD_CONFIG.format(port=self.port, dir=root, authorized_keys=ssh_dir / "authorized_keys")
-        )
+        self.config.write_text("\n".join(own_line(line) for line in lines) + "\n")
         host_key = " ".join((root / "host_key.pub").read_text().split()[:2])
         (root / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {host_key}\n")
+        # The test bed's client settings (user, key, strict host key checking) under Host hsmtb-*,
+        # after this host's address and its known_hosts (ssh takes the first value of each key).
         self.client_config = root / "ssh_config"
         self.client_config.write_text(
-            CLIENT_CONFIG.format(port=self.port, key=ssh_dir / "id_ed25519", known_hosts=root / "known_hosts")
+            f"Host hsmtb-drop\n    HostName 127.0.0.1\n    Port {self.port}\n"
+            f'    UserKnownHostsFile "{root / "known_hosts"}"\n\n' + testbed_config.read_text()
         )
         self.pid: int | None = None
 
