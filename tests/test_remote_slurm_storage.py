@@ -20,7 +20,7 @@ from conftest import read_status
 from procs import live_processes, pid_alive
 from test_remote_slurm import SOMETIMES_FAILS, cluster  # noqa: F401 (the fixture)
 
-from hsm_snake.executors.remote_slurm import array
+from hsm_snake.executors.remote_cluster import slurm as array
 
 pytestmark = pytest.mark.testbed
 
