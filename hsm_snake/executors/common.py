@@ -26,6 +26,25 @@ def stdout_of(argv: list[str], timeout_s: float) -> str | None:
     return done.stdout if done is not None and done.returncode == 0 else None
 
 
+def plugin_common_settings(*, passes_snakemake_args: bool) -> Any:
+    """The CommonSettings of a remote hsm-snake executor plugin. ``passes_snakemake_args``: some of
+    its jobs run a Snakemake command, which then takes the default storage, resources and environment
+    arguments (hsm-pbs's non-task jobs); hsm-ssh starts only the runner."""
+    # Imported here: the tools above serve the CLI, which must not load Snakemake's interface to start.
+    from snakemake_interface_executor_plugins.settings import CommonSettings
+
+    return CommonSettings(
+        non_local_exec=True,
+        implies_no_shared_fs=False,
+        job_deploy_sources=False,
+        pass_default_storage_provider_args=passes_snakemake_args,
+        pass_default_resources_args=passes_snakemake_args,
+        pass_envvar_declarations_to_cmd=passes_snakemake_args,
+        auto_deploy_default_storage_provider=False,
+        init_seconds_before_status_checks=1,
+    )
+
+
 def setting(default: Any, help: str) -> Any:
     """An ExecutorSettings field: a ``--<plugin>-<name>`` option with its help text, not read from
     the environment, not required."""

@@ -36,10 +36,10 @@ from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
-from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
+from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
 from hsm_snake.executors import jobscript
-from hsm_snake.executors.common import setting
+from hsm_snake.executors.common import plugin_common_settings, setting
 from hsm_snake.executors.pbs import accounting, script
 from hsm_snake.executors.pbs.qstat import FORMATS, Qstat
 from hsm_snake.executors.pbs.watch import ArrayElement, Tracking, Watcher
@@ -76,16 +76,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
 
 
-common_settings = CommonSettings(
-    non_local_exec=True,
-    implies_no_shared_fs=False,
-    job_deploy_sources=False,
-    pass_default_storage_provider_args=True,
-    pass_default_resources_args=True,
-    pass_envvar_declarations_to_cmd=True,
-    auto_deploy_default_storage_provider=False,
-    init_seconds_before_status_checks=1,
-)
+common_settings = plugin_common_settings(passes_snakemake_args=True)
 
 
 class Executor(RemoteExecutor):
