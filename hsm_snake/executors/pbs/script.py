@@ -85,10 +85,9 @@ def directives(resources: Mapping[str, Any], name: str, threads: int = 1) -> lis
         lines.append(f"-l {nodes}")
         if mem_mb:
             lines.append(f"-l mem={mem_text(mem_mb)}")
-    if resources.get("pbs_queue"):
-        lines.append(f"-q {resources['pbs_queue']}")
-    if resources.get("pbs_account"):
-        lines.append(f"-A {resources['pbs_account']}")
+    for resource, option in (("pbs_queue", "-q"), ("pbs_account", "-A")):
+        if resources.get(resource):
+            lines.append(f"{option} {resources[resource]}")
     if resources.get("pbs_extra"):
         lines.extend(shlex.split(str(resources["pbs_extra"])))
     return lines
