@@ -144,126 +144,181 @@ class _Advisor:
             return "each task's own folder (task.workdir: task)"
         return str(self.runner.get("workdir") or "the project root")
 
-    def argument_advice(self, summary: Any) -> str | None:
-        """A fix for a script that refused the arguments hsm-snake passed (argparse or Hydra)."""
-        if not isinstance(summary, str):
-            return None
-        output_arg = self.runner.get("output_dir_arg")
-        if "unrecognized arguments:" in summary:
-            if output_arg and f"--{output_arg}" in summary.split("unrecognized arguments:", 1)[1].split():
-                return (
-                    f"the script has no --{output_arg} option, which hsm-snake passes the task folder as: set "
-                    "task.output_dir_arg: null in hsm.yaml (every task finds its folder in $HSM_TASK_DIR), "
-                    f"or add --{output_arg} to the script's parser"
-                )
-            return (
-                "the script's argparse parser refuses arguments hsm-snake passed: a swept key must be an option "
-                "of the script without its dashes (lr for --lr), and task.extra_args must be options it has"
-            )
-        refused = re.search(r"Could not override '([^']+)'", summary)
-        if refused and refused.group(1) == (output_arg or "").lstrip("+"):
-            return (
-                f"the app's Hydra config has no {refused.group(1)}: set task.output_dir_arg: null in hsm.yaml "
-                "(a Hydra app gets hydra.run.dir=<task folder>, so its outputs already land in the task folder), "
-                f"or add {refused.group(1)} to the app's config"
-            )
-        if refused:
-            return (
-                f"{refused.group(1)} is not a key of the app's Hydra config: fix the key in the sweep file, or sweep "
-                f"+{refused.group(1)} to add it; `hsm-snake validate --deep SWEEP_FILE` checks the first task's "
-                "overrides with the app itself"
-            )
-        if "Error merging override" in summary or "Could not " in summary:
-            return (
-                "the Hydra app refuses an override (a value of the wrong type, an unknown config group option): "
-                "fix the value in the sweep file; `hsm-snake validate --deep SWEEP_FILE` checks it before a run"
-            )
-        return None
-
-    def suggest(self, category: str, subtype: str | None, example: str, backend: str | None, summary: Any) -> str:
-        sweep = self.sweep_id
-        resume = f"then `hsm-snake complete {sweep} --only-category {category}`"
+    def facts(
+        self, category: str, subtype: str | None, example: str, backend: str | None, summary: Any
+    ) -> dict[str, Any]:
+        """What the advice templates name: this sweep's settings and the group's example task."""
         res = "slurm" if backend == "slurm" else "pbs" if backend == "pbs" else "local"
         stderr = f"tasks/{example}/stderr.log"
-        if category == failures.OUT_OF_MEMORY:
-            return (
-                f"raise {res}.mem{self._current(res, 'mem')} in hsm.yaml"
-                + (" (or local.mem)" if res != "local" else " (or slurm.mem on a cluster)")
-                + f", or set retries: 1 so hsm-snake retries with retry.mem_factor × memory "
-                f"(retry.mem_factor is {self._retry('mem_factor', 2)}); {resume}"
-            )
-        if category == failures.CUDA_OOM:
-            return (
-                "the GPU ran out of memory: lower the batch or model size of these tasks, or ask for a larger GPU "
-                f"(slurm.gpu_type / slurm.constraint); retrying on the same GPU would fail again; {resume}"
-            )
-        if category == failures.TIMEOUT:
-            return (
-                f"raise {res}.walltime{self._current(res, 'walltime')} in hsm.yaml, or set retries: 1 so hsm-snake "
-                f"retries with retry.time_factor × walltime (retry.time_factor is {self._retry('time_factor', 2)}); "
-                f"{resume}"
-            )
-        if category == failures.MISSING_MODULE:
-            module = subtype or "the missing module"
-            python = self.python()
-            return (
-                f"install {module} in the interpreter paths.python_interpreter points to ({python}), e.g. "
-                f"`{python} -m pip install {module}` (the package name may differ), or point "
-                f"paths.python_interpreter / paths.conda_env at an environment that has it; {resume}"
-            )
-        if category == failures.MISSING_FILE and isinstance(summary, str) and "can't open file" in summary:
-            return (
-                f"the script itself is missing ({summary}): point the sweep file's script: or "
-                f"paths.train_script at it (relative to the project root {self.runner.get('workdir') or ''}); "
-                f"`hsm-snake validate SWEEP_FILE` checks it before a run; {resume}"
-            )
-        if category == failures.MISSING_FILE:
-            return (
-                f"a file the script opens does not exist ({summary or 'see ' + stderr}); relative paths are read "
-                f"from {self.workdir()}: fix the path or use an absolute one; {resume}"
-            )
-        if category == failures.SYNTAX_ERROR:
-            return (
-                f"fix the syntax error in the script (see {stderr}); every task fails the same way until then; {resume}"
-            )
-        # A Hydra app prints the whole traceback of a refused override under HYDRA_FULL_ERROR=1 or
-        # a tracer (a debugger, coverage): the same advice as for its short message.
-        if category in (failures.PYTHON_EXCEPTION, failures.NONZERO_EXIT) and (advice := self.argument_advice(summary)):
-            return f"{advice}; {resume}"
-        if category == failures.PYTHON_EXCEPTION:
-            return f"fix the bug; retrying would fail again — see {stderr}"
-        if category == failures.NONZERO_EXIT:
-            return (
-                f"the script exited with a non-zero status and no Python traceback: read {stderr} and "
-                f"tasks/{example}/stdout.log (argument errors such as 'unrecognized arguments' show there); {resume}"
-            )
-        if category == failures.LAUNCH_ERROR:
-            return (
-                f"the task could not be started: check that paths.python_interpreter ({self.python()}) and "
-                f"paths.train_script exist and are executable; {resume}"
-            )
-        if category == failures.MISSING_ENVIRONMENT:
-            return (
-                "no conda, mamba or micromamba was found where the task ran (the summary lists where it looked): "
-                f"set paths.conda_root (a remote: its conda_root) to the installation folder; {resume}"
-            )
-        if category == failures.KILLED:
-            return (
-                "killed by a signal, often the kernel's out-of-memory killer or kill -9: check `dmesg` or the "
-                f"scheduler's log; if it was memory, raise {res}.mem{self._current(res, 'mem')}; {resume}"
-            )
-        if category == "node_fail":
-            return f"the node failed, not your code: {resume} (set retries: 1 to rerun such tasks automatically)"
-        if category == "preempted":
-            return (
-                "preempted by a higher-priority job: set retries: 1, or use a qos that is not preemptible "
-                f"(slurm.qos); {resume}"
-            )
-        if category == "host_lost":
-            return f"the host running them went away: {resume} (set retries: 1 to rerun such tasks automatically)"
-        if category == failures.CANCELLED:
-            return f"stopped on request (Ctrl-C, hsm-snake cancel, scancel): {resume}"
-        return f"status.yaml records no error category: read {stderr}; `hsm-snake complete {sweep}` reruns them"
+        output_arg = str(self.runner.get("output_dir_arg") or "")
+        return {
+            "sweep": self.sweep_id,
+            "resume": f"then `hsm-snake complete {self.sweep_id} --only-category {category}`",
+            "res": res,
+            "mem_now": self._current(res, "mem"),
+            "walltime_now": self._current(res, "walltime"),
+            "mem_elsewhere": " (or local.mem)" if res != "local" else " (or slurm.mem on a cluster)",
+            "mem_factor": self._retry("mem_factor", 2),
+            "time_factor": self._retry("time_factor", 2),
+            "module": subtype or "the missing module",
+            "python": self.python(),
+            "workdir": self.workdir(),
+            "project_root": self.runner.get("workdir") or "",
+            "stderr": stderr,
+            "example": example,
+            "summary": summary,
+            "summary_or_stderr": summary or f"see {stderr}",
+            "output_arg": output_arg,
+            "output_key": output_arg.lstrip("+"),
+        }
+
+    def suggest(self, category: str, subtype: str | None, example: str, backend: str | None, summary: Any) -> str:
+        facts = self.facts(category, subtype, example, backend, summary)
+        for advice in ADVICE:
+            if category in advice.categories and (match := advice.match(summary, facts)) is not None:
+                return advice.text.format(**facts, **match)
+        return UNCATEGORIZED.format(**facts)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """A suggestion for a group of failed tasks: the first whose categories hold the group's and whose
+    ``when`` (a regular expression) is found in the group's error summary. ``when`` may name the
+    output argument (``{output_arg}``, ``{output_key}`` without a leading +): a sweep without one
+    skips it. Its named groups and the advisor's facts fill ``text``."""
+
+    categories: tuple[str, ...]
+    text: str
+    when: str | None = None
+
+    def match(self, summary: Any, facts: dict[str, Any]) -> dict[str, str] | None:
+        """The named groups of ``when`` in ``summary`` ({} when there is no ``when``); None: no match."""
+        if self.when is None:
+            return {}
+        if not isinstance(summary, str):
+            return None
+        named = re.findall(r"\{(\w+)\}", self.when)
+        if not all(facts[name] for name in named):
+            return None
+        found = re.search(self.when.format(**{name: re.escape(facts[name]) for name in named}), summary, re.DOTALL)
+        return found.groupdict() if found else None
+
+
+# A script that refused the arguments hsm-snake passed (argparse or Hydra). A Hydra app prints the
+# whole traceback of a refused override under HYDRA_FULL_ERROR=1 or a tracer (a debugger, coverage),
+# which is then classified as a Python exception: the same advice as for its short message.
+_REFUSED_ARGUMENTS = (failures.PYTHON_EXCEPTION, failures.NONZERO_EXIT)
+
+ADVICE = (
+    Advice(
+        (failures.OUT_OF_MEMORY,),
+        "raise {res}.mem{mem_now} in hsm.yaml{mem_elsewhere}, or set retries: 1 so hsm-snake retries with "
+        "retry.mem_factor × memory (retry.mem_factor is {mem_factor}); {resume}",
+    ),
+    Advice(
+        (failures.CUDA_OOM,),
+        "the GPU ran out of memory: lower the batch or model size of these tasks, or ask for a larger GPU "
+        "(slurm.gpu_type / slurm.constraint); retrying on the same GPU would fail again; {resume}",
+    ),
+    Advice(
+        (failures.TIMEOUT,),
+        "raise {res}.walltime{walltime_now} in hsm.yaml, or set retries: 1 so hsm-snake retries with "
+        "retry.time_factor × walltime (retry.time_factor is {time_factor}); {resume}",
+    ),
+    Advice(
+        (failures.MISSING_MODULE,),
+        "install {module} in the interpreter paths.python_interpreter points to ({python}), e.g. "
+        "`{python} -m pip install {module}` (the package name may differ), or point "
+        "paths.python_interpreter / paths.conda_env at an environment that has it; {resume}",
+    ),
+    Advice(
+        (failures.MISSING_FILE,),
+        "the script itself is missing ({summary}): point the sweep file's script: or paths.train_script at it "
+        "(relative to the project root {project_root}); `hsm-snake validate SWEEP_FILE` checks it before a run; "
+        "{resume}",
+        when="can't open file",
+    ),
+    Advice(
+        (failures.MISSING_FILE,),
+        "a file the script opens does not exist ({summary_or_stderr}); relative paths are read from {workdir}: "
+        "fix the path or use an absolute one; {resume}",
+    ),
+    Advice(
+        (failures.SYNTAX_ERROR,),
+        "fix the syntax error in the script (see {stderr}); every task fails the same way until then; {resume}",
+    ),
+    Advice(
+        _REFUSED_ARGUMENTS,
+        "the script has no --{output_arg} option, which hsm-snake passes the task folder as: set "
+        "task.output_dir_arg: null in hsm.yaml (every task finds its folder in $HSM_TASK_DIR), "
+        "or add --{output_arg} to the script's parser; {resume}",
+        when=r"unrecognized arguments:.*?(?<=\s)--{output_arg}(?=\s|$)",
+    ),
+    Advice(
+        _REFUSED_ARGUMENTS,
+        "the script's argparse parser refuses arguments hsm-snake passed: a swept key must be an option "
+        "of the script without its dashes (lr for --lr), and task.extra_args must be options it has; {resume}",
+        when="unrecognized arguments:",
+    ),
+    Advice(
+        _REFUSED_ARGUMENTS,
+        "the app's Hydra config has no {output_key}: set task.output_dir_arg: null in hsm.yaml "
+        "(a Hydra app gets hydra.run.dir=<task folder>, so its outputs already land in the task folder), "
+        "or add {output_key} to the app's config; {resume}",
+        when="Could not override '{output_key}'",
+    ),
+    Advice(
+        _REFUSED_ARGUMENTS,
+        "{key} is not a key of the app's Hydra config: fix the key in the sweep file, or sweep "
+        "+{key} to add it; `hsm-snake validate --deep SWEEP_FILE` checks the first task's "
+        "overrides with the app itself; {resume}",
+        when="Could not override '(?P<key>[^']+)'",
+    ),
+    Advice(
+        _REFUSED_ARGUMENTS,
+        "the Hydra app refuses an override (a value of the wrong type, an unknown config group option): "
+        "fix the value in the sweep file; `hsm-snake validate --deep SWEEP_FILE` checks it before a run; {resume}",
+        when="Error merging override|Could not ",
+    ),
+    Advice((failures.PYTHON_EXCEPTION,), "fix the bug; retrying would fail again — see {stderr}"),
+    Advice(
+        (failures.NONZERO_EXIT,),
+        "the script exited with a non-zero status and no Python traceback: read {stderr} and "
+        "tasks/{example}/stdout.log (argument errors such as 'unrecognized arguments' show there); {resume}",
+    ),
+    Advice(
+        (failures.LAUNCH_ERROR,),
+        "the task could not be started: check that paths.python_interpreter ({python}) and "
+        "paths.train_script exist and are executable; {resume}",
+    ),
+    Advice(
+        (failures.MISSING_ENVIRONMENT,),
+        "no conda, mamba or micromamba was found where the task ran (the summary lists where it looked): "
+        "set paths.conda_root (a remote: its conda_root) to the installation folder; {resume}",
+    ),
+    Advice(
+        (failures.KILLED,),
+        "killed by a signal, often the kernel's out-of-memory killer or kill -9: check `dmesg` or the "
+        "scheduler's log; if it was memory, raise {res}.mem{mem_now}; {resume}",
+    ),
+    Advice(
+        (failures.NODE_FAIL,),
+        "the node failed, not your code: {resume} (set retries: 1 to rerun such tasks automatically)",
+    ),
+    Advice(
+        (failures.PREEMPTED,),
+        "preempted by a higher-priority job: set retries: 1, or use a qos that is not preemptible "
+        "(slurm.qos); {resume}",
+    ),
+    Advice(
+        (failures.HOST_LOST,),
+        "the host running them went away: {resume} (set retries: 1 to rerun such tasks automatically)",
+    ),
+    Advice((failures.CANCELLED,), "stopped on request (Ctrl-C, hsm-snake cancel, scancel): {resume}"),
+)
+"""The suggestions, in the order they are tried."""
+
+UNCATEGORIZED = "status.yaml records no error category: read {stderr}; `hsm-snake complete {sweep}` reruns them"
 
 
 def error_pattern(text: str) -> re.Pattern[str]:
