@@ -168,6 +168,48 @@ def read_status(task_dir: Path) -> dict:
     return yaml.safe_load((task_dir / "status.yaml").read_text())
 
 
+# What a task of the test project's script leaves in its folder when it completed, on any backend.
+COMPLETED_TASK_FILES = [
+    ".completed",
+    "metrics.json",
+    "params.yaml",
+    "results",
+    "status.yaml",
+    "stderr.log",
+    "stdout.log",
+]
+
+
+def task_files(task_dir: Path) -> list[str]:
+    return sorted(p.name for p in task_dir.iterdir())
+
+
+# Parameter values that break shell strings and quoting; each test adds the ones its app can take.
+QUOTING_HOSTILE = [
+    "two words",
+    " padded ",
+    "it's",
+    'say "hi"',
+    "$HOME",
+    "${HOME}",
+    "`id`",
+    "x;y",
+    "a|b && c",
+    "tab\there",
+    "é 中文 🚀",
+    "",
+    "trailing\\",
+]
+
+# A script that records the arguments it was given in results/seen.json.
+ARGV_APP = """
+import json, os, sys
+out = os.path.join(os.environ["HSM_RESULTS_DIR"], "seen.json")
+with open(out, "w", encoding="utf-8") as f:
+    json.dump(sys.argv[1:], f, ensure_ascii=False)
+"""
+
+
 def load_json(path: Path):
     return json.loads(path.read_text())
 

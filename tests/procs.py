@@ -90,6 +90,23 @@ with open(os.path.join(os.environ["HSM_RESULTS_DIR"], "ancestry.json"), "w") as 
 """
 
 
+def run_ancestry_sweep(project, profile: str) -> Path:
+    """A 3-task sweep of ANCESTRY_SCRIPT run with ``--profile <profile>``, whose backend set-up
+    (``<profile>: pre_script``) marks the environment; checks that each task's script was started
+    by the runner alone, after that set-up. The sweep directory."""
+    (project.root / "ancestry.py").write_text(ANCESTRY_SCRIPT)
+    project.write_project(
+        {"paths": {"train_script": "ancestry.py"}, profile: {"pre_script": f"export SETUP_MARK={profile}-set-up"}}
+    )
+    project.write_sweep({"grid": {"x": [1, 2, 3]}})
+    project.cli("run", "sweep.yaml", "--profile", profile)
+    (sweep_dir,) = project.sweep_dirs()
+    for i in (1, 2, 3):
+        seen = assert_runner_alone(sweep_dir / "tasks" / f"task_00{i}")
+        assert seen["setup_mark"] == f"{profile}-set-up", seen
+    return sweep_dir
+
+
 def assert_runner_alone(task_dir: Path) -> dict:
     """The task's script was started by the task runner, and no Snakemake is among its ancestors;
     what it recorded."""

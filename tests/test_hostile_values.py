@@ -8,27 +8,9 @@ import textwrap
 
 import pytest
 import yaml
+from conftest import ARGV_APP, QUOTING_HOSTILE
 
-HOSTILE = [
-    "two words",
-    " padded ",
-    "it's",
-    'say "hi"',
-    "$HOME",
-    "${HOME}",
-    "`id`",
-    "x;y",
-    "a|b && c",
-    "line\nbreak",
-    "tab\there",
-    "é 中文 🚀",
-    "",
-    "null",
-    "1.5",
-    "[1,2]",
-    "trailing\\",
-    "a=b",
-]
+HOSTILE = [*QUOTING_HOSTILE, "line\nbreak", "null", "1.5", "[1,2]", "a=b"]
 LIST_VALUE = [64, "a b", "it's"]
 
 HYDRA_APP = """
@@ -44,13 +26,6 @@ HYDRA_APP = """
             json.dump(values["p"], f, ensure_ascii=False)
 
     main()
-"""
-
-ARGV_APP = """
-    import json, os, sys
-    out = os.path.join(os.environ["HSM_RESULTS_DIR"], "seen.json")
-    with open(out, "w", encoding="utf-8") as f:
-        json.dump(sys.argv[1:], f, ensure_ascii=False)
 """
 
 
@@ -102,7 +77,7 @@ def test_hydra_app_receives_every_value_exactly(project):
     ],
 )
 def test_argv_styles_arrive_byte_for_byte(project, style, expected):
-    (project.root / "app.py").write_text(textwrap.dedent(ARGV_APP))
+    (project.root / "app.py").write_text(ARGV_APP)
     project.write_project({"paths": {"train_script": "app.py"}, "task": {"arg_style": style}})
     params = {f"v{i}": value for i, value in enumerate(HOSTILE)}
     params["listy"] = LIST_VALUE
@@ -112,7 +87,7 @@ def test_argv_styles_arrive_byte_for_byte(project, style, expected):
 
 
 def test_pre_script_never_sees_parameter_values(project):
-    (project.root / "app.py").write_text(textwrap.dedent(ARGV_APP))
+    (project.root / "app.py").write_text(ARGV_APP)
     project.write_project(
         {
             "paths": {"train_script": "app.py"},

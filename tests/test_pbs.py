@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 from background import wait_for
-from conftest import on_testbed, read_status
-from procs import ANCESTRY_SCRIPT, assert_runner_alone
+from conftest import COMPLETED_TASK_FILES, on_testbed, read_status, task_files
+from procs import run_ancestry_sweep
 
 pytestmark = pytest.mark.testbed
 
@@ -46,10 +46,6 @@ def calls(project, name: str) -> list[list[str]]:
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def task_files(sweep_dir, name):
-    return sorted(p.name for p in (sweep_dir / "tasks" / name).iterdir())
-
-
 def test_sweep_runs_on_pbs_as_job_arrays_with_the_local_layout(pbs_project):
     project = pbs_project
     project.write_sweep({"grid": {"x": list(range(20))}})
@@ -64,15 +60,7 @@ def test_sweep_runs_on_pbs_as_job_arrays_with_the_local_layout(pbs_project):
     job_ids = [s["job_id"] for s in statuses]
     assert all(job_ids) and len(set(job_ids)) == 20
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 21)}
-    assert task_files(sweep_dir, "task_001") == [
-        ".completed",
-        "metrics.json",
-        "params.yaml",
-        "results",
-        "status.yaml",
-        "stderr.log",
-        "stdout.log",
-    ]
+    assert task_files(sweep_dir / "tasks" / "task_001") == COMPLETED_TASK_FILES
     # 20 ready tasks with the same request: one or two qsub -t arrays (flavor torque), each with
     # its job script in scripts/job_scripts/; every element writes its task's logs in logs/pbs/.
     qsubs = calls(project, "qsub")
@@ -102,17 +90,8 @@ def status_of(sweep_dir: Path, name: str) -> dict:
 
 
 def test_array_elements_run_the_task_runner_alone_after_the_set_up(pbs_project):
-    project = pbs_project
-    (project.root / "ancestry.py").write_text(ANCESTRY_SCRIPT)
-    project.write_project(
-        {"paths": {"train_script": "ancestry.py"}, "pbs": {"pre_script": "export SETUP_MARK=pbs-set-up"}}
-    )
-    project.write_sweep({"grid": {"x": [1, 2, 3]}})
-    project.cli("run", "sweep.yaml", "--profile", "pbs")
-    (sweep_dir,) = project.sweep_dirs()
+    sweep_dir = run_ancestry_sweep(pbs_project, "pbs")
     for i in (1, 2, 3):
-        seen = assert_runner_alone(sweep_dir / "tasks" / f"task_00{i}")
-        assert seen["setup_mark"] == "pbs-set-up", seen
         assert read_status(sweep_dir / "tasks" / f"task_00{i}")["backend"] == "pbs"
     scripts = [path.read_text() for path in (sweep_dir / "scripts" / "job_scripts").glob("*.pbs")]
     assert scripts and all("hsm_snake.runner" in text and "snakemake" not in text.lower() for text in scripts)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from background import kill_everything, start_run, started, wait_for
-from conftest import Project, read_status
-from test_ssh import ARGV_APP, HOSTILE
+from conftest import ARGV_APP, Project, read_status
+from test_ssh import HOSTILE
 
 from hsm_snake.executors.remote_cluster import slurm as array
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from background import started, wait_for
-from conftest import on_testbed, read_status
-from procs import ANCESTRY_SCRIPT, assert_runner_alone
+from conftest import COMPLETED_TASK_FILES, on_testbed, read_status, task_files
+from procs import ANCESTRY_SCRIPT, assert_runner_alone, run_ancestry_sweep
 
 pytestmark = pytest.mark.testbed
 
@@ -27,10 +27,6 @@ def array_parents(job_ids: list[str]) -> set[str]:
     return {job.split("_")[0] for job in job_ids}
 
 
-def task_files(sweep_dir, name):
-    return sorted(p.name for p in (sweep_dir / "tasks" / name).iterdir())
-
-
 def test_sweep_runs_on_slurm_as_job_arrays_with_the_local_layout(slurm_project):
     project = slurm_project
     project.write_sweep({"grid": {"x": list(range(20))}})
@@ -44,29 +40,12 @@ def test_sweep_runs_on_slurm_as_job_arrays_with_the_local_layout(slurm_project):
     # 20 ready tasks of one rule: a few sbatch --array calls, not 20 sbatch calls.
     assert len(array_parents(job_ids)) <= 3, job_ids
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 21)}
-    assert task_files(sweep_dir, "task_001") == [
-        ".completed",
-        "metrics.json",
-        "params.yaml",
-        "results",
-        "status.yaml",
-        "stderr.log",
-        "stdout.log",
-    ]
+    assert task_files(sweep_dir / "tasks" / "task_001") == COMPLETED_TASK_FILES
 
 
 def test_array_elements_and_single_jobs_run_the_task_runner_alone_after_the_set_up(slurm_project):
     project = slurm_project
-    (project.root / "ancestry.py").write_text(ANCESTRY_SCRIPT)
-    project.write_project(
-        {"paths": {"train_script": "ancestry.py"}, "slurm": {"pre_script": "export SETUP_MARK=slurm-set-up"}}
-    )
-    project.write_sweep({"grid": {"x": [1, 2, 3]}})
-    project.cli("run", "sweep.yaml", "--profile", "slurm")
-    (sweep_dir,) = project.sweep_dirs()
-    for i in (1, 2, 3):
-        seen = assert_runner_alone(sweep_dir / "tasks" / f"task_00{i}")
-        assert seen["setup_mark"] == "slurm-set-up", seen
+    sweep_dir = run_ancestry_sweep(project, "slurm")
     # What the jobs executed: the job scripts (fed to sbatch on stdin, kept) start no Snakemake either.
     calls = [path.read_text() for path in (sweep_dir / "scripts" / "job_scripts").glob("sbatch-*.sh")]
     scripts = [text.split("<<'HSM_SBATCH_STDIN'\n", 1)[1] for text in calls]
@@ -120,7 +99,7 @@ def test_started_locally_completed_on_slurm_with_identical_task_folders(slurm_pr
     sweep_dir = project.root / "sweeps" / "outputs" / "mixed"
     backends = [read_status(sweep_dir / "tasks" / f"task_00{i}")["backend"] for i in range(1, 5)]
     assert backends == ["local", "local", "slurm", "slurm"]
-    assert task_files(sweep_dir, "task_001") == task_files(sweep_dir, "task_004")
+    assert task_files(sweep_dir / "tasks" / "task_001") == task_files(sweep_dir / "tasks" / "task_004")
     assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}
     assert json.loads(project.cli("status", "mixed", "--json").output)["counts"] == {"completed": 4}
 
@@ -173,18 +152,20 @@ def test_task_over_its_memory_is_recorded_out_of_memory_from_slurm(slurm_project
     assert read_status(sweep_dir / "tasks" / "task_001")["status"] == "completed"
 
 
-def held_tasks_running(project):
-    """The sweep of the cancel tests: tasks 3-4 hold on Slurm until released. Tasks 1-2 may not
-    have run yet: the array's element order is Snakemake's and the test node has 2 CPUs."""
-    return {"task_003", "task_004"} <= started(project)
+def start_cancel_sweep(project, background):
+    """The sweep of the cancel tests, run in the background: tasks 3-4 hold on Slurm until released;
+    the run and its sweep directory once they run. Tasks 1-2 may not have run yet: the array's
+    element order is Snakemake's and the test node has 2 CPUs."""
+    project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2]}})
+    proc = background("run", "sweep.yaml", "--profile", "slurm")
+    wait_for(lambda: {"task_003", "task_004"} <= started(project), 180, "the held tasks to start on Slurm")
+    (sweep_dir,) = project.sweep_dirs()
+    return proc, sweep_dir
 
 
 def test_cancel_stops_slurm_jobs_and_complete_reruns_only_them(slurm_project, background):
     project = slurm_project
-    project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2]}})
-    proc = background("run", "sweep.yaml", "--profile", "slurm")
-    wait_for(lambda: held_tasks_running(project), 180, "the held tasks to start on Slurm")
-    (sweep_dir,) = project.sweep_dirs()
+    proc, sweep_dir = start_cancel_sweep(project, background)
     result = project.cli("cancel", sweep_dir.name)
     assert "stopped the run" in result.output
     proc.communicate(timeout=120)
@@ -328,10 +309,7 @@ def test_walltime_kill_is_a_timeout_retried_with_more_time(slurm_project):
 
 def test_scancel_from_outside_is_recorded_cancelled_and_complete_reruns_only_those(slurm_project, background):
     project = slurm_project
-    project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2]}})
-    proc = background("run", "sweep.yaml", "--profile", "slurm")
-    wait_for(lambda: held_tasks_running(project), 180, "the held tasks to start on Slurm")
-    (sweep_dir,) = project.sweep_dirs()
+    proc, sweep_dir = start_cancel_sweep(project, background)
     jobs = [read_status(sweep_dir / "tasks" / name)["job_id"] for name in ("task_003", "task_004")]
     subprocess.run(["scancel", *jobs], check=True)
     out, _ = proc.communicate(timeout=180)

@@ -15,38 +15,14 @@ from pathlib import Path
 
 import pytest
 from background import held_tasks_started, start_held_run, wait_for
-from conftest import read_status
+from conftest import ARGV_APP, COMPLETED_TASK_FILES, QUOTING_HOSTILE, read_status, task_files
 from procs import live_processes
 
 pytestmark = pytest.mark.testbed
 
 START_SH = Path(__file__).parent / "testbed" / "start.sh"
 
-HOSTILE = [
-    "two words",
-    " padded ",
-    "it's",
-    'say "hi"',
-    "$HOME",
-    "${HOME}",
-    "`id`",
-    "$(id)",
-    "x;y",
-    "a|b && c",
-    "tab\there",
-    "é 中文 🚀",
-    "",
-    "trailing\\",
-    "-x",
-    "--flag=1",
-]
-
-ARGV_APP = """
-import json, os, sys
-out = os.path.join(os.environ["HSM_RESULTS_DIR"], "seen.json")
-with open(out, "w", encoding="utf-8") as f:
-    json.dump(sys.argv[1:], f, ensure_ascii=False)
-"""
+HOSTILE = [*QUOTING_HOSTILE, "$(id)", "-x", "--flag=1"]
 
 
 @pytest.fixture
@@ -98,15 +74,7 @@ def test_six_tasks_over_two_hosts_with_the_local_layout(ssh_project):
     assert {s["job_id"] for s in statuses.values()} == {"hsmtb-h1", "hsmtb-h2"}
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 7)}
     for name in statuses:
-        assert sorted(p.name for p in (sweep_dir / "tasks" / name).iterdir()) == [
-            ".completed",
-            "metrics.json",
-            "params.yaml",
-            "results",
-            "status.yaml",
-            "stderr.log",
-            "stdout.log",
-        ]
+        assert task_files(sweep_dir / "tasks" / name) == COMPLETED_TASK_FILES
         assert (sweep_dir / "tasks" / name / "results" / "argv.json").exists()
     log = ssh_log(sweep_dir)
     assert "host hsmtb-h1: ok" in log and "host hsmtb-h2: ok" in log
@@ -451,15 +419,7 @@ def test_a_shared_fs_host_that_sees_the_sweep_elsewhere_runs_it_through_path_map
         assert status["host_alias"] == "hsmtb-h1" and status["status"] == "completed"
         # The script and the task folder as the host sees them.
         assert status["command"][1] == f"{mapped}/echo.py", status["command"]
-        assert sorted(p.name for p in task_dir.iterdir()) == [
-            ".completed",
-            "metrics.json",
-            "params.yaml",
-            "results",
-            "status.yaml",
-            "stderr.log",
-            "stdout.log",
-        ]
+        assert task_files(task_dir) == COMPLETED_TASK_FILES
     assert not Path(f"{tb.facts['ssh']['hosts']['hsmtb-h1']['project_dir']}/{tmp_path.name}").exists()
 
 

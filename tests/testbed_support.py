@@ -17,22 +17,13 @@ from pathlib import Path
 import pytest
 from procs import pid_alive
 
+from hsm_snake.engine.leftovers import SLURM_FINAL_STATES
+
 START = Path(__file__).parent / "testbed" / "start.sh"
 TB_DIR = Path(os.environ.get("HSM_TESTBED_DIR") or "/tmp/hsm-testbed")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SSH_ALIASES = ["hsmtb-lo", "hsmtb-h1", "hsmtb-h2"]
 JOB_TIMEOUT = 90  # seconds for a tiny job to reach a final state in sacct
-FINAL = (
-    "COMPLETED",
-    "FAILED",
-    "CANCELLED",
-    "TIMEOUT",
-    "OUT_OF_MEMORY",
-    "NODE_FAIL",
-    "PREEMPTED",
-    "BOOT_FAIL",
-    "DEADLINE",
-)
 
 
 def unavailable(reason: str):
@@ -96,7 +87,7 @@ class Bed:
         rows: list = []
         while time.monotonic() < deadline:
             rows = self.sacct(job)
-            if len(rows) >= count and all(row[1].startswith(FINAL) for row in rows):
+            if len(rows) >= count and all(row[1].partition(" ")[0] in SLURM_FINAL_STATES for row in rows):
                 return rows
             time.sleep(0.5)
         raise AssertionError(f"job {job} not final in sacct after {JOB_TIMEOUT} s: {rows}")

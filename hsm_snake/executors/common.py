@@ -33,15 +33,17 @@ def plugin_common_settings(*, passes_snakemake_args: bool) -> Any:
     # Imported here: the tools above serve the CLI, which must not load Snakemake's interface to start.
     from snakemake_interface_executor_plugins.settings import CommonSettings
 
+    snakemake_args = dict.fromkeys(
+        ("pass_default_storage_provider_args", "pass_default_resources_args", "pass_envvar_declarations_to_cmd"),
+        passes_snakemake_args,
+    )
     return CommonSettings(
         non_local_exec=True,
         implies_no_shared_fs=False,
         job_deploy_sources=False,
-        pass_default_storage_provider_args=passes_snakemake_args,
-        pass_default_resources_args=passes_snakemake_args,
-        pass_envvar_declarations_to_cmd=passes_snakemake_args,
         auto_deploy_default_storage_provider=False,
         init_seconds_before_status_checks=1,
+        **snakemake_args,
     )
 
 
