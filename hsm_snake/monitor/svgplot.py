@@ -137,6 +137,15 @@ def _axes(
     return out
 
 
+def _point(cx: float, cy: float, tip: str, state: str) -> str:
+    """A task's dot, colored by its state, its tooltip ``tip``."""
+    color = STATE_COLORS.get(state, DEFAULT_COLOR)
+    return (
+        f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="{color}" fill-opacity="0.75">'
+        f"<title>{escape(tip)}</title></circle>"
+    )
+
+
 def scatter(
     points: Sequence[tuple[float, float, str, str]],
     *,
@@ -153,12 +162,7 @@ def scatter(
     y = Axis.fit(ys, height - BOTTOM, TOP, log_y)
     out = _frame(width, height, f"{y_label} vs {x_label}")
     out += _axes(x, y, width, height, x_label + (" (log)" if log_x else ""), y_label + (" (log)" if log_y else ""))
-    for px, py, tip, state in points:
-        color = STATE_COLORS.get(state, DEFAULT_COLOR)
-        out.append(
-            f'<circle cx="{x(px):.1f}" cy="{y(py):.1f}" r="4" fill="{color}" fill-opacity="0.75">'
-            f"<title>{escape(tip)}</title></circle>"
-        )
+    out += [_point(x(px), y(py), tip, state) for px, py, tip, state in points]
     out.append("</svg>")
     return "\n".join(out)
 
@@ -186,11 +190,7 @@ def strip(
     for index, py, tip, state in points:
         k = seen[index] = seen.get(index, -1) + 1
         offset = ((k % 7) - 3) * 0.07
-        color = STATE_COLORS.get(state, DEFAULT_COLOR)
-        out.append(
-            f'<circle cx="{x(index + offset):.1f}" cy="{y(py):.1f}" r="4" fill="{color}" fill-opacity="0.75">'
-            f"<title>{escape(tip)}</title></circle>"
-        )
+        out.append(_point(x(index + offset), y(py), tip, state))
     out.append("</svg>")
     return "\n".join(out)
 

@@ -17,6 +17,14 @@ def slot_folder(tmp: os.PathLike) -> str:
     return os.path.join(tmp, f"hsm-gpu-slots-{os.getuid()}")
 
 
+def our_slot_folder(tmp: os.PathLike, mode: int = 0o700) -> str:
+    """The slot folder, made by this user with ``mode`` whatever the umask."""
+    folder = slot_folder(tmp)
+    os.mkdir(folder, 0o700)
+    os.chmod(folder, mode)
+    return folder
+
+
 def test_a_slot_folder_another_user_made_first_is_refused(shared_tmp, other_user):
     folder = slot_folder(shared_tmp)
     other_user.run("mkdir", "-m", "777", folder)
@@ -41,17 +49,13 @@ def test_a_symlinked_slot_folder_is_never_followed(shared_tmp, other_user):
 
 
 def test_a_slot_folder_others_may_write_is_refused(shared_tmp):
-    os.mkdir(slot_folder(shared_tmp), 0o700)
-    os.chmod(slot_folder(shared_tmp), 0o777)
+    our_slot_folder(shared_tmp, 0o777)
     with pytest.raises(gpu_slots.UnsafeSlotDir, match="may be written by other users"):
         gpu_slots.try_acquire([0], 1, 1)
 
 
 def test_a_lock_file_another_user_planted_is_refused(shared_tmp, other_user):
-    folder = slot_folder(shared_tmp)
-    os.mkdir(folder, 0o700)
-    os.chmod(folder, 0o700)
-    lock = os.path.join(folder, "gpu0.slot0.lock")
+    lock = os.path.join(our_slot_folder(shared_tmp), "gpu0.slot0.lock")
     open(lock, "w").close()
     os.chown(lock, other_user.uid, other_user.gid)
     with pytest.raises(gpu_slots.UnsafeSlotDir, match="slot lock"):
@@ -59,10 +63,7 @@ def test_a_lock_file_another_user_planted_is_refused(shared_tmp, other_user):
 
 
 def test_a_symlinked_lock_file_is_never_followed(shared_tmp, tmp_path):
-    folder = slot_folder(shared_tmp)
-    os.mkdir(folder, 0o700)
-    os.chmod(folder, 0o700)
-    os.symlink(tmp_path / "elsewhere", os.path.join(folder, "gpu0.slot0.lock"))
+    os.symlink(tmp_path / "elsewhere", os.path.join(our_slot_folder(shared_tmp), "gpu0.slot0.lock"))
     with pytest.raises(gpu_slots.UnsafeSlotDir):
         gpu_slots.try_acquire([0], 1, 1)
     assert not (tmp_path / "elsewhere").exists()
