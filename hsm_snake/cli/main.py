@@ -13,7 +13,16 @@ import click
 from rich.text import Text
 
 from hsm_snake import __version__
-from hsm_snake.cli.display import counts_line, make_console, markup_safe, printable, tasks_table
+from hsm_snake.cli.display import (
+    counts_line,
+    errors_view,
+    make_console,
+    markup_safe,
+    printable,
+    recent_table,
+    status_view,
+    tasks_table,
+)
 from hsm_snake.cli.queue import queue as queue_group
 from hsm_snake.cli.remote import remote as remote_group
 from hsm_snake.engine import diskspace
@@ -443,8 +452,6 @@ def status(sweep: str | None, as_json: bool, list_tasks: bool, all_status: bool)
         # plain records, no cycles: check_circular=False saves a lookup per container on 10,000 tasks
         click.echo(json.dumps(record, ensure_ascii=False, check_circular=False))
         return
-    from hsm_snake.cli.views import status_view
-
     console = make_console()
     console.print(status_view(paths, state, progress), soft_wrap=True)
     if list_tasks:
@@ -514,7 +521,6 @@ def errors(sweep: str | None, as_json: bool, lines: int, pattern: str | None) ->
     Also writes logs/errors/failed_tasks.yaml and logs/errors/error_patterns.yaml (not with --pattern:
     they list every failed task).
     """
-    from hsm_snake.cli.views import errors_view
     from hsm_snake.monitor.readers import load_sweep_index
     from hsm_snake.monitor.triage import error_pattern, triage, write_error_files
 
@@ -587,7 +593,6 @@ def results(sweep: str | None, fmt: str, output: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the sweeps as JSON.")
 def recent(limit: int | None, days: float | None, every: bool, incomplete: bool, as_json: bool) -> None:
     """The latest sweeps of this project: tasks, completed, failed, backends, whether a run is in progress."""
-    from hsm_snake.cli.views import recent_table
     from hsm_snake.config.project import load_project
     from hsm_snake.monitor.recent import recent_sweeps
 
@@ -673,7 +678,6 @@ def watch(sweep: str | None, interval: float) -> None:
 
     from rich.live import Live
 
-    from hsm_snake.cli.views import status_view
     from hsm_snake.monitor.progress import summarize
     from hsm_snake.monitor.readers import load_sweep_index
 
