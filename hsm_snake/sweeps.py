@@ -6,13 +6,13 @@ import difflib
 import os
 import re
 import signal
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hsm_snake.config.appkeys import run_app
 from hsm_snake.config.overrides import flatten as flatten_overrides
 from hsm_snake.config.overrides import merge as merge_overrides
 from hsm_snake.config.project import ProjectConfig, find_project_config, load_project
@@ -147,20 +147,9 @@ def hydra_dry_run(spec: SweepSpec, project: ProjectConfig) -> ConfigError | None
         return None
     sweep = SweepPaths(project.output_dir / "sweep_validate")
     launch = build_launch(settings, first, sweep.task("task_001"), sweep, "local")
-    try:
-        done = subprocess.run(
-            [*launch.argv, "--cfg", "job"],
-            cwd=project.root,
-            env=launch.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=DEEP_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return ConfigError(f"could not run the script's Hydra dry run: {exc}", file=spec.source)
+    done = run_app([*launch.argv, "--cfg", "job"], cwd=project.root, env=launch.env, timeout_s=DEEP_TIMEOUT_S)
+    if isinstance(done, str):
+        return ConfigError(f"could not run the script's Hydra dry run: {done}", file=spec.source)
     if done.returncode == 0:
         return None
     lines = [line for line in done.stderr.splitlines() if line.strip() and "HYDRA_FULL_ERROR" not in line][-6:]

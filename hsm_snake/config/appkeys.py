@@ -79,21 +79,32 @@ def _hydra_keys(python: list[str], script: Path, cwd: Path) -> AppKeys:
     return keys
 
 
-def _ask(python: list[str], script: Path, cwd: Path, args: list[str]) -> tuple[str, str | None]:
-    """Run the app with ``args``: (its stdout, None) or ("", why it failed)."""
+def run_app(
+    argv: list[str], *, cwd: Path, timeout_s: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess | str:
+    """The user's app run with ``argv``, no input, its output captured as text: what it did, or
+    why it could not run (not found, not done within ``timeout_s``)."""
     try:
-        done = subprocess.run(
-            [*python, str(script), *args],
+        return subprocess.run(
+            argv,
             cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             errors="replace",
-            timeout=ASK_TIMEOUT_S,
+            timeout=timeout_s,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
-        return "", str(error)
+        return str(error)
+
+
+def _ask(python: list[str], script: Path, cwd: Path, args: list[str]) -> tuple[str, str | None]:
+    """Run the app with ``args``: (its stdout, None) or ("", why it failed)."""
+    done = run_app([*python, str(script), *args], cwd=cwd, timeout_s=ASK_TIMEOUT_S)
+    if isinstance(done, str):
+        return "", done
     if done.returncode != 0:
         last = [line for line in done.stderr.splitlines() if line.strip()][-1:]
         return "", last[0] if last else f"exit status {done.returncode}"
