@@ -14,7 +14,8 @@ from hsm_snake.layout.index import format_task_selection
 from hsm_snake.layout.records import write_record
 from hsm_snake.monitor.readers import compress_tasks, format_duration, format_rate, tail_lines
 from hsm_snake.monitor.svgplot import histogram, nice_ticks, scatter, timeline, wants_log
-from hsm_snake.monitor.triage import exception_type, missing_module
+from hsm_snake.monitor.triage import ADVICE, exception_type, missing_module
+from hsm_snake.runner import failures
 
 
 @pytest.mark.parametrize(
@@ -245,3 +246,20 @@ def test_a_scatter_of_many_tasks_draws_a_sample_that_keeps_the_extremes():
     assert plot["title"] == f"loss vs lr ({MAX_SCATTER_POINTS:,} of {count:,} tasks drawn)"
     assert plot["svg"].count("<circle") == MAX_SCATTER_POINTS
     assert f"{lowest}:" in plot["svg"] and f"{highest}:" in plot["svg"]
+
+
+def test_every_failure_category_has_a_suggestion_of_its_own():
+    """The advice table ends each category the runner records at a row that needs no pattern;
+    only a task without a category gets the generic suggestion."""
+    fallbacks = {category for advice in ADVICE if advice.when is None for category in advice.categories}
+    assert fallbacks == set(failures.CATEGORIES) - {failures.UNKNOWN}
+
+
+def test_advice_about_the_output_argument_matches_it_exactly_and_needs_one():
+    (advice,) = [advice for advice in ADVICE if advice.when and "{output_arg}" in advice.when]
+    refused = "train.py: error: unrecognized arguments: --out.dir /t/task_001"
+    assert advice.match(refused, {"output_arg": "out.dir"}) == {}
+    assert advice.match(refused.replace("out.dir", "out_dir"), {"output_arg": "out.dir"}) is None
+    assert advice.match(refused, {"output_arg": "out"}) is None
+    assert advice.match(refused, {"output_arg": ""}) is None
+    assert advice.match(None, {"output_arg": "out.dir"}) is None
