@@ -105,3 +105,37 @@ def test_a_large_max_array_size_is_capped_by_the_real_slurms_max_array_size(tb, 
     args, why = submission_caps(resolve_profile("slurm"), {"max_array_size": 5000})
     assert args[args.index("--hsm-slurm-array-limit") + 1] == "1000", args  # test bed: MaxArraySize=1001
     assert "MaxArraySize 1001" in why
+
+
+def test_the_same_queries_run_through_any_runner_of_argv_lists():
+    """The remote Slurm's limits (over ssh) are read by the local parsers: only the runner differs."""
+    from hsm_snake.executors.remote_cluster.pool import UNBOUNDED_SLOTS, cluster_slots
+    from hsm_snake.executors.slurm.limits import tightest_room
+
+    answers = {
+        (
+            "sacctmgr",
+            "-nP",
+            "show",
+            "assoc",
+            "where",
+            "user=ana",
+            "format=Account,MaxSubmit,DefaultQOS",
+        ): "lab|10|gpu\n",
+        ("sacctmgr", "-nP", "show", "qos", "gpu", "format=MaxSubmitPU"): "4\n",
+        ("squeue", "-h", "-r", "-u", "ana", "-o", "%i"): "1_1\n1_2\n2\n",
+        ("squeue", "-h", "-r", "-u", "ana", "-q", "gpu", "-o", "%i"): "1_1\n",
+        ("squeue", "-h", "-r", "-t", "all", "-o", "%i"): "1_1\n1_2\n2\n3\n",
+    }
+    asked = []
+
+    def query(argv: list[str]) -> str | None:
+        asked.append(argv)
+        return answers.get(tuple(argv))
+
+    room = tightest_room({}, "MaxJobCount = 100\n", "ana", query)
+    assert (room.limit, room.queued, room.free) == (4, 1, 3) and "QOS gpu" in room.source
+    assert all(isinstance(argv, list) for argv in asked)
+    assert tightest_room({}, "", "ana", lambda argv: None) is None  # nothing answered: no bound
+    assert cluster_slots(room, 0) == 3 and cluster_slots(room, 2) == 2
+    assert cluster_slots(None, 0) == UNBOUNDED_SLOTS and cluster_slots(None, 7) == 7

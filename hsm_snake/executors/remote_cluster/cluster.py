@@ -13,22 +13,23 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hsm_snake.errors import HsmError
 from hsm_snake.executors.common import run_bounded
 from hsm_snake.executors.remote_cluster import slurm as array
-from hsm_snake.executors.slurm import accounting
+from hsm_snake.executors.slurm import accounting, limits
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
-from hsm_snake.layout.records import RecordError, read_record
+from hsm_snake.layout.records import RecordError, read_record, write_text_atomic
 from hsm_snake.layout.status import now_iso, write_status
 from hsm_snake.runner import failures
 
@@ -76,34 +77,74 @@ class Element:
         return f"{self.array_id}_{self.index}"
 
 
+def check_login_node(ssh: hostmod.Ssh, host: hostmod.Host) -> None:
+    """ssh, Python + PyYAML, rsync, tar and a writable project_dir (the SSH hosts' probe), the
+    Slurm tools, and the absolute workdir (``host.workdir`` resolved there); ClusterError naming
+    what is missing."""
+    hostmod.check(ssh, host)
+    if not host.healthy:
+        raise ClusterError(f"{host.alias} is not usable: {host.reason}")
+    if host.workdir:
+        found = hostmod.probe(ssh, host, host.workdir)
+        problems = found.problems(host.min_free_gb)
+        if problems:
+            raise ClusterError(f"workdir {host.workdir} on {host.alias}: {'; '.join(problems)}")
+        host.workdir = found.directory
+    problem = slurm_tools_problem(ssh, host, SSH_TIMEOUT_S)
+    if problem:
+        raise ClusterError(problem)
+
+
 class Cluster:
-    def __init__(self, paths: SweepPaths, alias: str, remote: dict[str, Any], control_dir: Path) -> None:
+    """``ssh``/``host``: an SSH pool's connection and host when the cluster is one of its members."""
+
+    def __init__(
+        self,
+        paths: SweepPaths,
+        alias: str,
+        remote: dict[str, Any],
+        control_dir: Path,
+        ssh: hostmod.Ssh | None = None,
+        host: hostmod.Host | None = None,
+    ) -> None:
         self.paths = paths
         self.alias = alias
-        self.ssh = hostmod.Ssh(control_dir)
-        self.host = hostmod.host_from_remote(alias, remote)
+        self.ssh = ssh or hostmod.Ssh(control_dir)
+        self.host = host or hostmod.host_from_remote(alias, remote)
         self.remote_sweep = transfer.remote_sweep_dir(self.host, paths.sweep_id)
+        self.user: str | None = None
 
     # -- connection ------------------------------------------------------------------------
     def check(self) -> None:
-        """ssh, Python + PyYAML, rsync, tar and a writable project_dir (the SSH hosts' probe), the
-        Slurm tools, and the absolute project_dir/workdir; ClusterError naming what is missing."""
-        hostmod.check(self.ssh, self.host)
-        if not self.host.healthy:
-            raise ClusterError(f"{self.alias} is not usable: {self.host.reason}")
-        if self.host.workdir:
-            found = hostmod.probe(self.ssh, self.host, self.host.workdir)
-            problems = found.problems(self.host.min_free_gb)
-            if problems:
-                raise ClusterError(f"workdir {self.host.workdir} on {self.alias}: {'; '.join(problems)}")
-            self.host.workdir = found.directory
+        """The login node is usable (``check_login_node``); the sweep's copy goes into its workdir."""
+        check_login_node(self.ssh, self.host)
         self.remote_sweep = transfer.remote_sweep_dir(self.host, self.paths.sweep_id)
-        problem = slurm_tools_problem(self.ssh, self.host, SSH_TIMEOUT_S)
-        if problem:
-            raise ClusterError(problem)
 
     def remote(self, command: str, timeout_s: float = SSH_TIMEOUT_S) -> subprocess.CompletedProcess | None:
         return run_bounded(self.ssh.command(self.host, command), timeout_s)
+
+    def query(self, argv: list[str]) -> str | None:
+        """A Slurm tool's output there (limits.Query): stdout, or None when it failed or hung."""
+        done = self.remote(shlex.join(argv), limits.QUERY_TIMEOUT_S)
+        return done.stdout if done is not None and done.returncode == 0 else None
+
+    def limits(self, slurm: dict[str, Any]) -> tuple[limits.SubmitRoom | None, int, list[str]]:
+        """The cluster's room under MaxSubmitJobs/MaxJobCount (its user's jobs queued there
+        counted), the tasks per array (``slurm.max_array_size`` within its MaxArraySize), and
+        lines for the log; what it cannot tell bounds nothing."""
+        if self.user is None:
+            self.user = (self.query(["id", "-un"]) or "").strip() or None
+        config = limits.cluster_config(self.query)
+        size, why = limits.array_limit(slurm, config)
+        notes = [why] if why else []
+        index = limits.max_array_index(config)
+        if index is not None and index < size:
+            size = index
+            notes.append(f"MaxArraySize is {index + 1} on {self.alias}: arrays of at most {size} tasks")
+        room = limits.tightest_room(slurm, config, self.user, self.query) if self.user else None
+        if room is not None:
+            notes.append(f"{room.source} on {self.alias} is {room.limit}, {room.queued} job(s) queued there")
+        return room, size, notes
 
     @staticmethod
     def failure(done: subprocess.CompletedProcess | None) -> str:
@@ -142,6 +183,83 @@ class Cluster:
         done = self.remote(shlex.join(["scancel", "--", *ids]))
         self.log(f"scancel {' '.join(ids)}")
         return None if done is not None and done.returncode == 0 else self.failure(done)
+
+    def submit(self, tasks: list[TaskPaths], options: list[str], setup: str | None) -> str:
+        """One rsync of the tasks' folders (without markers) and their array script up, one
+        ``sbatch --array`` (``setup``: the backend's modules + pre_script); the array's id,
+        recorded. SubmitError, TransferError, TimeoutExpired or OSError: nothing was submitted."""
+        sweep = self.paths.root
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        script = self.paths.job_scripts_dir / f"remote-slurm-{stamp}-{tasks[0].name}+{len(tasks) - 1}.sh"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(
+            script,
+            array.array_script(
+                comment=f"{len(tasks)} task(s) of sweep {self.paths.sweep_id} on {self.alias}, one per element",
+                tasks=[task.name for task in tasks],
+                remote_sweep=self.remote_sweep,
+                workdir=self.host.project_dir,
+                runner_path=f"{self.host.project_dir}/.hsm-runner",
+                python=list(self.host.python),
+                alias=self.alias,
+                setup=setup,
+            ),
+        )
+        relative_script = script.relative_to(sweep).as_posix()
+        command = array.sbatch_command(
+            self.remote_sweep, relative_script, len(tasks), options, job_name=f"hsm-{self.paths.sweep_id}"
+        )
+        transfer.rsync(
+            self.ssh,
+            self.host,
+            [f"{sweep}/./{relative_script}", *(f"{sweep}/./tasks/{task.name}" for task in tasks)],
+            self.remote_sweep + "/",
+            "--relative",
+            "--exclude=.completed",
+        )
+        done = self.remote(command)
+        if done is None or done.returncode != 0:
+            why = self.failure(done) if done is None or done.returncode == 255 else done.stderr.strip()[-800:]
+            raise array.SubmitError(f"sbatch on {self.alias} failed: {why}")
+        array_id = array.parse_sbatch(done.stdout)
+        self.note_submitted(array_id, tasks)
+        with open(script, "a", encoding="utf-8") as out:
+            out.write(f"# submitted on {self.alias} as job {array_id}: {command}\n")
+        self.log(f"array {array_id}: {len(tasks)} task(s) {tasks[0].name}..{tasks[-1].name} ({shlex.join(options)})")
+        return array_id
+
+    def note_running(self, elements: list[Element], states: dict[str, str]) -> None:
+        """Elements squeue says run get a local status.yaml saying so (the runner's own comes back
+        with the folder when the element ends), so that ``status`` shows where a task runs. Only
+        over a status of an earlier job (the run holds the sweep: nothing else writes it
+        meanwhile), never over this job's own; the earlier attempt's record is kept in
+        attempts/<n>/ first, as the runner keeps it there."""
+        for element in elements:
+            if states.get(element.job_id) != "RUNNING":
+                continue
+            status = status_of(element.task)
+            if status.get("job_id") == element.job_id:
+                continue
+            attempt = int(status.get("attempt") or 0)
+            if status:
+                kept = element.task.attempts / str(attempt) / element.task.status.name
+                if not kept.exists():
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(element.task.status, kept)
+            write_status(
+                element.task.status,
+                {
+                    "task_id": element.task.name,
+                    "status": "running",
+                    "attempt": attempt + 1,
+                    "started": now_iso(),
+                    "host": None,
+                    "host_alias": self.alias,
+                    "backend": "slurm",
+                    "job_id": element.job_id,
+                },
+                durable=False,
+            )
 
     def note_submitted(self, array_id: str, tasks: list[TaskPaths]) -> None:
         """The array, where its tasks' copies are and which task each element runs (``.hsm/remote-slurm-jobs``)."""
@@ -286,7 +404,8 @@ def latest_elements(paths: SweepPaths) -> dict[tuple[str, str], list[Element]]:
         if element.task.marker.exists():
             continue
         status = status_of(element.task)
-        if status.get("job_id") == element.job_id or _later(status, entry):
+        back = status.get("job_id") == element.job_id and status.get("status") != "running"
+        if back or _later(status, entry):
             continue  # back already, or run since elsewhere
         grouped.setdefault((str(entry["alias"]), str(entry["remote_sweep"])), []).append(element)
     return grouped

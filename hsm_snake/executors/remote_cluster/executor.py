@@ -22,12 +22,10 @@ decided on a missing answer.
 
 # No ``from __future__ import annotations``: Snakemake builds CLI options from the field types.
 import os
-import shlex
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from snakemake_interface_common.exceptions import WorkflowError
@@ -36,14 +34,14 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
-from hsm_snake.engine.backends import remote_backend, slurm_remotes
+from hsm_snake.engine.backends import remote_backend, remote_slurm_section, slurm_remotes
 from hsm_snake.executors.common import setting
 from hsm_snake.executors.remote_cluster import slurm as array
 from hsm_snake.executors.remote_cluster.cluster import Cluster, ClusterError, Element, status_of
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.executors.ssh.executor import common_settings as ssh_common_settings
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
-from hsm_snake.layout.records import read_yaml, write_text_atomic
+from hsm_snake.layout.records import read_yaml
 
 DEFAULT_ARRAY_LIMIT = 500
 CANCEL_WAIT_S = 30
@@ -84,6 +82,12 @@ class Executor(RemoteExecutor):
         except (ClusterError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
             raise WorkflowError(f"hsm-remote-slurm: {exc}") from None
         self.cluster.log(f"set up: sweep copy {self.cluster.remote_sweep}, project {host.project_dir}")
+        section = remote_slurm_section(
+            self.record.get("project") or {}, self.record.get("sweep_resources") or {}, self.alias
+        )
+        _, self.array_limit, notes = self.cluster.limits(section)
+        for note in notes:
+            self.cluster.log(note)
 
     # -- submission ------------------------------------------------------------------------
     def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
@@ -107,50 +111,14 @@ class Executor(RemoteExecutor):
 
     def submit_array(self, batch: list[tuple[JobExecutorInterface, TaskPaths]], options: list[str]) -> None:
         """One rsync of the tasks' folders and the array script up, one sbatch --array."""
-        cluster, host = self.cluster, self.cluster.host
         tasks = [task for _, task in batch]
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        script = self.paths.job_scripts_dir / f"remote-slurm-{stamp}-{tasks[0].name}+{len(tasks) - 1}.sh"
-        script.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(
-            script,
-            array.array_script(
-                comment=f"{len(tasks)} task(s) of sweep {self.sweep.name} on {self.alias}, one per element",
-                tasks=[task.name for task in tasks],
-                remote_sweep=cluster.remote_sweep,
-                workdir=host.project_dir,
-                runner_path=f"{host.project_dir}/.hsm-runner",
-                python=list(host.python),
-                alias=self.alias,
-                setup=((self.record.get("runner") or {}).get("pre_scripts") or {}).get(remote_backend(self.alias)),
-            ),
-        )
-        relative_script = script.relative_to(self.sweep).as_posix()
-        command = array.sbatch_command(
-            cluster.remote_sweep, relative_script, len(tasks), options, job_name=f"hsm-{self.sweep.name}"
-        )
+        setup = ((self.record.get("runner") or {}).get("pre_scripts") or {}).get(remote_backend(self.alias))
         try:
-            transfer.rsync(
-                cluster.ssh,
-                host,
-                [f"{self.sweep}/./{relative_script}", *(f"{self.sweep}/./tasks/{task.name}" for task in tasks)],
-                cluster.remote_sweep + "/",
-                "--relative",
-                "--exclude=.completed",
-            )
-            done = cluster.remote(command)
-            if done is None or done.returncode != 0:
-                why = cluster.failure(done) if done is None or done.returncode == 255 else done.stderr.strip()[-800:]
-                raise array.SubmitError(f"sbatch on {self.alias} failed: {why}")
-            array_id = array.parse_sbatch(done.stdout)
+            array_id = self.cluster.submit(tasks, options, setup)
         except (array.SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
             for job, _ in batch:
                 self.report_job_error(SubmittedJobInfo(job), msg=f"hsm-remote-slurm: {exc}")
             return
-        cluster.note_submitted(array_id, tasks)
-        with open(script, "a", encoding="utf-8") as out:
-            out.write(f"# submitted on {self.alias} as job {array_id}: {command}\n")
-        cluster.log(f"array {array_id}: {len(tasks)} task(s) {tasks[0].name}..{tasks[-1].name} ({shlex.join(options)})")
         for index, (job, task) in enumerate(batch, start=1):
             element = Element(task, array_id, index)
             self.report_job_submission(SubmittedJobInfo(job, external_jobid=element.job_id, aux={"element": element}))
@@ -167,6 +135,7 @@ class Executor(RemoteExecutor):
             for info in active_jobs:
                 yield info
             return
+        self.cluster.note_running([info.aux["element"] for info in active_jobs], states)
         ended = []
         for info in active_jobs:
             if self.cluster.queued(info.aux["element"], states):

@@ -18,12 +18,17 @@ the others.
 the elements of the jobs Snakemake hands it in one round 1, 2, … across its chunks. So the jobs
 handed over per round (``--max-jobs-per-timespan N/1s``) are capped at MaxArraySize - 1
 (``scontrol show config``); Snakemake's default, 100 per second, stays when Slurm cannot tell.
+
+Every query goes through a ``Query`` (argv list -> stdout, None when the tool failed or hung): here
+the local Slurm's tools; for a cluster reached over SSH (executors/remote_cluster) the same argv run
+on its login node, so one parser serves both.
 """
 
 from __future__ import annotations
 
 import getpass
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,47 +84,53 @@ def parse_qos(text: str) -> int | None:
     return min(values) if values else None
 
 
-def _run(argv: list[str]) -> str | None:
+Query = Callable[[list[str]], "str | None"]
+
+
+def local_query(argv: list[str]) -> str | None:
+    """Run a Slurm tool on this machine (bounded by QUERY_TIMEOUT_S)."""
     return stdout_of(argv, QUERY_TIMEOUT_S)
 
 
-def jobs_listed(*selector: str) -> int | None:
+def jobs_listed(*selector: str, query: Query = local_query) -> int | None:
     """How many jobs ``squeue`` lists for ``selector`` (array elements one each); None when it cannot tell."""
-    listing = _run(["squeue", "-h", "-r", *selector, "-o", "%i"])
+    listing = query(["squeue", "-h", "-r", *selector, "-o", "%i"])
     return len(listing.split()) if listing is not None else None
 
 
-def queued_jobs(user: str, *selector: str) -> int:
+def queued_jobs(user: str, *selector: str, query: Query = local_query) -> int:
     """The user's jobs in the queue, e.g. of one QOS: ``-q NAME``."""
-    return jobs_listed("-u", user, *selector) or 0
+    return jobs_listed("-u", user, *selector, query=query) or 0
 
 
-def submit_room(account: str | None, qos: str | None, user: str | None = None) -> SubmitRoom | None:
+def submit_room(
+    account: str | None, qos: str | None, user: str | None = None, query: Query = local_query
+) -> SubmitRoom | None:
     """The user's tightest room under MaxSubmitJobs, or None when no limit applies or Slurm cannot tell.
 
     An association's limit counts the user's jobs in it, a QOS's limit the user's jobs of that QOS.
     """
     user = user or getpass.getuser()
-    assoc = _run(["sacctmgr", "-nP", "show", "assoc", "where", f"user={user}", "format=Account,MaxSubmit,DefaultQOS"])
+    assoc = query(["sacctmgr", "-nP", "show", "assoc", "where", f"user={user}", "format=Account,MaxSubmit,DefaultQOS"])
     if assoc is None:
         return None
     assoc_limit, default_qos = parse_assoc(assoc, account)
     qos_name = qos or default_qos or "normal"
-    qos_text = _run(["sacctmgr", "-nP", "show", "qos", qos_name, "format=MaxSubmitPU"])
+    qos_text = query(["sacctmgr", "-nP", "show", "qos", qos_name, "format=MaxSubmitPU"])
     qos_limit = parse_qos(qos_text) if qos_text is not None else None
     rooms = []
     if assoc_limit is not None:
-        in_assoc = queued_jobs(user, *(["-A", account] if account else []))
+        in_assoc = queued_jobs(user, *(["-A", account] if account else []), query=query)
         rooms.append(SubmitRoom(assoc_limit, in_assoc, f"MaxSubmitJobs of user {user}"))
     if qos_limit is not None:
-        in_qos = queued_jobs(user, "-q", qos_name)
+        in_qos = queued_jobs(user, "-q", qos_name, query=query)
         rooms.append(SubmitRoom(qos_limit, in_qos, f"MaxSubmitJobsPerUser of QOS {qos_name}"))
     return min(rooms, key=lambda room: room.free) if rooms else None
 
 
-def cluster_config() -> str:
+def cluster_config(query: Query = local_query) -> str:
     """``scontrol show config`` ("" when Slurm cannot tell)."""
-    return _run(["scontrol", "show", "config"]) or ""
+    return query(["scontrol", "show", "config"]) or ""
 
 
 def config_number(config: str, key: str) -> int | None:
@@ -161,15 +172,27 @@ def array_limit(slurm: dict[str, Any], config: str) -> tuple[int, str | None]:
     )
 
 
-def job_count_room(config: str) -> SubmitRoom | None:
+def job_count_room(config: str, query: Query = local_query) -> SubmitRoom | None:
     """Room under the cluster's MaxJobCount: every job slurmctld holds counts, of every user."""
     limit = config_number(config, "MaxJobCount")
     if not limit:
         return None
-    held = jobs_listed("-t", "all")
+    held = jobs_listed("-t", "all", query=query)
     if held is None:
         return None
     return SubmitRoom(limit, held, "MaxJobCount of the cluster (all users' jobs)")
+
+
+def tightest_room(
+    slurm: dict[str, Any], config: str, user: str | None = None, query: Query = local_query
+) -> SubmitRoom | None:
+    """The least room of MaxSubmitJobs (association, QOS) and MaxJobCount, or None when none applies."""
+    rooms = [
+        room
+        for room in (submit_room(slurm.get("account"), slurm.get("qos"), user, query), job_count_room(config, query))
+        if room
+    ]
+    return min(rooms, key=lambda each: each.free) if rooms else None
 
 
 def jobs_per_round_args(index_limit: int | None) -> list[str]:
@@ -207,8 +230,7 @@ def submission_caps(profile_dir: Path, slurm: dict[str, Any]) -> tuple[list[str]
     size, why = array_limit(slurm, config)
     if int(slurm.get("max_array_size") or 0) > SLURM_MAX_ARRAY_SIZE:
         per_round += ["--hsm-slurm-array-limit", str(size)]
-    rooms = [room for room in (submit_room(slurm.get("account"), slurm.get("qos")), job_count_room(config)) if room]
-    room = min(rooms, key=lambda each: each.free) if rooms else None
+    room = tightest_room(slurm, config)
     args = capped_submission_args(room, profile_jobs(profile_dir), size)
     if not args:
         return per_round, why

@@ -8,6 +8,9 @@ task runner itself on the hosts (no Snakemake there): see ``transfer.py`` for wh
   before use and every ``health_interval`` seconds (ssh, its Python importing yaml, rsync, the
   project_dir writable with ``min_free_gb`` free); an unhealthy host gets no new tasks until a
   later check finds it healthy again.
+- **clusters**: a ``backend: slurm`` remote is a member too (v1's ``--mode distributed``): its
+  slots are the jobs it may still have queued, its tasks go out as array elements over its login
+  node's ssh connection (``executors/remote_cluster/pool.py``).
 - **slots**: every job gets a thread that waits for a free slot and takes a host by ``strategy``
   (round_robin: the next host in turn that has room; least_loaded: the lowest running/slots);
   Snakemake sees the job as submitted meanwhile. A host with GPU slots (visible_gpus x
@@ -42,6 +45,7 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
 from hsm_snake.executors.common import plugin_common_settings, setting
+from hsm_snake.executors.remote_cluster.pool import PooledCluster
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.executors.ssh.hosts import Host, Ssh
@@ -110,7 +114,12 @@ class Executor(RemoteExecutor):
         self.ssh = Ssh(self.control_dir)
         self.record = read_yaml(self.sweep / "project_config.yaml") or {}
         self.sweep_id = self.sweep.name
-        self.pool = hostmod.pool_from_record(self.record, [sys.executable])
+        self.pool = hostmod.pool_from_record(self.record, [sys.executable], clusters=True)
+        self.clusters = {
+            host.alias: PooledCluster(self.paths, host, self.ssh, self.record)
+            for host in self.pool
+            if host.backend == "slurm"
+        }
         if not self.pool:
             raise WorkflowError(
                 "hsm-ssh: no hosts: set distributed.remotes (and/or distributed.local_slots) in hsm.yaml"
@@ -126,6 +135,9 @@ class Executor(RemoteExecutor):
             thread.join()
         for host in self.pool:
             self.setup_locks[host.alias] = threading.Lock()
+            if host.alias in self.clusters and host.healthy:
+                for note in self.clusters[host.alias].start():
+                    self.log(f"host {host.alias}: {note}")
             if host.is_local:
                 line = f"host {host.alias}: this machine, {host.slots} slot(s)"
             elif host.healthy:
@@ -144,7 +156,10 @@ class Executor(RemoteExecutor):
 
     # -- health ----------------------------------------------------------------------------
     def check_host(self, host: Host) -> None:
-        hostmod.check(self.ssh, host, shared_dir=map_path(str(self.sweep), host.path_map))
+        if host.backend == "slurm":
+            PooledCluster.check(self.ssh, host)
+        else:
+            hostmod.check(self.ssh, host, shared_dir=map_path(str(self.sweep), host.path_map))
 
     def watch_health(self) -> None:
         """Re-check every remote host periodically: a failing one gets no new tasks, a recovered one
@@ -159,7 +174,7 @@ class Executor(RemoteExecutor):
                 with self.cond:
                     host.reason = probe.reason
                     if probe.healthy and not was_healthy and not host.healthy:
-                        host.healthy, host.project_dir = True, probe.project_dir
+                        host.healthy, host.project_dir, host.workdir = True, probe.project_dir, probe.workdir
                         if host.detect_gpus and not host.gpu_free:
                             host.gpu_free, host.slots = probe.gpu_free, probe.slots
                         # Its files may be gone (a rebuilt host): set it up again before its next task.
@@ -274,6 +289,9 @@ class Executor(RemoteExecutor):
                 return
             scratch = self.control_dir
             transfer.push_setup(self.ssh, host, self.record, self.sweep_id, scratch)
+            if host.alias in self.clusters:
+                for note in self.clusters[host.alias].start():
+                    self.log(f"host {host.alias}: {note}")
             self.set_up.add(host.alias)
 
     def attempt(self, run: Run, task: TaskPaths, host: Host) -> bool:
@@ -284,6 +302,8 @@ class Executor(RemoteExecutor):
             self.lose(host, f"setup failed: {exc}")
             return False
         self.log_task(task, host, "start" + (f" gpus {','.join(run.gpu_devices)}" if run.gpu_devices else ""))
+        if host.alias in self.clusters:
+            return self.run_on_cluster(run, task, host)
         if host.is_local:
             returncode, err = self.run_local(run, host)
         else:
@@ -294,6 +314,18 @@ class Executor(RemoteExecutor):
                 self.lose(host, f"push failed: {exc}")
                 return False
         return self.settle(run, host, returncode, err)
+
+    def run_on_cluster(self, run: Run, task: TaskPaths, host: Host) -> bool:
+        """The task as an element of an array on the cluster; its slot is held until the element
+        left the queue and the folder is back."""
+        submission = self.clusters[host.alias].run(task)
+        run.success = submission.success
+        run.message = submission.message
+        outcome = "completed" if run.success else f"{self.status_of(task).get('status', 'failed')}"
+        self.log_task(
+            task, host, f"{outcome} (Slurm job {submission.element.job_id})" if submission.element else outcome
+        )
+        return True
 
     def run_local(self, run: Run, host: Host) -> tuple[int, str]:
         argv, env = transfer.local_runner_argv(host.python, run.task.dir)
@@ -463,6 +495,9 @@ class Executor(RemoteExecutor):
             for run in runs:
                 run.cancelled = True
             self.cond.notify_all()
+        for alias in {run.host.alias for run in runs if run.host is not None and not run.done.is_set()}:
+            if alias in self.clusters:
+                self.clusters[alias].cancel()
         for run in runs:
             if run.done.is_set() or run.host is None or run.pgid is None:
                 continue
@@ -486,6 +521,8 @@ class Executor(RemoteExecutor):
         for host in self.pool:
             if host.is_local or host.shared_fs or host.keep_remote_on_success or host.running:
                 continue
+            if host.alias in self.clusters:  # a cluster's copy stays, as after run --remote
+                continue
             if host.alias not in self.ran_on or host.alias in self.failed_on:
                 continue
             why = transfer.remove_remote_sweep(self.ssh, host, self.sweep_id, KILL_REMOTE_TIMEOUT_S)
@@ -496,6 +533,8 @@ class Executor(RemoteExecutor):
 
     def shutdown(self) -> None:
         self.stopping.set()
+        for cluster in self.clusters.values():
+            cluster.stop()
         super().shutdown()
         self.remove_copies()
         for host in self.pool:

@@ -77,7 +77,7 @@ class Host:
     project_dir: str = "~/hsm-project"
     # Where the sweeps' copies go (<workdir>/<sweep id>); None: <project_dir>/sweeps/outputs.
     workdir: str | None = None
-    # ssh: runs tasks itself; slurm: a Slurm login node (run --remote ALIAS).
+    # ssh: runs tasks itself; slurm: a Slurm login node (run --remote ALIAS, or a pool member).
     backend: str = "ssh"
     slots: int = 1
     shared_fs: bool = False
@@ -174,7 +174,8 @@ def host_from_remote(alias: str, remote: dict[str, Any], project: dict[str, Any]
         names.check_user(remote["user"])
     project = project or {}
     distributed = project.get("distributed") or {}
-    gpu_free, per_task = gpu_slots(remote)
+    # A cluster's GPUs are Slurm's to hand out (its slurm: gpus), not device slots of ours.
+    gpu_free, per_task = gpu_slots(remote) if remote.get("backend", "ssh") == "ssh" else ({}, 0)
     detect = per_task > 0 and remote.get("visible_gpus") is None
     slots = int(remote.get("max_parallel_jobs") or 0)
     slots_from_gpus = slots <= 0
@@ -208,19 +209,20 @@ def host_from_remote(alias: str, remote: dict[str, Any], project: dict[str, Any]
     )
 
 
-def pool_from_record(record: dict[str, Any], local_python: list[str]) -> list[Host]:
+def pool_from_record(record: dict[str, Any], local_python: list[str], clusters: bool = False) -> list[Host]:
     """The hosts of project_config.yaml ``project.distributed`` (plus this machine if local_slots),
-    only those of ``distributed.use`` when it is set (v1's ``--remote ALIAS``)."""
+    only those of ``distributed.use`` when it is set (v1's ``--remote ALIAS``). ``clusters``: the
+    ``backend: slurm`` remotes too (their login nodes, to which the hsm-ssh executor submits)."""
     project = record.get("project") or {}
     distributed = distributed_of(record)
     use = distributed.get("use")
     timeouts = (record.get("runner") or {}).get("remote_timeouts_s") or {}
+    backends = ("ssh", "slurm") if clusters else ("ssh",)
     hosts = [
         host_from_remote(str(alias), remote or {}, project)
         for alias, remote in (distributed.get("remotes") or {}).items()
-        # A Slurm login node runs no tasks itself: it is used with --remote ALIAS.
         if (remote or {}).get("enabled") is not False
-        and (remote or {}).get("backend", "ssh") == "ssh"
+        and (remote or {}).get("backend", "ssh") in backends
         and (use is None or str(alias) in use)
     ]
     for host in hosts:

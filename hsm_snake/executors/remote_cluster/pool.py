@@ -1,0 +1,216 @@
+"""A Slurm cluster reached over SSH as one member of the SSH pool (``--profile ssh``, v1's
+``--mode distributed``): the hsm-ssh executor hands it tasks next to SSH hosts and local slots.
+
+Its slots are how many jobs it may still have queued: the room under its MaxSubmitJobs (and
+MaxJobCount) minus its user's jobs queued there, read on the login node (``Cluster.limits``), at
+most the remote's ``max_parallel_jobs`` when set; without either, no cap of ours (as v1).
+
+A task that got a slot waits here for its element's end. One thread per cluster does the rest,
+with the remote Slurm executor's calls (``cluster.py``): the tasks handed over within
+``GATHER_S`` of each other go out as arrays (one rsync + one ``sbatch --array`` per batch of the
+same sbatch options), one ``squeue`` per poll for all of them, one rsync pull of the ended ones'
+folders (markers made locally) and one ``sacct`` for those the runner could not explain. Each
+array is recorded (``.hsm/remote-slurm-jobs``), so a killed run's elements are adopted by the
+next ``complete`` as for ``--remote``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from hsm_snake.engine.backends import remote_backend, remote_slurm_section, slurm_remotes
+from hsm_snake.executors.remote_cluster import slurm as array
+from hsm_snake.executors.remote_cluster.cluster import Cluster, ClusterError, Element, check_login_node, status_of
+from hsm_snake.executors.slurm.limits import SubmitRoom
+from hsm_snake.executors.ssh import transfer
+from hsm_snake.executors.ssh.hosts import Host, Ssh
+from hsm_snake.layout.paths import SweepPaths, TaskPaths
+from hsm_snake.runner.escalation import rule_resources
+
+# Tasks handed over within this long of the first one go out in the same sbatch --array.
+GATHER_S = 0.5
+POLL_S = 5.0
+CANCEL_WAIT_S = 30
+# No MaxSubmitJobs, no max_parallel_jobs: Slurm's own queue decides (v1 put no cap either).
+UNBOUNDED_SLOTS = 10_000
+
+
+def cluster_slots(room: SubmitRoom | None, asked: int) -> int:
+    """Jobs the cluster may have queued for the pool: its room under Slurm's limits, at most the
+    remote's max_parallel_jobs (0: unset)."""
+    bounds = ([room.free] if room is not None else []) + ([asked] if asked > 0 else [])
+    return min(bounds) if bounds else UNBOUNDED_SLOTS
+
+
+@dataclass
+class Submission:
+    """One task handed to the cluster, until its element ended and its folder is back."""
+
+    task: TaskPaths
+    element: Element | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    message: str = ""
+
+    @property
+    def success(self) -> bool:
+        return self.task.marker.exists()
+
+
+class PooledCluster:
+    def __init__(self, paths: SweepPaths, host: Host, ssh: Ssh, record: dict[str, Any]) -> None:
+        self.paths = paths
+        self.host = host
+        self.cluster = Cluster(paths, host.alias, {}, ssh.control_dir, ssh=ssh, host=host)
+        project = record.get("project") or {}
+        self.remote = slurm_remotes(project).get(host.alias) or {}
+        self.section = remote_slurm_section(project, record.get("sweep_resources") or {}, host.alias)
+        backend = remote_backend(host.alias)
+        self.resources = rule_resources(
+            (record.get("resources") or {}).get(backend) or {}, record.get("retry") or {}, paths
+        )
+        self.setup = ((record.get("runner") or {}).get("pre_scripts") or {}).get(backend)
+        self.array_limit = 1
+        self.lock = threading.Condition()
+        self.waiting: list[Submission] = []  # handed over, not submitted yet
+        self.queued: list[Submission] = []  # submitted, not back yet
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    # -- set-up ----------------------------------------------------------------------------
+    @staticmethod
+    def check(ssh: Ssh, host: Host) -> None:
+        """A health check of the login node (the pool's, for a cluster): unhealthy with the reason."""
+        try:
+            check_login_node(ssh, host)
+        except ClusterError as exc:
+            host.healthy, host.reason = False, str(exc)
+
+    def start(self) -> list[str]:
+        """After a good health check: the sweep's copy in the resolved workdir, the cluster's
+        limits as slots and array size; lines for the log. Once: a cluster that comes back keeps them."""
+        if self.thread is not None:
+            return []
+        self.cluster.remote_sweep = transfer.remote_sweep_dir(self.host, self.paths.sweep_id)
+        room, self.array_limit, notes = self.cluster.limits(self.section)
+        self.host.slots = cluster_slots(room, int(self.remote.get("max_parallel_jobs") or 0))
+        notes.append(f"{self.host.slots} slot(s) (jobs it may have queued), arrays of at most {self.array_limit}")
+        self.thread = threading.Thread(target=self.drive, daemon=True, name=f"hsm-ssh-slurm-{self.host.alias}")
+        self.thread.start()
+        return notes
+
+    # -- a task's side ---------------------------------------------------------------------
+    def run(self, task: TaskPaths) -> Submission:
+        """Hand the task over and wait until its element ended and its folder is back (or it
+        could not be submitted)."""
+        submission = Submission(task)
+        with self.lock:
+            self.waiting.append(submission)
+            self.lock.notify_all()
+        submission.done.wait()
+        return submission
+
+    def options(self, task: TaskPaths) -> tuple[str, ...]:
+        """The task's sbatch options: the remote's requests, memory/time grown by its history."""
+        wildcards = SimpleNamespace(task=task.name)
+        values = {name: value(wildcards) if callable(value) else value for name, value in self.resources.items()}
+        return tuple(array.sbatch_options(values))
+
+    # -- the cluster's thread --------------------------------------------------------------
+    def drive(self) -> None:
+        last_poll = 0.0
+        while not self.stopping.is_set():
+            with self.lock:
+                if not self.waiting:
+                    self.lock.wait(1.0)
+            if self.waiting:
+                time.sleep(GATHER_S)
+                with self.lock:
+                    batch, self.waiting = self.waiting, []
+                try:
+                    self.submit(batch)
+                except Exception as exc:  # noqa: BLE001 - every task handed over must get an answer
+                    for each in batch:
+                        if each.element is None:
+                            each.message = f"{each.task.name} on {self.host.alias}: not submitted: {exc!r}"
+                            each.done.set()
+            if self.queued and time.monotonic() - last_poll >= POLL_S:
+                last_poll = time.monotonic()
+                try:
+                    self.poll()
+                except Exception as exc:  # noqa: BLE001 - submitted tasks are asked about again
+                    self.cluster.log(f"poll failed ({exc!r}); asked again")
+
+    def submit(self, batch: list[Submission]) -> None:
+        by_options: dict[tuple[str, ...], list[Submission]] = {}
+        for submission in batch:
+            by_options.setdefault(self.options(submission.task), []).append(submission)
+        for options, same in by_options.items():
+            same.sort(key=lambda each: (len(each.task.name), each.task.name))
+            for start in range(0, len(same), self.array_limit):
+                chunk = same[start : start + self.array_limit]
+                try:
+                    array_id = self.cluster.submit([each.task for each in chunk], list(options), self.setup)
+                except (array.SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
+                    for each in chunk:
+                        each.message = f"{each.task.name} on {self.host.alias}: not submitted: {exc}"
+                        each.done.set()
+                    continue
+                for index, each in enumerate(chunk, start=1):
+                    each.element = Element(each.task, array_id, index)
+                self.queued += chunk
+
+    def poll(self) -> None:
+        """One squeue; the ended elements' folders back in one rsync (a failure: asked again)."""
+        states = self.cluster.squeue()
+        if states is None:
+            return
+        elements = [each.element for each in self.queued]
+        self.cluster.note_running(elements, states)
+        ended = [each for each in self.queued if not self.cluster.queued(each.element, states)]
+        if ended and self.cluster.settle([each.element for each in ended]):
+            self.finish(ended)
+
+    def finish(self, ended: list[Submission]) -> None:
+        for each in ended:
+            self.queued.remove(each)
+            if not each.success:
+                status = status_of(each.task)
+                each.message = (
+                    f"{each.task.name} (Slurm job {each.element.job_id} on {self.host.alias}): "
+                    f"{status.get('status', 'failed')}: {status.get('error_category')}: {status.get('error_summary')}"
+                )
+            each.done.set()
+
+    # -- cancel / end ----------------------------------------------------------------------
+    def cancel(self) -> None:
+        """scancel the arrays of every task still queued there; once they left the queue (at most
+        CANCEL_WAIT_S) their folders come back with the runners' records or Slurm's verdicts."""
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join()
+        with self.lock:
+            never, self.waiting = self.waiting, []
+        for each in never:
+            each.message = "cancelled before it was submitted"
+            each.done.set()
+        if not self.queued:
+            return
+        why_not = self.cluster.scancel([each.element.array_id for each in self.queued])
+        if why_not is not None:
+            self.cluster.log(f"scancel failed: {why_not}")
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline:
+            states = self.cluster.squeue()
+            if states is None or not any(self.cluster.queued(each.element, states) for each in self.queued):
+                break
+            time.sleep(1)
+        self.cluster.settle([each.element for each in self.queued])
+        self.finish(list(self.queued))
+
+    def stop(self) -> None:
+        self.stopping.set()
