@@ -9,14 +9,15 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from background import kill_everything, start_run, wait_for
 from click.testing import CliRunner
-from conftest import Project, read_status
+from conftest import read_status
+from test_remote_slurm import cluster  # noqa: F401  (the fixture this module's builds on)
 from test_ssh import HOSTILE
 
 from hsm_snake.cli.v1 import hsm
@@ -37,49 +38,54 @@ with open(os.environ["RUN_LOG"], "a") as log:
 
 
 @pytest.fixture
-def pool(tb, tmp_path, monkeypatch):
-    """A project in a folder with spaces and quotes: one local slot, hsmtb-h1 with one slot, and
-    hsmtb-lo as the login node of the test Slurm (its queue takes the rest)."""
-    tb.need("slurm")
-    tb.need("hsmtb-lo")
+def pool(cluster, tb, tmp_path):  # noqa: F811 (the imported fixture)
+    """test_remote_slurm's project (a folder with spaces and quotes, hsmtb-lo as the login node of
+    the test Slurm) with one local slot and hsmtb-h1 (one slot) next to the cluster, whose
+    requests are v1's per-remote ``spec:``."""
     tb.need("hsmtb-h1")
-    monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
-    root = tmp_path / "lab 'pool' é"
-    root.mkdir()
-    project = Project(root, monkeypatch)
-    hosts = tb.facts["ssh"]["hosts"]
-    cluster_base = Path(hosts["hsmtb-lo"]["project_dir"]) / tmp_path.name
+    project = cluster
+    (project.root / "app.py").write_text(RECORDING_APP)
     partition = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
-    (root / "app.py").write_text(RECORDING_APP)
-    project.write_project(
-        {
-            "paths": {"python_interpreter": sys.executable, "train_script": "app.py"},
-            "task": {"arg_style": "raw", "output_dir_arg": None, "env": {"RUN_LOG": str(project.run_log)}},
-            "distributed": {
-                "strategy": "round_robin",
-                "local_slots": 1,
-                "remotes": {
-                    "tbslurm": {
-                        "backend": "slurm",
-                        "host": "hsmtb-lo",
-                        "project_dir": f"{cluster_base}/proj dir",
-                        "workdir": f"{cluster_base}/scratch runs",
-                        "python_path": "python3",
-                        # v1's per-remote resources of a Slurm remote (read into its slurm: block).
-                        "spec": {"partition": partition, "mem": "200M", "walltime": "00:05:00"},
-                    },
-                    "hsmtb-h1": {
-                        "project_dir": f"{hosts['hsmtb-h1']['project_dir']}/{tmp_path.name}",
-                        "max_parallel_jobs": 1,
-                        "python_path": "python3",
-                    },
-                },
-            },
-        }
+    h1 = {
+        "project_dir": f"{tb.facts['ssh']['hosts']['hsmtb-h1']['project_dir']}/{tmp_path.name}",
+        "max_parallel_jobs": 1,
+        "python_path": "python3",
+    }
+    project.configure(
+        "app.py",
+        env={"RUN_LOG": str(project.run_log)},
+        pool={"strategy": "round_robin", "local_slots": 1, "remotes": {"hsmtb-h1": h1}},
+        slurm={},
+        spec={"partition": partition, "mem": "200M", "walltime": "00:05:00"},
     )
-    project.cluster_base = cluster_base
-    yield project
-    shutil.rmtree(cluster_base, ignore_errors=True)
+    return project
+
+
+def running_on_cluster(sweep_dir: Path) -> set[str]:
+    """Tasks whose local status.yaml says they run on the cluster."""
+    found = set()
+    for task in (sweep_dir / "tasks").glob("task_*"):
+        try:
+            status = read_status(task)
+        except FileNotFoundError:
+            continue
+        if status.get("status") == "running" and status.get("host_alias") == "tbslurm":
+            found.add(task.name)
+    return found
+
+
+@contextmanager
+def pool_run(project, sleep: float):
+    """A run of 4 tasks of ``sleep`` seconds over the pool, in the background; killed at the end if still alive."""
+    project.write_sweep({"grid": {"x": list(range(4)), "sleep": [sleep]}})
+    proc = start_run(project, "run", "sweep.yaml", "--profile", "ssh")
+    try:
+        wait_for(lambda: project.sweep_dirs(), 120, "the sweep directory")
+        (sweep_dir,) = project.sweep_dirs()
+        yield proc, sweep_dir
+    finally:
+        if proc.poll() is None:
+            kill_everything(project, proc)
 
 
 def test_one_sweep_over_local_slots_an_ssh_host_and_a_cluster(pool):
@@ -109,7 +115,7 @@ def test_one_sweep_over_local_slots_an_ssh_host_and_a_cluster(pool):
     scripts = list((sweep_dir / "scripts" / "job_scripts").glob("remote-slurm-*.sh"))
     assert 1 <= len(scripts) <= len(on_cluster), scripts
     for name in on_cluster:
-        assert (project.cluster_base / "scratch runs" / sweep_dir.name / "tasks" / name / "status.yaml").exists()
+        assert (project.remote_base / "scratch runs" / sweep_dir.name / "tasks" / name / "status.yaml").exists()
     log = (sweep_dir / "logs" / "sources" / "ssh.log").read_text()
     assert "host tbslurm: ok" in log, log
 
@@ -119,30 +125,11 @@ def test_status_says_running_on_the_cluster_and_a_killed_run_is_adopted(pool):
     written from squeue); kill -9 of the run, then `complete` waits for the cluster's jobs and
     runs nothing twice."""
     project = pool
-    project.write_sweep({"grid": {"x": list(range(4)), "sleep": [25]}})
-    proc = start_run(project, "run", "sweep.yaml", "--profile", "ssh")
-    try:
-        wait_for(lambda: project.sweep_dirs(), 120, "the sweep directory")
-        (sweep_dir,) = project.sweep_dirs()
-
-        def running_on_cluster() -> list[str]:
-            found = []
-            for task in (sweep_dir / "tasks").glob("task_*"):
-                try:
-                    status = read_status(task)
-                except FileNotFoundError:
-                    continue
-                if status.get("status") == "running" and status.get("host_alias") == "tbslurm":
-                    found.append(task.name)
-            return found
-
-        wait_for(running_on_cluster, 300, "a task running on the cluster")
+    with pool_run(project, sleep=25) as (proc, sweep_dir):
+        wait_for(lambda: running_on_cluster(sweep_dir), 300, "a task running on the cluster")
         shown = project.cli("status", sweep_dir.name, "--all-status").output
         assert re.search(r"tbslurm: \d+ running", shown), shown
         kill_everything(project, proc)
-    finally:
-        if proc.poll() is None:
-            kill_everything(project, proc)
     assert (sweep_dir / ".hsm" / "remote-slurm-jobs").exists()
     result = project.cli("complete", sweep_dir.name, "--profile", "ssh")
     assert "Slurm job" in result.output and "on tbslurm" in result.output, result.output  # waited for
@@ -158,38 +145,27 @@ def test_the_clusters_limits_are_read_on_its_login_node(pool, tmp_path):
 
     project = pool
     control_dir = Path(tempfile.mkdtemp(prefix="hsm-t-"))  # a socket path under the 108-byte limit
-    cluster = Cluster(SweepPaths(tmp_path / "sweep"), "tbslurm", {"host": "hsmtb-lo"}, control_dir)
+    login = Cluster(SweepPaths(tmp_path / "sweep"), "tbslurm", {"host": "hsmtb-lo"}, control_dir)
     try:
-        room, size, notes = cluster.limits({"max_array_size": 5000})
+        room, size, notes = login.limits({"max_array_size": 5000})
     finally:
-        cluster.close()
+        login.close()
         shutil.rmtree(control_dir)
     assert size == 1000 and any("MaxArraySize 1001" in note for note in notes), notes
     assert room is not None and room.limit == 10000 and 0 <= room.queued < room.limit, room
-    assert cluster.user and project.root.exists()
+    assert login.user and project.root.exists()
 
 
 def test_cancel_stops_the_clusters_elements_and_records_why(pool):
     project = pool
-    project.write_sweep({"grid": {"x": list(range(4)), "sleep": [300]}})
-    proc = start_run(project, "run", "sweep.yaml", "--profile", "ssh")
-    try:
-        wait_for(lambda: project.sweep_dirs(), 120, "the sweep directory")
-        (sweep_dir,) = project.sweep_dirs()
+    with pool_run(project, sleep=300) as (proc, sweep_dir):
         wait_for(lambda: (sweep_dir / ".hsm" / "remote-slurm-jobs").exists(), 300, "an array on the cluster")
         submitted = [json.loads(line) for line in (sweep_dir / ".hsm" / "remote-slurm-jobs").read_text().splitlines()]
         on_cluster = {name for entry in submitted for name in entry["tasks"]}
-        wait_for(
-            lambda: all(read_status(sweep_dir / "tasks" / name).get("status") == "running" for name in on_cluster),
-            300,
-            "the cluster's elements to run",
-        )
+        wait_for(lambda: running_on_cluster(sweep_dir) == on_cluster, 300, "the cluster's elements to run")
         result = project.cli("cancel", sweep_dir.name)
         assert "stopped the run" in result.output, result.output
         proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            kill_everything(project, proc)
     for name in on_cluster:
         status = read_status(sweep_dir / "tasks" / name)
         assert status["status"] == "cancelled" and status["backend"] == "slurm", status

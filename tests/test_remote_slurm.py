@@ -45,13 +45,17 @@ def cluster(tb, tmp_path, monkeypatch):
     remote_base = Path(tb.facts["ssh"]["hosts"]["hsmtb-lo"]["project_dir"]) / tmp_path.name
     partition = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
 
-    def configure(script: str, env: dict | None = None, **remote):
+    def configure(script: str, env: dict | None = None, pool: dict | None = None, **remote):
+        """``pool``: more of ``distributed`` (local_slots, strategy, other remotes next to tbslurm)."""
+        pool = dict(pool or {})
         project.write_project(
             {
                 "paths": {"python_interpreter": sys.executable, "train_script": script},
                 "task": {"arg_style": "raw", "output_dir_arg": None, "env": env or {}},
                 "distributed": {
+                    **pool,
                     "remotes": {
+                        **pool.pop("remotes", {}),
                         "tbslurm": {
                             "backend": "slurm",
                             "host": "hsmtb-lo",
@@ -60,8 +64,8 @@ def cluster(tb, tmp_path, monkeypatch):
                             "python_path": "python3",
                             "slurm": {"partition": partition, "mem": "200M", "walltime": "00:05:00"},
                             **remote,
-                        }
-                    }
+                        },
+                    },
                 },
             }
         )
