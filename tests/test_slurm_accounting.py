@@ -22,3 +22,15 @@ def test_memory_requests_come_from_the_jobs_own_lines():
 
     text = "7|OUT_OF_MEMORY|0:125|None|500M\n7.batch|OUT_OF_MEMORY|0:125||\n8_1|FAILED|1:0|None|2G\n9|X|0:0||4000Mn\n"
     assert parse_requests(text) == {"7": 500, "8_1": 2048, "9": 4000}
+
+
+def test_a_slurm_remotes_element_is_no_job_of_the_local_slurm():
+    """A task running on a cluster reached over SSH (its local record says so while it runs) is
+    never asked about with the local sacct nor cancelled with the local scancel: its id is the
+    other cluster's."""
+    from hsm_snake.executors.slurm.accounting import of_local_slurm
+
+    assert of_local_slurm({"backend": "slurm", "job_id": "88_1", "host_alias": None})
+    assert not of_local_slurm({"backend": "slurm", "job_id": "88_1", "host_alias": "tbslurm"})
+    assert not of_local_slurm({"backend": "slurm", "job_id": None})
+    assert not of_local_slurm({"backend": "ssh", "job_id": "local"})

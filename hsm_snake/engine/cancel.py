@@ -59,7 +59,7 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
     jobs = [
         t.status["job_id"]
         for t in _with_job_ids(state, outcome)
-        if t.state in (scan.RUNNING, scan.STALE) and t.status.get("backend") == "slurm"
+        if t.state in (scan.RUNNING, scan.STALE) and slurm_accounting.of_local_slurm(t.status)
     ]
     if jobs:
         # An element the leftovers' pass already cancelled is not named twice; its verdict is recorded all the same.

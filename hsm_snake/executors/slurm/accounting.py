@@ -92,12 +92,18 @@ def query_sacct(job_ids: list[str]) -> tuple[dict[str, tuple[str, str, str]], di
     return (parse_sacct(out), parse_requests(out)) if out is not None else ({}, {})
 
 
+def of_local_slurm(status: dict[str, Any]) -> bool:
+    """The record names a job of this machine's Slurm. A Slurm remote's element names its remote
+    (``host_alias``): its id means nothing to the local sacct/scancel (cluster.py asks there)."""
+    return status.get("backend") == "slurm" and bool(status.get("job_id")) and not status.get("host_alias")
+
+
 def candidates(state: scan.SweepState) -> list[scan.TaskState]:
     """Slurm tasks that are not done and whose record may not tell the whole story."""
     found = []
     for task in state.tasks:
         status = task.status or {}
-        if task.done or status.get("backend") != "slurm" or not status.get("job_id"):
+        if task.done or not of_local_slurm(status):
             continue
         if status.get("status") == "running" or status.get("error_category") in OVERRIDABLE:
             found.append(task)
