@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 
-def run_python(code: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+def run_python(
+    code: str, env: dict[str, str] | None = None, cwd: Path | None = None, args: list[str] | None = None
+) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code), *(args or [])],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -177,3 +179,32 @@ def test_a_moved_target_is_named_on_stderr_and_the_run_goes_on_unpatched():
     for warning, target in zip(warnings, targets, strict=True):
         assert warning.startswith(f"hsm-snake: warning: {target} is not where the tested versions have it")
         assert "(see constraints.txt); running without hsm-snake's fix: " in warning
+
+
+def test_the_slurm_plugin_imports_pandas_and_the_patch_defers_it_to_the_efficiency_report():
+    """Target: importing snakemake-executor-plugin-slurm imports pandas and numpy (its efficiency
+    report module), ~0.5 s of CPU at every Slurm run's start."""
+    probe = """
+        import sys
+        from hsm_snake.engine import snakemake_cli
+        if sys.argv[1] == "patched":
+            snakemake_cli.import_efficiency_report_on_use()
+        snakemake_cli.import_snakemake_cli()
+        from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+        ExecutorPluginRegistry().get_plugin("hsm-slurm")
+        imported = "pandas" in sys.modules, "numpy" in sys.modules
+        import snakemake_executor_plugin_slurm as plugin
+        report = sys.modules[snakemake_cli.EFFICIENCY_REPORT]
+        # The report's parsing, through the name the plugin holds and through the module.
+        print(*imported, report.parse_reqmem("2G"), plugin.create_efficiency_report.__name__, "pandas" in sys.modules)
+        """
+    unpatched = run_python(probe, args=["unpatched"]).split()
+    if unpatched[:2] != ["True", "True"]:
+        pytest.fail(f"the Slurm plugin no longer imports pandas/numpy at import ({unpatched}): the patch can go")
+    assert run_python(probe, args=["patched"]).split() == [
+        "False",
+        "False",
+        "2048.0",
+        "create_efficiency_report",
+        "True",
+    ]

@@ -25,6 +25,12 @@
   (pandas among others) costs ~0.3 s of CPU on every run. When the executor named on the command
   line or in the ``--profile`` folder is not Slurm, the Slurm plugins are left out.
 
+- snakemake-executor-plugin-slurm 2.8 imports its efficiency report module at import, and with
+  it pandas and numpy (~0.5 s of CPU at the start of every Slurm run, before the first job is
+  submitted). The report is written only with ``--slurm-efficiency-report``. When the Slurm
+  plugin may be imported, a stand-in for that module comes first: its
+  ``create_efficiency_report`` (and any other name asked of it) imports the real module then.
+
 - Snakemake reads the workflow's own files (Snakefile, rules) through smart_open, which can
   read URLs too; importing it (and boto3 with it, when installed) costs ~0.15 s of every run.
   Local files are opened and their paths split here the way smart_open does it; URLs and git
@@ -47,6 +53,8 @@ its effect.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import pkgutil
 import signal
@@ -66,6 +74,7 @@ SLURM_PLUGINS = (
     "snakemake_executor_plugin_hsm_slurm",
 )
 SLURM_EXECUTORS = ("slurm", "slurm-jobstep", "hsm-slurm")
+EFFICIENCY_REPORT = "snakemake_executor_plugin_slurm.efficiency_report"
 
 
 def target_moved(target: str, consequence: str) -> None:
@@ -134,6 +143,31 @@ def list_sys_path_modules_once() -> None:
     pkgutil.iter_modules = listed_once
 
 
+def import_efficiency_report_on_use() -> None:
+    """The Slurm plugin's efficiency report module (pandas, numpy) is imported when the report is
+    written, not with the plugin."""
+    if EFFICIENCY_REPORT in sys.modules or importlib.util.find_spec(EFFICIENCY_REPORT.split(".")[0]) is None:
+        return
+    stand_in = ModuleType(EFFICIENCY_REPORT, "Imports the real module at its first use (hsm-snake).")
+
+    def real_module() -> ModuleType:
+        if sys.modules.get(EFFICIENCY_REPORT) is stand_in:
+            del sys.modules[EFFICIENCY_REPORT]
+        return importlib.import_module(EFFICIENCY_REPORT)
+
+    def create_efficiency_report(*args, **kwargs):
+        return real_module().create_efficiency_report(*args, **kwargs)
+
+    def any_other_name(name: str):
+        if name.startswith("__"):  # what the import system asks of a module (__path__, …)
+            raise AttributeError(name)
+        return getattr(real_module(), name)
+
+    stand_in.create_efficiency_report = create_efficiency_report
+    stand_in.__getattr__ = any_other_name
+    sys.modules[EFFICIENCY_REPORT] = stand_in
+
+
 def import_snakemake_cli() -> ModuleType:
     saved = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = os.devnull
@@ -200,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     list_sys_path_modules_once()
     if executor is not None and executor not in SLURM_EXECUTORS:
         leave_out_slurm_plugins()
+    else:
+        import_efficiency_report_on_use()
     cli = import_snakemake_cli()
     read_local_sources_without_smart_open()
     if executor is None or executor == "slurm":
