@@ -208,3 +208,52 @@ def test_the_slurm_plugin_imports_pandas_and_the_patch_defers_it_to_the_efficien
         "create_efficiency_report",
         "True",
     ]
+
+
+def test_rate_limit_timers_do_not_hold_up_the_engines_exit():
+    """Target: each scheduling round with a job rate limiter starts a non-daemon 1-s Timer, which
+    the engine's exit waits for."""
+    probe = """
+        import sys, threading, types
+        from snakemake.scheduling.job_scheduler import JobScheduler
+        from hsm_snake.engine import snakemake_cli
+        if sys.argv[1] == "patched":
+            snakemake_cli.reevaluation_timers_as_daemons()
+        scheduler = types.SimpleNamespace(_open_jobs=threading.Semaphore(0))
+        before = set(threading.enumerate())
+        JobScheduler._schedule_reevalutation(scheduler, 0.05)
+        (timer,) = set(threading.enumerate()) - before
+        print(timer.daemon, scheduler._open_jobs.acquire(timeout=60))
+        """
+    unpatched = run_python(probe, args=["unpatched"]).split()
+    if unpatched != ["False", "True"]:
+        pytest.fail(f"Snakemake's reevaluation timers changed ({unpatched}): the patch can go")
+    assert run_python(probe, args=["patched"]).split() == ["True", "True"]
+
+
+def test_the_engine_exits_like_sys_exit_without_the_module_teardown():
+    probe = """
+        import atexit, sys, threading, time
+        from hsm_snake.engine import snakemake_cli
+
+        class TornDown:
+            def __del__(self):
+                print("torn down", flush=True)
+
+        kept = TornDown()
+        atexit.register(lambda: print("atexit ran"))
+        threading.Thread(target=lambda: (time.sleep(0.2), print("thread done"))).start()
+        print("buffered", end=" ")
+        snakemake_cli.exit_now(int(sys.argv[1]) if sys.argv[1].isdigit() else sys.argv[1])
+        """
+    for code, status in (("0", 0), ("3", 3), ("a message", 1)):
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(probe), code],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": ""},
+            timeout=120,
+        )
+        assert done.returncode == status
+        assert done.stdout.split() == ["buffered", "thread", "done", "atexit", "ran"]
+        assert done.stderr == ("a message\n" if status == 1 else "")

@@ -40,6 +40,15 @@
   folder of ``sys.path`` with ``pkgutil.iter_modules()`` to find their plugins: five scans of
   site-packages per start. The listing is taken once.
 
+- With a job rate limiter (``--max-jobs-per-timespan``, which hsm-snake passes to cluster runs
+  to keep arrays within MaxArraySize), every scheduling round starts a ``threading.Timer`` of the
+  timespan (1 s) to look again; the timer is not a daemon, so the engine's exit waited for the
+  last one: up to 1 s at the end of every run. The timers are daemons here: one that fires after
+  the scheduler ended only releases a semaphore nobody waits on.
+
+- The engine's interpreter, once Snakemake has ended (its jobs, threads and atexit handlers
+  done), skips the teardown of its ~1,500 modules: ~1 s of every run's end on the test machine.
+
 - hsm-snake stops its engine with SIGINT (Snakemake's clean stop: it cancels cluster jobs). A
   process started in the background by a shell (``nohup``, ``&`` in a script) inherits SIGINT
   ignored, and Python then installs no KeyboardInterrupt handler: the stop did nothing, and a
@@ -53,16 +62,19 @@ its effect.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import os
 import pkgutil
 import signal
 import sys
+import threading
 from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
 
 import yaml
 
@@ -227,6 +239,22 @@ def submit_every_array_chunk_at_once() -> None:
     slurm_plugin.pending_jobs_for_rule = lambda dag, rule_name: 0
 
 
+def reevaluation_timers_as_daemons() -> None:
+    from snakemake.scheduling import job_scheduler
+
+    scheduler = getattr(job_scheduler, "JobScheduler", None)
+    if not hasattr(scheduler, "_schedule_reevalutation"):
+        target_moved("JobScheduler._schedule_reevalutation", "a run's end may wait up to 1 s for a rate-limit timer")
+        return
+
+    def schedule_reevaluation(self, delay) -> None:
+        timer = threading.Timer(delay, self._open_jobs.release)
+        timer.daemon = True
+        timer.start()
+
+    scheduler._schedule_reevalutation = schedule_reevaluation
+
+
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = sys.argv[1:] if argv is None else argv
@@ -241,7 +269,32 @@ def main(argv: list[str] | None = None) -> None:
     if executor is None or executor == "slurm":
         submit_every_array_chunk_at_once()
     drop_local_rate_limit(cli)
-    cli.main(args)
+    reevaluation_timers_as_daemons()
+    try:
+        cli.main(args)
+    except SystemExit as stop:
+        exit_now(stop.code)
+    exit_now(0)
+
+
+def exit_now(code: object) -> NoReturn:
+    """Exit as ``sys.exit(code)`` does (non-daemon threads joined, atexit handlers run, output
+    flushed), without the interpreter's teardown of every module."""
+    shutdown_threads = getattr(threading, "_shutdown", None)
+    if shutdown_threads is None:
+        target_moved("threading._shutdown", "the engine's exit takes ~1 s more")
+        sys.exit(code)
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    shutdown_threads()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code or 0)
 
 
 def drop_local_rate_limit(cli: ModuleType) -> None:
