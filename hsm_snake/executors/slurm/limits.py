@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import getpass
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,15 +162,18 @@ def array_limit(slurm: dict[str, Any], config: str) -> tuple[int, str | None]:
     )
 
 
-def job_count_room(config: str) -> SubmitRoom | None:
-    """Room under the cluster's MaxJobCount: every job slurmctld holds counts, of every user."""
+def job_count_room(config: str, held: int | None) -> SubmitRoom | None:
+    """Room under the cluster's MaxJobCount: every job slurmctld holds counts, of every user
+    (``held``: ``jobs_held()``)."""
     limit = config_number(config, "MaxJobCount")
-    if not limit:
-        return None
-    held = jobs_listed("-t", "all")
-    if held is None:
+    if not limit or held is None:
         return None
     return SubmitRoom(limit, held, "MaxJobCount of the cluster (all users' jobs)")
+
+
+def jobs_held() -> int | None:
+    """The jobs slurmctld holds, of every user, finished ones included."""
+    return jobs_listed("-t", "all")
 
 
 def jobs_per_round_args(index_limit: int | None) -> list[str]:
@@ -201,13 +205,17 @@ def capped_submission_args(room: SubmitRoom | None, jobs: int | None, max_array_
 
 def submission_caps(profile_dir: Path, slurm: dict[str, Any]) -> tuple[list[str], str | None]:
     """Snakemake arguments for MaxArraySize and the tightest room (MaxSubmitJobs, MaxJobCount), and a line for the
-    sweep log when the room caps the run."""
-    config = cluster_config()
+    sweep log when the room caps the run. The queries run side by side (each ~0.1 s)."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        config_query = pool.submit(cluster_config)
+        submit_query = pool.submit(submit_room, slurm.get("account"), slurm.get("qos"))
+        held_query = pool.submit(jobs_held)
+        config, submit, held = config_query.result(), submit_query.result(), held_query.result()
     per_round = jobs_per_round_args(max_array_index(config))
     size, why = array_limit(slurm, config)
     if int(slurm.get("max_array_size") or 0) > SLURM_MAX_ARRAY_SIZE:
         per_round += ["--hsm-slurm-array-limit", str(size)]
-    rooms = [room for room in (submit_room(slurm.get("account"), slurm.get("qos")), job_count_room(config)) if room]
+    rooms = [room for room in (submit, job_count_room(config, held)) if room]
     room = min(rooms, key=lambda each: each.free) if rooms else None
     args = capped_submission_args(room, profile_jobs(profile_dir), size)
     if not args:
