@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from background import wait_for
-from conftest import COMPLETED_TASK_FILES, on_testbed, read_status, task_files
+from conftest import COMPLETED_TASK_FILES, HOG_700M, on_testbed, read_status, run_one_task_retried_once, task_files
 from procs import run_ancestry_sweep
 
 pytestmark = pytest.mark.testbed
@@ -205,14 +205,6 @@ def test_cancel_of_a_running_array_qdels_it_and_records_the_started_elements(pbs
     assert not squeue.strip(), squeue
 
 
-HOG_700M = """
-import time
-block = b"x" * (700 << 20)   # over the test bed's default 500M, under twice that
-time.sleep(2)
-print("fine")
-"""
-
-
 def test_without_a_memory_request_out_of_memory_grows_the_jobs_memory_limit(project, tb, monkeypatch):
     """No ``pbs.mem``: the job gets the cluster's default (500M on the test bed, enforced by the
     job's cgroup). The runner records that limit and the out-of-memory kill; the retry asks for
@@ -222,16 +214,11 @@ def test_without_a_memory_request_out_of_memory_grows_the_jobs_memory_limit(proj
     on_testbed(project, tb, monkeypatch, "pbs", walltime="00:05:00")
     project.write_project({"paths": {"train_script": "hog.py"}})
     (project.root / "hog.py").write_text(HOG_700M)
-    (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
-    project.write_sweep({"grid": {"x": [1]}})
-    project.cli("run", "sweep.yaml", "--profile", "pbs")
-    (sweep_dir,) = project.sweep_dirs()
-    first = read_status(sweep_dir / "tasks" / "task_001" / "attempts" / "1")
+    first, status = run_one_task_retried_once(project, "pbs")
     assert first["error_category"] == "out_of_memory" and first["mem_limit_mb"] == 500, first
     assert "500 MB" in first["error_summary"]
-    status = read_status(sweep_dir / "tasks" / "task_001")
-    assert status["status"] == "completed" and status["attempt"] == 2
-    assert status["mem_limit_mb"] == 1000
+    assert status["status"] == "completed" and status["attempt"] == 2 and status["mem_limit_mb"] == 1000
     # The task's job script, written again for the retry.
+    (sweep_dir,) = project.sweep_dirs()
     (script,) = (sweep_dir / "scripts" / "job_scripts").glob("*task_001*.pbs")
     assert "#PBS -l mem=1000mb" in script.read_text()
