@@ -61,3 +61,9 @@ def test_a_pause_ends_early_once_snakemake_stops_waiting():
     asyncio.run(polling.pause(executor))
     # Relative, not absolute: the early end is well under a full pause.
     assert stopped < (time.monotonic() - start) / 2
+
+
+def test_checks_space_out_with_many_active_tasks():
+    assert polling.poll_interval(0) == polling.poll_interval(100) == polling.POLL_S
+    assert polling.POLL_S < polling.poll_interval(4000) < polling.MAX_POLL_S
+    assert polling.poll_interval(1_000_000) == polling.MAX_POLL_S

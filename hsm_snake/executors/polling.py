@@ -4,8 +4,10 @@ Snakemake's remote executors check their jobs, then sleep, in a thread of their 
 shutdown waits for that thread. Here a check looks at every active task's completion record (a
 stat of the marker each; status.yaml only once the marker is there) every POLL_S, and asks the
 scheduler (squeue/sacct, qstat) only every ``seconds-between-status-checks``: a finished task is
-seen within POLL_S of its end, however slow the scheduler's cadence. The sleep between checks
-ends as soon as Snakemake stops waiting, so the run's end does not wait out a poll.
+seen within POLL_S of its end, however slow the scheduler's cadence. With many active tasks
+the checks space out (at most MARKER_STATS_PER_S stats a second: a network file system serves
+every one), up to MAX_POLL_S. The sleep between checks ends as soon as Snakemake stops waiting,
+so the run's end does not wait out a poll.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from hsm_snake.layout.paths import TaskPaths
 from hsm_snake.layout.records import RecordError, read_record
 
 POLL_S = 0.5
+MAX_POLL_S = 5.0
+MARKER_STATS_PER_S = 2000
 # How often a sleep between polls looks whether Snakemake has stopped waiting.
 STOP_CHECK_S = 0.05
 
@@ -54,9 +58,14 @@ class SchedulerPace:
         return True
 
 
-async def pause(executor: Any) -> None:
-    """POLL_S, or less once ``executor`` (a Snakemake RemoteExecutor) stops waiting for its jobs."""
-    deadline = time.monotonic() + POLL_S
+def poll_interval(active: int) -> float:
+    """Seconds between checks of ``active`` tasks' markers."""
+    return min(MAX_POLL_S, max(POLL_S, active / MARKER_STATS_PER_S))
+
+
+async def pause(executor: Any, seconds: float = POLL_S) -> None:
+    """``seconds``, or less once ``executor`` (a Snakemake RemoteExecutor) stops waiting for its jobs."""
+    deadline = time.monotonic() + seconds
     while executor.wait:
         left = deadline - time.monotonic()
         if left <= 0:

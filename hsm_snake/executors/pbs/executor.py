@@ -101,6 +101,7 @@ class Executor(RemoteExecutor):
         # not the directory Snakemake started in (workdir_init).
         self.workdir = str(self.sweep_dir())
         self.array_limit = int(settings.array_limit or 0)
+        self.active_count = 0  # jobs at the last check: spaces the checks out (polling.poll_interval)
         self.qstat_pace = polling.SchedulerPace(
             float(self.workflow.remote_execution_settings.seconds_between_status_checks or 10)
         )
@@ -285,6 +286,7 @@ class Executor(RemoteExecutor):
 
     # -- status ----------------------------------------------------------------------------
     async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]):
+        self.active_count = len(active_jobs)
         if not active_jobs:
             return
         tracks = [info.aux["pbs"] for info in active_jobs]
@@ -320,7 +322,7 @@ class Executor(RemoteExecutor):
                 )
 
     async def sleep(self) -> None:
-        await polling.pause(self)
+        await polling.pause(self, polling.poll_interval(self.active_count))
 
     # -- cancel ----------------------------------------------------------------------------
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:

@@ -69,6 +69,7 @@ class Executor(PluginExecutor):
         # Snakemake's working directory is the sweep directory (--directory, or sweep_dir=).
         self.sweep = SweepPaths(Path.cwd())
         self.array_log = self.slurm_logdir / "rule_task" / "%A_%a.log"
+        self.active_count = 0  # jobs at the last check: spaces the checks out (polling.poll_interval)
         self.slurm_pace = polling.SchedulerPace(
             float(self.workflow.remote_execution_settings.seconds_between_status_checks or 10)
         )
@@ -159,6 +160,7 @@ class Executor(PluginExecutor):
         )
 
     async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]):
+        self.active_count = len(active_jobs)
         waiting = []
         for info in active_jobs:
             if polling.recorded_done(info.aux.get("hsm_task"), info.external_jobid):
@@ -175,7 +177,7 @@ class Executor(PluginExecutor):
             yield info
 
     async def sleep(self) -> None:
-        await polling.pause(self)
+        await polling.pause(self, polling.poll_interval(self.active_count))
 
     def note_cluster(self, job: JobExecutorInterface) -> None:
         """The plugin's cancel names the clusters jobs went to."""
