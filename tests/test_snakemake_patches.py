@@ -148,8 +148,10 @@ def test_a_moved_target_is_named_on_stderr_and_the_run_goes_on_unpatched():
         import snakemake_executor_plugin_slurm as plugin
         from snakemake import cli, sourcecache
         from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+        from snakemake.scheduling.job_scheduler import JobScheduler
         from hsm_snake.engine import snakemake_cli
         ExecutorPluginRegistry.collect_plugins = None
+        del JobScheduler._schedule_reevalutation
         sourcecache.parse_uri = None
         del plugin.pending_jobs_for_rule
         parse_args = cli.parse_args
@@ -162,6 +164,7 @@ def test_a_moved_target_is_named_on_stderr_and_the_run_goes_on_unpatched():
         snakemake_cli.read_local_sources_without_smart_open()
         snakemake_cli.submit_every_array_chunk_at_once()
         snakemake_cli.drop_local_rate_limit(cli)
+        snakemake_cli.reevaluation_timers_as_daemons()
         _, parsed = cli.parse_args(["--cores", "1"])
         print(ExecutorPluginRegistry.collect_plugins, sourcecache.parse_uri, hasattr(plugin, "pending_jobs_for_rule"))
         """
@@ -173,9 +176,10 @@ def test_a_moved_target_is_named_on_stderr_and_the_run_goes_on_unpatched():
         "ExecutorPluginRegistry.collect_plugins",
         "snakemake.sourcecache",
         "snakemake_executor_plugin_slurm.pending_jobs_for_rule",
+        "JobScheduler._schedule_reevalutation",
         "the --max-jobs-per-timespan option",
     ]
-    assert len(warnings) == 4, done.stderr
+    assert len(warnings) == 5, done.stderr
     for warning, target in zip(warnings, targets, strict=True):
         assert warning.startswith(f"hsm-snake: warning: {target} is not where the tested versions have it")
         assert "(see constraints.txt); running without hsm-snake's fix: " in warning
