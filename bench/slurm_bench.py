@@ -5,7 +5,8 @@
     python bench/slurm_bench.py --tasks 1000 --backend slurm --partition debug
     python bench/slurm_bench.py --tasks 10000 --submit-only              # submissions of 10,000 held tasks
 
-For each backend, one run of each, back to back on the same cluster:
+For each backend, one run of each, back to back on the same cluster (``--repeats N``: N such
+rounds, every one printed):
 
 - **bare array** (the floor): one ``sbatch --array=1-N --wait`` (PBS: ``qsub -t 1-N``, waited for
   with qstat) of a script that runs ``python triv.py i=<index-1>`` in the project folder, as the
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -212,24 +214,37 @@ def cpu_seconds(text: str) -> float:
     return int(days or 0) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
 
 
-def accounting(job_ids: list[str], expected: int) -> dict:
-    """CPU per element and memory request of the elements (sacct allocation lines)."""
+def accounting(job_ids: list[str], expected: int, started: float, wall_s: float) -> dict:
+    """CPU per element and memory request of the elements (sacct allocation lines), and where the
+    command's wall time went: before the first element was submitted, from the first element's
+    start to the last one's end (what the queue and the node did), after the last end (sacct's
+    times are whole seconds)."""
     cpu: dict[str, float] = {}
     requests: Counter[str] = Counter()
+    times: dict[str, tuple[float, float, float]] = {}
     for _ in range(60):  # slurmdbd may take a moment to hold the last elements
         done = subprocess.run(
-            ["sacct", "-n", "-P", "-j", ",".join(sorted(set(job_ids))), "-o", "JobID,TotalCPU,ReqMem,State"],
+            [
+                "sacct",
+                "-n",
+                "-P",
+                "-j",
+                ",".join(sorted(set(job_ids))),
+                "-o",
+                "JobID,TotalCPU,ReqMem,State,Submit,Start,End",
+            ],
             capture_output=True,
             text=True,
             check=True,
         )
-        cpu, requests = {}, Counter()
+        cpu, requests, times = {}, Counter(), {}
         for line in done.stdout.splitlines():
-            job, total, mem, state = line.split("|")[:4]
+            job, total, mem, state, *submit_start_end = line.split("|")[:7]
             if "." in job or not state.startswith("COMPLETED"):
                 continue
             cpu[job] = cpu_seconds(total)
             requests[mem] += 1
+            times[job] = tuple(datetime.fromisoformat(stamp).timestamp() for stamp in submit_start_end)
         if len(cpu) >= expected:
             break
         time.sleep(1)
@@ -239,6 +254,20 @@ def accounting(job_ids: list[str], expected: int) -> dict:
         "cpu_per_element_s": round(statistics.mean(values), 3) if values else None,
         "cpu_per_element_max_s": round(values[-1], 3) if values else None,
         "memory_request": requests.most_common(1)[0][0] if requests else None,
+        **timeline(times, started, wall_s),
+    }
+
+
+def timeline(times: dict[str, tuple[float, float, float]], started: float, wall_s: float) -> dict:
+    if not times:
+        return {}
+    first_submit = min(submit for submit, _, _ in times.values())
+    first_start = min(start for _, start, _ in times.values())
+    last_end = max(end for _, _, end in times.values())
+    return {
+        "until_first_submit_s": round(first_submit - started, 1),
+        "first_start_to_last_end_s": round(last_end - first_start, 1),
+        "after_last_end_s": round(started + wall_s - last_end, 1),
     }
 
 
@@ -263,12 +292,15 @@ def side_by_side(ws: Workspace, backend: str, args: argparse.Namespace) -> dict:
     calls_log = ws.root / f"{backend}_calls.log"
     if backend == "slurm":
         env["PATH"] = counting_path(ws.root / "counting_bin", calls_log)
+        bare_started = time.time()
         bare_s, bare_ids = bare_slurm(project, args.tasks, args.partition)
     else:
+        bare_started = time.time()
         bare_s, bare_ids = bare_pbs(project, args.tasks, args.partition)
+    hsm_started = time.time()
     hsm_s, hsm_ids = hsm_run(project, sweep_file, backend, env)
-    bare = {"wall_s": round(bare_s, 1), **accounting(bare_ids, args.tasks)}
-    hsm = {"wall_s": round(hsm_s, 1), **accounting(hsm_ids, args.tasks)}
+    bare = {"wall_s": round(bare_s, 1), **accounting(bare_ids, args.tasks, bare_started, bare_s)}
+    hsm = {"wall_s": round(hsm_s, 1), **accounting(hsm_ids, args.tasks, hsm_started, hsm_s)}
     figures = {
         "tasks": args.tasks,
         "bare_array": bare,
@@ -295,21 +327,32 @@ def ratio(value: float | None, floor: float | None) -> float | None:
     return round(value / floor, 2) if value is not None and floor else None
 
 
+TIMELINE_ROWS = (
+    ("until_first_submit_s", "s until the first element was submitted"),
+    ("first_start_to_last_end_s", "s from the first element's start to the last one's end"),
+    ("after_last_end_s", "s after the last element's end"),
+)
+
+
 def print_table(figures: dict) -> None:
     for backend in ("slurm", "pbs"):
-        if backend not in figures:
-            continue
-        each = figures[backend]
-        bare, hsm, ratios = each["bare_array"], each["hsm_snake"], each["ratios"]
-        print(f"\n{backend}, {each['tasks']} trivial tasks | bare array (floor) | hsm-snake | ratio")
-        print(f"wall s | {bare['wall_s']} | {hsm['wall_s']} | {ratios['wall']}x")
-        print(
-            f"CPU per element s (sacct TotalCPU) | {bare['cpu_per_element_s']} | {hsm['cpu_per_element_s']} | "
-            f"{ratios['cpu_per_element']}x"
-        )
-        print(f"memory request | {bare['memory_request']} | {hsm['memory_request']} | {ratios['memory_request']}x")
-        for target, met in (each.get("targets") or {}).items():
-            print(f"target {target}: {'ok' if met else 'MISSED'}")
+        for round_number, each in enumerate(figures.get(backend, []), start=1):
+            print_round(backend, round_number, each)
+
+
+def print_round(backend: str, round_number: int, each: dict) -> None:
+    bare, hsm, ratios = each["bare_array"], each["hsm_snake"], each["ratios"]
+    print(f"\n{backend}, {each['tasks']} trivial tasks, round {round_number} | bare array (floor) | hsm-snake | ratio")
+    print(f"wall s | {bare['wall_s']} | {hsm['wall_s']} | {ratios['wall']}x")
+    print(
+        f"CPU per element s (sacct TotalCPU) | {bare['cpu_per_element_s']} | {hsm['cpu_per_element_s']} | "
+        f"{ratios['cpu_per_element']}x"
+    )
+    print(f"memory request | {bare['memory_request']} | {hsm['memory_request']} | {ratios['memory_request']}x")
+    for key, label in TIMELINE_ROWS:
+        print(f"{label} | {bare.get(key)} | {hsm.get(key)} |")
+    for target, met in (each.get("targets") or {}).items():
+        print(f"target {target}: {'ok' if met else 'MISSED'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
         "--partition",
         default=os.environ.get("HSM_TB_SLURM_PARTITION", "debug"),
         help="Slurm partition, and the PBS queue",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of bare array + hsm-snake per backend, back to back (default 1); every round is printed",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     parser.add_argument(
@@ -356,9 +405,11 @@ def main(argv: list[str] | None = None) -> int:
             calls = Counter(calls_log.read_text().split())
             figures["calls_by_the_run"] = {name: calls.get(name, 0) for name in COUNTED}
         else:
-            figures = {"machine": machine_description()}
-            for backend in args.backend or ["slurm", "pbs"]:
-                figures[backend] = side_by_side(ws, backend, args)
+            backends = args.backend or ["slurm", "pbs"]
+            figures = {"machine": machine_description(), **{backend: [] for backend in backends}}
+            for _ in range(args.repeats):
+                for backend in backends:
+                    figures[backend].append(side_by_side(ws, backend, args))
     finally:
         ws.remove()
     print(json.dumps(figures, indent=1, ensure_ascii=False))

@@ -210,6 +210,26 @@ with open(out, "w", encoding="utf-8") as f:
 """
 
 
+# A task over the test bed's default memory (500M, DefMemPerCPU), under twice that.
+HOG_700M = """
+import time
+block = b"x" * (700 << 20)
+time.sleep(2)
+print("fine")
+"""
+
+
+def run_one_task_retried_once(project: Project, profile: str) -> tuple[dict, dict]:
+    """``run`` of a one-task sweep with ``retries: 1`` on ``profile``: the task's first attempt's
+    record and its final one."""
+    (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
+    project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", "sweep.yaml", "--profile", profile)
+    (sweep_dir,) = project.sweep_dirs()
+    task = sweep_dir / "tasks" / "task_001"
+    return read_status(task / "attempts" / "1"), read_status(task)
+
+
 def load_json(path: Path):
     return json.loads(path.read_text())
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from background import wait_for
-from conftest import COMPLETED_TASK_FILES, on_testbed, read_status, task_files
+from conftest import COMPLETED_TASK_FILES, HOG_700M, on_testbed, read_status, run_one_task_retried_once, task_files
 from procs import run_ancestry_sweep
 
 pytestmark = pytest.mark.testbed
@@ -203,3 +203,22 @@ def test_cancel_of_a_running_array_qdels_it_and_records_the_started_elements(pbs
         check=True,
     ).stdout
     assert not squeue.strip(), squeue
+
+
+def test_without_a_memory_request_out_of_memory_grows_the_jobs_memory_limit(project, tb, monkeypatch):
+    """No ``pbs.mem``: the job gets the cluster's default (500M on the test bed, enforced by the
+    job's cgroup). The runner records that limit and the out-of-memory kill; the retry asks for
+    twice the limit."""
+    if tb.facts["slurm"].get("mem_enforcement") != "cgroup":
+        pytest.skip("the test cluster does not enforce memory with cgroups here")
+    on_testbed(project, tb, monkeypatch, "pbs", walltime="00:05:00")
+    project.write_project({"paths": {"train_script": "hog.py"}})
+    (project.root / "hog.py").write_text(HOG_700M)
+    first, status = run_one_task_retried_once(project, "pbs")
+    assert first["error_category"] == "out_of_memory" and first["mem_limit_mb"] == 500, first
+    assert "500 MB" in first["error_summary"]
+    assert status["status"] == "completed" and status["attempt"] == 2 and status["mem_limit_mb"] == 1000
+    # The task's job script, written again for the retry.
+    (sweep_dir,) = project.sweep_dirs()
+    (script,) = (sweep_dir / "scripts" / "job_scripts").glob("*task_001*.pbs")
+    assert "#PBS -l mem=1000mb" in script.read_text()

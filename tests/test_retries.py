@@ -60,6 +60,12 @@ def test_a_task_without_a_memory_request_grows_from_the_default_it_had(tmp_path)
     assert resources["mem_mb"](wildcards) == 1000
     write_status(task.status, {**oom, "attempt": 2, "mem_request_mb": 1000})
     assert resources["mem_mb"](wildcards) == 2000  # the first default, grown twice
+    # PBS: no accounting tells the request; the job's cgroup limit the runner recorded does.
+    write_status(
+        task.attempts / "1" / "status.yaml", {**oom, "attempt": 1, "mem_request_mb": None, "mem_limit_mb": 300}
+    )
+    write_status(task.status, {**oom, "attempt": 2, "mem_request_mb": None, "mem_limit_mb": 600})
+    assert resources["mem_mb"](wildcards) == 1200
 
 
 def test_retry_caps_of_hsm_yaml_bound_the_grown_requests(project):

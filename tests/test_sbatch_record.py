@@ -107,21 +107,3 @@ def test_task_jobs_with_the_same_options_share_arrays_in_task_order():
 def test_a_single_job_gets_a_log_of_its_own_name():
     argv = ["sbatch", "--output", "/l/%A_%a.log", "--export=ALL"]
     assert with_log(argv, "/l/%j.log") == ["sbatch", "--output", "/l/%j.log", "--export=ALL"]
-
-
-def test_a_task_counts_done_only_when_its_runner_recorded_completion_in_that_job(tmp_path):
-    from types import SimpleNamespace
-
-    from hsm_snake.executors.slurm.executor import recorded_done
-    from hsm_snake.layout.status import write_status
-
-    task = TaskPaths(tmp_path / "tasks" / "task_001")
-    task.dir.mkdir(parents=True)
-    info = SimpleNamespace(external_jobid="41_3", aux={"hsm_task": task})
-    write_status(task.status, {"status": "completed", "job_id": "41_3"})
-    assert not recorded_done(info)  # no marker yet: the runner writes it last
-    task.marker.touch()
-    assert recorded_done(info)
-    write_status(task.status, {"status": "completed", "job_id": "40_3"})  # an earlier job's record
-    assert not recorded_done(info)
-    assert not recorded_done(SimpleNamespace(external_jobid="41_3", aux={}))

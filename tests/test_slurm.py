@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from background import started, wait_for
-from conftest import COMPLETED_TASK_FILES, on_testbed, read_status, task_files
+from conftest import COMPLETED_TASK_FILES, HOG_700M, on_testbed, read_status, run_one_task_retried_once, task_files
 from procs import ANCESTRY_SCRIPT, assert_runner_alone, run_ancestry_sweep
 
 pytestmark = pytest.mark.testbed
@@ -201,23 +201,10 @@ def test_out_of_memory_is_retried_with_twice_the_memory(slurm_project, tb):
     assert out.strip().startswith("2000M"), out
 
 
-HOG_700M = """
-import time
-block = b"x" * (700 << 20)   # over the test bed's default 500M, under twice that
-time.sleep(2)
-print("fine")
-"""
-
-
 def test_without_a_memory_request_out_of_memory_grows_the_clusters_default(slurm_project, tb):
     project = memory_hog_project(slurm_project, tb, HOG_700M, mem=None)
-    (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
-    project.write_sweep({"grid": {"x": [1]}})
-    project.cli("run", "sweep.yaml", "--profile", "slurm")
-    (sweep_dir,) = project.sweep_dirs()
-    first = read_status(sweep_dir / "tasks" / "task_001" / "attempts" / "1")
+    first, status = run_one_task_retried_once(project, "slurm")
     assert first["error_category"] == "out_of_memory" and first["mem_request_mb"] == 500, first
-    status = read_status(sweep_dir / "tasks" / "task_001")
     assert status["status"] == "completed" and status["attempt"] == 2
     out = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-o", "ReqMem", "-j", f"{first['job_id']},{status['job_id']}"],

@@ -64,7 +64,7 @@ def test_numbers_of_the_cluster_config():
 
 
 def test_limits_are_read_from_the_real_slurm(tb, monkeypatch):
-    from hsm_snake.executors.slurm.limits import cluster_config, job_count_room, max_array_index
+    from hsm_snake.executors.slurm.limits import cluster_config, job_count_room, jobs_held, max_array_index
 
     tb.need("slurm")
     for key, value in tb.facts["env"].items():
@@ -72,9 +72,10 @@ def test_limits_are_read_from_the_real_slurm(tb, monkeypatch):
     config = cluster_config()
     # tests/testbed/start.sh writes MaxArraySize=1001 and keeps Slurm's default MaxJobCount.
     assert max_array_index(config) == 1000
-    room = job_count_room(config)
+    room = job_count_room(config, jobs_held())
     assert room is not None and room.limit == 10000
     assert 0 <= room.queued < room.limit
+    assert job_count_room(config, None) is None  # squeue could not tell: no cap
 
 
 def test_max_array_size_above_1000_goes_as_far_as_the_cluster_takes():

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 
-def run_python(code: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+def run_python(
+    code: str, env: dict[str, str] | None = None, cwd: Path | None = None, args: list[str] | None = None
+) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code), *(args or [])],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -146,8 +148,10 @@ def test_a_moved_target_is_named_on_stderr_and_the_run_goes_on_unpatched():
         import snakemake_executor_plugin_slurm as plugin
         from snakemake import cli, sourcecache
         from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+        from snakemake.scheduling.job_scheduler import JobScheduler
         from hsm_snake.engine import snakemake_cli
         ExecutorPluginRegistry.collect_plugins = None
+        del JobScheduler._schedule_reevalutation
         sourcecache.parse_uri = None
         del plugin.pending_jobs_for_rule
         parse_args = cli.parse_args
@@ -160,6 +164,7 @@ def test_a_moved_target_is_named_on_stderr_and_the_run_goes_on_unpatched():
         snakemake_cli.read_local_sources_without_smart_open()
         snakemake_cli.submit_every_array_chunk_at_once()
         snakemake_cli.drop_local_rate_limit(cli)
+        snakemake_cli.reevaluation_timers_as_daemons()
         _, parsed = cli.parse_args(["--cores", "1"])
         print(ExecutorPluginRegistry.collect_plugins, sourcecache.parse_uri, hasattr(plugin, "pending_jobs_for_rule"))
         """
@@ -171,9 +176,88 @@ def test_a_moved_target_is_named_on_stderr_and_the_run_goes_on_unpatched():
         "ExecutorPluginRegistry.collect_plugins",
         "snakemake.sourcecache",
         "snakemake_executor_plugin_slurm.pending_jobs_for_rule",
+        "JobScheduler._schedule_reevalutation",
         "the --max-jobs-per-timespan option",
     ]
-    assert len(warnings) == 4, done.stderr
+    assert len(warnings) == 5, done.stderr
     for warning, target in zip(warnings, targets, strict=True):
         assert warning.startswith(f"hsm-snake: warning: {target} is not where the tested versions have it")
         assert "(see constraints.txt); running without hsm-snake's fix: " in warning
+
+
+def test_the_slurm_plugin_imports_pandas_and_the_patch_defers_it_to_the_efficiency_report():
+    """Target: importing snakemake-executor-plugin-slurm imports pandas and numpy (its efficiency
+    report module), ~0.5 s of CPU at every Slurm run's start."""
+    probe = """
+        import sys
+        from hsm_snake.engine import snakemake_cli
+        if sys.argv[1] == "patched":
+            snakemake_cli.import_efficiency_report_on_use()
+        snakemake_cli.import_snakemake_cli()
+        from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+        ExecutorPluginRegistry().get_plugin("hsm-slurm")
+        imported = "pandas" in sys.modules, "numpy" in sys.modules
+        import snakemake_executor_plugin_slurm as plugin
+        report = sys.modules[snakemake_cli.EFFICIENCY_REPORT]
+        # The report's parsing, through the name the plugin holds and through the module.
+        print(*imported, report.parse_reqmem("2G"), plugin.create_efficiency_report.__name__, "pandas" in sys.modules)
+        """
+    unpatched = run_python(probe, args=["unpatched"]).split()
+    if unpatched[:2] != ["True", "True"]:
+        pytest.fail(f"the Slurm plugin no longer imports pandas/numpy at import ({unpatched}): the patch can go")
+    assert run_python(probe, args=["patched"]).split() == [
+        "False",
+        "False",
+        "2048.0",
+        "create_efficiency_report",
+        "True",
+    ]
+
+
+def test_rate_limit_timers_do_not_hold_up_the_engines_exit():
+    """Target: each scheduling round with a job rate limiter starts a non-daemon 1-s Timer, which
+    the engine's exit waits for."""
+    probe = """
+        import sys, threading, types
+        from snakemake.scheduling.job_scheduler import JobScheduler
+        from hsm_snake.engine import snakemake_cli
+        if sys.argv[1] == "patched":
+            snakemake_cli.reevaluation_timers_as_daemons()
+        scheduler = types.SimpleNamespace(_open_jobs=threading.Semaphore(0))
+        before = set(threading.enumerate())
+        JobScheduler._schedule_reevalutation(scheduler, 0.05)
+        (timer,) = set(threading.enumerate()) - before
+        print(timer.daemon, scheduler._open_jobs.acquire(timeout=60))
+        """
+    unpatched = run_python(probe, args=["unpatched"]).split()
+    if unpatched != ["False", "True"]:
+        pytest.fail(f"Snakemake's reevaluation timers changed ({unpatched}): the patch can go")
+    assert run_python(probe, args=["patched"]).split() == ["True", "True"]
+
+
+def test_the_engine_exits_like_sys_exit_without_the_module_teardown():
+    probe = """
+        import atexit, sys, threading, time
+        from hsm_snake.engine import snakemake_cli
+
+        class TornDown:
+            def __del__(self):
+                print("torn down", flush=True)
+
+        kept = TornDown()
+        atexit.register(lambda: print("atexit ran"))
+        threading.Thread(target=lambda: (time.sleep(0.2), print("thread done"))).start()
+        print("buffered", end=" ")
+        snakemake_cli.exit_now(int(sys.argv[1]) if sys.argv[1].isdigit() else sys.argv[1])
+        """
+    for code, status in (("0", 0), ("3", 3), ("a message", 1)):
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(probe), code],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": ""},
+            timeout=120,
+        )
+        assert done.returncode == status
+        assert done.stdout.split() == ["buffered", "thread", "done", "atexit", "ran"]
+        assert done.stderr == ("a message\n" if status == 1 else "")

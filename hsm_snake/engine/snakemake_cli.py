@@ -25,6 +25,12 @@
   (pandas among others) costs ~0.3 s of CPU on every run. When the executor named on the command
   line or in the ``--profile`` folder is not Slurm, the Slurm plugins are left out.
 
+- snakemake-executor-plugin-slurm 2.8 imports its efficiency report module at import, and with
+  it pandas and numpy (~0.5 s of CPU at the start of every Slurm run, before the first job is
+  submitted). The report is written only with ``--slurm-efficiency-report``. When the Slurm
+  plugin may be imported, a stand-in for that module comes first: its
+  ``create_efficiency_report`` (and any other name asked of it) imports the real module then.
+
 - Snakemake reads the workflow's own files (Snakefile, rules) through smart_open, which can
   read URLs too; importing it (and boto3 with it, when installed) costs ~0.15 s of every run.
   Local files are opened and their paths split here the way smart_open does it; URLs and git
@@ -33,6 +39,15 @@
 - Snakemake's plugin registries (executors, schedulers, storage, reports, loggers) each list every
   folder of ``sys.path`` with ``pkgutil.iter_modules()`` to find their plugins: five scans of
   site-packages per start. The listing is taken once.
+
+- With a job rate limiter (``--max-jobs-per-timespan``, which hsm-snake passes to cluster runs
+  to keep arrays within MaxArraySize), every scheduling round starts a ``threading.Timer`` of the
+  timespan (1 s) to look again; the timer is not a daemon, so the engine's exit waited for the
+  last one: up to 1 s at the end of every run. The timers are daemons here: one that fires after
+  the scheduler ended only releases a semaphore nobody waits on.
+
+- The engine's interpreter, once Snakemake has ended (its jobs, threads and atexit handlers
+  done), skips the teardown of its ~1,500 modules: ~1 s of every run's end on the test machine.
 
 - hsm-snake stops its engine with SIGINT (Snakemake's clean stop: it cancels cluster jobs). A
   process started in the background by a shell (``nohup``, ``&`` in a script) inherits SIGINT
@@ -47,14 +62,19 @@ its effect.
 
 from __future__ import annotations
 
+import atexit
+import importlib
+import importlib.util
 import os
 import pkgutil
 import signal
 import sys
+import threading
 from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
 
 import yaml
 
@@ -66,6 +86,7 @@ SLURM_PLUGINS = (
     "snakemake_executor_plugin_hsm_slurm",
 )
 SLURM_EXECUTORS = ("slurm", "slurm-jobstep", "hsm-slurm")
+EFFICIENCY_REPORT = "snakemake_executor_plugin_slurm.efficiency_report"
 
 
 def target_moved(target: str, consequence: str) -> None:
@@ -134,6 +155,31 @@ def list_sys_path_modules_once() -> None:
     pkgutil.iter_modules = listed_once
 
 
+def import_efficiency_report_on_use() -> None:
+    """The Slurm plugin's efficiency report module (pandas, numpy) is imported when the report is
+    written, not with the plugin."""
+    if EFFICIENCY_REPORT in sys.modules or importlib.util.find_spec(EFFICIENCY_REPORT.split(".")[0]) is None:
+        return
+    stand_in = ModuleType(EFFICIENCY_REPORT, "Imports the real module at its first use (hsm-snake).")
+
+    def real_module() -> ModuleType:
+        if sys.modules.get(EFFICIENCY_REPORT) is stand_in:
+            del sys.modules[EFFICIENCY_REPORT]
+        return importlib.import_module(EFFICIENCY_REPORT)
+
+    def create_efficiency_report(*args, **kwargs):
+        return real_module().create_efficiency_report(*args, **kwargs)
+
+    def any_other_name(name: str):
+        if name.startswith("__"):  # what the import system asks of a module (__path__, …)
+            raise AttributeError(name)
+        return getattr(real_module(), name)
+
+    stand_in.create_efficiency_report = create_efficiency_report
+    stand_in.__getattr__ = any_other_name
+    sys.modules[EFFICIENCY_REPORT] = stand_in
+
+
 def import_snakemake_cli() -> ModuleType:
     saved = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = os.devnull
@@ -193,6 +239,22 @@ def submit_every_array_chunk_at_once() -> None:
     slurm_plugin.pending_jobs_for_rule = lambda dag, rule_name: 0
 
 
+def reevaluation_timers_as_daemons() -> None:
+    from snakemake.scheduling import job_scheduler
+
+    scheduler = getattr(job_scheduler, "JobScheduler", None)
+    if not hasattr(scheduler, "_schedule_reevalutation"):
+        target_moved("JobScheduler._schedule_reevalutation", "a run's end may wait up to 1 s for a rate-limit timer")
+        return
+
+    def schedule_reevaluation(self, delay) -> None:
+        timer = threading.Timer(delay, self._open_jobs.release)
+        timer.daemon = True
+        timer.start()
+
+    scheduler._schedule_reevalutation = schedule_reevaluation
+
+
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = sys.argv[1:] if argv is None else argv
@@ -200,12 +262,39 @@ def main(argv: list[str] | None = None) -> None:
     list_sys_path_modules_once()
     if executor is not None and executor not in SLURM_EXECUTORS:
         leave_out_slurm_plugins()
+    else:
+        import_efficiency_report_on_use()
     cli = import_snakemake_cli()
     read_local_sources_without_smart_open()
     if executor is None or executor == "slurm":
         submit_every_array_chunk_at_once()
     drop_local_rate_limit(cli)
-    cli.main(args)
+    reevaluation_timers_as_daemons()
+    try:
+        cli.main(args)
+    except SystemExit as stop:
+        exit_now(stop.code)
+    exit_now(0)
+
+
+def exit_now(code: object) -> NoReturn:
+    """Exit as ``sys.exit(code)`` does (non-daemon threads joined, atexit handlers run, output
+    flushed), without the interpreter's teardown of every module."""
+    shutdown_threads = getattr(threading, "_shutdown", None)
+    if shutdown_threads is None:
+        target_moved("threading._shutdown", "the engine's exit takes ~1 s more")
+        sys.exit(code)
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    shutdown_threads()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code or 0)
 
 
 def drop_local_rate_limit(cli: ModuleType) -> None:

@@ -8,7 +8,8 @@ Snakemake's own retries, ``hsm-snake complete`` and a change of backend.
 
 A task whose hsm.yaml asks for no memory gets the cluster's default; after it ran out of memory,
 the request grows from the default its first out-of-memory job had (``mem_request_mb``, from
-sacct). Imported by the task runner (local walltime) and the workflow (cluster requests): standard
+sacct on Slurm; else ``mem_limit_mb``, the job's cgroup limit the runner recorded: PBS).
+Imported by the task runner (local walltime) and the workflow (cluster requests): standard
 library, PyYAML and the path module only.
 """
 
@@ -55,11 +56,14 @@ def failed_attempts(task: TaskPaths) -> list[dict[str, Any]]:
 
 
 def first_memory_request(records: list[dict[str, Any]]) -> int | None:
-    """The memory request (MB) of the task's first out-of-memory attempt, as its scheduler
-    reported it (``mem_request_mb``, recorded by the Slurm verdict pass)."""
+    """The memory (MB) the task's first out-of-memory attempt had: its request as the scheduler
+    reported it (``mem_request_mb``, recorded by the Slurm verdict pass), else the limit the
+    runner found on its job's cgroup (``mem_limit_mb``)."""
     for record in records:
-        if record["error_category"] in MEMORY_FAILURES and record.get("mem_request_mb"):
-            return int(record["mem_request_mb"])
+        if record["error_category"] in MEMORY_FAILURES:
+            granted = record.get("mem_request_mb") or record.get("mem_limit_mb")
+            if granted:
+                return int(granted)
     return None
 
 

@@ -133,6 +133,12 @@ def classify(returncode: int, *, timed_out: bool, timeout_s: float | None, stder
     )
 
 
+def out_of_memory_kill(limit_mb: int | None) -> Failure:
+    """A script the kernel's out-of-memory killer took at its job's memory limit (cgroup)."""
+    limit = f" at the job's memory limit of {limit_mb} MB" if limit_mb else ""
+    return Failure("failed", OUT_OF_MEMORY, f"killed by the out-of-memory killer{limit} (SIGKILL)")
+
+
 def argument_error(stderr_tail: str) -> str | None:
     """The message of a script that refused its arguments: argparse's ``prog: error: …`` line, or
     the head of Hydra's error block (which ends with its HYDRA_FULL_ERROR advice)."""

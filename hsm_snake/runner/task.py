@@ -40,9 +40,11 @@ from hsm_snake.layout.records import (
     write_text_atomic,
 )
 from hsm_snake.layout.status import now_iso, write_status
-from hsm_snake.runner import escalation, failures, gpu_slots, parent_death, trackers
+from hsm_snake.runner import escalation, failures, gpu_slots, memory_limit, parent_death, trackers
 from hsm_snake.runner.render import render_override, render_overrides
 
+# Backends whose jobs run in a cgroup of their own, whose memory limit the runner records.
+CLUSTER_BACKENDS = ("slurm", "pbs")
 # Seconds between SIGTERM and SIGKILL when a task passes its walltime.
 KILL_GRACE_S = 10.0
 STDERR_TAIL_BYTES = 16384
@@ -487,6 +489,10 @@ def _run_and_record(
         "cuda_visible_devices": devices,
         "tracker_url": None,
     }
+    cgroup = memory_limit.own_memory_cgroup() if backend in CLUSTER_BACKENDS else None
+    if cgroup is not None and (limit_mb := cgroup.limit_mb()) is not None:
+        status["mem_limit_mb"] = limit_mb
+    oom_kills = cgroup.oom_kills() if cgroup is not None else 0
     # Not fsynced: soon replaced by the final status (one disk flush per task, not three).
     write_status(task.status, status, durable=False)
 
@@ -500,6 +506,9 @@ def _run_and_record(
         failure = failures.classify(
             returncode, timed_out=timed_out, timeout_s=launch.timeout_s, stderr_tail=stderr_tail
         )
+        # PBS tells no out-of-memory kill (Slurm's sacct pass does): the job's cgroup does.
+        if backend == "pbs" and failure.category == failures.KILLED and cgroup and cgroup.oom_kills() > oom_kills:
+            failure = failures.out_of_memory_kill(status.get("mem_limit_mb"))
     metrics_from_stdout = failure is None and not task.metrics.exists()
     stdout_tail = tail(task.stdout, STDOUT_METRICS_TAIL_BYTES if metrics_from_stdout else STDERR_TAIL_BYTES)
     status.update(

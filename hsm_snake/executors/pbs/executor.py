@@ -11,8 +11,10 @@ Snakemake finds it through the shim package ``snakemake_executor_plugin_hsm_pbs`
   (``qsub -J 1-N`` on PBS Pro, ``-t 1-N`` on Torque) of at most ``--hsm-pbs-array-limit``
   elements: ``scripts/job_scripts/<sweep>-<first task>+<N-1>.pbs``, whose elements write the same
   per-task logs as single jobs.
-- **status**: one ``qstat`` call per poll cycle for all active jobs (``qstat.py`` picks the
-  richest output this qstat speaks: PBS Pro JSON, Torque XML, ``-f`` text or the table);
+- **status**: a task whose runner recorded its completion in this job (marker + status.yaml) is
+  done at the next poll (every 0.5 s, executors/polling.py); one ``qstat`` call for all active
+  jobs at most every ``seconds-between-status-checks`` (``qstat.py`` picks the richest output
+  this qstat speaks: PBS Pro JSON, Torque XML, ``-f`` text or the table);
   ``watch.py`` decides when a job has left the wait (finished, gone from qstat, past its
   walltime, or qstat failing for too long): nothing leaves Snakemake waiting forever.
 - **outcome**: decided by the task's completion marker and the runner's record, plus PBS's
@@ -38,7 +40,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
-from hsm_snake.executors import jobscript
+from hsm_snake.executors import jobscript, polling
 from hsm_snake.executors.common import plugin_common_settings, setting
 from hsm_snake.executors.pbs import accounting, script
 from hsm_snake.executors.pbs.qstat import FORMATS, Qstat
@@ -99,6 +101,10 @@ class Executor(RemoteExecutor):
         # not the directory Snakemake started in (workdir_init).
         self.workdir = str(self.sweep_dir())
         self.array_limit = int(settings.array_limit or 0)
+        self.active_count = 0  # jobs at the last check: spaces the checks out (polling.poll_interval)
+        self.qstat_pace = polling.SchedulerPace(
+            float(self.workflow.remote_execution_settings.seconds_between_status_checks or 10)
+        )
 
     # -- submission ------------------------------------------------------------------------
     def sweep_dir(self) -> Path:
@@ -280,11 +286,20 @@ class Executor(RemoteExecutor):
 
     # -- status ----------------------------------------------------------------------------
     async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]):
+        self.active_count = len(active_jobs)
         if not active_jobs:
             return
         tracks = [info.aux["pbs"] for info in active_jobs]
         for track in tracks:
             track.learn_job_id()
+        if not self.qstat_pace.due():
+            # Between qstat calls (executors/polling.py): tasks whose runner recorded completion.
+            for job_info, track in zip(active_jobs, tracks, strict=True):
+                if polling.recorded_done(track.task, track.job_id, accounting.same_job):
+                    self.report_job_success(job_info)
+                else:
+                    yield job_info
+            return
         async with self.status_rate_limiter:
             answer = self.qstat.query(list(dict.fromkeys(track.qstat_id() for track in tracks)))
         now = time.monotonic()
@@ -305,6 +320,9 @@ class Executor(RemoteExecutor):
                     msg=f"{verdict.summary}. PBS logs: {track.stdout} {track.stderr}. ",
                     aux_logs=[track.stdout, track.stderr],
                 )
+
+    async def sleep(self) -> None:
+        await polling.pause(self, polling.poll_interval(self.active_count))
 
     # -- cancel ----------------------------------------------------------------------------
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:

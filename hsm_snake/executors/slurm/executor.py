@@ -18,19 +18,18 @@ changes what an element runs. So this subclass submits task jobs itself (``run_j
   tasks/<task>``, whose completion marker is what the engine's Snakemake checks;
 - every sbatch call is kept in ``scripts/job_scripts/`` (``sbatch_record``).
 
-Status: a task job whose runner recorded its completion (the marker, and this job's id in
-status.yaml) is reported done at the next poll (every POLL_S); the others are asked about by the
-plugin (squeue or sacct by run id) at most every ``seconds-between-status-checks``, without the
-plugin's back-off (+10 s per quiet poll, up to 180 s), which could leave a finished sweep waiting.
+Status (executors/polling.py): a task job whose runner recorded its completion (the marker, and
+this job's id in status.yaml) is reported done at the next poll (every POLL_S); the others are
+asked about by the plugin (squeue or sacct by run id) at most every
+``seconds-between-status-checks``, without the plugin's back-off (+10 s per quiet poll, up to
+180 s), which could leave a finished sweep waiting.
 Cancellation (scancel) and log clean-up are the plugin's. A job that runs no task (none in
 hsm-snake's workflow) goes through the plugin unchanged.
 """
 
 # No ``from __future__ import annotations``: Snakemake reads the ExecutorSettings field types.
-import asyncio
 import shlex
 import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,19 +43,15 @@ from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from hsm_snake.executors import jobscript
+from hsm_snake.executors import jobscript, polling
 from hsm_snake.executors.slurm import sbatch_record
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
-from hsm_snake.layout.records import RecordError, read_record
 
 __all__ = ["Executor", "ExecutorSettings", "common_settings"]
 
 SBATCH_TIMEOUT_S = 120
 # Exit status of an array element whose index the script has no task for.
 UNKNOWN_INDEX_EXIT = 2
-# Seconds between polls: a poll looks at the markers of the active tasks (a stat each) and asks
-# Slurm only every seconds-between-status-checks. Snakemake's shutdown waits for the poll to end.
-POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,8 +69,10 @@ class Executor(PluginExecutor):
         # Snakemake's working directory is the sweep directory (--directory, or sweep_dir=).
         self.sweep = SweepPaths(Path.cwd())
         self.array_log = self.slurm_logdir / "rule_task" / "%A_%a.log"
-        self.query_interval = float(self.workflow.remote_execution_settings.seconds_between_status_checks or 10)
-        self.last_query = time.monotonic()
+        self.active_count = 0  # jobs at the last check: spaces the checks out (polling.poll_interval)
+        self.slurm_pace = polling.SchedulerPace(
+            float(self.workflow.remote_execution_settings.seconds_between_status_checks or 10)
+        )
 
     def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
         others, task_jobs = [], []
@@ -163,43 +160,30 @@ class Executor(PluginExecutor):
         )
 
     async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]):
+        self.active_count = len(active_jobs)
         waiting = []
         for info in active_jobs:
-            if recorded_done(info):
+            if polling.recorded_done(info.aux.get("hsm_task"), info.external_jobid):
                 self.report_job_success(info)
                 if not self.workflow.executor_settings.keep_successful_logs:
                     info.aux["slurm_logfile"].unlink(missing_ok=True)
             else:
                 waiting.append(info)
-        now = time.monotonic()
-        if not waiting or now - self.last_query < self.query_interval:
+        if not waiting or not self.slurm_pace.due():
             for info in waiting:
                 yield info
             return
-        self.last_query = now
         async for info in super().check_active_jobs(waiting):
             yield info
 
     async def sleep(self) -> None:
-        await asyncio.sleep(POLL_S)
+        await polling.pause(self, polling.poll_interval(self.active_count))
 
     def note_cluster(self, job: JobExecutorInterface) -> None:
         """The plugin's cancel names the clusters jobs went to."""
         cluster = job.resources.get("cluster") or job.resources.get("clusters") or job.resources.get("slurm_cluster")
         if cluster:
             self._submitted_job_clusters.add(cluster)
-
-
-def recorded_done(info: SubmittedJobInfo) -> bool:
-    """The job's task runner recorded the task completed in this job (marker written last)."""
-    task = info.aux.get("hsm_task")
-    if task is None or not task.marker.exists():
-        return False
-    try:
-        record = read_record(task.status)
-    except (FileNotFoundError, RecordError):
-        return False
-    return record.get("status") == "completed" and str(record.get("job_id")) == info.external_jobid
 
 
 def with_log(argv: list[str], log: str) -> list[str]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import getpass
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,27 +173,34 @@ def array_limit(slurm: dict[str, Any], config: str) -> tuple[int, str | None]:
     )
 
 
-def job_count_room(config: str, query: Query = local_query) -> SubmitRoom | None:
-    """Room under the cluster's MaxJobCount: every job slurmctld holds counts, of every user."""
+def job_count_room(config: str, held: int | None) -> SubmitRoom | None:
+    """Room under the cluster's MaxJobCount: every job slurmctld holds counts, of every user
+    (``held``: ``jobs_held()``)."""
     limit = config_number(config, "MaxJobCount")
-    if not limit:
-        return None
-    held = jobs_listed("-t", "all", query=query)
-    if held is None:
+    if not limit or held is None:
         return None
     return SubmitRoom(limit, held, "MaxJobCount of the cluster (all users' jobs)")
+
+
+def jobs_held(query: Query = local_query) -> int | None:
+    """The jobs slurmctld holds, of every user, finished ones included."""
+    return jobs_listed("-t", "all", query=query)
+
+
+def least_room(*rooms: SubmitRoom | None) -> SubmitRoom | None:
+    """The room with the fewest free places, or None when no limit applies."""
+    known = [room for room in rooms if room]
+    return min(known, key=lambda each: each.free) if known else None
 
 
 def tightest_room(
     slurm: dict[str, Any], config: str, user: str | None = None, query: Query = local_query
 ) -> SubmitRoom | None:
-    """The least room of MaxSubmitJobs (association, QOS) and MaxJobCount, or None when none applies."""
-    rooms = [
-        room
-        for room in (submit_room(slurm.get("account"), slurm.get("qos"), user, query), job_count_room(config, query))
-        if room
-    ]
-    return min(rooms, key=lambda each: each.free) if rooms else None
+    """The least room of MaxSubmitJobs (association, QOS) and MaxJobCount (queries side by side)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        submit = pool.submit(submit_room, slurm.get("account"), slurm.get("qos"), user, query)
+        held = pool.submit(jobs_held, query)
+        return least_room(submit.result(), job_count_room(config, held.result()))
 
 
 def jobs_per_round_args(index_limit: int | None) -> list[str]:
@@ -224,13 +232,17 @@ def capped_submission_args(room: SubmitRoom | None, jobs: int | None, max_array_
 
 def submission_caps(profile_dir: Path, slurm: dict[str, Any]) -> tuple[list[str], str | None]:
     """Snakemake arguments for MaxArraySize and the tightest room (MaxSubmitJobs, MaxJobCount), and a line for the
-    sweep log when the room caps the run."""
-    config = cluster_config()
+    sweep log when the room caps the run. The queries run side by side (each ~0.1 s)."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        config_query = pool.submit(cluster_config)
+        submit_query = pool.submit(submit_room, slurm.get("account"), slurm.get("qos"))
+        held_query = pool.submit(jobs_held)
+        config, submit, held = config_query.result(), submit_query.result(), held_query.result()
     per_round = jobs_per_round_args(max_array_index(config))
     size, why = array_limit(slurm, config)
     if int(slurm.get("max_array_size") or 0) > SLURM_MAX_ARRAY_SIZE:
         per_round += ["--hsm-slurm-array-limit", str(size)]
-    room = tightest_room(slurm, config)
+    room = least_room(submit, job_count_room(config, held))
     args = capped_submission_args(room, profile_jobs(profile_dir), size)
     if not args:
         return per_round, why
