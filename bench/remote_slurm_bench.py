@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Trivial tasks on a Slurm cluster reached over SSH (`run --remote`), next to a bare
-`sbatch --array` of the same script on that cluster (the floor), side by side.
+"""Trivial tasks on a Slurm cluster reached over SSH (`run --remote`), next to the same sweep run
+on the cluster itself (`run --profile slurm`, as on the login node) and a bare `sbatch --array` of
+the same script there (the floor), side by side.
 
     . /tmp/hsm-testbed/env.sh && python bench/remote_slurm_bench.py --tasks 100
 
@@ -25,7 +26,8 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
-from run_bench import PYTHON, TRIVIAL_SCRIPT, hsm_snake_command, machine_description, write_sweep_file
+from run_bench import PYTHON, TRIVIAL_SCRIPT, hsm_snake_command, machine_description, write_project, write_sweep_file
+from slurm_bench import hsm_run
 
 LOGIN = "hsmtb-lo"
 
@@ -98,6 +100,17 @@ def bare_array(tasks: int, folder: Path, partition: str, env: dict[str, str]) ->
     return time.perf_counter() - start
 
 
+def on_cluster(folder: Path, tasks: int, partition: str) -> float:
+    """The same sweep run where the cluster's commands are (``--profile slurm``), same requests."""
+    project = write_project(folder)
+    config = yaml.safe_load((project / "hsm.yaml").read_text())
+    config["slurm"] = {"partition": partition, "mem": "100M"}
+    (project / "hsm.yaml").write_text(yaml.safe_dump(config))
+    sweep = write_sweep_file(project / "sweep.yaml", {"i": list(range(tasks))})
+    seconds, _ = hsm_run(project, sweep, "slurm", os.environ.copy())
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100)
@@ -143,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if done.returncode != 0:
         raise SystemExit(done.stdout.decode()[-3000:] + done.stderr.decode()[-3000:])
     task_span_s = task_span(project)
+    on_cluster_s = on_cluster(root / "on-cluster", args.tasks, args.partition)
     (root / "bare").mkdir()
     floor_s = bare_array(args.tasks, root / "bare", args.partition, os.environ.copy())
     counts = classify(calls)
@@ -151,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "bare sbatch --array (s)": round(floor_s, 1),
         "run --remote (s)": round(remote_s, 1),
         "ratio": round(remote_s / floor_s, 2),
+        "run --profile slurm on the cluster (s)": round(on_cluster_s, 1),
+        "ratio --remote / --profile slurm": round(remote_s / on_cluster_s, 2),
         "run --remote, first task start to last task end (s)": round(task_span_s, 1),
         "jobs in the queue before the bench (other users)": queued_before,
         "local ssh/rsync calls": dict(sorted(counts.items())),
