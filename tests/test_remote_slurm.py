@@ -221,3 +221,31 @@ def test_a_sweep_started_here_is_completed_on_the_cluster(cluster):
     header = rows[0]
     assert sorted(row[header.index("x")] for row in rows[1:]) == ["1", "2", "3", "4"], csv
     assert "4 completed" in project.cli("status", sweep_dir.name).output
+
+
+def test_a_sweep_copy_purged_from_the_cluster_fails_its_ended_tasks_and_complete_reruns_them(cluster):
+    """A scratch purge (the sweep's copy on the cluster removed while its jobs wait in the queue)
+    must not leave the run polling for folders that will never come back."""
+    project = cluster
+    project.configure("echo.py", env={"RUN_LOG": str(project.run_log)}, slurm={"extra_directives": ["--begin=now+15"]})
+    project.write_sweep({"grid": {"x": [1, 2]}})
+    proc = start_run(project, "run", "sweep.yaml", "--remote", "tbslurm")
+    try:
+        wait_for(lambda: project.sweep_dirs(), 60, "the sweep to be created")
+        (sweep_dir,) = project.sweep_dirs()
+        source_log = sweep_dir / "logs" / "sources" / "tbslurm.log"
+        wait_for(lambda: source_log.exists() and "array " in source_log.read_text(), 120, "the array's submission")
+        shutil.rmtree(project.remote_base / "scratch runs" / sweep_dir.name)
+        proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            kill_everything(project, proc)
+    assert proc.returncode == 1
+    for name in ("task_001", "task_002"):
+        status = read_status(sweep_dir / "tasks" / name)
+        assert status["status"] == "failed" and status["error_category"] == "host_lost", status
+        assert "is gone" in status["error_summary"] and array.ELEMENT_ID.match(status["job_id"]), status
+    assert "is gone" in source_log.read_text()
+    project.configure("echo.py", env={"RUN_LOG": str(project.run_log)})
+    project.cli("complete", sweep_dir.name, "--remote", "tbslurm")
+    assert all(read_status(sweep_dir / "tasks" / name)["status"] == "completed" for name in ("task_001", "task_002"))

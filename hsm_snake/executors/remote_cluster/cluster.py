@@ -301,6 +301,9 @@ class Cluster:
                 pull=True,
             )
         except (transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
+            if self.copy_gone():
+                self.record_lost(elements)
+                return True
             self.log(f"pulling task folders failed ({exc}); asked again")
             return False
         unexplained = []
@@ -322,6 +325,36 @@ class Cluster:
         if unexplained:
             self.record_verdicts(unexplained)
         return True
+
+    def copy_gone(self) -> bool:
+        """The sweep's copy on the login node is not there (removed, a scratch purge): no pull can
+        ever bring its tasks back. A failed ssh says nothing (False: asked again next poll)."""
+        done = self.remote(f"test -d {shlex.quote(self.remote_sweep)}")
+        return done is not None and done.returncode == 1
+
+    def record_lost(self, elements: list[Element]) -> None:
+        """Ended elements whose folders went with the sweep's copy: failed, so the run ends and a
+        retry or ``complete`` runs them again (the next run pushes a new copy)."""
+        self.log(f"the sweep's copy {self.remote_sweep} is gone: {len(elements)} ended task(s) lost")
+        for element in elements:
+            status = status_of(element.task)
+            write_status(
+                element.task.status,
+                {
+                    "task_id": element.task.name,
+                    "attempt": int(status.get("attempt") or 0) + (status.get("job_id") != element.job_id),
+                    "host": None,
+                    "host_alias": self.alias,
+                    "backend": "slurm",
+                    **(status if status.get("job_id") == element.job_id else {}),
+                    "job_id": element.job_id,
+                    "status": "failed",
+                    "error_category": failures.HOST_LOST,
+                    "error_summary": f"Slurm job {element.job_id} ended on {self.alias} but the sweep's copy "
+                    f"{self.remote_sweep} is gone (removed or purged): its result is lost",
+                    "finished": now_iso(),
+                },
+            )
 
     def record_verdicts(self, elements: list[Element]) -> None:
         """Slurm's word (one sacct) on elements whose runner did not record why they ended."""
