@@ -164,6 +164,12 @@ def on_testbed(project: Project, tb, monkeypatch: pytest.MonkeyPatch, backend: s
     return project
 
 
+def remote_name(tmp_path: Path) -> str:
+    """The folder a test's copies get on a test-bed host: its tmp_path's name with the pytest
+    session's (``pytest-526-test_x0``), so two test sessions at once never share one."""
+    return f"{tmp_path.parent.name}-{tmp_path.name}"
+
+
 def read_status(task_dir: Path) -> dict:
     return yaml.safe_load((task_dir / "status.yaml").read_text())
 

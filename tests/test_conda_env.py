@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import read_status
+from conftest import read_status, remote_name
 
 from hsm_snake.runner import conda
 
@@ -160,7 +160,7 @@ def test_a_remote_inherits_conda_env_and_activates_it_with_its_own_conda_root(en
     config["distributed"] = {
         "remotes": {
             "hsmtb-h1": {
-                "project_dir": f"{base}/{tmp_path.name}",
+                "project_dir": f"{base}/{remote_name(tmp_path)}",
                 "max_parallel_jobs": 2,
                 "conda_root": str(prefix.parent.parent),
             },
@@ -186,7 +186,7 @@ def test_a_remote_without_conda_is_unusable_with_the_places_searched(env_project
     monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
     base = tb.facts["ssh"]["hosts"]["hsmtb-h1"]["project_dir"]
     config = yaml.safe_load((env_project.root / "hsm.yaml").read_text())
-    config["distributed"] = {"remotes": {"hsmtb-h1": {"project_dir": f"{base}/{tmp_path.name}"}}}
+    config["distributed"] = {"remotes": {"hsmtb-h1": {"project_dir": f"{base}/{remote_name(tmp_path)}"}}}
     (env_project.root / "hsm.yaml").write_text(yaml.safe_dump(config))
     env_project.write_sweep({"grid": {"v": [1]}})
     result = env_project.cli("run", "sweep.yaml", "--profile", "ssh", expect=None)

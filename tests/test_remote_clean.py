@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import remote_name
 
 pytestmark = pytest.mark.testbed
 
@@ -17,7 +18,7 @@ def two_hosts(project, tb, monkeypatch, tmp_path):
     tb.need("hsmtb-lo")
     monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
     dirs = {
-        alias: Path(tb.facts["ssh"]["hosts"][alias]["project_dir"]) / tmp_path.name
+        alias: Path(tb.facts["ssh"]["hosts"][alias]["project_dir"]) / remote_name(tmp_path)
         for alias in ("hsmtb-h1", "hsmtb-lo")
     }
     project.write_project(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from background import kill_everything, start_run, wait_for
 from click.testing import CliRunner
-from conftest import read_status
+from conftest import read_status, remote_name
 from test_remote_slurm import cluster  # noqa: F401  (the fixture this module's builds on)
 from test_ssh import HOSTILE
 
@@ -47,7 +47,7 @@ def pool(cluster, tb, tmp_path):  # noqa: F811 (the imported fixture)
     (project.root / "app.py").write_text(RECORDING_APP)
     partition = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
     h1 = {
-        "project_dir": f"{tb.facts['ssh']['hosts']['hsmtb-h1']['project_dir']}/{tmp_path.name}",
+        "project_dir": f"{tb.facts['ssh']['hosts']['hsmtb-h1']['project_dir']}/{remote_name(tmp_path)}",
         "max_parallel_jobs": 1,
         "python_path": "python3",
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from background import kill_everything, start_run, started, wait_for
-from conftest import ARGV_APP, Project, read_status
+from conftest import ARGV_APP, Project, read_status, remote_name
 from test_ssh import HOSTILE
 
 from hsm_snake.executors.remote_cluster import slurm as array
@@ -42,7 +42,7 @@ def cluster(tb, tmp_path, monkeypatch):
     root = tmp_path / "lab 'proj' é"
     root.mkdir()
     project = Project(root, monkeypatch)
-    remote_base = Path(tb.facts["ssh"]["hosts"]["hsmtb-lo"]["project_dir"]) / tmp_path.name
+    remote_base = Path(tb.facts["ssh"]["hosts"]["hsmtb-lo"]["project_dir"]) / remote_name(tmp_path)
     partition = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
 
     def configure(script: str, env: dict | None = None, pool: dict | None = None, **remote):

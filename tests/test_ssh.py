@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from background import held_tasks_started, start_held_run, wait_for
-from conftest import ARGV_APP, COMPLETED_TASK_FILES, QUOTING_HOSTILE, read_status, task_files
+from conftest import ARGV_APP, COMPLETED_TASK_FILES, QUOTING_HOSTILE, read_status, remote_name, task_files
 from procs import live_processes
 
 pytestmark = pytest.mark.testbed
@@ -37,7 +37,7 @@ def ssh_project(project, tb, monkeypatch, tmp_path):
         for alias in aliases:
             base = (hosts.get(alias) or hosts["hsmtb-lo"])["project_dir"]
             remotes[alias] = {
-                "project_dir": f"{base}/{tmp_path.name}",
+                "project_dir": f"{base}/{remote_name(tmp_path)}",
                 "max_parallel_jobs": slots,
                 "python_path": "python3",
                 **(remote or {}),
@@ -202,7 +202,7 @@ def test_a_host_lost_mid_run_is_retried_on_the_other_host(ssh_project, tb, backg
         # h2 "dies": its sshd stops taking connections, our connection to it drops, its processes go.
         os.kill(sshd_pid, signal.SIGTERM)
         os.kill(_master_pid(tb, control_dir, "hsmtb-h2"), signal.SIGKILL)
-        _kill_groups_of(f"{h2['project_dir']}/{tmp_path.name}/")
+        _kill_groups_of(f"{h2['project_dir']}/{remote_name(tmp_path)}/")
         wait_for(
             lambda: f"{lost_task}\thsmtb-h2\thost_lost" in ssh_log(sweep_dir),
             timeout=60,
@@ -333,7 +333,7 @@ def test_a_shared_fs_host_writes_straight_into_the_sweep(ssh_project, tb, tmp_pa
     (sweep_dir,) = project.sweep_dirs()
     assert {read_status(sweep_dir / "tasks" / f"task_00{i}")["job_id"] for i in (1, 2, 3)} == {"hsmtb-lo"}
     # Nothing was pushed: the host's project_dir for this test was never created.
-    assert not Path(f"{tb.facts['ssh']['hosts']['hsmtb-lo']['project_dir']}/{tmp_path.name}").exists()
+    assert not Path(f"{tb.facts['ssh']['hosts']['hsmtb-lo']['project_dir']}/{remote_name(tmp_path)}").exists()
     per_host = (sweep_dir / "logs" / "sources" / "hsmtb-lo.log").read_text()
     assert per_host.count("\tstart") == 3 and per_host.count("\tcompleted") == 3
 
@@ -364,7 +364,7 @@ def test_a_lost_host_rejoins_once_healthy_again(ssh_project, tb, background, tmp
         sshd_pid = int((Path(h2["sshd_log"]).parent / "sshd.pid").read_text().strip())
         os.kill(sshd_pid, signal.SIGTERM)
         os.kill(_master_pid(tb, control_dir, "hsmtb-h2"), signal.SIGKILL)
-        _kill_groups_of(f"{h2['project_dir']}/{tmp_path.name}/")
+        _kill_groups_of(f"{h2['project_dir']}/{remote_name(tmp_path)}/")
         # Lost by the task's dropped connection or found unhealthy by a periodic check, whichever is first.
         wait_for(
             lambda: any(f"host hsmtb-h2: {word}" in ssh_log(sweep_dir) for word in ("LOST", "UNHEALTHY")),
@@ -420,7 +420,7 @@ def test_a_shared_fs_host_that_sees_the_sweep_elsewhere_runs_it_through_path_map
         # The script and the task folder as the host sees them.
         assert status["command"][1] == f"{mapped}/echo.py", status["command"]
         assert task_files(task_dir) == COMPLETED_TASK_FILES
-    assert not Path(f"{tb.facts['ssh']['hosts']['hsmtb-h1']['project_dir']}/{tmp_path.name}").exists()
+    assert not Path(f"{tb.facts['ssh']['hosts']['hsmtb-h1']['project_dir']}/{remote_name(tmp_path)}").exists()
 
 
 def test_status_shows_tasks_per_host_alias_while_they_run_and_after(ssh_project, background):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import read_status
+from conftest import read_status, remote_name
 
 pytestmark = pytest.mark.testbed
 
@@ -52,7 +52,7 @@ def host_project(project, tb, monkeypatch, tmp_path):
     tb.need("hsmtb-h1")
     monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
     (project.root / "app.py").write_text(APP)
-    project.remote_dir = Path(f"{tb.facts['ssh']['hosts']['hsmtb-h1']['project_dir']}/{tmp_path.name}")
+    project.remote_dir = Path(f"{tb.facts['ssh']['hosts']['hsmtb-h1']['project_dir']}/{remote_name(tmp_path)}")
 
     def configure(remote: dict, distributed: dict | None = None, env: dict | None = None) -> None:
         config = {

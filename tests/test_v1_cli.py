@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.core import ParameterSource
 from click.testing import CliRunner
-from conftest import on_testbed, read_status
+from conftest import on_testbed, read_status, remote_name
 
 from hsm_snake.cli import v1 as v1_module
 from hsm_snake.cli.main import cli as hsm_snake_cli
@@ -226,7 +226,7 @@ def test_v1_remote_runs_on_that_host_alone(project, tb, monkeypatch, tmp_path):
     monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
     hosts = tb.facts["ssh"]["hosts"]
     remotes = {
-        alias: {"project_dir": f"{hosts[alias]['project_dir']}/{tmp_path.name}", "python_path": "python3"}
+        alias: {"project_dir": f"{hosts[alias]['project_dir']}/{remote_name(tmp_path)}", "python_path": "python3"}
         for alias in ("hsmtb-h1", "hsmtb-lo")
     }
     project.write_project({"task": {"env": {"RUN_LOG": str(project.run_log)}}, "distributed": {"remotes": remotes}})

@@ -11,7 +11,7 @@ import signal
 
 import pytest
 from background import kill_9_once, started, wait_for
-from conftest import on_testbed, read_status
+from conftest import on_testbed, read_status, remote_name
 from procs import sweep_processes
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
@@ -49,7 +49,7 @@ def backend_project(request, project, tb, monkeypatch, tmp_path):
         remote = {
             "backend": "slurm",
             "host": "hsmtb-lo",
-            "project_dir": f"{tb.facts['ssh']['hosts']['hsmtb-lo']['project_dir']}/{tmp_path.name}",
+            "project_dir": f"{tb.facts['ssh']['hosts']['hsmtb-lo']['project_dir']}/{remote_name(tmp_path)}",
             "python_path": "python3",
             "slurm": {"partition": tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug"), "mem": "500M"},
         }
@@ -64,7 +64,7 @@ def backend_project(request, project, tb, monkeypatch, tmp_path):
         hosts = tb.facts["ssh"]["hosts"]
         remotes = {
             alias: {
-                "project_dir": f"{hosts[alias]['project_dir']}/{tmp_path.name}",
+                "project_dir": f"{hosts[alias]['project_dir']}/{remote_name(tmp_path)}",
                 "max_parallel_jobs": 1,
                 "python_path": "python3",
             }

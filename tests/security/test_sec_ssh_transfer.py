@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import remote_name
 
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.executors.ssh.hosts import Host, Ssh
@@ -44,7 +45,7 @@ def bed_host(tb, monkeypatch, tmp_path):
     tb.need("hsmtb-h1")
     monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
     base = tb.facts["ssh"]["hosts"]["hsmtb-h1"]["project_dir"]
-    host = Host(alias="hsmtb-h1", host="hsmtb-h1", python=["python3"], project_dir=f"{base}/{tmp_path.name}")
+    host = Host(alias="hsmtb-h1", host="hsmtb-h1", python=["python3"], project_dir=f"{base}/{remote_name(tmp_path)}")
     with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control:  # short: a socket path has 108 bytes
         ssh = Ssh(Path(control))
         yield ssh, host
