@@ -1,4 +1,5 @@
-"""The sbatch call and job-array script of the remote Slurm executor, and what squeue/sbatch answer.
+"""The Slurm part of a cluster remote (``backend: slurm``, executor ``hsm-remote-slurm``): the sbatch
+call and job-array script, what squeue/sbatch answer, and the cluster's squeue/sacct/scancel calls.
 
 An array element runs ``python -m hsm_snake.runner <remote task folder>`` and nothing else (no
 Snakemake on the cluster): the element's index picks its task in a ``case``, the backend's set-up
@@ -11,9 +12,15 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from hsm_snake.errors import HsmError
+from hsm_snake.executors.remote_cluster.cluster import Cluster, SubmitError, pending_elements, status_of, submissions
+from hsm_snake.executors.slurm import accounting
+from hsm_snake.layout.paths import SweepPaths, TaskPaths
+from hsm_snake.layout.status import now_iso, write_status
+from hsm_snake.runner import failures
 
 # What sbatch --parsable prints: "<job id>" or "<job id>;<cluster>".
 _SBATCH_ANSWER = re.compile(r"^(\d+)(?:;[A-Za-z0-9_.-]+)?$")
@@ -36,10 +43,8 @@ ACTIVE_STATES = {
     "STOPPED",
 }
 SQUEUE_ARGV = ["squeue", "--me", "-h", "-r", "-o", "%i|%T"]
-
-
-class SubmitError(HsmError):
-    """sbatch refused or answered something that is not a job id."""
+# Waits before asking sacct again about jobs it has no scheduler verdict for yet (seconds).
+SACCT_SETTLE_DELAYS_S = (1, 2, 4)
 
 
 def sbatch_options(resources: dict[str, Any]) -> list[str]:
@@ -148,3 +153,172 @@ def checked_job_ids(ids: list[str]) -> list[str]:
         if not (ARRAY_ID.match(job) or ELEMENT_ID.match(job)):
             raise SubmitError(f"{job!r} is not a Slurm job id")
     return ids
+
+
+def is_array_id(job: str) -> bool:
+    return ARRAY_ID.match(job) is not None
+
+
+@dataclass(frozen=True)
+class Element:
+    """One task as one array element."""
+
+    task: TaskPaths
+    array_id: str
+    index: int
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.array_id}_{self.index}"
+
+
+class SlurmCluster(Cluster):
+    scheduler = "slurm"
+    tools = ("sbatch", "squeue", "sacct", "scancel")
+
+    def submit(self, script: str, count: int, options: list[str], job_name: str) -> tuple[str, str]:
+        """sbatch ``script`` (relative to the sweep copy) as an array of ``count``: (array id, the command)."""
+        command = sbatch_command(self.remote_sweep, script, count, options, job_name)
+        return parse_sbatch(self.submit_command(command, "sbatch")), command
+
+    # -- queue -----------------------------------------------------------------------------
+    def squeue(self) -> dict[str, str] | None:
+        """{element or job id: state} of the user's jobs there; None when squeue did not answer."""
+        done = self.remote(shlex.join(SQUEUE_ARGV))
+        if done is None or done.returncode != 0:
+            return None
+        return parse_squeue(done.stdout)
+
+    @staticmethod
+    def queued(element: Element, states: dict[str, str]) -> bool:
+        return states.get(element.job_id) in ACTIVE_STATES or states.get(element.array_id) in ACTIVE_STATES
+
+    def scancel(self, array_ids: list[str]) -> str | None:
+        """scancel the arrays (all their elements, queued ones too); None when sent, else why not."""
+        ids = checked_job_ids(sorted(set(array_ids)))
+        done = self.remote(shlex.join(["scancel", "--", *ids]))
+        self.log(f"scancel {' '.join(ids)}")
+        return None if done is not None and done.returncode == 0 else self.failure(done)
+
+    def sacct(self, job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
+        """Slurm's accounting of ``job_ids`` (one sacct over ssh); {} when it did not answer."""
+        done = self.remote(shlex.join(accounting.sacct_argv(job_ids)))
+        return accounting.parse_sacct(done.stdout) if done is not None and done.returncode == 0 else {}
+
+    # -- results ---------------------------------------------------------------------------
+    def settle(self, elements: list[Element]) -> bool:
+        """Pull the folders of ended elements (one rsync), mark the completed ones, record Slurm's
+        verdict on the others (one sacct). False: the pull failed; ask again later."""
+        if not elements:
+            return True
+        if not self.pull([element.task for element in elements], [f"logs/slurm/{e.job_id}.out" for e in elements]):
+            return False
+        unexplained = []
+        for element in elements:
+            status = status_of(element.task)
+            if status.get("job_id") == element.job_id and status.get("status") == "completed":
+                element.task.marker.touch()
+                self.log(f"{element.task.name}\t{element.job_id}\tcompleted")
+            elif (
+                status.get("job_id") != element.job_id
+                or status.get("status") == "running"
+                or status.get("error_category") in accounting.OVERRIDABLE
+            ):
+                unexplained.append(element)
+            else:
+                self.log(
+                    f"{element.task.name}\t{element.job_id}\t{status.get('status')}:{status.get('error_category')}"
+                )
+        if unexplained:
+            self.record_verdicts(unexplained)
+        return True
+
+    def record_verdicts(self, elements: list[Element]) -> None:
+        """Slurm's word (one sacct) on elements whose runner did not record why they ended."""
+        ids = checked_job_ids([element.job_id for element in elements])
+        verdicts = self.sacct(ids)
+        # slurmdbd may not hold a step's final state (OUT_OF_MEMORY) the moment a job leaves the queue.
+        for delay in SACCT_SETTLE_DELAYS_S:
+            unsettled = [job for job in ids if (verdicts.get(job) or ("",))[0] not in accounting.SLURM_STATES]
+            if not unsettled:
+                break
+            time.sleep(delay)
+            verdicts.update(self.sacct(unsettled))
+        for element in elements:
+            status = status_of(element.task)
+            ran = status.get("job_id") == element.job_id
+            record = (
+                status
+                if ran
+                else {
+                    "task_id": element.task.name,
+                    "status": "failed",
+                    "attempt": int(status.get("attempt") or 0) + 1,
+                    "host": None,
+                    "host_alias": self.alias,
+                    "backend": "slurm",
+                    "job_id": element.job_id,
+                }
+            )
+            found = verdicts.get(element.job_id)
+            if found and found[0] in accounting.SLURM_STATES:
+                accounting.record_verdict(element.task.status, record, element.job_id, found)
+            elif not ran or record.get("status") == "running":
+                state = f"{found[0]} (exit {found[1]})" if found else "no sacct record"
+                what = "without running the task runner" if not ran else "while its task ran"
+                record.update(
+                    status="failed",
+                    error_category=failures.LAUNCH_ERROR if not ran else failures.KILLED,
+                    error_summary=f"Slurm job {element.job_id} on {self.alias} ended {what} ({state}); "
+                    f"the element's output: {self.paths.slurm_logs_dir / (element.job_id + '.out')}",
+                    finished=now_iso(),
+                )
+                write_status(element.task.status, record)
+            self.log(f"{element.task.name}\t{element.job_id}\t{found[0] if found else 'ended'}")
+
+    # -- what earlier runs left ------------------------------------------------------------
+    @classmethod
+    def recorded(cls, paths: SweepPaths) -> list[dict[str, Any]]:
+        return submissions(paths, cls.record_name(), is_array_id)
+
+    def live_elements(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[Element, str]]:
+        """Elements of ``entries`` still queued or running (with their state); those that ended are
+        pulled back and their verdicts recorded."""
+        elements = [
+            Element(task, str(entry["array_id"]), index)
+            for group in pending_elements(self.paths, entries, _back).values()
+            for entry, index, task in group
+        ]
+        if not elements:
+            return []
+        states = self.squeue()
+        if states is None:
+            notify(f"could not ask {self.alias} about this sweep's earlier jobs (squeue over ssh); not waiting")
+            return []
+        live, ended = [], []
+        for element in elements:
+            if self.queued(element, states):
+                live.append((element, states.get(element.job_id) or states.get(element.array_id, "")))
+            else:
+                ended.append(element)
+        if not self.settle(ended):
+            notify(f"could not pull the finished tasks back from {self.alias}; they run again")
+        return live
+
+    def leftovers(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[str, str]]:
+        return [(f"Slurm job {element.job_id}", state) for element, state in self.live_elements(entries, notify)]
+
+    def cancel_leftovers(self, entries: list[dict[str, Any]], notify: Any) -> list[str]:
+        elements = [element for element, _ in self.live_elements(entries, notify)]
+        if not elements:
+            return []
+        why_not = self.scancel([element.array_id for element in elements])
+        if why_not is not None:
+            notify(f"could not cancel the jobs on {self.alias}: {why_not}")
+            return []
+        return [f"{element.job_id}@{self.alias}" for element in elements]
+
+
+def _back(status: dict[str, Any], entry: dict[str, Any], index: int) -> bool:
+    """The task's status was written by this very element."""
+    return status.get("job_id") == f"{entry['array_id']}_{index}"

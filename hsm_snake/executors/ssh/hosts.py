@@ -77,7 +77,7 @@ class Host:
     project_dir: str = "~/hsm-project"
     # Where the sweeps' copies go (<workdir>/<sweep id>); None: <project_dir>/sweeps/outputs.
     workdir: str | None = None
-    # ssh: runs tasks itself; slurm: a Slurm login node (run --remote ALIAS).
+    # ssh: runs tasks itself; slurm, pbs: a cluster's login node (run --remote ALIAS).
     backend: str = "ssh"
     slots: int = 1
     shared_fs: bool = False
@@ -218,7 +218,7 @@ def pool_from_record(record: dict[str, Any], local_python: list[str]) -> list[Ho
     hosts = [
         host_from_remote(str(alias), remote or {}, project)
         for alias, remote in (distributed.get("remotes") or {}).items()
-        # A Slurm login node runs no tasks itself: it is used with --remote ALIAS.
+        # A cluster's login node runs no tasks itself: it is used with --remote ALIAS.
         if (remote or {}).get("enabled") is not False
         and (remote or {}).get("backend", "ssh") == "ssh"
         and (use is None or str(alias) in use)
