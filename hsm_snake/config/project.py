@@ -828,8 +828,10 @@ def _cluster_spec(reader: _Normalizer, value: dict[str, Any], where: Parts, sche
 def _remote_qos_whitelist(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     """v1's per-remote ``qos_whitelist``: a Slurm remote's, read into its slurm: block."""
     remote = where[:-1]
-    if (reader.original.get("distributed", {}).get("remotes", {}).get(remote[-1]) or {}).get("backend") != "slurm":
-        reader.note(where, "is ignored: only a Slurm remote has QOS")
+    backend = (reader.original.get("distributed", {}).get("remotes", {}).get(remote[-1]) or {}).get("backend")
+    if backend != "slurm":
+        why = "a PBS cluster has no QOS" if backend == "pbs" else "an SSH host has no scheduler and no QOS"
+        reader.note(where, f"is ignored: {why}")
         return []
     target = [*remote, "slurm", "qos_whitelist"]
     reader.note(where, f"is a v1 key: read as '{key_path(target)}'")
