@@ -65,6 +65,7 @@ class Cluster:
     """The ssh side of a cluster remote; subclasses add their scheduler."""
 
     scheduler = ""  # slurm, pbs: the remote's backend
+    title = ""  # Slurm, PBS: its name in messages
     tools: tuple[str, ...] = ()  # the scheduler commands the login node must have
 
     def __init__(self, paths: SweepPaths, alias: str, remote: dict[str, Any], control_dir: Path) -> None:
@@ -180,15 +181,38 @@ class Cluster:
         with open(record, "a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
 
-    # -- what earlier runs left (the scheduler's part) -------------------------------------
-    def leftovers(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[str, str]]:
-        """Of the recorded arrays ``entries``: (job label, state) of elements still queued or
-        running; those that ended are pulled back with their verdicts."""
+    # -- what earlier runs left ------------------------------------------------------------
+    def live_elements(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[Any, str]]:
+        """Elements of the recorded arrays ``entries`` still queued or running (with their state);
+        those that ended are pulled back with the scheduler's verdicts. The scheduler's part."""
         raise NotImplementedError
 
-    def cancel_leftovers(self, entries: list[dict[str, Any]], notify: Any) -> list[str]:
-        """Cancel the recorded arrays that still have live elements; the labels of those stopped."""
+    def cancel(self, elements: list[Any]) -> str | None:
+        """Cancel the elements' arrays (queued elements too); None when sent, else why not."""
         raise NotImplementedError
+
+    @staticmethod
+    def job_id(element: Any) -> str:
+        """The element's job id (or what stands for it until the scheduler names it)."""
+        raise NotImplementedError
+
+    def leftovers(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[str, str]]:
+        """(job label, state) of the elements of ``entries`` still queued or running."""
+        return [
+            (f"{self.title} job {self.job_id(element)}", state)
+            for element, state in self.live_elements(entries, notify)
+        ]
+
+    def cancel_leftovers(self, entries: list[dict[str, Any]], notify: Any) -> list[str]:
+        """Cancel the elements of ``entries`` still queued or running; ``<job>@<alias>`` of each."""
+        elements = [element for element, _ in self.live_elements(entries, notify)]
+        if not elements:
+            return []
+        why_not = self.cancel(elements)
+        if why_not is not None:
+            notify(f"could not cancel the jobs on {self.alias}: {why_not}")
+            return []
+        return [f"{self.job_id(element)}@{self.alias}" for element in elements]
 
 
 def status_of(task: TaskPaths) -> dict[str, Any]:

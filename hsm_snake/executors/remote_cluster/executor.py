@@ -359,8 +359,7 @@ class PbsExecutor(ClusterExecutor):
         if not items:
             return
         self.cluster.poll(items)  # the ids of elements started since the last poll
-        ids = [item.array_id for item in items] + [item.track.job_id for item in items if item.track.job_id]
-        why_not = self.cluster.qdel(ids)
+        why_not = self.cluster.cancel(items)
         if why_not is not None:
             self.logger.warning(f"{self.name}: qdel on {self.alias} failed: {why_not}")
         answer = self.cluster.wait_until_gone(items, CANCEL_WAIT_S)

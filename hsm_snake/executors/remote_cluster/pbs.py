@@ -137,6 +137,7 @@ def element(task: TaskPaths, array_id: str, index: int, log_base: str, walltime_
 
 class PbsCluster(Cluster):
     scheduler = "pbs"
+    title = "PBS"
     tools = ("qsub", "qstat", "qdel")
 
     def __init__(self, paths: SweepPaths, alias: str, remote: dict[str, Any], control_dir: Path) -> None:
@@ -273,20 +274,13 @@ class PbsCluster(Cluster):
         accounting.record_verdict(item.task, job_id, verdict, scheduler_state=info.state if info else None)
         self.log(f"{item.task.name}\t{job_id}\t{'completed' if verdict.success else verdict.category or 'ended'}")
 
-    def leftovers(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[str, str]]:
-        return [(f"PBS job {item.label}", state) for item, state in self.live_elements(entries, notify)]
+    def cancel(self, elements: list[Element]) -> str | None:
+        started = [str(item.track.job_id) for item in elements if item.track.job_id]
+        return self.qdel([item.array_id for item in elements] + started)
 
-    def cancel_leftovers(self, entries: list[dict[str, Any]], notify: Any) -> list[str]:
-        items = [item for item, _ in self.live_elements(entries, notify)]
-        if not items:
-            return []
-        why_not = self.qdel(
-            [item.array_id for item in items] + [item.track.job_id for item in items if item.track.job_id]
-        )
-        if why_not is not None:
-            notify(f"could not cancel the jobs on {self.alias}: {why_not}")
-            return []
-        return [f"{item.label}@{self.alias}" for item in items]
+    @staticmethod
+    def job_id(element: Element) -> str:
+        return element.label
 
     def wait_until_gone(self, elements: list[Element], timeout_s: float) -> QstatAnswer | None:
         """After a qdel: poll until no element is queued or running (at most ``timeout_s``)."""

@@ -174,6 +174,7 @@ class Element:
 
 class SlurmCluster(Cluster):
     scheduler = "slurm"
+    title = "Slurm"
     tools = ("sbatch", "squeue", "sacct", "scancel")
 
     def submit(self, script: str, count: int, options: list[str], job_name: str) -> tuple[str, str]:
@@ -305,18 +306,12 @@ class SlurmCluster(Cluster):
             notify(f"could not pull the finished tasks back from {self.alias}; they run again")
         return live
 
-    def leftovers(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[str, str]]:
-        return [(f"Slurm job {element.job_id}", state) for element, state in self.live_elements(entries, notify)]
+    def cancel(self, elements: list[Element]) -> str | None:
+        return self.scancel([element.array_id for element in elements])
 
-    def cancel_leftovers(self, entries: list[dict[str, Any]], notify: Any) -> list[str]:
-        elements = [element for element, _ in self.live_elements(entries, notify)]
-        if not elements:
-            return []
-        why_not = self.scancel([element.array_id for element in elements])
-        if why_not is not None:
-            notify(f"could not cancel the jobs on {self.alias}: {why_not}")
-            return []
-        return [f"{element.job_id}@{self.alias}" for element in elements]
+    @staticmethod
+    def job_id(element: Element) -> str:
+        return element.job_id
 
 
 def _back(status: dict[str, Any], entry: dict[str, Any], index: int) -> bool:
