@@ -37,7 +37,8 @@ def test_an_array_per_batch_a_failure_keeps_its_logs_and_cause(cluster):
     (script,) = (sweep_dir / "scripts" / "job_scripts").glob("remote-pbs-*.sh")
     assert "-t 1-3" in script.read_text()  # the three tasks went out as one qsub array
     # Each element's own logs and job id came back with its folder.
-    assert len(list((sweep_dir / "logs" / "pbs").glob("*.jobid"))) == 3
+    assert len(list((sweep_dir / "logs" / "remote-pbs").glob("*.jobid"))) == 3
+    assert not (sweep_dir / "logs" / "pbs").exists()  # where this machine's PBS jobs leave their ids
 
 
 def test_cancel_stops_the_pbs_jobs_and_complete_reruns_only_them(cluster):

@@ -45,7 +45,7 @@ def test_the_array_script_gives_each_element_its_task_and_logs(tmp_path):
 @pytest.mark.parametrize(("flavor", "option"), [("torque", "-t"), ("pro", "-J")])
 def test_qsub_command_quotes_every_word_and_names_the_logs_relative(flavor, option):
     command = pbs.qsub_command("/scratch/a b/s'1", "scripts/job_scripts/x.sh", 3, flavor, "logs/pbs/arr")
-    cd, _, rest = command.partition(" && mkdir -p logs/pbs && ")
+    cd, _, rest = command.partition(" && mkdir -p logs/remote-pbs && ")
     assert shlex.split(cd) == ["cd", "/scratch/a b/s'1"]
     assert shlex.split(rest) == [
         "qsub",

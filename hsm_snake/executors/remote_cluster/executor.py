@@ -288,7 +288,7 @@ class PbsExecutor(ClusterExecutor):
         resources = dict(batch[0][0].resources.items())
         name = pbs_script.job_name(self.sweep.name, f"{tasks[0].name}+{len(tasks) - 1}")
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        log_bases = [f"logs/pbs/{pbs_script.job_name(self.sweep.name, task.name)}.{stamp}" for task in tasks]
+        log_bases = [f"{pbs.LOGS}/{pbs_script.job_name(self.sweep.name, task.name)}.{stamp}" for task in tasks]
         script = self.write_script(
             tasks,
             pbs.array_script(
@@ -306,7 +306,7 @@ class PbsExecutor(ClusterExecutor):
         flavor = str(resources.get("pbs_flavor") or "torque")
         try:
             cluster.push([script], tasks)
-            array_id, command = cluster.submit(script, len(tasks), flavor, f"logs/pbs/{name}.{stamp}")
+            array_id, command = cluster.submit(script, len(tasks), flavor, f"{pbs.LOGS}/{name}.{stamp}")
         except (SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
             self.fail_batch(batch, exc)
             return

@@ -42,6 +42,9 @@ from hsm_snake.layout.paths import SweepPaths, TaskPaths
 
 # Separates the .jobid files a poll printed from qstat's answer.
 QSTAT_MARK = "#hsm-qstat"
+# The elements' logs and job ids, in the sweep copy and pulled back into the sweep: not logs/pbs/,
+# whose .jobid files name jobs of this machine's PBS (leftovers.py asks the local qstat about them).
+LOGS = "logs/remote-pbs"
 
 
 def checked_job_ids(ids: list[str]) -> list[str]:
@@ -92,7 +95,7 @@ def qsub_command(remote_sweep: str, job_script: str, count: int, flavor: str, ar
     argv = script.qsub_command(
         job_script, f"{array_log}.out", f"{array_log}.err", array=script.array_option(flavor, count)
     )
-    return f"cd {shlex.quote(remote_sweep)} && mkdir -p logs/pbs && {shlex.join(argv)}"
+    return f"cd {shlex.quote(remote_sweep)} && mkdir -p {LOGS} && {shlex.join(argv)}"
 
 
 def parse_qsub(stdout: str) -> str:
