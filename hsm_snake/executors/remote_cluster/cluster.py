@@ -182,6 +182,16 @@ class Cluster:
             out.write(json.dumps(line) + "\n")
 
     # -- what earlier runs left ------------------------------------------------------------
+    @classmethod
+    def recorded(cls, paths: SweepPaths) -> list[dict[str, Any]]:
+        """The arrays recorded for the sweep on clusters of this scheduler, oldest first."""
+        raise NotImplementedError
+
+    @staticmethod
+    def came_back(status: dict[str, Any], entry: dict[str, Any], index: int) -> bool:
+        """The task's ``status`` is the result of element ``index`` of the recorded array ``entry``."""
+        raise NotImplementedError
+
     def live_elements(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[Any, str]]:
         """Elements of the recorded arrays ``entries`` still queued or running (with their state);
         those that ended are pulled back with the scheduler's verdicts. The scheduler's part."""

@@ -229,12 +229,22 @@ class PbsCluster(Cluster):
     def recorded(cls, paths: SweepPaths) -> list[dict[str, Any]]:
         return submissions(paths, cls.record_name(), names.is_job_id)
 
+    @staticmethod
+    def came_back(status: dict[str, Any], entry: dict[str, Any], index: int) -> bool:
+        """The task's final status was written on this remote's PBS after this submission."""
+        return (
+            status.get("host_alias") == entry["alias"]
+            and status.get("backend") == "pbs"
+            and status.get("status") in accounting.FINAL_STATUSES
+            and started_after(status, entry)
+        )
+
     def live_elements(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[Element, str]]:
         """Elements of ``entries`` still queued or running (with their state); those that ended are
         pulled back and PBS's verdict recorded where the runner could not."""
         items = [
             element(task, str(entry["array_id"]), index, str((entry.get("logs") or [])[index - 1]), None)
-            for group in pending_elements(self.paths, entries, _back).values()
+            for group in pending_elements(self.paths, entries, self.came_back).values()
             for entry, index, task in group
             if len(entry.get("logs") or []) >= index
         ]
@@ -300,13 +310,3 @@ class PbsCluster(Cluster):
     def _active(item: Element, answer: QstatAnswer) -> bool:
         info = answer.get(item.track.qstat_id())
         return info is not None and not info.finished
-
-
-def _back(status: dict[str, Any], entry: dict[str, Any], index: int) -> bool:
-    """The task's final status was written on this remote's PBS after this submission."""
-    return (
-        status.get("host_alias") == entry["alias"]
-        and status.get("backend") == "pbs"
-        and status.get("status") in accounting.FINAL_STATUSES
-        and started_after(status, entry)
-    )

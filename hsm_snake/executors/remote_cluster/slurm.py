@@ -282,12 +282,17 @@ class SlurmCluster(Cluster):
     def recorded(cls, paths: SweepPaths) -> list[dict[str, Any]]:
         return submissions(paths, cls.record_name(), is_array_id)
 
+    @staticmethod
+    def came_back(status: dict[str, Any], entry: dict[str, Any], index: int) -> bool:
+        """The task's status was written by this very element."""
+        return status.get("job_id") == f"{entry['array_id']}_{index}"
+
     def live_elements(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[Element, str]]:
         """Elements of ``entries`` still queued or running (with their state); those that ended are
         pulled back and their verdicts recorded."""
         elements = [
             Element(task, str(entry["array_id"]), index)
-            for group in pending_elements(self.paths, entries, _back).values()
+            for group in pending_elements(self.paths, entries, self.came_back).values()
             for entry, index, task in group
         ]
         if not elements:
@@ -312,8 +317,3 @@ class SlurmCluster(Cluster):
     @staticmethod
     def job_id(element: Element) -> str:
         return element.job_id
-
-
-def _back(status: dict[str, Any], entry: dict[str, Any], index: int) -> bool:
-    """The task's status was written by this very element."""
-    return status.get("job_id") == f"{entry['array_id']}_{index}"
