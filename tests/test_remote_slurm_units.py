@@ -113,10 +113,10 @@ def test_remote_names_a_slurm_remote_of_the_sweeps_project_config(project):
     (project.root / "hsm.yaml").write_text(yaml.safe_dump(config))
     project.write_sweep({"grid": {"x": [1]}})
     out = project.cli("run", "sweep.yaml", "--remote", "clustr", "--sweep-id", "s", expect=2).output
-    assert "--remote: 'clustr' is not a remote with backend: slurm in this sweep's project config" in out
-    assert "hint: did you mean 'cluster'? Slurm remotes: cluster" in out
+    assert "--remote: 'clustr' is not a remote with backend: slurm or pbs in this sweep's project config" in out
+    assert "hint: did you mean 'cluster'? cluster remotes: cluster" in out
     out = project.cli("complete", "s", "--remote", "box", expect=2).output  # an SSH host, not a Slurm remote
-    assert "'box' is not a remote with backend: slurm" in out and "did you mean" not in out
+    assert "'box' is not a remote with backend: slurm or pbs" in out and "did you mean" not in out
     status = project.cli("status", "s").output
     assert "1 pending" in status and "no run in progress" in status  # nothing ran, the lock was let go
     assert project.runs() == []
