@@ -169,3 +169,34 @@ def test_the_plugin_is_found_under_its_name():
     from hsm_snake.executors.remote_cluster.executor import PbsExecutor
 
     assert plugin.Executor is PbsExecutor and Path(plugin.__file__).parent.name.endswith("remote_pbs")
+
+
+def test_ended_elements_of_a_sweep_copy_gone_from_the_cluster_are_recorded_lost(tmp_path, monkeypatch):
+    """The base's pull (shared with Slurm): a failed pull whose sweep copy is still there decides
+    nothing; once ``test -d`` says the copy is gone, the ended elements are failed (host_lost)
+    with their PBS job id, so the run stops waiting for them."""
+    from hsm_snake.executors.ssh import transfer
+    from hsm_snake.layout.records import read_record
+
+    def failed_rsync(*args, **kwargs):
+        raise transfer.TransferError("rsync: connection unexpectedly closed", 12)
+
+    monkeypatch.setattr(transfer, "rsync", failed_rsync)
+    sweep = SweepPaths(tmp_path / "local" / "sweep_1")
+    task = sweep.task("task_001")
+    task.dir.mkdir(parents=True)
+    cluster = pbs.PbsCluster(sweep, "c", {"host": "c", "python_path": sys.executable}, tmp_path)
+    cluster.remote_sweep = str(tmp_path / "copy 'x'")
+    (tmp_path / "copy 'x'").mkdir()
+    monkeypatch.setattr(
+        cluster, "remote", lambda command, timeout_s=60: subprocess.run(["bash", "-c", command], capture_output=True)
+    )
+    item = pbs.element(task, "7", 1, "logs/remote-pbs/a", 300)
+    item.track.job_id = "9"
+    assert cluster.settle([item]) is False and not task.status.exists()
+    (tmp_path / "copy 'x'").rmdir()
+    assert cluster.settle([item]) is True
+    status = read_record(task.status)
+    assert status["status"] == "failed" and status["error_category"] == "host_lost", status
+    assert status["backend"] == "pbs" and status["job_id"] == "9" and status["host_alias"] == "c", status
+    assert "is gone" in status["error_summary"] and not task.marker.exists()

@@ -120,3 +120,13 @@ def test_remote_names_a_slurm_remote_of_the_sweeps_project_config(project):
     status = project.cli("status", "s").output
     assert "1 pending" in status and "no run in progress" in status  # nothing ran, the lock was let go
     assert project.runs() == []
+
+
+def test_a_running_record_of_the_element_is_not_its_result():
+    """note_running writes the element's own job id with status running: the leftovers of a killed
+    run must still wait for that element, not take it for back."""
+    entry = {"array_id": "41", "alias": "c"}
+    assert array.SlurmCluster.came_back({"job_id": "41_2", "status": "completed"}, entry, 2)
+    assert array.SlurmCluster.came_back({"job_id": "41_2", "status": "failed"}, entry, 2)
+    assert not array.SlurmCluster.came_back({"job_id": "41_2", "status": "running"}, entry, 2)
+    assert not array.SlurmCluster.came_back({"job_id": "41_1", "status": "completed"}, entry, 2)
