@@ -115,12 +115,15 @@ def test_walltime_kill_is_timeout_qdel_is_cancelled_and_complete_reruns_only_the
 
     proc = background("complete", sweep_dir.name, "--profile", "pbs")
     wait_for(
+        # The script itself started (its run log line), not only the runner: a cancel between the
+        # two would leave the script's second start out of the count below.
         lambda: (
             status_of(sweep_dir, "task_001").get("attempt") == 2
             and status_of(sweep_dir, "task_001").get("status") == "running"
+            and project.runs().count("task_001 start") == 2
         ),
         120,
-        "task_001 running again",
+        "task_001's script running again",
     )
     script = (sweep_dir / "scripts" / "job_scripts" / f"{sweep_dir.name}-task_001.pbs").read_text()
     assert "#PBS -l walltime=00:02:00" in script  # one timeout before: twice the walltime

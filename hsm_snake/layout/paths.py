@@ -87,8 +87,9 @@ class TaskPaths:
         """Logs of earlier attempts, kept when a task runs again."""
         return self.dir / ATTEMPTS_NAME
 
-    def attempt_status(self, attempt: int) -> Path:
-        """status.yaml of an earlier attempt, as the runner keeps it."""
+    def attempt_status(self, attempt: int | str) -> Path:
+        """status.yaml of an earlier attempt (its number, or the name of a folder in attempts/),
+        as the runner keeps it."""
         return self.attempts / str(attempt) / STATUS_NAME
 
 

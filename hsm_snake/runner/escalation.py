@@ -39,7 +39,7 @@ def failed_attempts(task: TaskPaths) -> list[dict[str, Any]]:
         attempts = sorted(os.listdir(task.attempts), key=lambda name: int(name) if name.isdigit() else -1)
     except FileNotFoundError:
         attempts = []
-    paths = [f"{task.attempts}/{name}/status.yaml" for name in attempts] + [str(task.status)]
+    paths = [str(task.attempt_status(name)) for name in attempts] + [str(task.status)]
     seen_attempts = set()
     for path in paths:
         try:
