@@ -257,7 +257,7 @@ class SlurmCluster(Cluster):
                 continue
             attempt = int(status.get("attempt") or 0)
             if status:
-                kept = element.task.attempts / str(attempt) / element.task.status.name
+                kept = element.task.attempt_status(attempt)
                 if not kept.exists():
                     kept.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(element.task.status, kept)
