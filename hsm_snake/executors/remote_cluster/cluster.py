@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,8 @@ SLURM_TOOLS = ("sbatch", "squeue", "sacct", "scancel")
 RECORD_NAME = "remote-slurm"
 # Waits before asking sacct again about jobs it has no scheduler verdict for yet (seconds).
 SACCT_SETTLE_DELAYS_S = (1, 2, 4)
+# How long a cancel waits for scancelled elements to leave the queue before pulling them back.
+CANCEL_WAIT_S = 30
 
 
 def slurm_tools_problem(ssh: hostmod.Ssh, host: hostmod.Host, timeout_s: float) -> str | None:
@@ -75,6 +78,15 @@ class Element:
     @property
     def job_id(self) -> str:
         return f"{self.array_id}_{self.index}"
+
+
+def arrays(by_options: dict[Any, list[Any]], task_of: Any, limit: int) -> Iterator[tuple[Any, list[Any]]]:
+    """(options, items) per sbatch --array: each group of the same options in task order
+    (``task_of(item)``: task_999 before task_1000), cut into arrays of at most ``limit``."""
+    for options, items in by_options.items():
+        items.sort(key=lambda item: (len(task_of(item).name), task_of(item).name))
+        for start in range(0, len(items), limit):
+            yield options, items[start : start + limit]
 
 
 def check_login_node(ssh: hostmod.Ssh, host: hostmod.Host) -> None:
@@ -184,6 +196,20 @@ class Cluster:
         self.log(f"scancel {' '.join(ids)}")
         return None if done is not None and done.returncode == 0 else self.failure(done)
 
+    def cancel(self, elements: list[Element]) -> str | None:
+        """scancel the elements' arrays; once they left the queue (at most CANCEL_WAIT_S) their
+        folders come back with the runners' records or Slurm's verdicts (queued ones never ran).
+        None when scancel was sent, else why not."""
+        why_not = self.scancel([element.array_id for element in elements])
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline:
+            states = self.squeue()
+            if states is None or not any(self.queued(element, states) for element in elements):
+                break
+            time.sleep(1)
+        self.settle(elements)
+        return why_not
+
     def submit(self, tasks: list[TaskPaths], options: list[str], setup: str | None) -> str:
         """One rsync of the tasks' folders (without markers) and their array script up, one
         ``sbatch --array`` (``setup``: the backend's modules + pre_script); the array's id,
@@ -242,7 +268,7 @@ class Cluster:
                 continue
             attempt = int(status.get("attempt") or 0)
             if status:
-                kept = element.task.attempts / str(attempt) / element.task.status.name
+                kept = element.task.attempt_status(attempt)
                 if not kept.exists():
                     kept.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(element.task.status, kept)
@@ -337,24 +363,38 @@ class Cluster:
         retry or ``complete`` runs them again (the next run pushes a new copy)."""
         self.log(f"the sweep's copy {self.remote_sweep} is gone: {len(elements)} ended task(s) lost")
         for element in elements:
-            status = status_of(element.task)
-            write_status(
-                element.task.status,
-                {
-                    "task_id": element.task.name,
-                    "attempt": int(status.get("attempt") or 0) + (status.get("job_id") != element.job_id),
-                    "host": None,
-                    "host_alias": self.alias,
-                    "backend": "slurm",
-                    **(status if status.get("job_id") == element.job_id else {}),
-                    "job_id": element.job_id,
-                    "status": "failed",
-                    "error_category": failures.HOST_LOST,
-                    "error_summary": f"Slurm job {element.job_id} ended on {self.alias} but the sweep's copy "
-                    f"{self.remote_sweep} is gone (removed or purged): its result is lost",
-                    "finished": now_iso(),
-                },
+            record = self.element_record(element, status_of(element.task))
+            record.update(
+                status="failed",
+                error_category=failures.HOST_LOST,
+                error_summary=f"Slurm job {element.job_id} ended on {self.alias} but the sweep's copy "
+                f"{self.remote_sweep} is gone (removed or purged): its result is lost",
+                finished=now_iso(),
             )
+            write_status(element.task.status, record)
+
+    def element_record(self, element: Element, status: dict[str, Any]) -> dict[str, Any]:
+        """The task's record to write a verdict into: the runner's when it is of this element,
+        else a new attempt's (the element never got as far as the runner's first write)."""
+        if status.get("job_id") == element.job_id:
+            return dict(status)
+        return {
+            "task_id": element.task.name,
+            "status": "failed",
+            "attempt": int(status.get("attempt") or 0) + 1,
+            "host": None,
+            "host_alias": self.alias,
+            "backend": "slurm",
+            "job_id": element.job_id,
+        }
+
+    def outcome(self, element: Element) -> str:
+        """How an ended element's task went, from its status.yaml (for a failed task's report)."""
+        status = status_of(element.task)
+        return (
+            f"{element.task.name} (Slurm job {element.job_id} on {self.alias}): "
+            f"{status.get('status', 'failed')}: {status.get('error_category')}: {status.get('error_summary')}"
+        )
 
     def record_verdicts(self, elements: list[Element]) -> None:
         """Slurm's word (one sacct) on elements whose runner did not record why they ended."""
@@ -370,19 +410,7 @@ class Cluster:
         for element in elements:
             status = status_of(element.task)
             ran = status.get("job_id") == element.job_id
-            record = (
-                status
-                if ran
-                else {
-                    "task_id": element.task.name,
-                    "status": "failed",
-                    "attempt": int(status.get("attempt") or 0) + 1,
-                    "host": None,
-                    "host_alias": self.alias,
-                    "backend": "slurm",
-                    "job_id": element.job_id,
-                }
-            )
+            record = self.element_record(element, status)
             found = verdicts.get(element.job_id)
             if found and found[0] in accounting.SLURM_STATES:
                 accounting.record_verdict(element.task.status, record, element.job_id, found)

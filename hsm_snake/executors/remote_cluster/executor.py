@@ -24,7 +24,6 @@ decided on a missing answer.
 import os
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,14 +36,13 @@ from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 from hsm_snake.engine.backends import remote_backend, remote_slurm_section, slurm_remotes
 from hsm_snake.executors.common import setting
 from hsm_snake.executors.remote_cluster import slurm as array
-from hsm_snake.executors.remote_cluster.cluster import Cluster, ClusterError, Element, status_of
+from hsm_snake.executors.remote_cluster.cluster import Cluster, ClusterError, Element, arrays
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.executors.ssh.executor import common_settings as ssh_common_settings
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
 from hsm_snake.layout.records import read_yaml
 
 DEFAULT_ARRAY_LIMIT = 500
-CANCEL_WAIT_S = 30
 
 
 @dataclass
@@ -101,10 +99,8 @@ class Executor(RemoteExecutor):
                 continue
             options = tuple(array.sbatch_options(dict(job.resources.items())))
             batches.setdefault(options, []).append((job, task))
-        for options, batch in batches.items():
-            batch.sort(key=lambda item: (len(item[1].name), item[1].name))  # task_999 before task_1000
-            for start in range(0, len(batch), self.array_limit):
-                self.submit_array(batch[start : start + self.array_limit], list(options))
+        for options, batch in arrays(batches, lambda item: item[1], self.array_limit):
+            self.submit_array(batch, list(options))
 
     def run_job(self, job: JobExecutorInterface) -> None:
         self.run_jobs([job])
@@ -153,31 +149,21 @@ class Executor(RemoteExecutor):
             if element.task.marker.exists():
                 self.report_job_success(info)
                 continue
-            status = status_of(element.task)
             self.report_job_error(
                 info,
-                msg=f"{element.task.name} (Slurm job {element.job_id} on {self.alias}): "
-                f"{status.get('status', 'failed')}: {status.get('error_category')}: {status.get('error_summary')}",
+                msg=self.cluster.outcome(element),
                 aux_logs=[str(element.task.stderr), str(self.paths.slurm_logs_dir / f"{element.job_id}.out")],
             )
 
     # -- cancel ----------------------------------------------------------------------------
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
-        """scancel the arrays; once their elements left the queue (at most CANCEL_WAIT_S), the
-        folders come back with the runners' records or Slurm's verdict (queued ones never ran)."""
+        """scancel the arrays; their folders come back with the runners' records or Slurm's verdicts."""
         elements = [info.aux["element"] for info in active_jobs if "element" in (info.aux or {})]
         if not elements:
             return
-        why_not = self.cluster.scancel([element.array_id for element in elements])
+        why_not = self.cluster.cancel(elements)
         if why_not is not None:
             self.logger.warning(f"hsm-remote-slurm: scancel on {self.alias} failed: {why_not}")
-        deadline = time.monotonic() + CANCEL_WAIT_S
-        while time.monotonic() < deadline:
-            states = self.cluster.squeue()
-            if states is None or not any(self.cluster.queued(element, states) for element in elements):
-                break
-            time.sleep(1)
-        self.cluster.settle(elements)
 
     def shutdown(self) -> None:
         super().shutdown()
