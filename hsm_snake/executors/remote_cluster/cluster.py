@@ -18,6 +18,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,17 @@ from hsm_snake.layout.status import now_iso, write_status
 from hsm_snake.runner import failures
 
 SSH_TIMEOUT_S = 120
+# How long a cancel waits for cancelled elements to leave the queue before pulling them back.
+CANCEL_WAIT_S = 30
+
+
+def arrays(by_options: dict[Any, list[Any]], task_of: Any, limit: int) -> Iterator[tuple[Any, list[Any]]]:
+    """(options, items) per array: each group of the same scheduler options in task order
+    (``task_of(item)``: task_999 before task_1000), cut into arrays of at most ``limit``."""
+    for options, items in by_options.items():
+        items.sort(key=lambda item: (len(task_of(item).name), task_of(item).name))
+        for start in range(0, len(items), limit):
+            yield options, items[start : start + limit]
 
 
 def tools_problem(
@@ -198,25 +210,39 @@ class Cluster:
         retry or ``complete`` runs them again (the next run pushes a new copy)."""
         self.log(f"the sweep's copy {self.remote_sweep} is gone: {len(elements)} ended task(s) lost")
         for element in elements:
-            job_id = self.job_id(element)
-            status = status_of(element.task)
-            write_status(
-                element.task.status,
-                {
-                    "task_id": element.task.name,
-                    "attempt": int(status.get("attempt") or 0) + (status.get("job_id") != job_id),
-                    "host": None,
-                    "host_alias": self.alias,
-                    "backend": self.scheduler,
-                    **(status if status.get("job_id") == job_id else {}),
-                    "job_id": job_id,
-                    "status": "failed",
-                    "error_category": failures.HOST_LOST,
-                    "error_summary": f"{self.title} job {job_id} ended on {self.alias} but the sweep's copy "
-                    f"{self.remote_sweep} is gone (removed or purged): its result is lost",
-                    "finished": now_iso(),
-                },
+            record = self.element_record(element, status_of(element.task))
+            record.update(
+                status="failed",
+                error_category=failures.HOST_LOST,
+                error_summary=f"{self.title} job {self.job_id(element)} ended on {self.alias} but the sweep's copy "
+                f"{self.remote_sweep} is gone (removed or purged): its result is lost",
+                finished=now_iso(),
             )
+            write_status(element.task.status, record)
+
+    def element_record(self, element: Any, status: dict[str, Any]) -> dict[str, Any]:
+        """The task's record to write a verdict into: the runner's when it is of this element,
+        else a new attempt's (the element never got as far as the runner's first write)."""
+        job_id = self.job_id(element)
+        if status.get("job_id") == job_id:
+            return dict(status)
+        return {
+            "task_id": element.task.name,
+            "status": "failed",
+            "attempt": int(status.get("attempt") or 0) + 1,
+            "host": None,
+            "host_alias": self.alias,
+            "backend": self.scheduler,
+            "job_id": job_id,
+        }
+
+    def outcome(self, element: Any) -> str:
+        """How an ended element's task went, from its status.yaml (for a failed task's report)."""
+        status = status_of(element.task)
+        return (
+            f"{element.task.name} ({self.title} job {self.job_id(element)} on {self.alias}): "
+            f"{status.get('status', 'failed')}: {status.get('error_category')}: {status.get('error_summary')}"
+        )
 
     def write_script(self, tasks: list[TaskPaths], text: str) -> str:
         """An array's job script, kept in scripts/job_scripts/ (its path relative to the sweep)."""

@@ -42,14 +42,20 @@ from hsm_snake.executors.pbs import accounting as pbs_accounting
 from hsm_snake.executors.pbs import script as pbs_script
 from hsm_snake.executors.pbs.watch import Watcher
 from hsm_snake.executors.remote_cluster import pbs, slurm
-from hsm_snake.executors.remote_cluster.cluster import Cluster, ClusterError, SubmitError, status_of
+from hsm_snake.executors.remote_cluster.cluster import (
+    CANCEL_WAIT_S,
+    Cluster,
+    ClusterError,
+    SubmitError,
+    arrays,
+    status_of,
+)
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.executors.ssh.executor import common_settings as ssh_common_settings
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
 from hsm_snake.layout.records import read_yaml
 
 DEFAULT_ARRAY_LIMIT = 500
-CANCEL_WAIT_S = 30
 # hsm-pbs's defaults for when a job leaves the wait (see executors/pbs/watch.py).
 PBS_WALLTIME_GRACE_S = 300
 PBS_QSTAT_FAILURE_TIMEOUT_S = 900
@@ -121,10 +127,8 @@ class ClusterExecutor(RemoteExecutor):
                 self.report_job_error(SubmittedJobInfo(job), msg=f"{self.name} runs task jobs only")
                 continue
             batches.setdefault(self.batch_key(job), []).append((job, task))
-        for key, batch in batches.items():
-            batch.sort(key=lambda item: (len(item[1].name), item[1].name))  # task_999 before task_1000
-            for start in range(0, len(batch), self.array_limit):
-                self.submit_array(batch[start : start + self.array_limit], key)
+        for key, batch in arrays(batches, lambda item: item[1], self.array_limit):
+            self.submit_array(batch, key)
 
     def run_job(self, job: JobExecutorInterface) -> None:
         self.run_jobs([job])
@@ -217,30 +221,20 @@ class SlurmExecutor(ClusterExecutor):
             if element.task.marker.exists():
                 self.reported(info)
                 continue
-            status = status_of(element.task)
             self.reported(
                 info,
-                f"{element.task.name} (Slurm job {element.job_id} on {self.alias}): "
-                f"{status.get('status', 'failed')}: {status.get('error_category')}: {status.get('error_summary')}",
+                self.cluster.outcome(element),
                 aux_logs=[str(element.task.stderr), str(self.paths.slurm_logs_dir / f"{element.job_id}.out")],
             )
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
-        """scancel the arrays; once their elements left the queue (at most CANCEL_WAIT_S), the
-        folders come back with the runners' records or Slurm's verdict (queued ones never ran)."""
+        """scancel the arrays; their folders come back with the runners' records or Slurm's verdicts."""
         elements: list[slurm.Element] = list(self.outstanding.values())
         if not elements:
             return
-        why_not = self.cluster.scancel([element.array_id for element in elements])
+        why_not = self.cluster.cancel_and_pull(elements)
         if why_not is not None:
             self.logger.warning(f"{self.name}: scancel on {self.alias} failed: {why_not}")
-        deadline = time.monotonic() + CANCEL_WAIT_S
-        while time.monotonic() < deadline:
-            states = self.cluster.squeue()
-            if states is None or not any(self.cluster.queued(element, states) for element in elements):
-                break
-            time.sleep(1)
-        self.cluster.settle(elements)
 
 
 class PbsExecutor(ClusterExecutor):

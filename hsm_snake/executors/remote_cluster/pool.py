@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from hsm_snake.engine.backends import cluster_remotes, remote_backend, remote_cluster_section
-from hsm_snake.executors.remote_cluster.cluster import ClusterError, SubmitError, status_of
+from hsm_snake.executors.remote_cluster.cluster import ClusterError, SubmitError, arrays
 from hsm_snake.executors.remote_cluster.slurm import Element, SlurmCluster, sbatch_options
 from hsm_snake.executors.slurm.limits import SubmitRoom
 from hsm_snake.executors.ssh import transfer
@@ -35,7 +35,6 @@ from hsm_snake.runner.escalation import rule_resources
 # Tasks handed over within this long of the first one go out in the same sbatch --array.
 GATHER_S = 0.5
 POLL_S = 5.0
-CANCEL_WAIT_S = 30
 # No MaxSubmitJobs, no max_parallel_jobs: Slurm's own queue decides (v1 put no cap either).
 UNBOUNDED_SLOTS = 10_000
 
@@ -149,20 +148,17 @@ class PooledCluster:
         by_options: dict[tuple[str, ...], list[Submission]] = {}
         for submission in batch:
             by_options.setdefault(self.options(submission.task), []).append(submission)
-        for options, same in by_options.items():
-            same.sort(key=lambda each: (len(each.task.name), each.task.name))
-            for start in range(0, len(same), self.array_limit):
-                chunk = same[start : start + self.array_limit]
-                try:
-                    array_id = self.cluster.submit([each.task for each in chunk], list(options), self.setup)
-                except (SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
-                    for each in chunk:
-                        each.message = f"{each.task.name} on {self.host.alias}: not submitted: {exc}"
-                        each.done.set()
-                    continue
-                for index, each in enumerate(chunk, start=1):
-                    each.element = Element(each.task, array_id, index)
-                self.queued += chunk
+        for options, chunk in arrays(by_options, lambda each: each.task, self.array_limit):
+            try:
+                array_id = self.cluster.submit([each.task for each in chunk], list(options), self.setup)
+            except (SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
+                for each in chunk:
+                    each.message = f"{each.task.name} on {self.host.alias}: not submitted: {exc}"
+                    each.done.set()
+                continue
+            for index, each in enumerate(chunk, start=1):
+                each.element = Element(each.task, array_id, index)
+            self.queued += chunk
 
     def poll(self) -> None:
         """One squeue; the ended elements' folders back in one rsync (a failure: asked again)."""
@@ -179,17 +175,13 @@ class PooledCluster:
         for each in ended:
             self.queued.remove(each)
             if not each.success:
-                status = status_of(each.task)
-                each.message = (
-                    f"{each.task.name} (Slurm job {each.element.job_id} on {self.host.alias}): "
-                    f"{status.get('status', 'failed')}: {status.get('error_category')}: {status.get('error_summary')}"
-                )
+                each.message = self.cluster.outcome(each.element)
             each.done.set()
 
     # -- cancel / end ----------------------------------------------------------------------
     def cancel(self) -> None:
-        """scancel the arrays of every task still queued there; once they left the queue (at most
-        CANCEL_WAIT_S) their folders come back with the runners' records or Slurm's verdicts."""
+        """scancel the arrays of every task still queued there (``SlurmCluster.cancel_and_pull``:
+        their folders come back with the runners' records or Slurm's verdicts)."""
         self.stopping.set()
         if self.thread is not None:
             self.thread.join()
@@ -200,16 +192,9 @@ class PooledCluster:
             each.done.set()
         if not self.queued:
             return
-        why_not = self.cluster.scancel([each.element.array_id for each in self.queued])
+        why_not = self.cluster.cancel_and_pull([each.element for each in self.queued])
         if why_not is not None:
             self.cluster.log(f"scancel failed: {why_not}")
-        deadline = time.monotonic() + CANCEL_WAIT_S
-        while time.monotonic() < deadline:
-            states = self.cluster.squeue()
-            if states is None or not any(self.cluster.queued(each.element, states) for each in self.queued):
-                break
-            time.sleep(1)
-        self.cluster.settle([each.element for each in self.queued])
         self.finish(list(self.queued))
 
     def stop(self) -> None:

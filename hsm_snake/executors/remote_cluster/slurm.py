@@ -18,7 +18,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hsm_snake.executors.remote_cluster.cluster import Cluster, SubmitError, pending_elements, status_of, submissions
+from hsm_snake.executors.remote_cluster.cluster import (
+    CANCEL_WAIT_S,
+    Cluster,
+    SubmitError,
+    pending_elements,
+    status_of,
+    submissions,
+)
 from hsm_snake.executors.slurm import accounting, limits
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
 from hsm_snake.layout.status import now_iso, write_status
@@ -283,6 +290,20 @@ class SlurmCluster(Cluster):
         self.log(f"scancel {' '.join(ids)}")
         return None if done is not None and done.returncode == 0 else self.failure(done)
 
+    def cancel_and_pull(self, elements: list[Element]) -> str | None:
+        """scancel the elements' arrays; once they left the queue (at most CANCEL_WAIT_S) their
+        folders come back with the runners' records or Slurm's verdicts (queued ones never ran).
+        None when scancel was sent, else why not."""
+        why_not = self.cancel(elements)
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline:
+            states = self.squeue()
+            if states is None or not any(self.queued(element, states) for element in elements):
+                break
+            time.sleep(1)
+        self.settle(elements)
+        return why_not
+
     def sacct(self, job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
         """Slurm's accounting of ``job_ids`` (one sacct over ssh); {} when it did not answer."""
         done = self.remote(shlex.join(accounting.sacct_argv(job_ids)))
@@ -330,19 +351,7 @@ class SlurmCluster(Cluster):
         for element in elements:
             status = status_of(element.task)
             ran = status.get("job_id") == element.job_id
-            record = (
-                status
-                if ran
-                else {
-                    "task_id": element.task.name,
-                    "status": "failed",
-                    "attempt": int(status.get("attempt") or 0) + 1,
-                    "host": None,
-                    "host_alias": self.alias,
-                    "backend": "slurm",
-                    "job_id": element.job_id,
-                }
-            )
+            record = self.element_record(element, status)
             found = verdicts.get(element.job_id)
             if found and found[0] in accounting.SLURM_STATES:
                 accounting.record_verdict(element.task.status, record, element.job_id, found)
