@@ -192,31 +192,30 @@ def refresh_project_settings(paths: SweepPaths, cwd: Path, overrides: dict[str, 
     return True
 
 
-REMOTE_SLURM_PROFILE = "remote-slurm"
-
-
-def remote_slurm_args(project_data: dict[str, Any], sweep_resources: dict[str, Any], alias: str) -> list[str]:
-    """The hsm-remote-slurm executor's options for the Slurm remote ``alias`` (which must be one)."""
-    remotes = backends.slurm_remotes(project_data)
+def remote_run(project_data: dict[str, Any], sweep_resources: dict[str, Any], alias: str) -> tuple[str, list[str]]:
+    """(profile, executor options) of a run on the cluster remote ``alias`` (which must be one):
+    ``remote-slurm`` (hsm-remote-slurm) or ``remote-pbs`` (hsm-remote-pbs), by its backend."""
+    remotes = backends.cluster_remotes(project_data)
     if alias not in remotes:
         close = difflib.get_close_matches(alias, list(remotes), n=1)
         raise ConfigError(
-            f"{alias!r} is not a remote with backend: slurm in this sweep's project config",
+            f"{alias!r} is not a remote with backend: slurm or pbs in this sweep's project config",
             key="--remote",
             hint=(f"did you mean '{close[0]}'? " if close else "")
             + (
-                f"Slurm remotes: {', '.join(remotes)}"
+                f"cluster remotes: {', '.join(remotes)}"
                 if remotes
-                else "add one under distributed.remotes with backend: slurm"
+                else "add one under distributed.remotes with backend: slurm (or pbs)"
             ),
         )
-    section = backends.remote_slurm_section(project_data, sweep_resources, alias)
-    return [
-        "--hsm-remote-slurm-alias",
-        alias,
-        "--hsm-remote-slurm-array-limit",
-        str(backends.slurm_array_limit(section)),
-    ]
+    scheduler = remotes[alias]["backend"]
+    section = backends.remote_cluster_section(project_data, sweep_resources, alias)
+    # PBS: the executor's default unless pbs.max_array_size says otherwise (as for hsm-pbs).
+    limit = backends.slurm_array_limit(section) if scheduler == "slurm" else section.get("max_array_size")
+    args = [f"--hsm-remote-{scheduler}-alias", alias]
+    if limit is not None:
+        args += [f"--hsm-remote-{scheduler}-array-limit", str(limit)]
+    return f"remote-{scheduler}", args
 
 
 def record_where_tasks_ran(paths: SweepPaths, backend: str, state: scan.SweepState, names: set[str]) -> None:
@@ -302,8 +301,9 @@ class RunRequest:
 
     ``refresh_from`` (complete): first re-read the project config the sweep came from (found from
     that folder if its recorded source is gone) with ``overrides`` (``--set``). ``cores`` defaults
-    to local.max_parallel. ``remote``: the ``backend: slurm`` remote to run on (over SSH; the
-    profile is then ``remote-slurm``). ``tasks``/``only_category``/``retry_failed`` narrow what runs.
+    to local.max_parallel. ``remote``: the cluster remote (``backend: slurm`` or ``pbs``) to run on
+    (over SSH; the profile is then ``remote-slurm`` or ``remote-pbs``). ``tasks``/``only_category``/
+    ``retry_failed`` narrow what runs.
     """
 
     profile: str
@@ -338,24 +338,26 @@ def run(
         lock = SweepLock(paths)
         lock.acquire(request.command)
     try:
-        profile_dir = engine.resolve_profile(REMOTE_SLURM_PROFILE if request.remote else request.profile)
-        backend = (
-            backends.remote_backend(request.remote) if request.remote else backends.backend_of_profile(profile_dir.name)
-        )
         leftovers.wait_for_leftovers(paths, _notice_to(paths, on_notice))
         if request.refresh_from is not None:
             refresh_project_settings(paths, request.refresh_from, request.overrides)
         index = load_index(paths.root)
         recorded = read_yaml(paths.project_config) or {}
         project_data = recorded.get("project") or {}
-        backend_args = backends.snakemake_args(
-            profile_dir.name,
-            project_data,
-            recorded.get("sweep_resources") or {},
-            (recorded.get("runner") or {}).get("gpus"),
-        )
         if request.remote:
-            backend_args = remote_slurm_args(project_data, recorded.get("sweep_resources") or {}, request.remote)
+            profile, backend_args = remote_run(project_data, recorded.get("sweep_resources") or {}, request.remote)
+            profile_dir = engine.resolve_profile(profile)
+            scheduler = backends.cluster_remotes(project_data)[request.remote]["backend"]
+            backend = backends.remote_backend(request.remote, scheduler)
+        else:
+            profile_dir = engine.resolve_profile(request.profile)
+            backend = backends.backend_of_profile(profile_dir.name)
+            backend_args = backends.snakemake_args(
+                profile_dir.name,
+                project_data,
+                recorded.get("sweep_resources") or {},
+                (recorded.get("runner") or {}).get("gpus"),
+            )
         if backend == "slurm":
             slurm = backends.merged_section(project_data, recorded.get("sweep_resources") or {}, "slurm")
             caps, why = slurm_limits.submission_caps(profile_dir, slurm)

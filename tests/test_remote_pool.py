@@ -140,12 +140,12 @@ def test_status_says_running_on_the_cluster_and_a_killed_run_is_adopted(pool):
 def test_the_clusters_limits_are_read_on_its_login_node(pool, tmp_path):
     """MaxArraySize and MaxJobCount of the test Slurm (tests/testbed/start.sh: 1001 and Slurm's
     default 10000), asked over ssh with the same queries as for the local Slurm."""
-    from hsm_snake.executors.remote_cluster.cluster import Cluster
+    from hsm_snake.executors.remote_cluster.slurm import SlurmCluster
     from hsm_snake.layout.paths import SweepPaths
 
     project = pool
     control_dir = Path(tempfile.mkdtemp(prefix="hsm-t-"))  # a socket path under the 108-byte limit
-    login = Cluster(SweepPaths(tmp_path / "sweep"), "tbslurm", {"host": "hsmtb-lo"}, control_dir)
+    login = SlurmCluster(SweepPaths(tmp_path / "sweep"), "tbslurm", {"host": "hsmtb-lo"}, control_dir)
     try:
         room, size, notes = login.limits({"max_array_size": 5000})
     finally:

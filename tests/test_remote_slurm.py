@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from background import kill_everything, start_run, started, wait_for
-from conftest import ARGV_APP, Project, read_status, remote_name
+from conftest import ARGV_APP, TESTBED_QUEUE_KEY, Project, read_status, remote_name
 from test_ssh import HOSTILE
 
 from hsm_snake.executors.remote_cluster import slurm as array
@@ -33,20 +33,22 @@ print(json.dumps({"x": int(args["x"])}))
 """
 
 
-@pytest.fixture
-def cluster(tb, tmp_path, monkeypatch):
-    """A project in a folder with spaces and quotes, whose hsm.yaml names hsmtb-lo as a Slurm remote."""
-    tb.need("slurm")
+def cluster_project(tb, tmp_path, monkeypatch, alias: str, scheduler: str, requests: dict):
+    """Yields a project in a folder with spaces and quotes, whose hsm.yaml names hsmtb-lo as the
+    cluster remote ``alias`` (``backend: scheduler``, its block ``requests`` plus the test bed's
+    queue); ``configure`` writes it. Its copies on the cluster are removed afterwards."""
+    tb.need(scheduler)
     tb.need("hsmtb-lo")
     monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
     root = tmp_path / "lab 'proj' é"
     root.mkdir()
     project = Project(root, monkeypatch)
     remote_base = Path(tb.facts["ssh"]["hosts"]["hsmtb-lo"]["project_dir"]) / remote_name(tmp_path)
-    partition = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
+    queue = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
+    requests = {TESTBED_QUEUE_KEY[scheduler]: queue, **requests}
 
     def configure(script: str, env: dict | None = None, pool: dict | None = None, **remote):
-        """``pool``: more of ``distributed`` (local_slots, strategy, other remotes next to tbslurm)."""
+        """``pool``: more of ``distributed`` (local_slots, strategy, other remotes next to the cluster)."""
         pool = dict(pool or {})
         project.write_project(
             {
@@ -56,13 +58,13 @@ def cluster(tb, tmp_path, monkeypatch):
                     **pool,
                     "remotes": {
                         **pool.pop("remotes", {}),
-                        "tbslurm": {
-                            "backend": "slurm",
+                        alias: {
+                            "backend": scheduler,
                             "host": "hsmtb-lo",
                             "project_dir": f"{remote_base}/proj dir",
                             "workdir": f"{remote_base}/scratch runs",
                             "python_path": "python3",
-                            "slurm": {"partition": partition, "mem": "200M", "walltime": "00:05:00"},
+                            scheduler: requests,
                             **remote,
                         },
                     },
@@ -76,51 +78,66 @@ def cluster(tb, tmp_path, monkeypatch):
     shutil.rmtree(remote_base, ignore_errors=True)  # the cluster's copies (the login node is this machine)
 
 
-def test_hostile_values_run_on_the_cluster_and_come_back(cluster):
-    project = cluster
+@pytest.fixture
+def cluster(tb, tmp_path, monkeypatch):
+    yield from cluster_project(tb, tmp_path, monkeypatch, "tbslurm", "slurm", {"mem": "200M", "walltime": "00:05:00"})
+
+
+def run_hostile_values(project, alias: str, backend: str):
+    """A task whose parameters are HOSTILE runs on the cluster remote ``alias`` and comes back:
+    (its sweep directory, its status)."""
     (project.root / "app.py").write_text(ARGV_APP)
     # Kept to be looked at (a completed sweep's copy leaves workdir by default).
     project.configure("app.py", keep_remote_on_success=True)
     project.write_sweep({"grid": {f"v{i}": [value] for i, value in enumerate(HOSTILE)}})
-
-    result = project.cli("run", "sweep.yaml", "--remote", "tbslurm")
+    result = project.cli("run", "sweep.yaml", "--remote", alias)
     assert "1 completed" in result.output, result.output
     (sweep_dir,) = project.sweep_dirs()
     task = sweep_dir / "tasks" / "task_001"
     seen = json.loads((task / "results" / "seen.json").read_text(encoding="utf-8"))
     assert seen == [f"v{i}={value}" for i, value in enumerate(HOSTILE)]
     status = read_status(task)
-    assert status["backend"] == "slurm" and status["status"] == "completed"
-    assert array.ELEMENT_ID.match(status["job_id"]), status
-    assert status["host_alias"] == "tbslurm"
+    assert status["backend"] == backend and status["status"] == "completed", status
+    assert status["host_alias"] == alias
     assert (task / ".completed").exists()
     # The cluster copy is in workdir, the project in project_dir; nothing of the sweep went elsewhere.
     assert (project.remote_base / "scratch runs" / sweep_dir.name / "tasks" / "task_001" / "status.yaml").exists()
     assert (project.remote_base / "proj dir" / "app.py").exists()
+    return sweep_dir, status
+
+
+def test_hostile_values_run_on_the_cluster_and_come_back(cluster):
+    sweep_dir, status = run_hostile_values(cluster, "tbslurm", "slurm")
+    assert array.ELEMENT_ID.match(status["job_id"]), status
     scripts = list((sweep_dir / "scripts" / "job_scripts").glob("remote-slurm-*.sh"))
     assert len(scripts) == 1 and "sbatch" in scripts[0].read_text()
 
 
-def test_an_array_per_batch_a_failure_keeps_its_logs_and_cause(cluster):
-    project = cluster
+def run_one_failing_of_three(project, alias: str, backend: str):
+    """Three tasks in one batch, the second fails: (sweep directory, their statuses)."""
     (project.root / "fails.py").write_text(SOMETIMES_FAILS)
     project.configure("fails.py")
     # One task fails: x=2 with fail=1.
     project.write_sweep({"paired": [{"p": {"x": [1, 2, 3], "fail": [0, 1, 0]}}]})
-    result = project.cli("run", "sweep.yaml", "--remote", "tbslurm", expect=1)
+    result = project.cli("run", "sweep.yaml", "--remote", alias, expect=1)
     assert "2 completed" in result.output and "1 failed" in result.output, result.output
     (sweep_dir,) = project.sweep_dirs()
     statuses = {name: read_status(sweep_dir / "tasks" / name) for name in ("task_001", "task_002", "task_003")}
-    arrays = {status["job_id"].split("_")[0] for status in statuses.values()}
-    assert len(arrays) == 1, statuses  # the three tasks went out as one sbatch --array
     failed = statuses["task_002"]
-    assert failed["status"] == "failed" and failed["backend"] == "slurm"
+    assert failed["status"] == "failed" and failed["backend"] == backend
     assert failed["error_category"] == "nonzero_exit" and failed["exit_code"] == 3, failed
     assert "giving up on purpose" in (sweep_dir / "tasks" / "task_002" / "stderr.log").read_text()
     assert not (sweep_dir / "tasks" / "task_002" / ".completed").exists()
     assert json.loads((sweep_dir / "tasks" / "task_003" / "metrics.json").read_text()) == {"x": 3}
-    source_log = (sweep_dir / "logs" / "sources" / "tbslurm.log").read_text()
+    source_log = (sweep_dir / "logs" / "sources" / f"{alias}.log").read_text()
     assert "array " in source_log and "task_002" in source_log
+    return sweep_dir, statuses
+
+
+def test_an_array_per_batch_a_failure_keeps_its_logs_and_cause(cluster):
+    _, statuses = run_one_failing_of_three(cluster, "tbslurm", "slurm")
+    arrays = {status["job_id"].split("_")[0] for status in statuses.values()}
+    assert len(arrays) == 1, statuses  # the three tasks went out as one sbatch --array
 
 
 def test_an_unknown_remote_is_refused_with_the_known_ones(cluster):
@@ -165,12 +182,13 @@ def test_out_of_memory_on_the_cluster_is_retried_with_twice_the_memory(cluster, 
     assert "--mem=400M" in script, script
 
 
-def test_cancel_stops_the_cluster_jobs_and_complete_reruns_only_them(cluster):
-    project = cluster
+def cancel_held_then_complete(project, alias: str, backend: str) -> dict:
+    """`cancel` while two held tasks run on the cluster: both are recorded cancelled there; then
+    `complete` runs each task once in all. The cancelled tasks' statuses."""
     # The script finds the run log through the task's environment (ssh passes none).
     project.configure("echo.py", env={"RUN_LOG": str(project.run_log)})
     project.write_sweep({"grid": {"hold": [0, 1], "x": [1, 2]}})
-    proc = start_run(project, "run", "sweep.yaml", "--remote", "tbslurm")
+    proc = start_run(project, "run", "sweep.yaml", "--remote", alias)
     try:
         wait_for(lambda: {"task_003", "task_004"} <= started(project), 300, "the held tasks to start on the cluster")
         (sweep_dir,) = project.sweep_dirs()
@@ -180,20 +198,26 @@ def test_cancel_stops_the_cluster_jobs_and_complete_reruns_only_them(cluster):
     finally:
         if proc.poll() is None:
             kill_everything(project, proc)
-    for name in ("task_003", "task_004"):
-        status = read_status(sweep_dir / "tasks" / name)
-        assert status["status"] == "cancelled" and status["backend"] == "slurm", status
-        assert array.ELEMENT_ID.match(status["job_id"]), status
+    statuses = {name: read_status(sweep_dir / "tasks" / name) for name in ("task_003", "task_004")}
+    for status in statuses.values():
+        assert status["status"] == "cancelled" and status["backend"] == backend, status
+    project.release()
+    project.cli("complete", sweep_dir.name, "--remote", alias)
+    assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}
+    return statuses
+
+
+def test_cancel_stops_the_cluster_jobs_and_complete_reruns_only_them(cluster):
+    statuses = cancel_held_then_complete(cluster, "tbslurm", "slurm")
+    assert all(array.ELEMENT_ID.match(status["job_id"]) for status in statuses.values()), statuses
+    cancelled_array = statuses["task_003"]["job_id"].split("_")[0]
     assert not any(
         state in array.ACTIVE_STATES
         for job, state in array.parse_squeue(
             subprocess.run(array.SQUEUE_ARGV, capture_output=True, text=True, check=True).stdout
         ).items()
-        if job.split("_")[0] == read_status(sweep_dir / "tasks" / "task_003")["job_id"].split("_")[0]
+        if job.split("_")[0] == cancelled_array
     )
-    project.release()
-    project.cli("complete", sweep_dir.name, "--remote", "tbslurm")
-    assert project.completions() == {f"task_00{i}": 1 for i in range(1, 5)}
 
 
 def test_remote_test_checks_the_slurm_commands_of_a_slurm_remote(cluster):

@@ -113,10 +113,20 @@ def test_remote_names_a_slurm_remote_of_the_sweeps_project_config(project):
     (project.root / "hsm.yaml").write_text(yaml.safe_dump(config))
     project.write_sweep({"grid": {"x": [1]}})
     out = project.cli("run", "sweep.yaml", "--remote", "clustr", "--sweep-id", "s", expect=2).output
-    assert "--remote: 'clustr' is not a remote with backend: slurm in this sweep's project config" in out
-    assert "hint: did you mean 'cluster'? Slurm remotes: cluster" in out
+    assert "--remote: 'clustr' is not a remote with backend: slurm or pbs in this sweep's project config" in out
+    assert "hint: did you mean 'cluster'? cluster remotes: cluster" in out
     out = project.cli("complete", "s", "--remote", "box", expect=2).output  # an SSH host, not a Slurm remote
-    assert "'box' is not a remote with backend: slurm" in out and "did you mean" not in out
+    assert "'box' is not a remote with backend: slurm or pbs" in out and "did you mean" not in out
     status = project.cli("status", "s").output
     assert "1 pending" in status and "no run in progress" in status  # nothing ran, the lock was let go
     assert project.runs() == []
+
+
+def test_a_running_record_of_the_element_is_not_its_result():
+    """note_running writes the element's own job id with status running: the leftovers of a killed
+    run must still wait for that element, not take it for back."""
+    entry = {"array_id": "41", "alias": "c"}
+    assert array.SlurmCluster.came_back({"job_id": "41_2", "status": "completed"}, entry, 2)
+    assert array.SlurmCluster.came_back({"job_id": "41_2", "status": "failed"}, entry, 2)
+    assert not array.SlurmCluster.came_back({"job_id": "41_2", "status": "running"}, entry, 2)
+    assert not array.SlurmCluster.came_back({"job_id": "41_1", "status": "completed"}, entry, 2)

@@ -24,13 +24,15 @@ def test_memory_requests_come_from_the_jobs_own_lines():
     assert parse_requests(text) == {"7": 500, "8_1": 2048, "9": 4000}
 
 
-def test_a_slurm_remotes_element_is_no_job_of_the_local_slurm():
+def test_a_cluster_remotes_element_is_no_job_of_the_local_scheduler():
     """A task running on a cluster reached over SSH (its local record says so while it runs) is
-    never asked about with the local sacct nor cancelled with the local scancel: its id is the
-    other cluster's."""
-    from hsm_snake.executors.slurm.accounting import of_local_slurm
+    never asked about with the local sacct/qstat nor cancelled with the local scancel/qdel: its id
+    is the other cluster's."""
+    from hsm_snake.executors.common import of_local_scheduler
 
-    assert of_local_slurm({"backend": "slurm", "job_id": "88_1", "host_alias": None})
-    assert not of_local_slurm({"backend": "slurm", "job_id": "88_1", "host_alias": "tbslurm"})
-    assert not of_local_slurm({"backend": "slurm", "job_id": None})
-    assert not of_local_slurm({"backend": "ssh", "job_id": "local"})
+    for scheduler in ("slurm", "pbs"):
+        assert of_local_scheduler({"backend": scheduler, "job_id": "88_1", "host_alias": None}, scheduler)
+        assert not of_local_scheduler({"backend": scheduler, "job_id": "88_1", "host_alias": "tbc"}, scheduler)
+        assert not of_local_scheduler({"backend": scheduler, "job_id": None}, scheduler)
+    assert not of_local_scheduler({"backend": "pbs", "job_id": "88[1]"}, "slurm")
+    assert not of_local_scheduler({"backend": "ssh", "job_id": "local"}, "slurm")

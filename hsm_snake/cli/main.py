@@ -272,7 +272,7 @@ project_option = click.option(
 @click.option(
     "--remote",
     metavar="ALIAS",
-    help="Run on the Slurm cluster of distributed.remotes.ALIAS (backend: slurm), over SSH from here.",
+    help="Run on the Slurm or PBS cluster of distributed.remotes.ALIAS (backend: slurm / pbs), over SSH from here.",
 )
 def run(
     sweep_file: Path,
@@ -340,7 +340,7 @@ def run(
 @click.option(
     "--remote",
     metavar="ALIAS",
-    help="Run on the Slurm cluster of distributed.remotes.ALIAS (backend: slurm), over SSH from here.",
+    help="Run on the Slurm or PBS cluster of distributed.remotes.ALIAS (backend: slurm / pbs), over SSH from here.",
 )
 def complete(
     sweep: str | None,

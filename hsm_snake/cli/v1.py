@@ -130,8 +130,9 @@ def _profile_and_section(mode: str, alias: str | None) -> tuple[str, str, list[s
         return "local", "local", []
     if mode == "distributed":
         return "ssh", "distributed", []
-    if mode == "remote" and _slurm_remote(alias):
-        return REMOTE_SLURM, "slurm", []
+    scheduler = _cluster_remote(alias) if mode == "remote" else None
+    if scheduler:
+        return REMOTE_CLUSTER, scheduler, []
     if mode == "remote":
         key = f"distributed.remotes.{_quoted(alias)}"
         return "ssh", "remote", ["--set", f"{key}={{}}", "--set", f"distributed.use={json.dumps([alias])}"]
@@ -228,8 +229,8 @@ def _mode(mode: str | None, remote_alias: str | None, default: str) -> str:
     mode = mode or ("remote" if remote_alias else default)
     if mode == "remote" and not remote_alias:
         raise click.UsageError("--mode remote needs --remote ALIAS (as in v1)")
-    # A backend: slurm remote (v1's SSH-driven Slurm) takes arrays: --mode array --remote ALIAS.
-    if remote_alias and mode not in ("remote", "auto") and not (mode == "array" and _slurm_remote(remote_alias)):
+    # A cluster remote (v1's SSH-driven Slurm) takes arrays: --mode array --remote ALIAS.
+    if remote_alias and mode not in ("remote", "auto") and not (mode == "array" and _cluster_remote(remote_alias)):
         raise click.UsageError(f"--remote goes with --mode remote, not --mode {mode} (as in v1)")
     return "remote" if remote_alias else mode
 
@@ -269,25 +270,26 @@ def _run_settings(
         notes.append(
             "--show-output: each task's output is in tasks/<task>/stdout.log (hsm-snake watch follows the sweep)"
         )
-    return (["--remote", str(alias)] if profile == REMOTE_SLURM else ["--profile", profile]), args, notes
+    return (["--remote", str(alias)] if profile == REMOTE_CLUSTER else ["--profile", profile]), args, notes
 
 
-# The profile of a backend: slurm remote, which hsm-snake names with --remote ALIAS.
-REMOTE_SLURM = "remote-slurm"
+# What a cluster remote runs with: hsm-snake names it with --remote ALIAS (no profile).
+REMOTE_CLUSTER = "remote-cluster"
 
 
-def _slurm_remote(alias: str | None) -> bool:
-    """ALIAS is a backend: slurm remote of the project config here (run there with --remote)."""
+def _cluster_remote(alias: str | None) -> str | None:
+    """The scheduler (slurm, pbs) when ALIAS is a cluster remote of the project config here (run
+    there with --remote), else None."""
     if not alias:
-        return False
+        return None
     from hsm_snake.config.project import load_project
-    from hsm_snake.engine.backends import slurm_remotes
+    from hsm_snake.engine.backends import cluster_remotes
     from hsm_snake.errors import HsmError
 
     try:
-        return alias in slurm_remotes(load_project(None, Path.cwd()).data)
+        return (cluster_remotes(load_project(None, Path.cwd()).data).get(alias) or {}).get("backend")
     except HsmError:
-        return False
+        return None
 
 
 def _run_options(function: Callable) -> Callable:

@@ -726,7 +726,8 @@ def _remote_enabled(reader: _Normalizer, value: Any, where: Parts, dest: Parts) 
     return [_Move(where[:-1], _DROP, where)]
 
 
-# spec: keys of a v1 backend: slurm remote, and their place in its slurm: block.
+# spec: keys of a v1 backend: slurm remote, and their place in its slurm: block (pbs: block of a
+# backend: pbs remote, where the key is one of PBS's).
 _SLURM_SPEC_KEYS = {
     "walltime": "walltime",
     "time": "walltime",
@@ -746,13 +747,27 @@ _SLURM_SPEC_KEYS = {
 }
 
 
+_PBS_SPEC_KEYS = {
+    "walltime": "walltime",
+    "time": "walltime",
+    "mem": "mem",
+    "memory": "mem",
+    "queue": "queue",
+    "account": "account",
+    "modules": "modules",
+    "pre_script": "pre_script",
+    "extra_directives": "extra_directives",
+}
+_CLUSTER_SPEC_KEYS = {"slurm": _SLURM_SPEC_KEYS, "pbs": _PBS_SPEC_KEYS}
+
 _SPEC_KEYS = ("pre_script", "modules", "walltime", "cpus_per_task", "mem", "gpus")
 
 
 def _remote_spec(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     remote = where[:-1]
-    if (reader.original.get("distributed", {}).get("remotes", {}).get(remote[-1]) or {}).get("backend") == "slurm":
-        return _slurm_spec(reader, value, where)
+    scheduler = (reader.original.get("distributed", {}).get("remotes", {}).get(remote[-1]) or {}).get("backend")
+    if scheduler in _CLUSTER_SPEC_KEYS:
+        return _cluster_spec(reader, value, where, scheduler)
     ignored = sorted(str(key) for key in value if key not in _SPEC_KEYS)
     if ignored:
         reader.note(where, f"is v1's per-remote resources: {', '.join(ignored)} ignored (no scheduler on an SSH host)")
@@ -776,16 +791,17 @@ def _remote_spec(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> 
     return moves
 
 
-def _slurm_spec(reader: _Normalizer, value: dict[str, Any], where: Parts) -> list[_Move]:
-    """A Slurm remote's v1 spec: goes into its slurm: block (where that does not set the key)."""
-    block = [*where[:-1], "slurm"]
-    ignored = sorted(key for key in value if key not in _SLURM_SPEC_KEYS)
+def _cluster_spec(reader: _Normalizer, value: dict[str, Any], where: Parts, scheduler: str) -> list[_Move]:
+    """A cluster remote's v1 spec: goes into its slurm: (pbs:) block (where that does not set the key)."""
+    block = [*where[:-1], scheduler]
+    known = _CLUSTER_SPEC_KEYS[scheduler]
+    ignored = sorted(key for key in value if key not in known)
     if ignored:
         reader.note(where, f"is v1's per-remote resources: {', '.join(ignored)} ignored")
     reader.note(where, f"is v1's per-remote resources: read into '{key_path(block)}'")
     moves = []
     for key, setting in value.items():
-        name = _SLURM_SPEC_KEYS.get(key)
+        name = known.get(key)
         if name is None or setting is None:
             continue
         if name == "walltime":
@@ -812,8 +828,10 @@ def _slurm_spec(reader: _Normalizer, value: dict[str, Any], where: Parts) -> lis
 def _remote_qos_whitelist(reader: _Normalizer, value: Any, where: Parts, dest: Parts) -> list[_Move]:
     """v1's per-remote ``qos_whitelist``: a Slurm remote's, read into its slurm: block."""
     remote = where[:-1]
-    if (reader.original.get("distributed", {}).get("remotes", {}).get(remote[-1]) or {}).get("backend") != "slurm":
-        reader.note(where, "is ignored: an SSH host has no scheduler and no QOS")
+    backend = (reader.original.get("distributed", {}).get("remotes", {}).get(remote[-1]) or {}).get("backend")
+    if backend != "slurm":
+        why = "a PBS cluster has no QOS" if backend == "pbs" else "an SSH host has no scheduler and no QOS"
+        reader.note(where, f"is ignored: {why}")
         return []
     target = [*remote, "slurm", "qos_whitelist"]
     reader.note(where, f"is a v1 key: read as '{key_path(target)}'")

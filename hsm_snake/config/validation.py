@@ -147,8 +147,8 @@ def qos_errors(project: ProjectConfig, spec: SweepSpec | None) -> list[ConfigErr
     sections: list[tuple[list[str], dict[str, Any], Any]] = [
         (["slurm"], {**project.section("slurm"), **sweep_slurm}, project.section("slurm").get("qos_whitelist"))
     ]
-    for alias, remote in backends.slurm_remotes(project.data).items():
-        merged = backends.remote_slurm_section(project.data, spec.resources if spec else {}, alias)
+    for alias, remote in backends.cluster_remotes(project.data, "slurm").items():
+        merged = backends.remote_cluster_section(project.data, spec.resources if spec else {}, alias)
         own = (remote.get("slurm") or {}).get("qos_whitelist")
         sections.append((["distributed", "remotes", alias, "slurm"], merged, own))
     errors = []

@@ -69,37 +69,48 @@ def merged_section(project_data: dict[str, Any], sweep_resources: dict[str, Any]
     return section
 
 
-def slurm_remotes(project_data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The ``backend: slurm`` remotes of ``distributed.remotes`` (Slurm clusters reached over SSH)."""
+# The schedulers a remote's login node may run (``backend:`` of a remote that is no SSH host).
+CLUSTER_SCHEDULERS = ("slurm", "pbs")
+
+
+def cluster_remotes(project_data: dict[str, Any], *schedulers: str) -> dict[str, dict[str, Any]]:
+    """The remotes of ``distributed.remotes`` that are a cluster's login node, reached over SSH
+    (``backend: slurm`` or ``pbs``; only those of ``schedulers`` when given)."""
+    wanted = schedulers or CLUSTER_SCHEDULERS
     remotes = (project_data.get("distributed") or {}).get("remotes") or {}
-    return {str(alias): remote for alias, remote in remotes.items() if (remote or {}).get("backend") == "slurm"}
+    return {str(alias): remote for alias, remote in remotes.items() if (remote or {}).get("backend") in wanted}
 
 
-def remote_backend(alias: str) -> str:
-    """The per-backend key (resources, set-up) of a Slurm remote: ``slurm@<alias>``."""
-    return f"slurm@{alias}"
+def remote_backend(alias: str, scheduler: str) -> str:
+    """The per-backend key (resources, set-up) of a cluster remote: ``slurm@<alias>``, ``pbs@<alias>``."""
+    return f"{scheduler}@{alias}"
 
 
-def remote_slurm_section(project_data: dict[str, Any], sweep_resources: dict[str, Any], alias: str) -> dict[str, Any]:
-    """A Slurm remote's requests: hsm.yaml ``slurm:``, then the remote's own ``slurm:`` block
-    (and v1 ``spec:``), then the sweep file's ``resources.slurm``."""
-    section = dict(project_data.get("slurm") or {})
-    section.update(slurm_remotes(project_data).get(alias, {}).get("slurm") or {})
-    section.update((sweep_resources or {}).get("slurm") or {})
+def remote_cluster_section(project_data: dict[str, Any], sweep_resources: dict[str, Any], alias: str) -> dict[str, Any]:
+    """A cluster remote's requests: hsm.yaml ``slurm:``/``pbs:`` (its scheduler's), then the
+    remote's own block of that name (and v1 ``spec:``), then the sweep file's ``resources.<scheduler>``."""
+    remote = cluster_remotes(project_data).get(alias, {})
+    scheduler = str(remote.get("backend") or "slurm")
+    section = dict(project_data.get(scheduler) or {})
+    section.update(remote.get(scheduler) or {})
+    section.update((sweep_resources or {}).get(scheduler) or {})
     return section
 
 
 def cluster_resources(project_data: dict[str, Any], sweep_resources: dict[str, Any]) -> dict[str, Any]:
-    """The task rule's resources on each cluster backend (``slurm``, ``pbs``, ``slurm@<alias>``);
-    raises ConfigError for a request that cannot go into a job script."""
-    return {
+    """The task rule's resources on each cluster backend (``slurm``, ``pbs``, ``slurm@<alias>``,
+    ``pbs@<alias>``); raises ConfigError for a request that cannot go into a job script."""
+    resources = {
         "slurm": slurm_resources(merged_section(project_data, sweep_resources, "slurm")),
         "pbs": pbs_resources(merged_section(project_data, sweep_resources, "pbs")),
-        **{
-            remote_backend(alias): slurm_resources(remote_slurm_section(project_data, sweep_resources, alias))
-            for alias in slurm_remotes(project_data)
-        },
     }
+    for alias, remote in cluster_remotes(project_data).items():
+        section = remote_cluster_section(project_data, sweep_resources, alias)
+        scheduler = remote["backend"]
+        resources[remote_backend(alias, scheduler)] = (slurm_resources if scheduler == "slurm" else pbs_resources)(
+            section
+        )
+    return resources
 
 
 def slurm_resources(section: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from hsm_snake.engine import leftovers
 from hsm_snake.engine.lock import holder_record, is_recorded_engine
-from hsm_snake.executors.common import run_bounded
+from hsm_snake.executors.common import of_local_scheduler, run_bounded
 from hsm_snake.executors.slurm import accounting as slurm_accounting
 from hsm_snake.layout import names
 from hsm_snake.layout.index import load_index
@@ -59,7 +59,7 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
     jobs = [
         t.status["job_id"]
         for t in _with_job_ids(state, outcome)
-        if t.state in (scan.RUNNING, scan.STALE) and slurm_accounting.of_local_slurm(t.status)
+        if t.state in (scan.RUNNING, scan.STALE) and of_local_scheduler(t.status, "slurm")
     ]
     if jobs:
         # An element the leftovers' pass already cancelled is not named twice; its verdict is recorded all the same.
@@ -72,7 +72,7 @@ def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
     pbs_tasks = [
         (str(paths.task(t.task.name).dir), t.status["job_id"])
         for t in _with_job_ids(state, outcome)
-        if t.state in (scan.RUNNING, scan.STALE) and t.status.get("backend") == "pbs"
+        if t.state in (scan.RUNNING, scan.STALE) and of_local_scheduler(t.status, "pbs")
     ]
     if pbs_tasks:
         from hsm_snake.executors.pbs import accounting as pbs_accounting

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hsm_snake.engine.backends import slurm_remotes
+from hsm_snake.engine.backends import cluster_remotes
 from hsm_snake.engine.lock import SweepLock, lock_holder
 from hsm_snake.errors import SweepLockedError, SweepStateError
 from hsm_snake.executors.remote_cluster import storage as remote_storage
@@ -130,7 +130,7 @@ def sweep_hosts(paths: SweepPaths) -> dict[str, Host]:
 def sweep_clusters(paths: SweepPaths) -> dict[str, dict[str, Any]]:
     """The Slurm remotes the sweep's arrays went to, with their recorded settings."""
     record = read_yaml(paths.project_config) or {}
-    remotes = slurm_remotes(record.get("project") or {})
+    remotes = cluster_remotes(record.get("project") or {})
     return {alias: remotes.get(alias, {}) for alias in remote_storage.recorded_copies(paths)}
 
 

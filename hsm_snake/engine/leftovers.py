@@ -8,8 +8,8 @@ then pulls back what SSH hosts finished; recovery then keeps every finished resu
 
 Found by what the sweep recorded, never by a guess: Slurm job ids from the sbatch records in
 ``scripts/job_scripts/``, PBS job ids from ``.hsm/pbs-jobs`` plus the ids array elements wrote
-under ``logs/pbs/``, SSH process groups from ``.hsm/remote/<task>.yaml``, arrays on Slurm remotes
-from ``.hsm/remote-slurm-jobs`` (``executors/remote_cluster/cluster.py``). Every scheduler and ssh
+under ``logs/pbs/``, SSH process groups from ``.hsm/remote/<task>.yaml``, arrays on cluster remotes
+from ``.hsm/remote-slurm-jobs`` and ``.hsm/remote-pbs-jobs`` (``executors/remote_cluster/``). Every scheduler and ssh
 call is bounded by a timeout; a scheduler or host that does not answer is reported and not
 waited for.
 """
@@ -68,13 +68,13 @@ def wait_for_leftovers(paths: SweepPaths, notify: Callable[[str], None], poll_s:
     """Return once no job or remote process of an earlier run of this sweep is alive; tasks that
     ran on SSH hosts meanwhile have their folders pulled back."""
     said = None
-    with _ssh_pool(paths) as pool, _slurm_remotes(paths) as clusters:
+    with _ssh_pool(paths) as pool, _cluster_remotes(paths) as clusters:
         while True:
             live = [
                 *live_slurm_jobs(paths, notify),
                 *live_pbs_jobs(paths, notify),
                 *pool.live_tasks(notify),
-                *live_remote_slurm_jobs(clusters, notify),
+                *live_remote_cluster_jobs(clusters, notify),
             ]
             if not live:
                 if said is not None:
@@ -99,17 +99,9 @@ def cancel_leftovers(paths: SweepPaths, notify: Callable[[str], None]) -> list[s
 
         accounting.qdel(pbs)
     remote = []
-    with _slurm_remotes(paths) as clusters:
+    with _cluster_remotes(paths) as clusters:
         if clusters is not None:
-            by_cluster: dict = {}
-            for cluster, element, _ in clusters.live(notify):
-                by_cluster.setdefault(cluster, []).append(element)
-            for cluster, elements in by_cluster.items():
-                why_not = cluster.scancel([element.array_id for element in elements])
-                if why_not is not None:
-                    notify(f"could not cancel the jobs on {cluster.alias}: {why_not}")
-                    continue
-                remote += [f"{element.job_id}@{cluster.alias}" for element in elements]
+            remote = clusters.cancel(notify)
     with _ssh_pool(paths) as pool:
         return [*slurm, *pbs, *remote, *pool.stop_tasks(notify)]
 
@@ -183,29 +175,29 @@ def live_pbs_jobs(paths: SweepPaths, notify: Callable[[str], None]) -> list[Left
     ]
 
 
-# -- Slurm over SSH ------------------------------------------------------------------------------
-def live_remote_slurm_jobs(clusters, notify: Callable[[str], None]) -> list[Leftover]:
-    """Elements of the sweep's arrays on Slurm remotes still queued or running; the folders of
-    those that ended are pulled back and Slurm's verdicts recorded."""
+# -- clusters over SSH ---------------------------------------------------------------------------
+def live_remote_cluster_jobs(clusters, notify: Callable[[str], None]) -> list[Leftover]:
+    """Elements of the sweep's arrays on cluster remotes still queued or running; the folders of
+    those that ended are pulled back and the scheduler's verdicts recorded."""
     if clusters is None:
         return []
-    return [
-        Leftover(f"Slurm job {element.job_id} on {cluster.alias} ({state})")
-        for cluster, element, state in clusters.live(notify)
-    ]
+    return [Leftover(f"{label} on {cluster.alias} ({state})") for cluster, label, state in clusters.live(notify)]
 
 
 @contextmanager
-def _slurm_remotes(paths: SweepPaths) -> Iterator:
-    """The sweep's Slurm remotes (cluster.Leftovers), or None when it never submitted to one."""
-    if not paths.submitted_jobs("remote-slurm").exists():
+def _cluster_remotes(paths: SweepPaths) -> Iterator:
+    """The sweep's cluster remotes (cluster.Leftovers), or None when it never submitted to one."""
+    from hsm_snake.engine.backends import CLUSTER_SCHEDULERS
+
+    if not any(paths.submitted_jobs(f"remote-{scheduler}").exists() for scheduler in CLUSTER_SCHEDULERS):
         yield None
         return
-    from hsm_snake.engine.backends import slurm_remotes
+    from hsm_snake.engine.backends import cluster_remotes
     from hsm_snake.executors.remote_cluster.cluster import Leftovers
+    from hsm_snake.executors.remote_cluster.schedulers import BY_SCHEDULER
 
     record = read_yaml(paths.project_config) or {}
-    clusters = Leftovers(paths, slurm_remotes(record.get("project") or {}))
+    clusters = Leftovers(paths, cluster_remotes(record.get("project") or {}), BY_SCHEDULER)
     try:
         yield clusters
     finally:

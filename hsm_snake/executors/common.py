@@ -20,6 +20,13 @@ def run_bounded(argv: list[str], timeout_s: float) -> subprocess.CompletedProces
         return None
 
 
+def of_local_scheduler(status: dict[str, Any], scheduler: str) -> bool:
+    """The record names a job of this machine's ``scheduler`` (slurm, pbs). A cluster remote's
+    element names its remote (``host_alias``): its id means nothing to the local tools
+    (executors/remote_cluster asks there)."""
+    return status.get("backend") == scheduler and bool(status.get("job_id")) and not status.get("host_alias")
+
+
 def stdout_of(argv: list[str], timeout_s: float) -> str | None:
     """What ``argv`` printed when it ran and succeeded in time, else None."""
     done = run_bounded(argv, timeout_s)

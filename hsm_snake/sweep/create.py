@@ -119,9 +119,9 @@ def runner_settings(project: ProjectConfig, spec: SweepSpec) -> dict[str, Any]:
                 if (setup := setup_script(project.section(backend)))
             },
             **{
-                backends.remote_backend(alias): setup
-                for alias in backends.slurm_remotes(project.data)
-                if (setup := setup_script(backends.remote_slurm_section(project.data, spec.resources, alias)))
+                backends.remote_backend(alias, remote["backend"]): setup
+                for alias, remote in backends.cluster_remotes(project.data).items()
+                if (setup := setup_script(backends.remote_cluster_section(project.data, spec.resources, alias)))
             },
         },
         "timeout_s": timeouts,

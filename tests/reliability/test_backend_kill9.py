@@ -11,7 +11,7 @@ import signal
 
 import pytest
 from background import kill_9_once, started, wait_for
-from conftest import on_testbed, read_status, remote_name
+from conftest import TESTBED_QUEUE_KEY, on_testbed, read_status, remote_name
 from procs import sweep_processes
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
@@ -37,26 +37,29 @@ def run_killed_with_two_held_tasks_running(project, background):
     )
 
 
-@pytest.fixture(params=["slurm", "pbs", "ssh", "remote-slurm"])
+@pytest.fixture(params=["slurm", "pbs", "ssh", "remote-slurm", "remote-pbs"])
 def backend_project(request, project, tb, monkeypatch, tmp_path):
     backend = request.param
     project.where = ["--profile", backend]
-    if backend == "remote-slurm":
-        # The test bed's Slurm through its loopback sshd as the login node.
-        tb.need("slurm")
+    if backend.startswith("remote-"):
+        # The test bed's Slurm (or its PBS wrappers) through its loopback sshd as the login node.
+        scheduler = backend.removeprefix("remote-")
+        tb.need(scheduler)
         tb.need("hsmtb-lo")
         monkeypatch.setenv("HSM_SSH_CONFIG", tb.facts["ssh"]["config"])
+        queue = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
+        requests = {"mem": "500M", TESTBED_QUEUE_KEY[scheduler]: queue}
         remote = {
-            "backend": "slurm",
+            "backend": scheduler,
             "host": "hsmtb-lo",
             "project_dir": f"{tb.facts['ssh']['hosts']['hsmtb-lo']['project_dir']}/{remote_name(tmp_path)}",
             "python_path": "python3",
-            "slurm": {"partition": tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug"), "mem": "500M"},
+            scheduler: requests,
         }
         project.write_project(
-            {"task": {"env": {"RUN_LOG": str(project.run_log)}}, "distributed": {"remotes": {"tbslurm": remote}}}
+            {"task": {"env": {"RUN_LOG": str(project.run_log)}}, "distributed": {"remotes": {"tbcluster": remote}}}
         )
-        project.where = ["--remote", "tbslurm"]
+        project.where = ["--remote", "tbcluster"]
     elif backend == "ssh":
         tb.need("hsmtb-h1")
         tb.need("hsmtb-h2")

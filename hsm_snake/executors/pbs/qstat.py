@@ -25,10 +25,12 @@ import json
 import re
 import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hsm_snake.errors import InvalidValueError
+from hsm_snake.executors.common import run_bounded
 
 QSTAT_TIMEOUT_S = 60
 
@@ -336,13 +338,24 @@ def _unsupported(done: subprocess.CompletedProcess) -> bool:
 
 
 class Qstat:
-    """One qstat call per poll for all jobs, in the richest format this qstat speaks."""
+    """One qstat call per poll for all jobs, in the richest format this qstat speaks.
 
-    def __init__(self, fmt: str = "auto", qstat: str = "qstat", timeout_s: float = QSTAT_TIMEOUT_S) -> None:
+    ``run`` runs a qstat argv (None: it could not run or answer in time); default: here, bounded
+    by ``timeout_s``. The remote PBS executor passes one that runs it on a login node over ssh.
+    """
+
+    def __init__(
+        self,
+        fmt: str = "auto",
+        qstat: str = "qstat",
+        timeout_s: float = QSTAT_TIMEOUT_S,
+        run: Callable[[list[str]], subprocess.CompletedProcess | None] | None = None,
+    ) -> None:
         if fmt != "auto" and fmt not in FORMATS:
             raise InvalidValueError(f"unknown qstat format {fmt!r}: auto, {', '.join(FORMATS)}")
         self.qstat = qstat
         self.timeout_s = timeout_s
+        self.run = run or (lambda argv: run_bounded(argv, timeout_s))
         self.format: str | None = None if fmt == "auto" else fmt
         self.calls = 0
 
@@ -356,17 +369,11 @@ class Qstat:
         for fmt in self.candidates():
             command = [self.qstat, *FORMATS[fmt], *job_ids]
             self.calls += 1
-            try:
-                done = subprocess.run(
-                    command,
-                    capture_output=True,
-                    text=True,
-                    timeout=self.timeout_s,
-                    stdin=subprocess.DEVNULL,
-                    check=False,
+            done = self.run(command)
+            if done is None:
+                return QstatAnswer(
+                    {}, ok=False, command=command, error=f"could not run or no answer within {self.timeout_s:g} s"
                 )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                return QstatAnswer({}, ok=False, command=command, error=str(exc))
             if self.format is None and _unsupported(done):
                 continue
             jobs = parse_any(done.stdout)

@@ -2,11 +2,11 @@
 ``--mode distributed``): the hsm-ssh executor hands it tasks next to SSH hosts and local slots.
 
 Its slots are how many jobs it may still have queued: the room under its MaxSubmitJobs (and
-MaxJobCount) minus its user's jobs queued there, read on the login node (``Cluster.limits``), at
+MaxJobCount) minus its user's jobs queued there, read on the login node (``SlurmCluster.limits``), at
 most the remote's ``max_parallel_jobs`` when set; without either, no cap of ours (as v1).
 
 A task that got a slot waits here for its element's end. One thread per cluster does the rest,
-with the remote Slurm executor's calls (``cluster.py``): the tasks handed over within
+with the remote Slurm executor's calls (``slurm.SlurmCluster``): the tasks handed over within
 ``GATHER_S`` of each other go out as arrays (one rsync + one ``sbatch --array`` per batch of the
 same sbatch options), one ``squeue`` per poll for all of them, one rsync pull of the ended ones'
 folders (markers made locally) and one ``sacct`` for those the runner could not explain. Each
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from hsm_snake.engine.backends import remote_backend, remote_slurm_section, slurm_remotes
-from hsm_snake.executors.remote_cluster import slurm as array
-from hsm_snake.executors.remote_cluster.cluster import Cluster, ClusterError, Element, arrays, check_login_node
+from hsm_snake.engine.backends import cluster_remotes, remote_backend, remote_cluster_section
+from hsm_snake.executors.remote_cluster.cluster import ClusterError, SubmitError, arrays
+from hsm_snake.executors.remote_cluster.slurm import Element, SlurmCluster, sbatch_options
 from hsm_snake.executors.slurm.limits import SubmitRoom
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.executors.ssh.hosts import Host, Ssh
@@ -64,11 +64,11 @@ class PooledCluster:
     def __init__(self, paths: SweepPaths, host: Host, ssh: Ssh, record: dict[str, Any]) -> None:
         self.paths = paths
         self.host = host
-        self.cluster = Cluster(paths, host.alias, {}, ssh.control_dir, ssh=ssh, host=host)
+        self.cluster = SlurmCluster(paths, host.alias, {}, ssh.control_dir, ssh=ssh, host=host)
         project = record.get("project") or {}
-        self.remote = slurm_remotes(project).get(host.alias) or {}
-        self.section = remote_slurm_section(project, record.get("sweep_resources") or {}, host.alias)
-        backend = remote_backend(host.alias)
+        self.remote = cluster_remotes(project, "slurm").get(host.alias) or {}
+        self.section = remote_cluster_section(project, record.get("sweep_resources") or {}, host.alias)
+        backend = remote_backend(host.alias, "slurm")
         self.resources = rule_resources(
             (record.get("resources") or {}).get(backend) or {}, record.get("retry") or {}, paths
         )
@@ -85,7 +85,7 @@ class PooledCluster:
     def check(ssh: Ssh, host: Host) -> None:
         """A health check of the login node (the pool's, for a cluster): unhealthy with the reason."""
         try:
-            check_login_node(ssh, host)
+            SlurmCluster.check_login_node(ssh, host)
         except ClusterError as exc:
             host.healthy, host.reason = False, str(exc)
 
@@ -117,7 +117,7 @@ class PooledCluster:
         """The task's sbatch options: the remote's requests, memory/time grown by its history."""
         wildcards = SimpleNamespace(task=task.name)
         values = {name: value(wildcards) if callable(value) else value for name, value in self.resources.items()}
-        return tuple(array.sbatch_options(values))
+        return tuple(sbatch_options(values))
 
     # -- the cluster's thread --------------------------------------------------------------
     def drive(self) -> None:
@@ -151,7 +151,7 @@ class PooledCluster:
         for options, chunk in arrays(by_options, lambda each: each.task, self.array_limit):
             try:
                 array_id = self.cluster.submit([each.task for each in chunk], list(options), self.setup)
-            except (array.SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
+            except (SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
                 for each in chunk:
                     each.message = f"{each.task.name} on {self.host.alias}: not submitted: {exc}"
                     each.done.set()
@@ -180,8 +180,8 @@ class PooledCluster:
 
     # -- cancel / end ----------------------------------------------------------------------
     def cancel(self) -> None:
-        """scancel the arrays of every task still queued there (``Cluster.cancel``: their folders
-        come back with the runners' records or Slurm's verdicts)."""
+        """scancel the arrays of every task still queued there (``SlurmCluster.cancel_and_pull``:
+        their folders come back with the runners' records or Slurm's verdicts)."""
         self.stopping.set()
         if self.thread is not None:
             self.thread.join()
@@ -192,7 +192,7 @@ class PooledCluster:
             each.done.set()
         if not self.queued:
             return
-        why_not = self.cluster.cancel([each.element for each in self.queued])
+        why_not = self.cluster.cancel_and_pull([each.element for each in self.queued])
         if why_not is not None:
             self.cluster.log(f"scancel failed: {why_not}")
         self.finish(list(self.queued))

@@ -1,4 +1,6 @@
-"""The sbatch call and job-array script of the remote Slurm executor, and what squeue/sbatch answer.
+"""The Slurm part of a cluster remote (``backend: slurm``, executor ``hsm-remote-slurm``, or a member
+of the SSH pool: ``pool.py``): the sbatch call and job-array script, what squeue/sbatch answer, the
+cluster's squeue/sacct/scancel calls and its limits (the queries of ``slurm/limits.py``, over ssh).
 
 An array element runs ``python -m hsm_snake.runner <remote task folder>`` and nothing else (no
 Snakemake on the cluster): the element's index picks its task in a ``case``, the backend's set-up
@@ -11,9 +13,23 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from hsm_snake.errors import HsmError
+from hsm_snake.executors.remote_cluster.cluster import (
+    CANCEL_WAIT_S,
+    Cluster,
+    SubmitError,
+    pending_elements,
+    status_of,
+    submissions,
+)
+from hsm_snake.executors.slurm import accounting, limits
+from hsm_snake.layout.paths import SweepPaths, TaskPaths
+from hsm_snake.layout.status import now_iso, write_status
+from hsm_snake.runner import failures
 
 # What sbatch --parsable prints: "<job id>" or "<job id>;<cluster>".
 _SBATCH_ANSWER = re.compile(r"^(\d+)(?:;[A-Za-z0-9_.-]+)?$")
@@ -36,10 +52,8 @@ ACTIVE_STATES = {
     "STOPPED",
 }
 SQUEUE_ARGV = ["squeue", "--me", "-h", "-r", "-o", "%i|%T"]
-
-
-class SubmitError(HsmError):
-    """sbatch refused or answered something that is not a job id."""
+# Waits before asking sacct again about jobs it has no scheduler verdict for yet (seconds).
+SACCT_SETTLE_DELAYS_S = (1, 2, 4)
 
 
 def sbatch_options(resources: dict[str, Any]) -> list[str]:
@@ -148,3 +162,249 @@ def checked_job_ids(ids: list[str]) -> list[str]:
         if not (ARRAY_ID.match(job) or ELEMENT_ID.match(job)):
             raise SubmitError(f"{job!r} is not a Slurm job id")
     return ids
+
+
+def is_array_id(job: str) -> bool:
+    return ARRAY_ID.match(job) is not None
+
+
+@dataclass(frozen=True)
+class Element:
+    """One task as one array element."""
+
+    task: TaskPaths
+    array_id: str
+    index: int
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.array_id}_{self.index}"
+
+
+class SlurmCluster(Cluster):
+    scheduler = "slurm"
+    title = "Slurm"
+    tools = ("sbatch", "squeue", "sacct", "scancel")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user: str | None = None
+
+    def submit(self, tasks: list[TaskPaths], options: list[str], setup: str | None) -> str:
+        """One rsync of the tasks' folders (without markers) and their array script up, one
+        ``sbatch --array`` (``setup``: the backend's modules + pre_script); the array's id,
+        recorded. SubmitError, TransferError, TimeoutExpired or OSError: nothing was submitted."""
+        host = self.host
+        script = self.write_script(
+            tasks,
+            array_script(
+                comment=f"{len(tasks)} task(s) of sweep {self.paths.sweep_id} on {self.alias}, one per element",
+                tasks=[task.name for task in tasks],
+                remote_sweep=self.remote_sweep,
+                workdir=host.project_dir,
+                runner_path=f"{host.project_dir}/.hsm-runner",
+                python=list(host.python),
+                alias=self.alias,
+                setup=setup,
+            ),
+        )
+        self.push([script], tasks)
+        command = sbatch_command(self.remote_sweep, script, len(tasks), options, job_name=f"hsm-{self.paths.sweep_id}")
+        array_id = parse_sbatch(self.submit_command(command, "sbatch"))
+        self.submitted(script, array_id, command, tasks, shlex.join(options))
+        return array_id
+
+    # -- limits ----------------------------------------------------------------------------
+    def query(self, argv: list[str]) -> str | None:
+        """A Slurm tool's output there (limits.Query): stdout, or None when it failed or hung."""
+        done = self.remote(shlex.join(argv), limits.QUERY_TIMEOUT_S)
+        return done.stdout if done is not None and done.returncode == 0 else None
+
+    def limits(self, slurm: dict[str, Any]) -> tuple[limits.SubmitRoom | None, int, list[str]]:
+        """The cluster's room under MaxSubmitJobs/MaxJobCount (its user's jobs queued there
+        counted), the tasks per array (``slurm.max_array_size`` within its MaxArraySize), and
+        lines for the log; what it cannot tell bounds nothing."""
+        if self.user is None:
+            self.user = (self.query(["id", "-un"]) or "").strip() or None
+        config = limits.cluster_config(self.query)
+        size, why = limits.array_limit(slurm, config)
+        notes = [why] if why else []
+        index = limits.max_array_index(config)
+        if index is not None and index < size:
+            size = index
+            notes.append(f"MaxArraySize is {index + 1} on {self.alias}: arrays of at most {size} tasks")
+        room = limits.tightest_room(slurm, config, self.user, self.query) if self.user else None
+        if room is not None:
+            notes.append(f"{room.source} on {self.alias} is {room.limit}, {room.queued} job(s) queued there")
+        return room, size, notes
+
+    # -- queue -----------------------------------------------------------------------------
+    def squeue(self) -> dict[str, str] | None:
+        """{element or job id: state} of the user's jobs there; None when squeue did not answer."""
+        done = self.remote(shlex.join(SQUEUE_ARGV))
+        if done is None or done.returncode != 0:
+            return None
+        return parse_squeue(done.stdout)
+
+    @staticmethod
+    def queued(element: Element, states: dict[str, str]) -> bool:
+        return states.get(element.job_id) in ACTIVE_STATES or states.get(element.array_id) in ACTIVE_STATES
+
+    def note_running(self, elements: list[Element], states: dict[str, str]) -> None:
+        """Elements squeue says run get a local status.yaml saying so (the runner's own comes back
+        with the folder when the element ends), so that ``status`` shows where a task runs. Only
+        over a status of an earlier job (the run holds the sweep: nothing else writes it
+        meanwhile), never over this job's own; the earlier attempt's record is kept in
+        attempts/<n>/ first, as the runner keeps it there."""
+        for element in elements:
+            if states.get(element.job_id) != "RUNNING":
+                continue
+            status = status_of(element.task)
+            if status.get("job_id") == element.job_id:
+                continue
+            attempt = int(status.get("attempt") or 0)
+            if status:
+                kept = element.task.attempt_status(attempt)
+                if not kept.exists():
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(element.task.status, kept)
+            write_status(
+                element.task.status,
+                {
+                    "task_id": element.task.name,
+                    "status": "running",
+                    "attempt": attempt + 1,
+                    "started": now_iso(),
+                    "host": None,
+                    "host_alias": self.alias,
+                    "backend": "slurm",
+                    "job_id": element.job_id,
+                },
+                durable=False,
+            )
+
+    def scancel(self, array_ids: list[str]) -> str | None:
+        """scancel the arrays (all their elements, queued ones too); None when sent, else why not."""
+        ids = checked_job_ids(sorted(set(array_ids)))
+        done = self.remote(shlex.join(["scancel", "--", *ids]))
+        self.log(f"scancel {' '.join(ids)}")
+        return None if done is not None and done.returncode == 0 else self.failure(done)
+
+    def cancel_and_pull(self, elements: list[Element]) -> str | None:
+        """scancel the elements' arrays; once they left the queue (at most CANCEL_WAIT_S) their
+        folders come back with the runners' records or Slurm's verdicts (queued ones never ran).
+        None when scancel was sent, else why not."""
+        why_not = self.cancel(elements)
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline:
+            states = self.squeue()
+            if states is None or not any(self.queued(element, states) for element in elements):
+                break
+            time.sleep(1)
+        self.settle(elements)
+        return why_not
+
+    def sacct(self, job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
+        """Slurm's accounting of ``job_ids`` (one sacct over ssh); {} when it did not answer."""
+        done = self.remote(shlex.join(accounting.sacct_argv(job_ids)))
+        return accounting.parse_sacct(done.stdout) if done is not None and done.returncode == 0 else {}
+
+    # -- results ---------------------------------------------------------------------------
+    def settle(self, elements: list[Element]) -> bool:
+        """Pull the folders of ended elements (one rsync), mark the completed ones, record Slurm's
+        verdict on the others (one sacct). False: the pull failed; ask again later."""
+        if not elements:
+            return True
+        if not self.pull(elements, [f"logs/slurm/{e.job_id}.out" for e in elements]):
+            return False
+        unexplained = []
+        for element in elements:
+            status = status_of(element.task)
+            if status.get("job_id") == element.job_id and status.get("status") == "completed":
+                element.task.marker.touch()
+                self.log(f"{element.task.name}\t{element.job_id}\tcompleted")
+            elif (
+                status.get("job_id") != element.job_id
+                or status.get("status") == "running"
+                or status.get("error_category") in accounting.OVERRIDABLE
+            ):
+                unexplained.append(element)
+            else:
+                self.log(
+                    f"{element.task.name}\t{element.job_id}\t{status.get('status')}:{status.get('error_category')}"
+                )
+        if unexplained:
+            self.record_verdicts(unexplained)
+        return True
+
+    def record_verdicts(self, elements: list[Element]) -> None:
+        """Slurm's word (one sacct) on elements whose runner did not record why they ended."""
+        ids = checked_job_ids([element.job_id for element in elements])
+        verdicts = self.sacct(ids)
+        # slurmdbd may not hold a step's final state (OUT_OF_MEMORY) the moment a job leaves the queue.
+        for delay in SACCT_SETTLE_DELAYS_S:
+            unsettled = [job for job in ids if (verdicts.get(job) or ("",))[0] not in accounting.SLURM_STATES]
+            if not unsettled:
+                break
+            time.sleep(delay)
+            verdicts.update(self.sacct(unsettled))
+        for element in elements:
+            status = status_of(element.task)
+            ran = status.get("job_id") == element.job_id
+            record = self.element_record(element, status)
+            found = verdicts.get(element.job_id)
+            if found and found[0] in accounting.SLURM_STATES:
+                accounting.record_verdict(element.task.status, record, element.job_id, found)
+            elif not ran or record.get("status") == "running":
+                state = f"{found[0]} (exit {found[1]})" if found else "no sacct record"
+                what = "without running the task runner" if not ran else "while its task ran"
+                record.update(
+                    status="failed",
+                    error_category=failures.LAUNCH_ERROR if not ran else failures.KILLED,
+                    error_summary=f"Slurm job {element.job_id} on {self.alias} ended {what} ({state}); "
+                    f"the element's output: {self.paths.slurm_logs_dir / (element.job_id + '.out')}",
+                    finished=now_iso(),
+                )
+                write_status(element.task.status, record)
+            self.log(f"{element.task.name}\t{element.job_id}\t{found[0] if found else 'ended'}")
+
+    # -- what earlier runs left ------------------------------------------------------------
+    @classmethod
+    def recorded(cls, paths: SweepPaths) -> list[dict[str, Any]]:
+        return submissions(paths, cls.record_name(), is_array_id)
+
+    @staticmethod
+    def came_back(status: dict[str, Any], entry: dict[str, Any], index: int) -> bool:
+        """The task's status was written by this very element (not the "running" of ``note_running``)."""
+        return status.get("job_id") == f"{entry['array_id']}_{index}" and status.get("status") != "running"
+
+    def live_elements(self, entries: list[dict[str, Any]], notify: Any) -> list[tuple[Element, str]]:
+        """Elements of ``entries`` still queued or running (with their state); those that ended are
+        pulled back and their verdicts recorded."""
+        elements = [
+            Element(task, str(entry["array_id"]), index)
+            for group in pending_elements(self.paths, entries, self.came_back).values()
+            for entry, index, task in group
+        ]
+        if not elements:
+            return []
+        states = self.squeue()
+        if states is None:
+            notify(f"could not ask {self.alias} about this sweep's earlier jobs (squeue over ssh); not waiting")
+            return []
+        live, ended = [], []
+        for element in elements:
+            if self.queued(element, states):
+                live.append((element, states.get(element.job_id) or states.get(element.array_id, "")))
+            else:
+                ended.append(element)
+        if not self.settle(ended):
+            notify(f"could not pull the finished tasks back from {self.alias}; they run again")
+        return live
+
+    def cancel(self, elements: list[Element]) -> str | None:
+        return self.scancel([element.array_id for element in elements])
+
+    @staticmethod
+    def job_id(element: Element) -> str:
+        return element.job_id

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from hsm_snake.errors import SweepStateError
-from hsm_snake.executors.remote_cluster.cluster import Cluster, latest_elements, submissions
+from hsm_snake.executors.remote_cluster.cluster import Cluster, pending_elements
+from hsm_snake.executors.remote_cluster.schedulers import BY_SCHEDULER
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.layout.index import load_index
 from hsm_snake.layout.paths import SweepPaths
@@ -133,7 +134,11 @@ def sweep_outcome(paths: SweepPaths) -> str | None:
 def recorded_copies(paths: SweepPaths) -> dict[str, str]:
     """{alias: the sweep's copy there} of the Slurm remotes the sweep's arrays went to (as recorded
     when they were submitted: the workdir resolved on the login node)."""
-    return {str(entry["alias"]): str(entry["remote_sweep"]) for entry in submissions(paths)}
+    return {
+        str(entry["alias"]): str(entry["remote_sweep"])
+        for kind in BY_SCHEDULER.values()
+        for entry in kind.recorded(paths)
+    }
 
 
 def on_login_node(
@@ -212,10 +217,11 @@ def finish(paths: SweepPaths, alias: str, project_data: dict[str, Any]) -> Stora
 def check_collected(paths: SweepPaths, alias: str) -> None:
     """Refuse to clean up a sweep's copy on ``alias`` while tasks it ran there have not come back."""
     out = sorted(
-        element.task.name
-        for (where, _), elements in latest_elements(paths).items()
+        task.name
+        for kind in BY_SCHEDULER.values()
+        for (where, _), group in pending_elements(paths, kind.recorded(paths), kind.came_back).items()
         if where == alias
-        for element in elements
+        for _, _, task in group
     )
     if out:
         raise SweepStateError(

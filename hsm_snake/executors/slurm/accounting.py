@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hsm_snake.executors.common import stdout_of
+from hsm_snake.executors.common import of_local_scheduler, stdout_of
 from hsm_snake.layout import names
 from hsm_snake.layout.records import read_record
 from hsm_snake.layout.status import now_iso, write_status
@@ -92,18 +92,12 @@ def query_sacct(job_ids: list[str]) -> tuple[dict[str, tuple[str, str, str]], di
     return (parse_sacct(out), parse_requests(out)) if out is not None else ({}, {})
 
 
-def of_local_slurm(status: dict[str, Any]) -> bool:
-    """The record names a job of this machine's Slurm. A Slurm remote's element names its remote
-    (``host_alias``): its id means nothing to the local sacct/scancel (cluster.py asks there)."""
-    return status.get("backend") == "slurm" and bool(status.get("job_id")) and not status.get("host_alias")
-
-
 def candidates(state: scan.SweepState) -> list[scan.TaskState]:
     """Slurm tasks that are not done and whose record may not tell the whole story."""
     found = []
     for task in state.tasks:
         status = task.status or {}
-        if task.done or not of_local_slurm(status):
+        if task.done or not of_local_scheduler(status, "slurm"):
             continue
         if status.get("status") == "running" or status.get("error_category") in OVERRIDABLE:
             found.append(task)

@@ -205,8 +205,8 @@ def check_remote(host: Host) -> list[Check]:
         if not connected:
             return checks
         found = hostmod.probe(ssh, host, host.project_dir)
-        if host.backend == "slurm":
-            checks.append(slurm_tools_check(ssh, host))
+        if host.backend != "ssh":
+            checks.append(scheduler_tools_check(ssh, host))
         ssh.close(host)
     python = hostmod.python_name(host)
     if found.error:
@@ -238,12 +238,14 @@ def check_remote(host: Host) -> list[Check]:
     ]
 
 
-def slurm_tools_check(ssh: Ssh, host: Host) -> Check:
-    """A Slurm remote: the scheduler commands the remote Slurm executor calls."""
-    from hsm_snake.executors.remote_cluster.cluster import SLURM_TOOLS, slurm_tools_problem
+def scheduler_tools_check(ssh: Ssh, host: Host) -> Check:
+    """A cluster remote: the scheduler commands its executor calls (sbatch…, qsub…)."""
+    from hsm_snake.executors.remote_cluster.cluster import tools_problem
+    from hsm_snake.executors.remote_cluster.schedulers import BY_SCHEDULER
 
-    problem = slurm_tools_problem(ssh, host, hostmod.HEALTH_TIMEOUT_S)
-    return Check("slurm", problem is None, problem or ", ".join(SLURM_TOOLS))
+    tools = BY_SCHEDULER[host.backend].tools
+    problem = tools_problem(ssh, host, host.backend, tools, hostmod.HEALTH_TIMEOUT_S)
+    return Check(host.backend, problem is None, problem or ", ".join(tools))
 
 
 def health(pool: dict[str, Host]) -> list[Health]:

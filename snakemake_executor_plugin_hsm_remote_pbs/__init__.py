@@ -1,0 +1,7 @@
+"""Snakemake finds executor plugins by this package-name prefix (``executor: hsm-remote-pbs``);
+the executor lives in hsm_snake/executors/remote_cluster/."""
+
+from hsm_snake.executors.remote_cluster.executor import ExecutorSettings, common_settings
+from hsm_snake.executors.remote_cluster.executor import PbsExecutor as Executor
+
+__all__ = ["Executor", "ExecutorSettings", "common_settings"]
