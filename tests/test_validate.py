@@ -62,7 +62,8 @@ def test_validate_and_show_commands(project):
     ok = project.cli("validate", str(sweep))
     assert "ok: 4 task(s)" in ok.output
     # --deep asks a Hydra app to compose its config; a script of another style is not started at all.
-    assert "ok: 4 task(s)" in project.cli("validate", str(sweep), "--deep").output and project.runs() == []
+    deep = project.cli("validate", str(sweep), "--deep").output
+    assert "ok: 4 task(s)" in deep and "--deep: nothing more to check" in deep and project.runs() == []
     project.write_project({"local": {"gpus": 2, "visible_gpus": [0]}})
     strict = project.cli("validate", str(sweep), "--strict", expect=1)
     assert "warning:" in strict.output

@@ -795,7 +795,13 @@ def validate(sweep_file: Path | None, project_file: Path | None, strict: bool, d
         tasks = f"{result.task_count} task(s)" if sweep_file else "no sweep file given"
         click.echo(f"ok: {tasks}; project config: {where}; {len(result.warnings)} warning(s)")
         if result.spec is not None:
-            click.echo(f"script call: {conventions_of(result.project, result.spec).describe()}")
+            conventions = conventions_of(result.project, result.spec)
+            click.echo(f"script call: {conventions.describe()}")
+            if deep and conventions.arg_style != "hydra":
+                click.echo(
+                    f"--deep: nothing more to check: only a Hydra app can compose its config without running "
+                    f"(this script takes {conventions.arg_style} arguments)"
+                )
     sys.exit(result.exit_code(strict))
 
 
