@@ -8,6 +8,7 @@ the queue holds is watched here instead).
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -22,8 +23,16 @@ from test_remote_pool import RECORDING_APP
 from test_remote_slurm import cluster  # noqa: F401  (the fixture this module's builds on)
 
 from hsm_snake.executors.remote_cluster import pool as poolmod
-from hsm_snake.executors.remote_cluster.room import batch_command, caps_within, split_batch, without_jobs
+from hsm_snake.executors.remote_cluster.room import (
+    RoomWatch,
+    batch_command,
+    caps_within,
+    split_batch,
+    without_jobs,
+)
+from hsm_snake.executors.remote_cluster.slurm import SlurmCluster
 from hsm_snake.executors.slurm.limits import SubmitRoom, cap_message
+from hsm_snake.layout.paths import SweepPaths
 
 SMALL_QOS = "hsmtb_small"
 
@@ -64,6 +73,66 @@ def test_a_remote_run_is_capped_to_its_room_only_when_the_profile_asks_for_more(
         "Slurm's MaxSubmitJobsPerUser of QOS small on lab is 3 and 1 job(s) count against it: "
         "at most 2 task(s) in the queue at once"
     )
+
+
+ANA_ASSOC = ("sacctmgr", "-nP", "show", "assoc", "where", "user=ana", "format=Account,MaxSubmit,DefaultQOS")
+ANA = {
+    ("id", "-un"): "ana\n",
+    ("scontrol", "show", "config"): "MaxJobCount = 100\n",
+    ANA_ASSOC: "lab|10|gpu\n",
+    ("sacctmgr", "-nP", "show", "qos", "gpu", "format=MaxSubmitPU"): "4\n",
+    ("squeue", "-h", "-r", "-u", "ana", "-o", "%i"): "1_1\n1_2\n2\n",
+    ("squeue", "-h", "-r", "-u", "ana", "-q", "gpu", "-o", "%i"): "1_1\n",
+    ("squeue", "-h", "-r", "-t", "all", "-o", "%i"): "1_1\n1_2\n2\n3\n",
+}
+
+
+class AnsweringLogin(SlurmCluster):
+    """A login node that answers the Slurm queries from ``answers`` (a shell runs each batch)."""
+
+    def __init__(self, tmp_path: Path, answers: dict) -> None:
+        super().__init__(SweepPaths(tmp_path / "sweep"), "lab", {"host": "lab"}, tmp_path)
+        self.answers = answers
+        self.calls: list[str] = []
+
+    def answer(self, argv) -> str | None:
+        return self.answers.get(tuple(argv))
+
+    def query(self, argv: list[str]) -> str | None:
+        self.calls.append(shlex.join(argv))
+        return self.answer(argv)
+
+    def remote(self, command: str, timeout_s: float = 0) -> subprocess.CompletedProcess | None:
+        self.calls.append(command)
+        if self.answers is None:
+            return None
+        # Each query of the batch becomes a printf of its answer (exit 1 when it has none).
+        for argv, out in self.answers.items():
+            command = command.replace(shlex.join(argv), f"printf %s {shlex.quote(out)}" if out is not None else "false")
+        return subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+
+
+def test_a_room_read_again_is_one_call_without_the_pools_own_elements(tmp_path):
+    login = AnsweringLogin(tmp_path, dict(ANA))
+    watch = RoomWatch(login, {})
+    assert watch.again(set()) is None  # nothing read yet: nothing to read again
+    room, _, _ = watch.first()
+    assert (room.limit, room.queued, "QOS gpu" in room.source) == (4, 1, True)
+    login.calls.clear()
+    again = watch.again({"1_1"})
+    assert len(login.calls) == 1 and again.queued == 0 and again.free == 4  # 1_1 is the pool's own
+    login.answers[("squeue", "-h", "-r", "-u", "ana", "-q", "gpu", "-o", "%i")] = "1_1\n5\n6\n7\n"
+    assert watch.again({"1_1"}).free == 1  # three jobs of the user's arrived
+    # The default QOS changed: the new QOS's query is asked on its own, then batched with the rest.
+    login.answers[ANA_ASSOC] = "lab|10|big\n"
+    login.answers[("sacctmgr", "-nP", "show", "qos", "big", "format=MaxSubmitPU")] = "2\n"
+    login.answers[("squeue", "-h", "-r", "-u", "ana", "-q", "big", "-o", "%i")] = ""
+    login.calls.clear()
+    assert watch.again(set()).limit == 2 and len(login.calls) == 3
+    login.calls.clear()
+    assert watch.again(set()).limit == 2 and len(login.calls) == 1
+    login.answers = None  # the login node does not answer: nothing is known
+    assert watch.again(set()) is None
 
 
 # -- the test bed ---------------------------------------------------------------------------
@@ -125,7 +194,6 @@ def held_jobs(count: int, partition: str) -> str:
 @pytest.mark.testbed
 def test_a_pooled_clusters_slots_follow_its_room_without_counting_its_own_elements(cluster, tb, monkeypatch):  # noqa: F811
     from hsm_snake.executors.ssh.hosts import Ssh, host_from_remote
-    from hsm_snake.layout.paths import SweepPaths
 
     project = cluster
     partition = tb.facts["env"].get("HSM_TB_SLURM_PARTITION", "debug")
@@ -171,7 +239,6 @@ def test_a_pooled_clusters_slots_follow_its_room_without_counting_its_own_elemen
 @pytest.mark.testbed
 def test_the_pools_thread_reads_the_room_again_every_period(cluster, monkeypatch):  # noqa: F811
     from hsm_snake.executors.ssh.hosts import Ssh, host_from_remote
-    from hsm_snake.layout.paths import SweepPaths
 
     project = cluster
     monkeypatch.setattr(poolmod, "ROOM_EVERY_S", 0.2)
