@@ -22,6 +22,7 @@ from hsm_snake.engine import backends, diskspace, leftovers, recovery
 from hsm_snake.engine import command as engine
 from hsm_snake.engine.lock import SweepLock
 from hsm_snake.errors import ConfigError
+from hsm_snake.executors.remote_cluster import room as remote_room
 from hsm_snake.executors.remote_cluster import storage as remote_storage
 from hsm_snake.executors.slurm import accounting as slurm_accounting
 from hsm_snake.executors.slurm import limits as slurm_limits
@@ -218,6 +219,24 @@ def remote_run(project_data: dict[str, Any], sweep_resources: dict[str, Any], al
     return f"remote-{scheduler}", args
 
 
+def remote_slurm_caps(
+    paths: SweepPaths, recorded: dict[str, Any], alias: str, profile_dir: Path, notice: Callable[[str], None]
+) -> list[str]:
+    """``--jobs`` and the array size within the Slurm remote's MaxArraySize and submit room, read on
+    its login node before Snakemake starts (``remote_cluster/room.py``); ``notice`` hears each line."""
+    project_data = recorded.get("project") or {}
+    caps, notes = remote_room.remote_caps(
+        paths,
+        alias,
+        backends.cluster_remotes(project_data, "slurm")[alias],
+        backends.remote_cluster_section(project_data, recorded.get("sweep_resources") or {}, alias),
+        profile_dir,
+    )
+    for note in notes:
+        notice(note)
+    return caps
+
+
 def record_where_tasks_ran(paths: SweepPaths, backend: str, state: scan.SweepState, names: set[str]) -> None:
     """logs/sources/<backend>.log: one line per task a round ran — what ran where, and how it ended."""
     lines = []
@@ -349,6 +368,11 @@ def run(
             profile_dir = engine.resolve_profile(profile)
             scheduler = backends.cluster_remotes(project_data)[request.remote]["backend"]
             backend = backends.remote_backend(request.remote, scheduler)
+            if scheduler == "slurm":
+                # Later options win: these come after remote_run's.
+                backend_args += remote_slurm_caps(
+                    paths, recorded, request.remote, profile_dir, _notice_to(paths, on_notice)
+                )
         else:
             profile_dir = engine.resolve_profile(request.profile)
             backend = backends.backend_of_profile(profile_dir.name)
@@ -364,7 +388,7 @@ def run(
             # Later options win: these come after the profile's and the max_array_size ones.
             backend_args = [*backend_args, *caps]
             if why:
-                append_sweep_log(paths, why)
+                _notice_to(paths, on_notice)(why)
         retry = recorded.get("retry") or {}
         cores = request.cores or default_cores(project_data)
         recovery.clear_snakemake_locks(paths)

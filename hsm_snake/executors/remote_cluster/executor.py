@@ -36,7 +36,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
-from hsm_snake.engine.backends import cluster_remotes, remote_backend, remote_cluster_section
+from hsm_snake.engine.backends import cluster_remotes, remote_backend
 from hsm_snake.executors.common import setting
 from hsm_snake.executors.pbs import accounting as pbs_accounting
 from hsm_snake.executors.pbs import script as pbs_script
@@ -165,16 +165,10 @@ class ClusterExecutor(RemoteExecutor):
 
 
 class SlurmExecutor(ClusterExecutor):
-    kind = slurm.SlurmCluster
+    """The array size (within MaxArraySize) and --jobs (within the submit room) come from the
+    cluster's limits, read before Snakemake started (``remote_cluster/room.py``)."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        section = remote_cluster_section(
-            self.record.get("project") or {}, self.record.get("sweep_resources") or {}, self.alias
-        )
-        _, self.array_limit, notes = self.cluster.limits(section)
-        for note in notes:
-            self.cluster.log(note)
+    kind = slurm.SlurmCluster
 
     def batch_key(self, job: JobExecutorInterface) -> tuple[str, ...]:
         return tuple(slurm.sbatch_options(dict(job.resources.items())))

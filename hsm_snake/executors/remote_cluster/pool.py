@@ -3,7 +3,10 @@
 
 Its slots are how many jobs it may still have queued: the room under its MaxSubmitJobs (and
 MaxJobCount) minus its user's jobs queued there, read on the login node (``SlurmCluster.limits``), at
-most the remote's ``max_parallel_jobs`` when set; without either, no cap of ours (as v1).
+most the remote's ``max_parallel_jobs`` when set; without either, no cap of ours (as v1). The room
+is read again every ``room.ROOM_EVERY_S`` in one ssh call (``room.RoomWatch``): the slots grow when
+the user's other jobs there leave the queue and shrink when more arrive. The pool's own queued
+elements are not counted in that read: the slots hold them already.
 
 A task that got a slot waits here for its element's end. One thread per cluster does the rest,
 with the remote Slurm executor's calls (``slurm.SlurmCluster``): the tasks handed over within
@@ -25,6 +28,7 @@ from typing import Any
 
 from hsm_snake.engine.backends import cluster_remotes, remote_backend, remote_cluster_section
 from hsm_snake.executors.remote_cluster.cluster import ClusterError, SubmitError, arrays
+from hsm_snake.executors.remote_cluster.room import ROOM_EVERY_S, RoomWatch
 from hsm_snake.executors.remote_cluster.slurm import Element, SlurmCluster, sbatch_options
 from hsm_snake.executors.slurm.limits import SubmitRoom
 from hsm_snake.executors.ssh import transfer
@@ -74,6 +78,8 @@ class PooledCluster:
         )
         self.setup = ((record.get("runner") or {}).get("pre_scripts") or {}).get(backend)
         self.array_limit = 1
+        self.room = RoomWatch(self.cluster, self.section)
+        self.room_read = 0.0  # time.monotonic() of the last read of the room
         self.lock = threading.Condition()
         self.waiting: list[Submission] = []  # handed over, not submitted yet
         self.queued: list[Submission] = []  # submitted, not back yet
@@ -95,7 +101,8 @@ class PooledCluster:
         if self.thread is not None:
             return []
         self.cluster.remote_sweep = transfer.remote_sweep_dir(self.host, self.paths.sweep_id)
-        room, self.array_limit, notes = self.cluster.limits(self.section)
+        room, self.array_limit, notes = self.room.first()
+        self.room_read = time.monotonic()
         self.host.slots = cluster_slots(room, int(self.remote.get("max_parallel_jobs") or 0))
         notes.append(f"{self.host.slots} slot(s) (jobs it may have queued), arrays of at most {self.array_limit}")
         self.thread = threading.Thread(target=self.drive, daemon=True, name=f"hsm-ssh-slurm-{self.host.alias}")
@@ -143,6 +150,8 @@ class PooledCluster:
                     self.poll()
                 except Exception as exc:  # noqa: BLE001 - submitted tasks are asked about again
                     self.cluster.log(f"poll failed ({exc!r}); asked again")
+            if time.monotonic() - self.room_read >= ROOM_EVERY_S:
+                self.read_room()
 
     def submit(self, batch: list[Submission]) -> None:
         by_options: dict[tuple[str, ...], list[Submission]] = {}
@@ -159,6 +168,21 @@ class PooledCluster:
             for index, each in enumerate(chunk, start=1):
                 each.element = Element(each.task, array_id, index)
             self.queued += chunk
+
+    def read_room(self) -> None:
+        """The slots from the room now: the user's jobs there that are not the pool's own (those
+        hold slots already) leave the rest; no answer changes nothing."""
+        self.room_read = time.monotonic()
+        room = self.room.again({each.element.job_id for each in self.queued if each.element is not None})
+        if room is None:
+            return
+        slots = cluster_slots(room, int(self.remote.get("max_parallel_jobs") or 0))
+        if slots != self.host.slots:
+            self.cluster.log(
+                f"room re-read: {room.source} is {room.limit}, {room.queued} job(s) not the pool's count "
+                f"against it: {slots} slot(s), were {self.host.slots}"
+            )
+            self.host.slots = slots
 
     def poll(self) -> None:
         """One squeue; the ended elements' folders back in one rsync (a failure: asked again)."""

@@ -220,20 +220,25 @@ class SlurmCluster(Cluster):
         done = self.remote(shlex.join(argv), limits.QUERY_TIMEOUT_S)
         return done.stdout if done is not None and done.returncode == 0 else None
 
-    def limits(self, slurm: dict[str, Any]) -> tuple[limits.SubmitRoom | None, int, list[str]]:
+    def limits(
+        self, slurm: dict[str, Any], query: limits.Query | None = None
+    ) -> tuple[limits.SubmitRoom | None, int, list[str]]:
         """The cluster's room under MaxSubmitJobs/MaxJobCount (its user's jobs queued there
         counted), the tasks per array (``slurm.max_array_size`` within its MaxArraySize), and
-        lines for the log; what it cannot tell bounds nothing."""
+        lines for the log; what it cannot tell bounds nothing. ``query``: how the Slurm tools are
+        asked (``self.query`` unless given; ``room.RoomWatch`` answers from one batched call)."""
+        ask = query or self.query
         if self.user is None:
             self.user = (self.query(["id", "-un"]) or "").strip() or None
-        config = limits.cluster_config(self.query)
+        # No answer to id: the login node is unreachable; the check that follows says why.
+        config = limits.cluster_config(ask) if self.user else ""
         size, why = limits.array_limit(slurm, config)
         notes = [why] if why else []
         index = limits.max_array_index(config)
         if index is not None and index < size:
             size = index
             notes.append(f"MaxArraySize is {index + 1} on {self.alias}: arrays of at most {size} tasks")
-        room = limits.tightest_room(slurm, config, self.user, self.query) if self.user else None
+        room = limits.tightest_room(slurm, config, self.user, ask) if self.user else None
         if room is not None:
             notes.append(f"{room.source} on {self.alias} is {room.limit}, {room.queued} job(s) queued there")
         return room, size, notes

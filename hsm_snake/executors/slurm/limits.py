@@ -246,8 +246,12 @@ def submission_caps(profile_dir: Path, slurm: dict[str, Any]) -> tuple[list[str]
     args = capped_submission_args(room, profile_jobs(profile_dir), size)
     if not args:
         return per_round, why
-    capped = (
-        f"Slurm's {room.source} is {room.limit} and {room.queued} job(s) count against it: "
+    return [*per_round, *args], "; ".join(filter(None, (why, cap_message(room))))
+
+
+def cap_message(room: SubmitRoom, where: str = "") -> str:
+    """The sweep log's line for a run capped by ``room`` (``where``: " on ALIAS" for a remote cluster)."""
+    return (
+        f"Slurm's {room.source}{where} is {room.limit} and {room.queued} job(s) count against it: "
         f"at most {room.free} task(s) in the queue at once"
     )
-    return [*per_round, *args], "; ".join(filter(None, (why, capped)))
