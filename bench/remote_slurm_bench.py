@@ -201,15 +201,25 @@ def over_ssh(root: Path, tasks: int, partition: str, ssh_config: str) -> dict:
     }
 
 
+def with_queue_wait(figures: dict) -> dict:
+    """``figures`` (wall and accounting of one run) with the seconds its elements waited in the
+    queue: the wall time neither before the first submission, nor between the first element's
+    start and the last one's end, nor after it (other users' jobs ahead, on a shared cluster)."""
+    parts = ("until_first_submit_s", "first_start_to_last_end_s", "after_last_end_s")
+    if all(figures.get(part) is not None for part in parts):
+        figures["queue_wait_s"] = round(figures["wall_s"] - sum(figures[part] for part in parts), 1)
+    return figures
+
+
 def one_round(tasks: int, partition: str, ssh_config: str, keep: bool) -> dict:
     root = Path(tempfile.mkdtemp(prefix="hsm-rbench-"))
     load_before = os.getloadavg()[0]
     queued_before = len(subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.splitlines())
-    remote = over_ssh(root, tasks, partition, ssh_config)
-    cluster = on_cluster(root / "on-cluster", tasks, partition)
+    remote = with_queue_wait(over_ssh(root, tasks, partition, ssh_config))
+    cluster = with_queue_wait(on_cluster(root / "on-cluster", tasks, partition))
     bare_started = time.time()
     bare_s, bare_id = bare_array(tasks, root / "bare", partition)
-    bare = {"wall_s": round(bare_s, 1), **accounting([bare_id], tasks, bare_started, bare_s)}
+    bare = with_queue_wait({"wall_s": round(bare_s, 1), **accounting([bare_id], tasks, bare_started, bare_s)})
     figures = {
         "tasks": tasks,
         "load_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
@@ -251,6 +261,9 @@ SUMMARY = (
     ("on-cluster: after last end s", ("on_cluster", "after_last_end_s")),
     ("--remote: until first submit s", ("remote", "until_first_submit_s")),
     ("--remote: after last end s", ("remote", "after_last_end_s")),
+    ("queue wait s: bare", ("bare_array", "queue_wait_s")),
+    ("queue wait s: on-cluster", ("on_cluster", "queue_wait_s")),
+    ("queue wait s: --remote", ("remote", "queue_wait_s")),
     ("CPU per element s: bare", ("bare_array", "cpu_per_element_s")),
     ("CPU per element s: on-cluster", ("on_cluster", "cpu_per_element_s")),
     ("CPU per element s: --remote", ("remote", "cpu_per_element_s")),
