@@ -32,7 +32,6 @@ import argparse
 import compileall
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+from calls import counting_path, logged_calls
 from run_bench import PYTHON, Workspace, hsm_snake_command, machine_description, write_project, write_sweep_file
 
 import hsm_snake
@@ -49,20 +49,6 @@ from hsm_snake.engine.leftovers import slurm_job_ids
 from hsm_snake.layout.paths import SweepPaths
 
 COUNTED = ("sbatch", "squeue", "sacct", "scontrol")
-
-
-def counting_path(folder: Path, calls_log: Path) -> str:
-    """A PATH whose first folder holds pass-throughs that log each call of a Slurm command."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in COUNTED:
-        real = shutil.which(name)
-        if real is None:
-            raise SystemExit(f"{name} not found: start the test bed (. /tmp/hsm-testbed/env.sh) or load Slurm")
-        shim = folder / name
-        # Calls made inside a job (the Snakemake that runs each array element) are logged apart.
-        shim.write_text(f'#!/bin/sh\necho "{name}${{SLURM_JOB_ID:+_in_jobs}}" >> "{calls_log}"\nexec "{real}" "$@"\n')
-        shim.chmod(0o755)
-    return f"{folder}{os.pathsep}{os.environ['PATH']}"
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -291,7 +277,7 @@ def side_by_side(ws: Workspace, backend: str, args: argparse.Namespace) -> dict:
     env = dict(os.environ)
     calls_log = ws.root / f"{backend}_calls.log"
     if backend == "slurm":
-        env["PATH"] = counting_path(ws.root / "counting_bin", calls_log)
+        env["PATH"] = counting_path(ws.root / "counting_bin", calls_log, COUNTED)
         bare_started = time.time()
         bare_s, bare_ids = bare_slurm(project, args.tasks, args.partition)
     else:
@@ -312,9 +298,9 @@ def side_by_side(ws: Workspace, backend: str, args: argparse.Namespace) -> dict:
         },
     }
     if backend == "slurm":
-        calls = Counter(calls_log.read_text().split()) if calls_log.exists() else Counter()
-        figures["calls_by_the_run"] = {name: calls.get(name, 0) for name in COUNTED}
-        figures["calls_in_jobs"] = {name: calls.get(f"{name}_in_jobs", 0) for name in COUNTED}
+        calls = Counter((call.name, call.in_job) for call in logged_calls(calls_log))
+        figures["calls_by_the_run"] = {name: calls[name, False] for name in COUNTED}
+        figures["calls_in_jobs"] = {name: calls[name, True] for name in COUNTED}
         figures["targets"] = {
             "wall <= 1.3x": figures["ratios"]["wall"] <= 1.3,
             "cpu per element <= 0.3 s": (hsm["cpu_per_element_s"] or 0) <= 0.3,
@@ -396,14 +382,14 @@ def main(argv: list[str] | None = None) -> int:
             (project / "hsm.yaml").write_text(yaml.safe_dump(config))
             sweep_file = write_sweep_file(project / "sweep.yaml", {"i": list(range(args.tasks))})
             calls_log = ws.root / "slurm_calls.log"
-            env = {**os.environ, "PATH": counting_path(ws.root / "counting_bin", calls_log)}
+            env = {**os.environ, "PATH": counting_path(ws.root / "counting_bin", calls_log, COUNTED)}
             figures = {
                 "machine": machine_description(),
                 "tasks": args.tasks,
                 **submit_only(project, sweep_file, env, args),
             }
-            calls = Counter(calls_log.read_text().split())
-            figures["calls_by_the_run"] = {name: calls.get(name, 0) for name in COUNTED}
+            calls = Counter(call.name for call in logged_calls(calls_log) if not call.in_job)
+            figures["calls_by_the_run"] = {name: calls[name] for name in COUNTED}
         else:
             backends = args.backend or ["slurm", "pbs"]
             figures = {"machine": machine_description(), **{backend: [] for backend in backends}}

@@ -56,3 +56,17 @@ def test_quick_scale_section_prints_rows_and_growth(tmp_path):
     scale = json.loads(figures.read_text())["sections"]["scale"]
     assert {row["n"] for row in scale["rows"]} == {20, 60}
     assert all("rss_exponent" in item for item in scale["growth"])
+
+
+def test_the_cluster_benches_counting_pass_through_logs_each_call_and_runs_the_real_command(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    from calls import Call, counting_path, logged_calls
+
+    log = tmp_path / "calls.log"
+    assert logged_calls(log) == []
+    env = {**os.environ, "PATH": counting_path(tmp_path / "bin", log, ("echo",))}
+    env.pop("SLURM_JOB_ID", None)
+    ran = subprocess.run(["echo", "a b", "x\ny\tz"], env=env, capture_output=True, text=True, check=True)
+    assert ran.stdout == "a b x\ny\tz\n"
+    subprocess.run(["echo", "-n"], env={**env, "SLURM_JOB_ID": "7"}, check=True)
+    assert logged_calls(log) == [Call("echo", False, "a b x y z"), Call("echo", True, "-n")]

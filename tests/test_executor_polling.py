@@ -67,3 +67,21 @@ def test_checks_space_out_with_many_active_tasks():
     assert polling.poll_interval(0) == polling.poll_interval(100) == polling.POLL_S
     assert polling.POLL_S < polling.poll_interval(4000) < polling.MAX_POLL_S
     assert polling.poll_interval(1_000_000) == polling.MAX_POLL_S
+
+
+def test_the_remote_cluster_executors_pause_between_polls_ends_once_snakemake_stops_waiting(monkeypatch):
+    # Snakemake's shutdown joins the polling thread: a plain sleep there made every --remote run
+    # wait out one whole seconds-between-status-checks after its last task (Slurm and PBS alike).
+    from hsm_snake.executors.remote_cluster.executor import ClusterExecutor
+
+    settings = SimpleNamespace(seconds_between_status_checks=60)
+    executor = SimpleNamespace(wait=True, workflow=SimpleNamespace(remote_execution_settings=settings))
+    asked = []
+
+    async def sleep(seconds):
+        asked.append(seconds)
+        executor.wait = False  # Snakemake stops waiting
+
+    monkeypatch.setattr(polling, "asyncio", SimpleNamespace(sleep=sleep))
+    asyncio.run(ClusterExecutor.sleep(executor))
+    assert asked and sum(asked) < 60

@@ -37,6 +37,7 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
 from hsm_snake.engine.backends import cluster_remotes, remote_backend
+from hsm_snake.executors import polling
 from hsm_snake.executors.common import setting
 from hsm_snake.executors.pbs import accounting as pbs_accounting
 from hsm_snake.executors.pbs import script as pbs_script
@@ -152,6 +153,11 @@ class ClusterExecutor(RemoteExecutor):
     def fail_batch(self, batch: Batch, exc: Exception) -> None:
         for job, _ in batch:
             self.report_job_error(SubmittedJobInfo(job), msg=f"{self.name}: {exc}")
+
+    async def sleep(self) -> None:
+        """Snakemake's shutdown joins the polling thread: the pause between polls ends as soon as
+        it stops waiting (its own sleep made every run wait out one whole interval at the end)."""
+        await polling.pause(self, float(self.workflow.remote_execution_settings.seconds_between_status_checks or 5))
 
     def shutdown(self) -> None:
         super().shutdown()
