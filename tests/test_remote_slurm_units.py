@@ -130,3 +130,22 @@ def test_a_running_record_of_the_element_is_not_its_result():
     assert array.SlurmCluster.came_back({"job_id": "41_2", "status": "failed"}, entry, 2)
     assert not array.SlurmCluster.came_back({"job_id": "41_2", "status": "running"}, entry, 2)
     assert not array.SlurmCluster.came_back({"job_id": "41_1", "status": "completed"}, entry, 2)
+
+
+def test_cancel_gives_a_run_with_cluster_remotes_time_to_cancel_over_ssh(tmp_path):
+    """`cancel` SIGKILLs a run that has not stopped after its grace; a run with cluster remotes
+    scancels/qdels over ssh, waits for the queue and pulls the folders back before it exits, so
+    its grace covers that wait (a kill meanwhile left the cancelled tasks unrecorded)."""
+    from hsm_snake.engine.cancel import CANCEL_WAIT_S, STOP_GRACE_S, stop_grace_s
+    from hsm_snake.layout.paths import SweepPaths
+    from hsm_snake.layout.records import write_yaml
+
+    paths = SweepPaths(tmp_path / "sweep")
+    paths.root.mkdir()
+    assert stop_grace_s(paths) == STOP_GRACE_S  # no record yet: a local run's
+    write_yaml(paths.project_config, {"project": {"distributed": {"remotes": {"box": {"host": "h"}}}}})
+    assert stop_grace_s(paths) == STOP_GRACE_S
+    for scheduler in ("slurm", "pbs"):
+        remotes = {"box": {"host": "h"}, "hpc": {"host": "login", "backend": scheduler}}
+        write_yaml(paths.project_config, {"project": {"distributed": {"remotes": remotes}}})
+        assert stop_grace_s(paths) > CANCEL_WAIT_S + 30

@@ -2,7 +2,10 @@
 
 - A run on this host: SIGINT to its Snakemake's process group (Snakemake stops, cancels the
   cluster jobs it submitted, and the local scripts see SIGINT; their runners record
-  ``cancelled``); SIGKILL to the group if it has not stopped after a grace period.
+  ``cancelled``); SIGKILL to the group if it has not stopped after a grace period. A sweep with
+  cluster remotes gets a longer one: its executors scancel/qdel over ssh, wait for the queue
+  (``CANCEL_WAIT_S``) and pull the folders back before they exit; a SIGKILL meanwhile would leave
+  the cancelled tasks unrecorded.
 - Cluster jobs whose tasks still say ``running`` (a run that died, or one on another host):
   ``scancel`` (Slurm) / ``qdel`` (PBS) by their recorded job ids, then the verdict is recorded.
 - Jobs and SSH tasks of a killed run that are still queued or running (leftovers.py): scancel /
@@ -18,15 +21,21 @@ import time
 from dataclasses import dataclass, field
 
 from hsm_snake.engine import leftovers
+from hsm_snake.engine.backends import cluster_remotes
 from hsm_snake.engine.lock import holder_record, is_recorded_engine
 from hsm_snake.executors.common import of_local_scheduler, run_bounded
+from hsm_snake.executors.remote_cluster.cluster import CANCEL_WAIT_S
 from hsm_snake.executors.slurm import accounting as slurm_accounting
 from hsm_snake.layout import names
 from hsm_snake.layout.index import load_index
 from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import RecordError, read_yaml
 from hsm_snake.monitor import scan
 
 SCANCEL_TIMEOUT_S = 30
+STOP_GRACE_S = 30.0
+# CANCEL_WAIT_S and a few ssh calls (qstat/squeue, qdel/scancel, one rsync pull) on a loaded login node.
+CLUSTER_REMOTE_STOP_GRACE_S = CANCEL_WAIT_S + 90.0
 
 
 @dataclass
@@ -37,8 +46,19 @@ class CancelOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-def cancel(paths: SweepPaths, grace_s: float = 30.0) -> CancelOutcome:
+def stop_grace_s(paths: SweepPaths) -> float:
+    """How long a run of the sweep may take to stop after SIGINT before it is killed."""
+    try:
+        record = read_yaml(paths.project_config)
+    except (FileNotFoundError, RecordError):
+        record = None  # still stopped, with a local run's grace
+    project = (record.get("project") if isinstance(record, dict) else None) or {}
+    return CLUSTER_REMOTE_STOP_GRACE_S if cluster_remotes(project) else STOP_GRACE_S
+
+
+def cancel(paths: SweepPaths, grace_s: float | None = None) -> CancelOutcome:
     outcome = CancelOutcome()
+    grace_s = stop_grace_s(paths) if grace_s is None else grace_s
     holder = holder_record(paths)
     if holder is not None:
         if holder.get("host") == socket.gethostname():
