@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from background import held_tasks_started, kill_everything, start_run, started, wait_for
+from background import Output, held_tasks_started, kill_everything, start_run, started, wait_for
 from click.testing import CliRunner
 from conftest import read_status, remote_name
 from test_remote_slurm import cluster  # noqa: F401  (the fixture this module's builds on)
@@ -141,17 +141,27 @@ def test_one_sweep_over_local_slots_an_ssh_host_and_a_cluster(pool):
 def test_status_says_running_on_the_cluster_and_a_killed_run_is_adopted(pool):
     """While an element runs, `status` shows the task running on the cluster (the local record
     written from squeue); kill -9 of the run, then `complete` waits for the cluster's jobs and
-    runs nothing twice."""
+    runs nothing twice. The tasks hold until the test releases them, once `complete` waits."""
     project = pool
-    with pool_run(project, sleep=25) as (proc, sweep_dir):
+    project.configure_pool("echo.py")
+    with pool_run(project, hold=1) as (proc, sweep_dir):
         wait_for(lambda: running_on_cluster(sweep_dir), 300, "a task running on the cluster")
         shown = project.cli("status", sweep_dir.name, "--all-status").output
         assert re.search(r"tbslurm: \d+ running", shown), shown
         kill_everything(project, proc)
-    assert (sweep_dir / ".hsm" / "remote-slurm-jobs").exists()
-    result = project.cli("complete", sweep_dir.name, "--profile", "ssh")
-    assert "Slurm job" in result.output and "on tbslurm" in result.output, result.output  # waited for
-    assert "4 completed" in result.output, result.output
+    assert submitted_tasks(sweep_dir)
+    completing = start_run(project, "complete", sweep_dir.name, "--profile", "ssh")
+    output = Output(completing)
+    try:
+        wait_for(lambda: output.has("on tbslurm"), 300, "complete to wait for the cluster's jobs")
+        said = output.text()
+        project.release()
+        out = output.finish(completing, timeout=600)
+    finally:
+        if completing.poll() is None:
+            kill_everything(project, completing)
+    assert re.search(r"Slurm job \d+_\d+ on tbslurm", said), said  # waited for
+    assert completing.returncode == 0 and "4 completed" in out, out
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 5)}
 
 
