@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -94,18 +95,36 @@ def test_a_login_node_lost_mid_sweep_and_back_loses_nothing(cluster, login_node,
         wait_for(lambda: "did not answer" in engine_log.read_text(), 120, "a poll to find the login node gone")
         # The tasks end while the login node is away: their results wait on the cluster.
         project.release()
-        copy = project.remote_base / "scratch runs" / sweep_dir.name / "tasks"
-        wait_for(lambda: all((copy / t / ".completed").exists() for t in ("task_001", "task_002")), 120, "the tasks")
-        time.sleep(6)  # at least one more poll without an answer
-        assert proc.poll() is None, proc.communicate()[0]
-        login_node.start()
-        out, _ = proc.communicate(timeout=300)
+        out = back_after_the_tasks_ended(project, proc, login_node, sweep_dir, {"task_001", "task_002"}, poll_missed)
     finally:
         if proc.poll() is None:
             kill_everything(project, proc)
     assert proc.returncode == 0 and "2 completed" in out, out
     assert project.completions() == {"task_001": 1, "task_002": 1}
-    for name in ("task_001", "task_002"):
+    assert_completed_once_there(sweep_dir, {"task_001", "task_002"})
+
+
+def poll_missed() -> None:
+    time.sleep(6)  # at least one more poll without an answer
+
+
+def back_after_the_tasks_ended(project, proc, login_node, sweep_dir: Path, there: set[str], while_away) -> str:
+    """Once the tasks ``there`` have ended on the cluster while its login node is away (their
+    results wait in the sweep's copy) and ``while_away()`` returned, the run still waits for them;
+    the login node comes back: the run's output."""
+    copy = project.remote_base / "scratch runs" / sweep_dir.name / "tasks"
+    wait_for(lambda: all((copy / name / ".completed").exists() for name in there), 120, "the elements to end")
+    while_away()
+    assert not any((sweep_dir / "tasks" / name / ".completed").exists() for name in there)
+    assert proc.poll() is None, proc.communicate()[0]
+    login_node.start()
+    return proc.communicate(timeout=300)[0]
+
+
+def assert_completed_once_there(sweep_dir: Path, there: set[str]) -> None:
+    """The tasks ``there`` completed in one attempt as elements on tbslurm, their folders back."""
+    for name in there:
         status = read_status(sweep_dir / "tasks" / name)
         assert status["status"] == "completed" and status["attempt"] == 1, status
-        assert array.ELEMENT_ID.match(status["job_id"]) and (sweep_dir / "tasks" / name / ".completed").exists()
+        assert array.ELEMENT_ID.match(status["job_id"]) and status["host_alias"] == "tbslurm", status
+        assert (sweep_dir / "tasks" / name / ".completed").exists()
