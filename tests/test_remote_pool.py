@@ -280,3 +280,29 @@ def test_a_task_handed_to_a_cluster_whose_login_node_went_away_is_not_sent(tb, l
         shutil.rmtree(base, ignore_errors=True)
     assert answer.unsent and answer.element is None and "task_001 on tbslurm: not submitted" in answer.message
     assert not paths.submitted_jobs("remote-slurm").exists() and not task.status.exists()
+
+
+def test_a_task_whose_push_to_the_cluster_fails_runs_on_another_host(pool):
+    """The sweep's copy on the cluster takes no task folder (its tasks/ immutable): the push
+    fails, nothing is submitted, the cluster is lost for the run and its task runs on another
+    host, once."""
+    project = pool
+    project.configure_pool("echo.py")
+    project.write_sweep({"grid": {"x": list(range(4))}})
+    project.cli("run", "sweep.yaml", "--max-tasks", "1")  # here; the sweep's name is known before the pool runs
+    (sweep_dir,) = project.sweep_dirs()
+    blocked = project.remote_base / "scratch runs" / sweep_dir.name / "tasks"
+    blocked.mkdir(parents=True)
+    subprocess.run(["chattr", "+i", str(blocked)], check=True)  # even root cannot add to it
+    try:
+        result = project.cli("complete", sweep_dir.name, "--profile", "ssh")
+    finally:
+        subprocess.run(["chattr", "-i", str(blocked)], check=True)
+    assert "4 completed" in result.output, result.output
+    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 5)}
+    log = (sweep_dir / "logs" / "sources" / "ssh.log").read_text()
+    assert "host tbslurm: LOST" in log and "not submitted" in log, log
+    for name in ("task_002", "task_003", "task_004"):
+        status = read_status(sweep_dir / "tasks" / name)
+        assert status["status"] == "completed" and status["backend"] == "ssh" and status["attempt"] == 1, status
+    assert not (sweep_dir / ".hsm" / "remote-slurm-jobs").exists() and not any(blocked.iterdir())
