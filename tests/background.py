@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +31,32 @@ def start_run(project, *args: str, sigint_ignored: bool = False) -> subprocess.P
         text=True,
         start_new_session=True,
     )
+
+
+class Output:
+    """A background run's output lines as they come (a thread reads them), so that a test can wait
+    for one without blocking on the pipe."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self.read, args=(proc.stdout,), daemon=True)
+        self.reader.start()
+
+    def read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def text(self) -> str:
+        return "".join(list(self.lines))
+
+    def finish(self, proc: subprocess.Popen, timeout: float) -> str:
+        """All of it, once the run has ended."""
+        proc.wait(timeout=timeout)
+        self.reader.join(timeout=timeout)
+        return self.text()
 
 
 def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):

@@ -145,6 +145,18 @@ def tb():
 
 
 @pytest.fixture
+def login_node(tb, tmp_path):
+    """An sshd of the test's own (testbed_support.LoginNode), started; the test stops and starts it."""
+    from testbed_support import LoginNode
+
+    tb.need("hsmtb-lo")
+    node = LoginNode(tb, tmp_path / "own-sshd")
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     return Project(tmp_path, monkeypatch)
 

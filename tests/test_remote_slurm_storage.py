@@ -6,10 +6,6 @@ comes back (an sshd of this test's own, never the test bed's)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -17,7 +13,6 @@ import pytest
 import yaml
 from background import kill_everything, start_run, started, wait_for
 from conftest import read_status
-from procs import live_processes, pid_alive
 from test_remote_slurm import SOMETIMES_FAILS, cluster  # noqa: F401 (the fixture)
 
 from hsm_snake.executors.remote_cluster import slurm as array
@@ -86,85 +81,6 @@ def test_a_failed_sweep_stays_in_workdir_until_cleaned_and_archived_as_archive_o
     assert read_status(sweep_dir / "tasks" / "task_001")["status"] == "completed"  # local results untouched
 
 
-# -- a login node whose sshd goes away -----------------------------------------------------------
-# Lines of the test bed's sshd_config (hsmtb-lo) replaced in the copy for this test's own sshd.
-OWN_SSHD = {"Port": "{port}", "HostKey": "{dir}/host_key", "PidFile": "{dir}/sshd.pid"}
-
-
-class LoginNode:
-    """An sshd of this test (the test bed's own keys and user, another port): a login node of the
-    test Slurm that can go away and come back."""
-
-    def __init__(self, tb, root: Path) -> None:
-        testbed_config = Path(tb.facts["ssh"]["config"])
-        self.dir = root
-        root.mkdir()
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "host_key")], check=True)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        lines = (Path(tb.facts["ssh"]["hosts"]["hsmtb-lo"]["sshd_log"]).parent / "sshd_config").read_text().splitlines()
-        own = {key: value.format(port=self.port, dir=root) for key, value in OWN_SSHD.items()}
-
-        def own_line(line: str) -> str:
-            key = line.split(maxsplit=1)[0] if line.strip() else ""
-            return f"{key} {own[key]}" if key in own else line
-
-        self.config = root / "sshd_config"
-        self.config.write_text("\n".join(own_line(line) for line in lines) + "\n")
-        host_key = " ".join((root / "host_key.pub").read_text().split()[:2])
-        (root / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {host_key}\n")
-        # The test bed's client settings (user, key, strict host key checking) under Host hsmtb-*,
-        # after this host's address and its known_hosts (ssh takes the first value of each key).
-        self.client_config = root / "ssh_config"
-        self.client_config.write_text(
-            f"Host hsmtb-drop\n    HostName 127.0.0.1\n    Port {self.port}\n"
-            f'    UserKnownHostsFile "{root / "known_hosts"}"\n\n' + testbed_config.read_text()
-        )
-        self.pid: int | None = None
-
-    def start(self) -> None:
-        subprocess.run(["/usr/sbin/sshd", "-f", str(self.config), "-E", str(self.dir / "sshd.log")], check=True)
-        pidfile = self.dir / "sshd.pid"
-        self.pid = wait_for(lambda: pidfile.exists() and int(pidfile.read_text().split()[0] or 0), 10, "sshd's pid")
-
-        def answers() -> bool:
-            argv = ["ssh", "-F", str(self.client_config), "hsmtb-drop", "true"]
-            return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
-
-        wait_for(answers, 30, "ssh to the test's own sshd")
-
-    def stop(self) -> None:
-        """The sshd and every connection it serves go (their processes, not the Slurm jobs)."""
-        if self.pid is None:
-            return
-        children: dict[int, list[int]] = {}
-        for pid, fields in live_processes():
-            children.setdefault(int(fields[1]), []).append(pid)
-        tree, todo = [], [self.pid]
-        while todo:
-            pid = todo.pop()
-            tree.append(pid)
-            todo += children.get(pid, [])
-        for pid in tree:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        listener, self.pid = self.pid, None
-        wait_for(lambda: not pid_alive(listener), 10, "the sshd to go")
-        (self.dir / "sshd.pid").unlink(missing_ok=True)
-
-
-@pytest.fixture
-def login_node(tb, tmp_path):
-    tb.need("hsmtb-lo")
-    node = LoginNode(tb, tmp_path / "own-sshd")
-    node.start()
-    yield node
-    node.stop()
-
-
 def test_a_login_node_lost_mid_sweep_and_back_loses_nothing(cluster, login_node, monkeypatch):  # noqa: F811
     project = cluster
     monkeypatch.setenv("HSM_SSH_CONFIG", str(login_node.client_config))
@@ -179,18 +95,36 @@ def test_a_login_node_lost_mid_sweep_and_back_loses_nothing(cluster, login_node,
         wait_for(lambda: "did not answer" in engine_log.read_text(), 120, "a poll to find the login node gone")
         # The tasks end while the login node is away: their results wait on the cluster.
         project.release()
-        copy = project.remote_base / "scratch runs" / sweep_dir.name / "tasks"
-        wait_for(lambda: all((copy / t / ".completed").exists() for t in ("task_001", "task_002")), 120, "the tasks")
-        time.sleep(6)  # at least one more poll without an answer
-        assert proc.poll() is None, proc.communicate()[0]
-        login_node.start()
-        out, _ = proc.communicate(timeout=300)
+        out = back_after_the_tasks_ended(project, proc, login_node, sweep_dir, {"task_001", "task_002"}, poll_missed)
     finally:
         if proc.poll() is None:
             kill_everything(project, proc)
     assert proc.returncode == 0 and "2 completed" in out, out
     assert project.completions() == {"task_001": 1, "task_002": 1}
-    for name in ("task_001", "task_002"):
+    assert_completed_once_there(sweep_dir, {"task_001", "task_002"})
+
+
+def poll_missed() -> None:
+    time.sleep(6)  # at least one more poll without an answer
+
+
+def back_after_the_tasks_ended(project, proc, login_node, sweep_dir: Path, there: set[str], while_away) -> str:
+    """Once the tasks ``there`` have ended on the cluster while its login node is away (their
+    results wait in the sweep's copy) and ``while_away()`` returned, the run still waits for them;
+    the login node comes back: the run's output."""
+    copy = project.remote_base / "scratch runs" / sweep_dir.name / "tasks"
+    wait_for(lambda: all((copy / name / ".completed").exists() for name in there), 120, "the elements to end")
+    while_away()
+    assert not any((sweep_dir / "tasks" / name / ".completed").exists() for name in there)
+    assert proc.poll() is None, proc.communicate()[0]
+    login_node.start()
+    return proc.communicate(timeout=300)[0]
+
+
+def assert_completed_once_there(sweep_dir: Path, there: set[str]) -> None:
+    """The tasks ``there`` completed in one attempt as elements on tbslurm, their folders back."""
+    for name in there:
         status = read_status(sweep_dir / "tasks" / name)
         assert status["status"] == "completed" and status["attempt"] == 1, status
-        assert array.ELEMENT_ID.match(status["job_id"]) and (sweep_dir / "tasks" / name / ".completed").exists()
+        assert array.ELEMENT_ID.match(status["job_id"]) and status["host_alias"] == "tbslurm", status
+        assert (sweep_dir / "tasks" / name / ".completed").exists()

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from procs import pid_alive
+from background import wait_for
+from procs import live_processes, pid_alive
 
 from hsm_snake.engine.leftovers import SLURM_FINAL_STATES
 
@@ -139,3 +142,73 @@ def start_testbed() -> Bed:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
         unavailable(f"{START} exited {proc.returncode} and wrote no testbed.json:\n{tail}")
     return Bed(facts)  # parts that failed are skipped (failed under CI) by need()
+
+
+# -- an sshd of a test's own ----------------------------------------------------------------
+# Lines of the test bed's sshd_config (hsmtb-lo) replaced in the copy for this test's own sshd.
+OWN_SSHD = {"Port": "{port}", "HostKey": "{dir}/host_key", "PidFile": "{dir}/sshd.pid"}
+
+
+class LoginNode:
+    """An sshd of this test (the test bed's own keys and user, another port): a login node of the
+    test Slurm that can go away and come back."""
+
+    def __init__(self, tb, root: Path) -> None:
+        testbed_config = Path(tb.facts["ssh"]["config"])
+        self.dir = root
+        root.mkdir()
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / "host_key")], check=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        lines = (Path(tb.facts["ssh"]["hosts"]["hsmtb-lo"]["sshd_log"]).parent / "sshd_config").read_text().splitlines()
+        own = {key: value.format(port=self.port, dir=root) for key, value in OWN_SSHD.items()}
+
+        def own_line(line: str) -> str:
+            key = line.split(maxsplit=1)[0] if line.strip() else ""
+            return f"{key} {own[key]}" if key in own else line
+
+        self.config = root / "sshd_config"
+        self.config.write_text("\n".join(own_line(line) for line in lines) + "\n")
+        host_key = " ".join((root / "host_key.pub").read_text().split()[:2])
+        (root / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {host_key}\n")
+        # The test bed's client settings (user, key, strict host key checking) under Host hsmtb-*,
+        # after this host's address and its known_hosts (ssh takes the first value of each key).
+        self.client_config = root / "ssh_config"
+        self.client_config.write_text(
+            f"Host hsmtb-drop\n    HostName 127.0.0.1\n    Port {self.port}\n"
+            f'    UserKnownHostsFile "{root / "known_hosts"}"\n\n' + testbed_config.read_text()
+        )
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        subprocess.run(["/usr/sbin/sshd", "-f", str(self.config), "-E", str(self.dir / "sshd.log")], check=True)
+        pidfile = self.dir / "sshd.pid"
+        self.pid = wait_for(lambda: pidfile.exists() and int(pidfile.read_text().split()[0] or 0), 10, "sshd's pid")
+
+        def answers() -> bool:
+            argv = ["ssh", "-F", str(self.client_config), "hsmtb-drop", "true"]
+            return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+
+        wait_for(answers, 30, "ssh to the test's own sshd")
+
+    def stop(self) -> None:
+        """The sshd and every connection it serves go (their processes, not the Slurm jobs)."""
+        if self.pid is None:
+            return
+        children: dict[int, list[int]] = {}
+        for pid, fields in live_processes():
+            children.setdefault(int(fields[1]), []).append(pid)
+        tree, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo += children.get(pid, [])
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        listener, self.pid = self.pid, None
+        wait_for(lambda: not pid_alive(listener), 10, "the sshd to go")
+        (self.dir / "sshd.pid").unlink(missing_ok=True)

@@ -58,6 +58,8 @@ class Submission:
     element: Element | None = None
     done: threading.Event = field(default_factory=threading.Event)
     message: str = ""
+    # Its folder never reached the login node (nothing was submitted): it may run elsewhere.
+    unsent: bool = False
 
     @property
     def success(self) -> bool:
@@ -85,6 +87,7 @@ class PooledCluster:
         self.queued: list[Submission] = []  # submitted, not back yet
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
+        self.answering = True  # squeue answered at the last poll
 
     # -- set-up ----------------------------------------------------------------------------
     @staticmethod
@@ -161,9 +164,7 @@ class PooledCluster:
             try:
                 array_id = self.cluster.submit([each.task for each in chunk], list(options), self.setup)
             except (SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
-                for each in chunk:
-                    each.message = f"{each.task.name} on {self.host.alias}: not submitted: {exc}"
-                    each.done.set()
+                self.not_submitted(chunk, exc)
                 continue
             for index, each in enumerate(chunk, start=1):
                 each.element = Element(each.task, array_id, index)
@@ -184,9 +185,18 @@ class PooledCluster:
             )
             self.host.slots = slots
 
+    def not_submitted(self, chunk: list[Submission], exc: Exception) -> None:
+        """Each task's answer when its array was not submitted: unsent when the push failed (the
+        login node away: sbatch never ran), else sbatch's refusal."""
+        for each in chunk:
+            each.unsent = not isinstance(exc, SubmitError)
+            each.message = f"{each.task.name} on {self.host.alias}: not submitted: {exc}"
+            each.done.set()
+
     def poll(self) -> None:
         """One squeue; the ended elements' folders back in one rsync (a failure: asked again)."""
         states = self.cluster.squeue()
+        self.note_answer(states is not None)
         if states is None:
             return
         elements = [each.element for each in self.queued]
@@ -194,6 +204,15 @@ class PooledCluster:
         ended = [each for each in self.queued if not self.cluster.queued(each.element, states)]
         if ended and self.cluster.settle([each.element for each in ended]):
             self.finish(ended)
+
+    def note_answer(self, answered: bool) -> None:
+        """The cluster's log says when squeue stops answering (its login node away) and when it
+        answers again, once each, not at every poll."""
+        if answered != self.answering:
+            self.answering = answered
+            self.cluster.log(
+                "squeue answers again" if answered else f"squeue did not answer; asked again every {POLL_S:g} s"
+            )
 
     def finish(self, ended: list[Submission]) -> None:
         for each in ended:

@@ -317,8 +317,13 @@ class Executor(RemoteExecutor):
 
     def run_on_cluster(self, run: Run, task: TaskPaths, host: Host) -> bool:
         """The task as an element of an array on the cluster; its slot is held until the element
-        left the queue and the folder is back."""
+        left the queue and the folder is back. False: its folder could not be pushed there (the
+        login node away): the cluster is lost until a health check finds it back, the task goes
+        to another host, as after a failed push to an SSH host."""
         submission = self.clusters[host.alias].run(task)
+        if submission.unsent:
+            self.lose(host, submission.message)
+            return False
         run.success = submission.success
         run.message = submission.message
         outcome = "completed" if run.success else f"{self.status_of(task).get('status', 'failed')}"
