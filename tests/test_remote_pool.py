@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 from background import Output, held_tasks_started, kill_everything, start_run, started, wait_for
 from click.testing import CliRunner
 from conftest import read_status, remote_name
@@ -137,6 +138,28 @@ def test_one_sweep_over_local_slots_an_ssh_host_and_a_cluster(pool):
         assert (project.remote_base / "scratch runs" / sweep_dir.name / "tasks" / name / "status.yaml").exists()
     log = (sweep_dir / "logs" / "sources" / "ssh.log").read_text()
     assert "host tbslurm: ok" in log, log
+
+
+def test_a_pool_run_archives_the_clusters_copy_and_removes_it(pool):
+    """The cluster's storage tiers after a pool run as after run --remote: archive_on: completed
+    archives the copy on the login node (its .archived sentinel), then the workdir copy goes."""
+    project = pool
+    archive = project.remote_base / "shares 'grp'"
+    project.configure_pool("app.py", archive_dir=str(archive), archive_on="completed")
+    project.write_sweep({"grid": {"x": list(range(6)), "sleep": [1]}})
+    out = project.cli("run", "sweep.yaml", "--profile", "ssh").output
+    (sweep_dir,) = project.sweep_dirs()
+    on_cluster = {task.name for task in (sweep_dir / "tasks").iterdir() if read_status(task)["backend"] == "slurm"}
+    assert on_cluster and "6 completed" in out, out
+    copy = project.remote_base / "scratch runs" / sweep_dir.name
+    target = archive / sweep_dir.name
+    assert f"tbslurm: storage: {copy}: archived to {target} (.archived written); removed {copy}" in out, out
+    assert not copy.exists() and yaml.safe_load((target / ".archived").read_text())["any_failed"] is False
+    for name in on_cluster:
+        assert yaml.safe_load((target / "tasks" / name / "status.yaml").read_text())["status"] == "completed"
+    # Settled for this outcome: a later complete asks the login node nothing.
+    again = project.cli("complete", sweep_dir.name).output
+    assert "storage" not in again, again
 
 
 def test_status_says_running_on_the_cluster_and_a_killed_run_is_adopted(pool):
