@@ -427,10 +427,9 @@ def run(
             )
             round_number += 1
             todo = [entry for entry in retryable(state, retry, round_number) if entry.name in attempted]
-        if request.remote and not interrupted:
-            step = remote_storage.finish(paths, request.remote, project_data)
-            if step is not None:
-                _notice_to(paths, on_notice)(f"{request.remote}: {remote_storage.describe(step)}")
+        if not interrupted:
+            for step in remote_storage.finish(paths, project_data):
+                _notice_to(paths, on_notice)(f"{step.alias}: {remote_storage.describe(step)}")
         return RunOutcome(paths, snakemake, code, state, kept, interrupted, disk_full)
     finally:
         lock.release()

@@ -73,3 +73,23 @@ def test_a_sweep_whose_run_starts_after_the_listing_is_kept(project):
     assert why is not None and why.startswith("sweep s is already being run by pid ")
     assert (sweep / "task_mapping.yaml").exists()
     assert remove_sweep(sweep, ["hsm-snake", "cleanup"]) is None and not sweep.exists()
+
+
+def test_remote_clean_takes_the_sweep_as_the_last_name_refuses_an_ambiguous_one(project):
+    """``remote clean [ALIAS]... [SWEEP]`` next to ``--sweep``, decided before any connection."""
+    project.write_sweep({"grid": {"x": [1]}})
+    for sweep_id in ("box", "here"):
+        project.cli("run", "sweep.yaml", "--sweep-id", sweep_id)
+    project.write_project({"distributed": {"remotes": {"box": {"host": "box"}}}})  # after the sweeps ran
+    for argv in (["here"], ["-y", "--", "here"], ["--sweep", "here"]):
+        out = project.cli("remote", "clean", *argv).output
+        assert out.strip() == "sweep here ran on no SSH host or Slurm remote: nothing to clean", (argv, out)
+    folder = str(project.root / "sweeps" / "outputs" / "here")
+    assert "sweep here ran on no SSH host" in project.cli("remote", "clean", folder).output
+    out = project.cli("remote", "clean", "-y", "box", expect=2).output
+    assert "'box' names both a remote in hsm.yaml and a sweep" in out and "--sweep box" in out, out
+    assert "sweep box ran on no SSH host" in project.cli("remote", "clean", "--sweep", "box").output
+    out = project.cli("remote", "clean", "-y", "--", "-box", "here", expect=2).output
+    assert "'-box'" in out and "remote alias" in out, out
+    out = project.cli("remote", "clean", "--everything", "--sweep", "here", expect=2).output
+    assert "--sweep or --everything" in out, out

@@ -54,6 +54,13 @@ def test_clean_removes_a_finished_sweeps_folders_on_every_host_it_used(two_hosts
     assert again.count("nothing at") == 2, again
     # The local results are untouched.
     assert len(project.completions()) == 4
+    # The sweep as the last name (remote clean ALIAS SWEEP), on one host, then on the others.
+    out = project.cli("remote", "clean", "-y", "hsmtb-h1", "second").output
+    assert out.strip() == f"hsmtb-h1: removed {project.dirs['hsmtb-h1']}/sweeps/outputs/second", out
+    assert (project.dirs["hsmtb-lo"] / "sweeps" / "outputs" / "second").is_dir()
+    out = project.cli("remote", "clean", "-y", "--", "second").output
+    assert "hsmtb-lo: removed" in out and "hsmtb-h1: nothing at" in out, out
+    assert not (project.dirs["hsmtb-lo"] / "sweeps" / "outputs" / "second").exists()
     # v1's meaning (the whole project copy on a host), on one host only.
     out = project.cli("remote", "clean", "--everything", "-y", "--", "hsmtb-h1").output
     assert "removed" in out and not project.dirs["hsmtb-h1"].exists() and project.dirs["hsmtb-lo"].exists()

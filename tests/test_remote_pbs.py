@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from test_remote_slurm import cancel_held_then_complete, cluster_project, run_hostile_values, run_one_failing_of_three
+from test_remote_slurm_storage import finished_here_after_the_cluster
 
 from hsm_snake.layout import names
 
@@ -52,3 +53,7 @@ def test_remote_test_checks_the_pbs_commands_of_a_pbs_remote(cluster):
     result = project.cli("remote", "test", "tbpbs")
     assert "qsub, qstat, qdel" in result.output and "tbpbs is ready" in result.output, result.output
     assert "backend pbs" in project.cli("remote", "list").output
+
+
+def test_a_pbs_sweep_finished_by_a_plain_complete_is_archived_once_then_leaves_the_workdir(cluster):
+    finished_here_after_the_cluster(cluster, "tbpbs", "always")

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 from background import Output, held_tasks_started, kill_everything, start_run, started, wait_for
 from click.testing import CliRunner
 from conftest import read_status, remote_name
@@ -22,7 +23,9 @@ from test_remote_slurm_storage import assert_completed_once_there, back_after_th
 from test_ssh import HOSTILE
 
 from hsm_snake.cli.v1 import hsm
+from hsm_snake.engine.lock import lock_holder
 from hsm_snake.executors.remote_cluster import slurm as array
+from hsm_snake.layout.paths import SweepPaths
 
 pytestmark = pytest.mark.testbed
 
@@ -110,6 +113,7 @@ def pool_run(project, **values):
 def test_one_sweep_over_local_slots_an_ssh_host_and_a_cluster(pool):
     """v1's command line of the HQ pattern, ``hsm sweep run --mode distributed``."""
     project = pool
+    project.configure_pool("app.py", keep_remote_on_success=True)  # the cluster's copy stays, to be looked at
     project.write_sweep(
         {"grid": {"x": list(range(8)), "sleep": [2], **{f"v{i}": [value] for i, value in enumerate(HOSTILE)}}}
     )
@@ -139,6 +143,28 @@ def test_one_sweep_over_local_slots_an_ssh_host_and_a_cluster(pool):
     assert "host tbslurm: ok" in log, log
 
 
+def test_a_pool_run_archives_the_clusters_copy_and_removes_it(pool):
+    """The cluster's storage tiers after a pool run as after run --remote: archive_on: completed
+    archives the copy on the login node (its .archived sentinel), then the workdir copy goes."""
+    project = pool
+    archive = project.remote_base / "shares 'grp'"
+    project.configure_pool("app.py", archive_dir=str(archive), archive_on="completed")
+    project.write_sweep({"grid": {"x": list(range(6)), "sleep": [1]}})
+    out = project.cli("run", "sweep.yaml", "--profile", "ssh").output
+    (sweep_dir,) = project.sweep_dirs()
+    on_cluster = {task.name for task in (sweep_dir / "tasks").iterdir() if read_status(task)["backend"] == "slurm"}
+    assert on_cluster and "6 completed" in out, out
+    copy = project.remote_base / "scratch runs" / sweep_dir.name
+    target = archive / sweep_dir.name
+    assert f"tbslurm: storage: {copy}: archived to {target} (.archived written); removed {copy}" in out, out
+    assert not copy.exists() and yaml.safe_load((target / ".archived").read_text())["any_failed"] is False
+    for name in on_cluster:
+        assert yaml.safe_load((target / "tasks" / name / "status.yaml").read_text())["status"] == "completed"
+    # Settled for this outcome: a later complete asks the login node nothing.
+    again = project.cli("complete", sweep_dir.name).output
+    assert "storage" not in again, again
+
+
 def test_status_says_running_on_the_cluster_and_a_killed_run_is_adopted(pool):
     """While an element runs, `status` shows the task running on the cluster (the local record
     written from squeue); kill -9 of the run, then `complete` waits for the cluster's jobs and
@@ -150,6 +176,8 @@ def test_status_says_running_on_the_cluster_and_a_killed_run_is_adopted(pool):
         shown = project.cli("status", sweep_dir.name, "--all-status").output
         assert re.search(r"tbslurm: \d+ running", shown), shown
         kill_everything(project, proc)
+    # A killed multi-threaded process holds the sweep lock until its last thread has exited.
+    wait_for(lambda: lock_holder(SweepPaths(sweep_dir)) is None, 60, "the sweep lock to be released")
     assert submitted_tasks(sweep_dir)
     completing = start_run(project, "complete", sweep_dir.name, "--profile", "ssh")
     output = Output(completing)
@@ -170,7 +198,6 @@ def test_the_clusters_limits_are_read_on_its_login_node(pool, tmp_path):
     """MaxArraySize and MaxJobCount of the test Slurm (tests/testbed/start.sh: 1001 and Slurm's
     default 10000), asked over ssh with the same queries as for the local Slurm."""
     from hsm_snake.executors.remote_cluster.slurm import SlurmCluster
-    from hsm_snake.layout.paths import SweepPaths
 
     project = pool
     control_dir = Path(tempfile.mkdtemp(prefix="hsm-t-"))  # a socket path under the 108-byte limit

@@ -81,6 +81,50 @@ def test_a_failed_sweep_stays_in_workdir_until_cleaned_and_archived_as_archive_o
     assert read_status(sweep_dir / "tasks" / "task_001")["status"] == "completed"  # local results untouched
 
 
+# Fails (exit 3) with fail=1 on the cluster only: a plain `complete` here finishes the sweep.
+FAILS_ON_THE_CLUSTER = """
+import os, sys
+args = dict(a.partition("=")[::2] for a in sys.argv[1:])
+sys.exit(3 if args.get("fail") == "1" and os.environ.get("HSM_BACKEND") != "local" else 0)
+"""
+
+
+def finished_here_after_the_cluster(project, alias: str, archive_on: str) -> None:
+    """A sweep with a task failed on the cluster remote ``alias``, then finished by a plain
+    ``complete`` here: its copy there is archived as ``archive_on`` asks (once), then removed."""
+    (project.root / "fails.py").write_text(FAILS_ON_THE_CLUSTER)
+    archive = project.remote_base / "archive"
+    project.configure("fails.py", archive_dir=str(archive), archive_on=archive_on)
+    project.write_sweep({"paired": [{"p": {"x": [1, 2], "fail": [0, 1]}}]})
+    out = project.cli("run", "sweep.yaml", "--remote", alias, expect=1).output
+    (sweep_dir,) = project.sweep_dirs()
+    copy = project.remote_base / "scratch runs" / sweep_dir.name
+    target = archive / sweep_dir.name
+    assert copy.is_dir(), out  # a failed sweep's copy stays
+    if archive_on == "always":
+        assert f"{alias}: storage: {copy}: archived to {target} (.archived written)\n" in out, out
+        first = (target / ".archived").read_text()
+        assert yaml.safe_load(first)["any_failed"] is True
+    else:
+        assert "storage" not in out and not target.exists(), out
+    # The failed task runs here and completes: the sweep has ended well.
+    out = project.cli("complete", sweep_dir.name).output
+    assert read_status(sweep_dir / "tasks" / "task_002")["backend"] == "local"
+    if archive_on == "always":  # archived once: the earlier archive is not copied over
+        assert f"{alias}: storage: {copy}: archived in {target} already (.archived there); removed {copy}" in out
+        assert (target / ".archived").read_text() == first
+    else:
+        assert f"{alias}: storage: {copy}: archived to {target} (.archived written); removed {copy}" in out, out
+        assert yaml.safe_load((target / ".archived").read_text())["any_failed"] is False
+    assert not copy.exists() and (target / "tasks" / "task_001" / "status.yaml").exists()
+    assert "storage" not in project.cli("complete", sweep_dir.name).output  # settled: no second step
+
+
+@pytest.mark.parametrize("archive_on", ["completed", "always"])
+def test_a_sweep_finished_by_a_plain_complete_is_archived_as_archive_on_asks(cluster, archive_on):  # noqa: F811
+    finished_here_after_the_cluster(cluster, "tbslurm", archive_on)
+
+
 def test_a_login_node_lost_mid_sweep_and_back_loses_nothing(cluster, login_node, monkeypatch):  # noqa: F811
     project = cluster
     monkeypatch.setenv("HSM_SSH_CONFIG", str(login_node.client_config))

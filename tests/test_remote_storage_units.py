@@ -3,6 +3,7 @@ Python, argv as ssh would pass it), when archive_on asks for an archive, and hsm
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ import yaml
 from hsm_snake.config.project import load_project
 from hsm_snake.errors import ConfigError
 from hsm_snake.executors.remote_cluster import storage
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import read_record
 
 SWEEP = "sweep_20261206_120000"
 
@@ -62,6 +65,32 @@ def test_a_failed_archive_or_a_missing_one_keeps_the_copy(copy, tmp_path):
     facts = login_node(copy, "", remove=True)
     assert facts["removed"] and not copy.exists()
     assert login_node(copy, "")["missing"] is True
+
+
+def test_an_archive_with_its_sentinel_is_not_made_again_and_the_copy_may_go(copy, tmp_path):
+    first = login_node(copy, str(tmp_path / "archive"), archive=True, require=True)
+    sentinel = tmp_path / "archive" / SWEEP / ".archived"
+    written = sentinel.read_text()
+    (copy / "tasks" / "task_001" / "status.yaml").write_text("status: changed\n")
+    facts = login_node(copy, str(tmp_path / "archive"), archive=True, require=True, remove=True)
+    assert first["archived"] and facts == {
+        "source": str(copy),
+        "target": str(tmp_path / "archive" / SWEEP),
+        "archived_before": True,
+        "removed": True,
+    }
+    assert sentinel.read_text() == written and not copy.exists()
+    archived = tmp_path / "archive" / SWEEP / "tasks" / "task_001" / "status.yaml"
+    assert archived.read_text() == "status: completed\n"  # not copied over
+    step = storage.StorageStep("box", str(copy), target=facts["target"], archived_before=True, removed=True)
+    assert storage.describe(step) == (
+        f"storage: {copy}: archived in {facts['target']} already (.archived there); removed {copy}"
+    )
+
+
+def test_a_copy_on_a_remote_gone_from_the_config_is_kept_without_a_connection(tmp_path):
+    step = storage.finish_copy(SweepPaths(tmp_path / SWEEP), "gone", "/scratch/" + SWEEP, "completed", {})
+    assert step is not None and "no longer a remote" in step.error and not step.removed
 
 
 @pytest.mark.parametrize("where", ["parent", "itself"])
@@ -121,3 +150,23 @@ def test_archive_keys_on_an_ssh_host(tmp_path):
     v1 = load_project(write_config(tmp_path, "{host: box, archive_on: never}", "hsm_config.yaml"), cwd=tmp_path)
     assert "archive_on" not in v1.section("distributed")["remotes"]["box"]
     assert any("archive_on' is ignored: an SSH host has no archive step" in notice for notice in v1.notices)
+
+
+def test_finish_settles_each_copy_once_per_outcome_and_tries_a_failed_step_again(project):
+    """storage.finish without a connection: a copy nothing is asked of (no archive_dir, kept) is
+    settled; one on an alias gone from the config is reported at every end until it is back."""
+    project.write_sweep({"grid": {"x": [1]}})
+    project.cli("run", "sweep.yaml", "--sweep-id", "s")
+    paths = SweepPaths(project.root / "sweeps" / "outputs" / "s")
+    entry = {"alias": "kept", "array_id": "12", "remote_sweep": "/scratch/s", "tasks": ["task_001"]}
+    lines = [entry, {**entry, "alias": "gone", "array_id": "13"}]
+    paths.submitted_jobs("remote-slurm").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    kept = {"backend": "slurm", "host": "login", "keep_remote_on_success": True}
+    project_data = {"distributed": {"remotes": {"kept": kept}}}
+    for _ in range(2):
+        (step,) = storage.finish(paths, project_data)
+        assert step.alias == "gone" and "no longer a remote" in step.error
+    assert read_record(paths.cluster_storage) == {"kept": {"outcome": "completed", "arrays": 1}}
+    paths.cluster_storage.write_text("kept: [damaged\n")
+    assert [step.alias for step in storage.finish(paths, project_data)] == ["gone"]
+    assert read_record(paths.cluster_storage)["kept"] == {"outcome": "completed", "arrays": 1}

@@ -164,7 +164,7 @@ def health(aliases: tuple[str, ...]) -> None:
 
 
 @remote.command()
-@click.argument("aliases", nargs=-1)
+@click.argument("names", nargs=-1, metavar="[ALIAS]... [SWEEP]")
 @click.option("--sweep", help="The sweep whose folders to remove (id or path; default: the newest).")
 @click.option(
     "--everything",
@@ -172,22 +172,25 @@ def health(aliases: tuple[str, ...]) -> None:
     help="Remove the whole project copy on the hosts (code, runner, every sweep): v1's remote clean.",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask first.")
-def clean(aliases: tuple[str, ...], sweep: str | None, everything: bool, yes: bool) -> None:
+def clean(names: tuple[str, ...], sweep: str | None, everything: bool, yes: bool) -> None:
     """Remove what a finished sweep left on ALIASES, else on every host and Slurm remote it used: an
     SSH host's project_dir/sweeps/outputs/<id>, a Slurm remote's <workdir>/<id> (never an archive
-    its archive_on still asks for). Never while the sweep runs or has tasks out there."""
-    from hsm_snake.engine.cleanup import check_sweep_finished, sweep_clusters, sweep_hosts
+    its archive_on still asks for). Never while the sweep runs or has tasks out there. The sweep is
+    --sweep SWEEP, or a last name that is a sweep (id or folder) and no remote of hsm.yaml."""
+    from hsm_snake.engine.cleanup import check_sweep_finished, split_clean_names, sweep_clusters, sweep_hosts
     from hsm_snake.executors.remote_cluster import storage
     from hsm_snake.executors.ssh.transfer import sweep_dir_under_project
     from hsm_snake.sweep.locate import find_sweep
 
     remotes = _remotes()
     cwd = Path.cwd()
+    configured = set(remotes.remotes(cwd))
+    aliases, sweep = split_clean_names(list(names), sweep, configured, cwd, with_sweep=not everything)
     clusters: dict = {}
     if everything:
         if sweep:
             raise click.UsageError("--everything removes every sweep: give --sweep or --everything, not both")
-        hosts = remotes.pick_hosts(cwd, list(aliases), every=not aliases)
+        hosts = remotes.pick_hosts(cwd, aliases, every=not aliases)
         under, what = "", "the whole project copy"
     else:
         paths = find_sweep(sweep, cwd)

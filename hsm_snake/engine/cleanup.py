@@ -19,15 +19,16 @@ from typing import Any
 
 from hsm_snake.engine.backends import cluster_remotes
 from hsm_snake.engine.lock import SweepLock, lock_holder
-from hsm_snake.errors import SweepLockedError, SweepStateError
+from hsm_snake.errors import ConfigError, SweepLockedError, SweepStateError
 from hsm_snake.executors.remote_cluster import storage as remote_storage
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.executors.ssh.hosts import Host
+from hsm_snake.layout import names
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import read_yaml
 from hsm_snake.monitor.readers import created_time
 from hsm_snake.monitor.recent import summarize_sweep
-from hsm_snake.sweep.locate import sweep_dirs
+from hsm_snake.sweep.locate import existing_sweep, sweep_dirs
 
 DAY_S = 86400.0
 V1_MARKERS = ("submission_summary.txt", "sweep_config.yaml")
@@ -132,6 +133,31 @@ def sweep_clusters(paths: SweepPaths) -> dict[str, dict[str, Any]]:
     record = read_yaml(paths.project_config) or {}
     remotes = cluster_remotes(record.get("project") or {})
     return {alias: remotes.get(alias, {}) for alias in remote_storage.recorded_copies(paths)}
+
+
+def split_clean_names(
+    given: list[str], sweep: str | None, configured: set[str], cwd: Path, *, with_sweep: bool = True
+) -> tuple[list[str], str | None]:
+    """(aliases, sweep) of ``remote clean NAME... [--sweep SWEEP]``: without ``--sweep``, the last
+    name is the sweep (``remote clean ALIAS SWEEP``) when it names an existing sweep (id or folder)
+    and no remote ``configured`` in hsm.yaml; a name that is both is refused. ``with_sweep``
+    False (``--everything``): every name is an alias. Every alias is checked."""
+    aliases = given
+    if with_sweep and sweep is None and given and existing_sweep(given[-1], cwd) is not None:
+        if given[-1] in configured:
+            raise ConfigError(
+                f"{given[-1]!r} names both a remote in hsm.yaml and a sweep",
+                key="remote clean",
+                hint=f"--sweep {given[-1]} for the sweep; for the remote, name the sweep with --sweep SWEEP "
+                "(hsm-snake recent lists them)",
+            )
+        aliases, sweep = given[:-1], given[-1]
+    for alias in aliases:
+        try:
+            names.check_alias(alias)
+        except names.BadName as bad:
+            raise ConfigError(bad.message, key="remote clean", hint=bad.hint) from None
+    return aliases, sweep
 
 
 def check_sweep_finished(paths: SweepPaths) -> None:

@@ -231,6 +231,12 @@ class SweepPaths:
         return self.root / ".hsm" / "status-cache"
 
     @property
+    def cluster_storage(self) -> Path:
+        """Per cluster remote the sweep has a copy on, the outcome and arrays its storage step was
+        last carried out for (archive/removal, ``remote_cluster/storage.py``)."""
+        return self.root / ".hsm" / "cluster-storage.yaml"
+
+    @property
     def remote_tasks_dir(self) -> Path:
         return self.root / ".hsm" / "remote"
 

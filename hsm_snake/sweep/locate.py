@@ -41,6 +41,16 @@ def find_sweep(ref: str | None, cwd: Path) -> SweepPaths:
     return SweepPaths(_followed(max(found, key=lambda p: SweepPaths(p).task_mapping.stat().st_mtime)))
 
 
+def existing_sweep(ref: str, cwd: Path) -> SweepPaths | None:
+    """The sweep ``ref`` names (a sweep directory or an id), or None when it names none."""
+    if not ref:
+        return None
+    try:
+        return find_sweep(ref, cwd)
+    except SweepNotFoundError:
+        return None
+
+
 def _followed(folder: Path) -> Path:
     """A sweep's own folder for its link under sweeps/outputs (local.sweeps_root)."""
     return folder.resolve() if folder.is_symlink() else folder

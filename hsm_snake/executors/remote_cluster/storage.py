@@ -1,9 +1,11 @@
-"""A Slurm remote's storage tiers (v1's ``workdir`` / ``archive_dir`` / ``archive_on``): the sweep's
-copy lives in ``<workdir>/<sweep id>`` (e.g. scratch) while it runs; once the sweep has ended, the
+"""A cluster remote's storage tiers (v1's ``workdir`` / ``archive_dir`` / ``archive_on``): the
+sweep's copy lives in ``<workdir>/<sweep id>`` (e.g. scratch) while it runs; once the sweep has
+ended (whatever ran its last tasks: ``--remote``, the SSH pool or a plain local ``complete``), the
 login node copies it to ``<archive_dir>/<sweep id>/`` itself (rsync there, one ssh call) and writes
-v1's ``.archived`` sentinel; a sweep whose every task completed then leaves the workdir (unless
-``keep_remote_on_success``), a failed one stays there for inspection. ``remote clean`` removes
-what is left, never an archive the remote's ``archive_on`` still asks for.
+v1's ``.archived`` sentinel (once: an archive with its sentinel is never copied over); a sweep
+whose every task completed then leaves the workdir (unless ``keep_remote_on_success``), a failed
+one stays there for inspection. ``remote clean`` removes what is left, never an archive the
+remote's ``archive_on`` still asks for.
 
 Everything happens in one program run by the login node's Python with its arguments as argv
 (no path ever passes through a shell there); it answers one JSON line.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import shlex
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from hsm_snake.executors.remote_cluster.schedulers import BY_SCHEDULER
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.layout.index import load_index
 from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import RecordError, read_record, write_record
 from hsm_snake.monitor import scan
 
 ARCHIVE_ON = ("completed", "always", "never")
@@ -59,6 +63,8 @@ if archive_dir:
         done(error=f"refused: archive_dir {base} holds the sweep's copy itself (use another folder)")
 if not os.path.isdir(source):
     done(missing=True, archived=bool(target) and os.path.isfile(os.path.join(target, ".archived")))
+if archive and os.path.isfile(os.path.join(target, ".archived")):
+    archive, facts["archived_before"] = False, True
 if archive:
     try:
         os.makedirs(target, exist_ok=True)
@@ -98,6 +104,7 @@ class StorageStep:
     source: str
     target: str = ""
     archived: bool = False
+    archived_before: bool = False
     removed: bool = False
     missing: bool = False
     error: str = ""
@@ -131,14 +138,15 @@ def sweep_outcome(paths: SweepPaths) -> str | None:
     return "failed" if counts[scan.COMPLETED] + counts[scan.FAILED] == len(state.tasks) else None
 
 
+def recorded_entries(paths: SweepPaths) -> list[dict[str, Any]]:
+    """The arrays the sweep sent to cluster remotes, as recorded when they were submitted."""
+    return [entry for kind in BY_SCHEDULER.values() for entry in kind.recorded(paths)]
+
+
 def recorded_copies(paths: SweepPaths) -> dict[str, str]:
-    """{alias: the sweep's copy there} of the Slurm remotes the sweep's arrays went to (as recorded
+    """{alias: the sweep's copy there} of the cluster remotes the sweep's arrays went to (as recorded
     when they were submitted: the workdir resolved on the login node)."""
-    return {
-        str(entry["alias"]): str(entry["remote_sweep"])
-        for kind in BY_SCHEDULER.values()
-        for entry in kind.recorded(paths)
-    }
+    return {str(entry["alias"]): str(entry["remote_sweep"]) for entry in recorded_entries(paths)}
 
 
 def on_login_node(
@@ -168,6 +176,7 @@ def on_login_node(
         str(facts.get("source") or source),
         target=str(facts.get("target") or ""),
         archived=bool(facts.get("archived")),
+        archived_before=bool(facts.get("archived_before")),
         removed=bool(facts.get("removed")),
         missing=bool(facts.get("missing")),
         error=str(facts.get("error") or ""),
@@ -184,22 +193,54 @@ def _connected(paths: SweepPaths, alias: str, remote: dict[str, Any]) -> Iterato
             cluster.close()
 
 
-def finish(paths: SweepPaths, alias: str, project_data: dict[str, Any]) -> StorageStep | None:
-    """After a run on the Slurm remote ``alias`` that was not interrupted: once the sweep has ended,
-    archive its copy there as archive_on asks, then remove the copy of a sweep whose every task
-    completed (unless keep_remote_on_success, or the archive it needed failed). None: nothing to do
-    (the sweep has not ended, or sent nothing there)."""
-    remote = ((project_data.get("distributed") or {}).get("remotes") or {}).get(alias) or {}
-    outcome = sweep_outcome(paths)
-    source = recorded_copies(paths).get(alias)
-    if outcome is None or source is None:
-        return None
+def finish(paths: SweepPaths, project_data: dict[str, Any]) -> list[StorageStep]:
+    """At the end of a run or complete that was not interrupted, however it ran (``--remote``, the
+    SSH pool, plain local): once the sweep has ended, each cluster it has a copy on
+    (:func:`recorded_copies`) gets what the sweep's outcome asks for (:func:`finish_copy`). A copy
+    already settled for this outcome, with no array sent there since, costs no ssh call."""
+    copies = recorded_copies(paths)
+    outcome = sweep_outcome(paths) if copies else None
+    if outcome is None:
+        return []
+    settled = _settled(paths)
+    arrays = Counter(str(entry["alias"]) for entry in recorded_entries(paths))
+    steps = []
+    for alias, source in copies.items():
+        state = {"outcome": outcome, "arrays": arrays[alias]}
+        if settled.get(alias) == state:
+            continue
+        step = finish_copy(paths, alias, source, outcome, project_data)
+        if step is not None:
+            steps.append(step)
+        if step is None or not step.error:
+            settled[alias] = state
+    write_record(paths.cluster_storage, settled, header="hsm-snake: storage steps done per cluster remote")
+    return steps
+
+
+def _settled(paths: SweepPaths) -> dict[str, Any]:
+    # A lost or damaged record costs one ssh call: the step is idempotent (sentinel, missing copy).
+    try:
+        return read_record(paths.cluster_storage)
+    except (FileNotFoundError, RecordError):
+        return {}
+
+
+def finish_copy(
+    paths: SweepPaths, alias: str, source: str, outcome: str, project_data: dict[str, Any]
+) -> StorageStep | None:
+    """The sweep's copy ``source`` on the cluster remote ``alias``, once the sweep ended so
+    (``completed``/``failed``): archived as archive_on asks (once), then removed if every task
+    completed (unless keep_remote_on_success, or the archive it needed is not confirmed). None:
+    nothing to do."""
+    remote = ((project_data.get("distributed") or {}).get("remotes") or {}).get(alias)
+    if not remote:
+        return StorageStep(alias, source, error="no longer a remote of the project config: its copy there is kept")
     archive = archive_wanted(remote, outcome)
     keep = hostmod.host_from_remote(alias, remote, project_data).keep_remote_on_success
     remove = outcome == "completed" and not keep
     if not (archive or remove):
         return None
-
     with _connected(paths, alias, remote) as cluster:
         step = on_login_node(
             cluster,
@@ -257,7 +298,9 @@ def describe(step: StorageStep) -> str:
         return f"storage: {step.source}: {step.error}"
     if step.missing:
         return f"storage: {step.source} is gone already" + (f" (archived in {step.target})" if step.archived else "")
-    done = ([f"archived to {step.target} ({SENTINEL} written)"] if step.archived else []) + (
-        [f"removed {step.source}"] if step.removed else []
+    done = (
+        ([f"archived to {step.target} ({SENTINEL} written)"] if step.archived else [])
+        + ([f"archived in {step.target} already ({SENTINEL} there)"] if step.archived_before else [])
+        + ([f"removed {step.source}"] if step.removed else [])
     )
     return f"storage: {step.source}: " + ("; ".join(done) or "kept")

@@ -526,7 +526,7 @@ class Executor(RemoteExecutor):
         for host in self.pool:
             if host.is_local or host.shared_fs or host.keep_remote_on_success or host.running:
                 continue
-            if host.alias in self.clusters:  # a cluster's copy stays, as after run --remote
+            if host.alias in self.clusters:  # a cluster's copy is its storage tiers' (storage.finish)
                 continue
             if host.alias not in self.ran_on or host.alias in self.failed_on:
                 continue
