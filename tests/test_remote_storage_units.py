@@ -88,6 +88,23 @@ def test_an_archive_with_its_sentinel_is_not_made_again_and_the_copy_may_go(copy
     )
 
 
+def test_an_archive_of_a_failed_sweep_is_brought_up_to_date_once_it_completed(copy, tmp_path):
+    """archive_on: always archives a failed sweep; once a later complete finished it, the archive
+    gets the completed copy and a sentinel saying so (v1 rsyncs each time), then it is not redone."""
+    task = copy / "tasks" / "task_001" / "status.yaml"
+    task.write_text("status: failed\n")
+    login_node(copy, str(tmp_path / "archive"), archive=True, require=True, failed=True)
+    target = tmp_path / "archive" / SWEEP
+    assert yaml.safe_load((target / ".archived").read_text())["any_failed"] is True
+    task.write_text("status: completed\n")
+    facts = login_node(copy, str(tmp_path / "archive"), archive=True, require=True, remove=True)
+    assert facts["archived"] and facts["removed"] and "archived_before" not in facts
+    assert (target / "tasks" / "task_001" / "status.yaml").read_text() == "status: completed\n"
+    assert yaml.safe_load((target / ".archived").read_text())["any_failed"] is False
+    (copy / "tasks").mkdir(parents=True)
+    assert login_node(copy, str(tmp_path / "archive"), archive=True)["archived_before"] is True
+
+
 def test_a_copy_on_a_remote_gone_from_the_config_is_kept_without_a_connection(tmp_path):
     step = storage.finish_copy(SweepPaths(tmp_path / SWEEP), "gone", "/scratch/" + SWEEP, "completed", {})
     assert step is not None and "no longer a remote" in step.error and not step.removed

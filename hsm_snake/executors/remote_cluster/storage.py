@@ -2,7 +2,9 @@
 sweep's copy lives in ``<workdir>/<sweep id>`` (e.g. scratch) while it runs; once the sweep has
 ended (whatever ran its last tasks: ``--remote``, the SSH pool or a plain local ``complete``), the
 login node copies it to ``<archive_dir>/<sweep id>/`` itself (rsync there, one ssh call) and writes
-v1's ``.archived`` sentinel (once: an archive with its sentinel is never copied over); a sweep
+v1's ``.archived`` sentinel (once per outcome: an archive whose sentinel says the same
+``any_failed`` is not copied again; a sweep archived failed and completed later is copied over
+it, as v1's rsync does each time); a sweep
 whose every task completed then leaves the workdir (unless ``keep_remote_on_success``), a failed
 one stays there for inspection. ``remote clean`` removes what is left, never an archive the
 remote's ``archive_on`` still asks for.
@@ -63,7 +65,13 @@ if archive_dir:
         done(error=f"refused: archive_dir {base} holds the sweep's copy itself (use another folder)")
 if not os.path.isdir(source):
     done(missing=True, archived=bool(target) and os.path.isfile(os.path.join(target, ".archived")))
-if archive and os.path.isfile(os.path.join(target, ".archived")):
+def archived_as():
+    try:
+        with open(os.path.join(target, ".archived"), encoding="utf-8") as sentinel:
+            return re.search(r"^any_failed: (\w+)$", sentinel.read(), re.M).group(1)
+    except (OSError, AttributeError, UnicodeDecodeError):
+        return None
+if archive and archived_as() == str(any_failed):
     archive, facts["archived_before"] = False, True
 if archive:
     try:
