@@ -55,5 +55,5 @@ def test_remote_test_checks_the_pbs_commands_of_a_pbs_remote(cluster):
     assert "backend pbs" in project.cli("remote", "list").output
 
 
-def test_a_pbs_sweep_finished_by_a_plain_complete_is_archived_once_then_leaves_the_workdir(cluster):
+def test_a_pbs_sweep_finished_by_a_plain_complete_is_archived_then_leaves_the_workdir(cluster):
     finished_here_after_the_cluster(cluster, "tbpbs", "always")
