@@ -35,6 +35,8 @@ from hsm_snake.runner import failures
 SSH_TIMEOUT_S = 120
 # How long a cancel waits for cancelled elements to leave the queue before pulling them back.
 CANCEL_WAIT_S = 30
+# Tasks in one array unless the remote's max_array_size says otherwise.
+DEFAULT_ARRAY_LIMIT = 500
 
 
 def arrays(by_options: dict[Any, list[Any]], task_of: Any, limit: int) -> Iterator[tuple[Any, list[Any]]]:
@@ -75,6 +77,10 @@ class SubmitError(HsmError):
     """The scheduler refused an array or answered something that is not a job id."""
 
 
+# What a failed submission raises (``Cluster.submit_array``): nothing was submitted.
+SUBMIT_FAILURES = (SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError)
+
+
 class Cluster:
     """The ssh side of a cluster remote; subclasses add their scheduler. ``ssh``/``host``: an SSH
     pool's connection and host when the cluster is one of its members."""
@@ -82,6 +88,8 @@ class Cluster:
     scheduler = ""  # slurm, pbs: the remote's backend
     title = ""  # Slurm, PBS: its name in messages
     tools: tuple[str, ...] = ()  # the scheduler commands the login node must have
+    queue_tool = ""  # squeue, qstat: what a poll asks
+    query_timeout_s: float = SSH_TIMEOUT_S  # how long a read-only query there may take
 
     def __init__(
         self,
@@ -128,6 +136,12 @@ class Cluster:
 
     def remote(self, command: str, timeout_s: float = SSH_TIMEOUT_S) -> subprocess.CompletedProcess | None:
         return run_bounded(self.ssh.command(self.host, command), timeout_s)
+
+    def query(self, argv: list[str]) -> str | None:
+        """A scheduler tool's output there (a ``slurm/limits.Query``): stdout, or None when it
+        failed or hung."""
+        done = self.remote(shlex.join(argv), self.query_timeout_s)
+        return done.stdout if done is not None and done.returncode == 0 else None
 
     def submit_command(self, command: str, what: str) -> str:
         """Run a submission ``command`` there; its stdout, or SubmitError saying why not."""
@@ -277,6 +291,42 @@ class Cluster:
         }
         with open(record, "a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
+
+    # -- a run's scheduler part (the --remote executor and the SSH pool alike) -----------------
+    def limits(self, section: dict[str, Any], query: Any = None) -> tuple[Any, int, list[str]]:
+        """(room: how many more jobs it may have queued, with ``free``, or None when unknown;
+        tasks per array; lines for the log) from the remote's ``section`` and the cluster's limits,
+        asked through ``query`` (``self.query`` unless given: ``room.RoomWatch`` batches them)."""
+        raise NotImplementedError
+
+    def options(self, resources: dict[str, Any], threads: int = 1) -> tuple[str, ...]:
+        """The scheduler options of a task from its rule ``resources``: tasks with the same share an array."""
+        raise NotImplementedError
+
+    def submit_array(
+        self, tasks: list[TaskPaths], options: list[str], resources: dict[str, Any], setup: str | None
+    ) -> list[Any]:
+        """One rsync up of the tasks' folders and their array script, one submission of the array
+        (``resources``: the first task's, ``setup``: the backend's modules + pre_script), recorded;
+        its elements in task order. SUBMIT_FAILURES: nothing was submitted."""
+        raise NotImplementedError
+
+    def poll_ended(self, elements: list[Any], warn: Any) -> tuple[bool, list[tuple[Any, str | None]]]:
+        """One poll of ``elements``: whether the queue answered, and those that ended, their folders
+        back and the scheduler's verdict recorded where the runner could not, each with None
+        (completed) or why it failed. Nothing is decided on a failed answer (``warn`` is told): the
+        elements are asked about again."""
+        raise NotImplementedError
+
+    def cancel_and_pull(self, elements: list[Any]) -> str | None:
+        """Cancel the elements' arrays; once they left the queue (at most CANCEL_WAIT_S) their folders
+        come back with the runners' records or the scheduler's verdicts. None when the cancel was
+        sent, else why not."""
+        raise NotImplementedError
+
+    def logs_of(self, element: Any) -> list[str]:
+        """The local files that tell why the element's task failed."""
+        raise NotImplementedError
 
     # -- what earlier runs left ------------------------------------------------------------
     @classmethod
