@@ -110,6 +110,20 @@ def pool_run(project, **values):
             kill_everything(project, proc)
 
 
+def hostile_sweep_came_back(project, sweep_dir: Path, count: int, sleep: int) -> dict[str, dict]:
+    """Each of the ``count`` tasks of a sweep of x, ``sleep`` and HOSTILE values completed once,
+    its app saw exactly its values; {task: status}."""
+    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, count + 1)}
+    statuses = {}
+    for i in range(1, count + 1):
+        task = sweep_dir / "tasks" / f"task_{i:03d}"
+        seen = json.loads((task / "results" / "seen.json").read_text(encoding="utf-8"))
+        assert seen == [f"x={i - 1}", f"sleep={sleep}", *(f"v{n}={value}" for n, value in enumerate(HOSTILE))]
+        statuses[task.name] = read_status(task)
+        assert statuses[task.name]["status"] == "completed" and (task / ".completed").exists(), statuses[task.name]
+    return statuses
+
+
 def test_one_sweep_over_local_slots_an_ssh_host_and_a_cluster(pool):
     """v1's command line of the HQ pattern, ``hsm sweep run --mode distributed``."""
     project = pool
@@ -120,16 +134,10 @@ def test_one_sweep_over_local_slots_an_ssh_host_and_a_cluster(pool):
     result = CliRunner().invoke(hsm, ["sweep", "run", "-c", "sweep.yaml", "--mode", "distributed"])
     assert result.exit_code == 0 and "8 completed" in result.output, result.output
     (sweep_dir,) = project.sweep_dirs()
-    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 9)}
     where = {}
-    for i in range(1, 9):
-        task = sweep_dir / "tasks" / f"task_{i:03d}"
-        seen = json.loads((task / "results" / "seen.json").read_text(encoding="utf-8"))
-        assert seen == [f"x={i - 1}", "sleep=2", *(f"v{n}={value}" for n, value in enumerate(HOSTILE))]
-        status = read_status(task)
-        assert status["status"] == "completed" and (task / ".completed").exists(), status
+    for task, status in hostile_sweep_came_back(project, sweep_dir, 8, sleep=2).items():
         # The pool's tasks say backend ssh and job_id local or the host; the cluster's, slurm and the element.
-        where[task.name] = (status["backend"], status["job_id"] if status["backend"] == "ssh" else "tbslurm")
+        where[task] = (status["backend"], status["job_id"] if status["backend"] == "ssh" else "tbslurm")
         if status["backend"] == "slurm":
             assert array.ELEMENT_ID.match(status["job_id"]) and status["host_alias"] == "tbslurm", status
     assert set(where.values()) == {("ssh", "local"), ("ssh", "hsmtb-h1"), ("slurm", "tbslurm")}, where

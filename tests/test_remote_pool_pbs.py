@@ -11,7 +11,7 @@ import json
 import pytest
 from background import kill_everything, start_run, wait_for
 from conftest import read_status
-from test_remote_pool import RECORDING_APP
+from test_remote_pool import RECORDING_APP, hostile_sweep_came_back
 from test_remote_slurm import cluster_project
 from test_ssh import HOSTILE
 
@@ -66,14 +66,8 @@ def test_one_sweep_over_local_slots_a_pbs_and_a_slurm_cluster(pool):
     result = project.cli("run", "sweep.yaml", "--profile", "ssh")
     assert "6 completed" in result.output, result.output
     (sweep_dir,) = project.sweep_dirs()
-    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 7)}
     where = set()
-    for i in range(1, 7):
-        task = sweep_dir / "tasks" / f"task_{i:03d}"
-        seen = json.loads((task / "results" / "seen.json").read_text(encoding="utf-8"))
-        assert seen == [f"x={i - 1}", "sleep=3", *(f"v{n}={value}" for n, value in enumerate(HOSTILE))]
-        status = read_status(task)
-        assert status["status"] == "completed" and (task / ".completed").exists(), status
+    for status in hostile_sweep_came_back(project, sweep_dir, 6, sleep=3).values():
         if status["backend"] == "pbs":
             assert status["host_alias"] == "tbpbs" and names.is_job_id(status["job_id"]), status
         elif status["backend"] == "slurm":

@@ -40,7 +40,6 @@ from hsm_snake.executors.remote_cluster.cluster import (
     status_of,
     submissions,
 )
-from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.layout import names
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
 
@@ -150,16 +149,8 @@ class PbsCluster(Cluster):
     title = "PBS"
     tools = ("qsub", "qstat", "qdel")
 
-    def __init__(
-        self,
-        paths: SweepPaths,
-        alias: str,
-        remote: dict[str, Any],
-        control_dir: Path,
-        ssh: hostmod.Ssh | None = None,
-        host: hostmod.Host | None = None,
-    ) -> None:
-        super().__init__(paths, alias, remote, control_dir, ssh=ssh, host=host)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.qstat = Qstat(run=self._qstat_there)
         self._probe = ""
         self._printed: dict[str, str] = {}
