@@ -72,15 +72,15 @@ def pool(cluster, tb, tmp_path):  # noqa: F811 (the imported fixture)
     return project
 
 
-def running_on_cluster(sweep_dir: Path) -> set[str]:
-    """Tasks whose local status.yaml says they run on the cluster."""
+def running_on_cluster(sweep_dir: Path, alias: str = "tbslurm") -> set[str]:
+    """Tasks whose local status.yaml says they run on the cluster ``alias``."""
     found = set()
     for task in (sweep_dir / "tasks").glob("task_*"):
         try:
             status = read_status(task)
         except FileNotFoundError:
             continue
-        if status.get("status") == "running" and status.get("host_alias") == "tbslurm":
+        if status.get("status") == "running" and status.get("host_alias") == alias:
             found.add(task.name)
     return found
 

@@ -7,11 +7,12 @@ are Slurm's torque wrappers.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
-from background import kill_everything, start_run, wait_for
+from background import kill_everything, lock_released, start_run, wait_for
 from conftest import read_status
-from test_remote_pool import RECORDING_APP, hostile_sweep_came_back
+from test_remote_pool import RECORDING_APP, hostile_sweep_came_back, running_on_cluster
 from test_remote_slurm import cluster_project
 from test_ssh import HOSTILE
 
@@ -96,39 +97,32 @@ def test_a_walltime_kill_on_the_pbs_cluster_is_recorded_as_timeout(pool):
     assert not project.completions()
 
 
-def test_a_killed_pool_run_is_adopted_by_complete(pool):
-    """kill -9 of the run while the PBS cluster's elements run; `complete` waits for them, pulls
-    their results back and runs each task once."""
+def test_status_says_running_on_the_pbs_cluster_and_a_killed_run_is_adopted(pool):
+    """While its elements run, `status` shows the PBS cluster's tasks running there (the local
+    record written from qstat); kill -9 of the run, then `complete` waits for them, pulls their
+    results back and runs each task once."""
     project = pool
     project.configure_pool()
     project.write_sweep({"grid": {"x": list(range(4)), "sleep": [20]}})
     proc = start_run(project, "run", "sweep.yaml", "--profile", "ssh")
     try:
-        jobs = wait_for(
-            lambda: [p for d in project.sweep_dirs() for p in [d / ".hsm" / "remote-pbs-jobs"] if p.exists()],
-            300,
-            "an array on the PBS cluster",
-        )[0]
-        sweep_dir = jobs.parent.parent
-        on_cluster = {name for line in jobs.read_text().splitlines() for name in json.loads(line)["tasks"]}
-        wait_for(
-            lambda: (
-                len(
-                    list(
-                        (project.remote_base / "scratch runs" / sweep_dir.name / "logs" / "remote-pbs").glob("*.jobid")
-                    )
-                )
-                >= len(on_cluster)
-            ),
-            300,
-            "the PBS elements to start",
-        )
+        sweep_dir = wait_for(lambda: project.sweep_dirs(), 120, "the sweep directory")[0]
+        jobs = sweep_dir / ".hsm" / "remote-pbs-jobs"
+        wait_for(jobs.exists, 300, "an array on the PBS cluster")
+
+        def on_cluster() -> set[str]:
+            return {name for line in jobs.read_text().splitlines() for name in json.loads(line)["tasks"]}
+
+        wait_for(lambda: running_on_cluster(sweep_dir, "tbpbs") == on_cluster(), 300, "the PBS elements to run")
+        shown = project.cli("status", sweep_dir.name, "--all-status").output
+        assert re.search(r"tbpbs: \d+ running", shown), shown
     finally:
         kill_everything(project, proc)
-    assert not all((sweep_dir / "tasks" / name / ".completed").exists() for name in on_cluster)
+    lock_released(sweep_dir)
     result = project.cli("complete", sweep_dir.name, "--profile", "ssh")
     assert "PBS job" in result.output and "on tbpbs" in result.output, result.output  # waited for
     assert "4 completed" in result.output, result.output
     assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 5)}
-    for name in on_cluster:
-        assert read_status(sweep_dir / "tasks" / name)["backend"] == "pbs"
+    for name in on_cluster():
+        status = read_status(sweep_dir / "tasks" / name)
+        assert status["backend"] == "pbs" and status["status"] == "completed", status

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -249,6 +250,38 @@ class Cluster:
             "backend": self.scheduler,
             "job_id": job_id,
         }
+
+    def note_running(self, elements: list[Any]) -> None:
+        """Elements the scheduler says run get a local status.yaml saying so (the runner's own comes
+        back with the folder when the element ends), so that ``status`` shows where a task runs.
+        Only over a status of an earlier job (the run holds the sweep: nothing else writes it
+        meanwhile), never over this job's own; the earlier attempt's record is kept in
+        attempts/<n>/ first, as the runner keeps it there."""
+        for element in elements:
+            job_id = self.job_id(element)
+            status = status_of(element.task)
+            if status.get("job_id") == job_id:
+                continue
+            attempt = int(status.get("attempt") or 0)
+            if status:
+                kept = element.task.attempt_status(attempt)
+                if not kept.exists():
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(element.task.status, kept)
+            write_status(
+                element.task.status,
+                {
+                    "task_id": element.task.name,
+                    "status": "running",
+                    "attempt": attempt + 1,
+                    "started": now_iso(),
+                    "host": None,
+                    "host_alias": self.alias,
+                    "backend": self.scheduler,
+                    "job_id": job_id,
+                },
+                durable=False,
+            )
 
     def outcome(self, element: Any) -> str:
         """How an ended element's task went, from its status.yaml (for a failed task's report)."""

@@ -260,6 +260,12 @@ class PbsCluster(Cluster):
         return None if done is not None and done.returncode != 255 else self.failure(done)
 
     @staticmethod
+    def runs(item: Element, answer: QstatAnswer) -> bool:
+        """qstat says the started element runs."""
+        info = answer.get(item.track.job_id) if answer.ok and item.track.job_id is not None else None
+        return info is not None and info.running
+
+    @staticmethod
     def may_have_ended(item: Element, answer: QstatAnswer) -> bool:
         """qstat no longer shows the started element as queued or running (its folder is worth pulling)."""
         if not answer.ok or item.track.job_id is None:
@@ -274,6 +280,7 @@ class PbsCluster(Cluster):
         now = time.monotonic()
         if self.watcher.note(answer, now):
             warn(f"qstat on {self.alias} failed ({answer.error}); asked again next poll")
+        self.note_running([item for item in elements if self.runs(item, answer)])
         ending = [item for item in elements if self.may_have_ended(item, answer)]
         pulled = self.settle(ending)
         ended: list[tuple[Element, str | None]] = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -225,7 +224,7 @@ class SlurmCluster(Cluster):
         if states is None:
             warn(f"squeue on {self.alias} did not answer; asked again next poll")
             return []
-        self.note_running(elements, states)
+        self.note_running([element for element in elements if states.get(element.job_id) == "RUNNING"])
         ended = [element for element in elements if not self.queued(element, states)]
         if not ended or not self.settle(ended):
             return []
@@ -269,39 +268,6 @@ class SlurmCluster(Cluster):
     @staticmethod
     def queued(element: Element, states: dict[str, str]) -> bool:
         return states.get(element.job_id) in ACTIVE_STATES or states.get(element.array_id) in ACTIVE_STATES
-
-    def note_running(self, elements: list[Element], states: dict[str, str]) -> None:
-        """Elements squeue says run get a local status.yaml saying so (the runner's own comes back
-        with the folder when the element ends), so that ``status`` shows where a task runs. Only
-        over a status of an earlier job (the run holds the sweep: nothing else writes it
-        meanwhile), never over this job's own; the earlier attempt's record is kept in
-        attempts/<n>/ first, as the runner keeps it there."""
-        for element in elements:
-            if states.get(element.job_id) != "RUNNING":
-                continue
-            status = status_of(element.task)
-            if status.get("job_id") == element.job_id:
-                continue
-            attempt = int(status.get("attempt") or 0)
-            if status:
-                kept = element.task.attempt_status(attempt)
-                if not kept.exists():
-                    kept.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(element.task.status, kept)
-            write_status(
-                element.task.status,
-                {
-                    "task_id": element.task.name,
-                    "status": "running",
-                    "attempt": attempt + 1,
-                    "started": now_iso(),
-                    "host": None,
-                    "host_alias": self.alias,
-                    "backend": "slurm",
-                    "job_id": element.job_id,
-                },
-                durable=False,
-            )
 
     def scancel(self, array_ids: list[str]) -> str | None:
         """scancel the arrays (all their elements, queued ones too); None when sent, else why not."""
