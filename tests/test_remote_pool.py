@@ -25,6 +25,7 @@ from test_ssh import HOSTILE
 from hsm_snake.cli.v1 import hsm
 from hsm_snake.engine.lock import lock_holder
 from hsm_snake.executors.remote_cluster import slurm as array
+from hsm_snake.layout import names
 from hsm_snake.layout.paths import SweepPaths
 
 pytestmark = pytest.mark.testbed
@@ -90,9 +91,9 @@ def text_of(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def submitted_tasks(sweep_dir: Path) -> set[str]:
-    """Tasks the run submitted to the cluster (its record of arrays, .hsm/remote-slurm-jobs)."""
-    record = sweep_dir / ".hsm" / "remote-slurm-jobs"
+def submitted_tasks(sweep_dir: Path, scheduler: str = "slurm") -> set[str]:
+    """Tasks the run submitted to a cluster (its record of arrays, .hsm/remote-<scheduler>-jobs)."""
+    record = sweep_dir / ".hsm" / f"remote-{scheduler}-jobs"
     return {name for line in record.read_text().splitlines() for name in json.loads(line)["tasks"]}
 
 
@@ -220,20 +221,29 @@ def test_the_clusters_limits_are_read_on_its_login_node(pool, tmp_path):
     assert login.user and project.root.exists()
 
 
-def test_cancel_stops_the_clusters_elements_and_records_why(pool):
-    project = pool
+def cancel_pool_run(project, alias: str, scheduler: str) -> tuple[Path, list[dict]]:
+    """`cancel` of a pool run once the elements of the cluster ``alias`` run: each of them is
+    recorded cancelled with its backend and job id. (The sweep directory, the arrays submitted.)"""
     with pool_run(project, sleep=300) as (proc, sweep_dir):
-        wait_for(lambda: (sweep_dir / ".hsm" / "remote-slurm-jobs").exists(), 300, "an array on the cluster")
-        submitted = [json.loads(line) for line in (sweep_dir / ".hsm" / "remote-slurm-jobs").read_text().splitlines()]
-        on_cluster = submitted_tasks(sweep_dir)
-        wait_for(lambda: running_on_cluster(sweep_dir) == on_cluster, 300, "the cluster's elements to run")
+        jobs = sweep_dir / ".hsm" / f"remote-{scheduler}-jobs"
+        wait_for(jobs.exists, 300, "an array on the cluster")
+        wait_for(
+            lambda: running_on_cluster(sweep_dir, alias) == submitted_tasks(sweep_dir, scheduler),
+            300,
+            "the cluster's elements to run",
+        )
         result = project.cli("cancel", sweep_dir.name)
         assert "stopped the run" in result.output, result.output
         proc.communicate(timeout=180)
-    for name in on_cluster:
+    for name in submitted_tasks(sweep_dir, scheduler):
         status = read_status(sweep_dir / "tasks" / name)
-        assert status["status"] == "cancelled" and status["backend"] == "slurm", status
-        assert array.ELEMENT_ID.match(status["job_id"]), status
+        assert status["status"] == "cancelled" and status["backend"] == scheduler, status
+        assert status["host_alias"] == alias and names.is_job_id(status["job_id"]), status
+    return sweep_dir, [json.loads(line) for line in jobs.read_text().splitlines()]
+
+
+def test_cancel_stops_the_clusters_elements_and_records_why(pool):
+    sweep_dir, submitted = cancel_pool_run(pool, "tbslurm", "slurm")
     arrays = {entry["array_id"] for entry in submitted}
     queue = subprocess.run(array.SQUEUE_ARGV, capture_output=True, text=True, check=True).stdout
     assert not any(

@@ -12,7 +12,7 @@ import re
 import pytest
 from background import kill_everything, lock_released, start_run, wait_for
 from conftest import read_status
-from test_remote_pool import RECORDING_APP, hostile_sweep_came_back, running_on_cluster
+from test_remote_pool import RECORDING_APP, cancel_pool_run, hostile_sweep_came_back, running_on_cluster
 from test_remote_slurm import cluster_project
 from test_ssh import HOSTILE
 
@@ -126,3 +126,11 @@ def test_status_says_running_on_the_pbs_cluster_and_a_killed_run_is_adopted(pool
     for name in on_cluster():
         status = read_status(sweep_dir / "tasks" / name)
         assert status["backend"] == "pbs" and status["status"] == "completed", status
+
+
+def test_cancel_stops_the_pbs_clusters_elements_and_records_why(pool):
+    pool.configure_pool()
+    sweep_dir, submitted = cancel_pool_run(pool, "tbpbs", "pbs")
+    log = (sweep_dir / "logs" / "sources" / "tbpbs.log").read_text()
+    qdeleted = {word for line in log.splitlines() if "\tqdel " in line for word in line.split()}
+    assert {entry["array_id"] for entry in submitted} <= qdeleted, log
