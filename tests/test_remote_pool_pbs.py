@@ -102,7 +102,8 @@ def test_status_says_running_on_the_pbs_cluster_and_a_killed_run_is_adopted(pool
     record written from qstat); kill -9 of the run, then `complete` waits for them, pulls their
     results back and runs each task once."""
     project = pool
-    project.configure_pool()
+    # The test bed's Slurm node has 2 CPUs: both elements run at once.
+    project.configure_pool(max_parallel_jobs=2)
     project.write_sweep({"grid": {"x": list(range(4)), "sleep": [20]}})
     proc = start_run(project, "run", "sweep.yaml", "--profile", "ssh")
     try:
@@ -129,8 +130,9 @@ def test_status_says_running_on_the_pbs_cluster_and_a_killed_run_is_adopted(pool
 
 
 def test_cancel_stops_the_pbs_clusters_elements_and_records_why(pool):
-    pool.configure_pool()
+    pool.configure_pool(max_parallel_jobs=2)  # its capacity: the 2 CPUs of the test bed's Slurm node
     sweep_dir, submitted = cancel_pool_run(pool, "tbpbs", "pbs")
+    assert "host tbpbs: 2 slot(s)" in (sweep_dir / "logs" / "sources" / "ssh.log").read_text()
     log = (sweep_dir / "logs" / "sources" / "tbpbs.log").read_text()
     qdeleted = {word for line in log.splitlines() if "\tqdel " in line for word in line.split()}
     assert {entry["array_id"] for entry in submitted} <= qdeleted, log
