@@ -144,7 +144,7 @@ class ClusterExecutor(RemoteExecutor):
         if not active_jobs:
             return
         async with self.status_rate_limiter:
-            ended = self.cluster.poll_ended([info.aux["element"] for info in active_jobs], self.warn)
+            _, ended = self.cluster.poll_ended([info.aux["element"] for info in active_jobs], self.warn)
         why = {id(element): message for element, message in ended}
         for info in active_jobs:
             element = info.aux["element"]

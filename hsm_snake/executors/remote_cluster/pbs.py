@@ -148,6 +148,7 @@ class PbsCluster(Cluster):
     scheduler = "pbs"
     title = "PBS"
     tools = ("qsub", "qstat", "qdel")
+    queue_tool = "qstat"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -273,7 +274,7 @@ class PbsCluster(Cluster):
         info = answer.get(item.track.job_id)
         return info is None or info.finished
 
-    def poll_ended(self, elements: list[Element], warn: Any) -> list[tuple[Element, str | None]]:
+    def poll_ended(self, elements: list[Element], warn: Any) -> tuple[bool, list[tuple[Element, str | None]]]:
         """One poll; the folders of elements that may have ended back in one rsync, then the
         Watcher's verdict on each, recorded where the runner could not record it."""
         answer = self.poll(elements)
@@ -299,7 +300,7 @@ class PbsCluster(Cluster):
             status = status_of(item.task)
             self.log(f"{item.task.name}\t{item.label}\t{status.get('status')}:{status.get('error_category')}")
             ended.append((item, f"{item.task.name} (PBS job {item.label} on {self.alias}): {verdict.summary}"))
-        return ended
+        return answer.ok, ended
 
     def logs_of(self, element: Element) -> list[str]:
         return [str(element.task.stderr), str(self.paths.root / f"{element.log_base}.err")]

@@ -184,6 +184,7 @@ class SlurmCluster(Cluster):
     scheduler = "slurm"
     title = "Slurm"
     tools = ("sbatch", "squeue", "sacct", "scancel")
+    queue_tool = "squeue"
     query_timeout_s = limits.QUERY_TIMEOUT_S
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -218,17 +219,17 @@ class SlurmCluster(Cluster):
         self.submitted(script, array_id, command, tasks, shlex.join(options))
         return [Element(task, array_id, index) for index, task in enumerate(tasks, start=1)]
 
-    def poll_ended(self, elements: list[Element], warn: Any) -> list[tuple[Element, str | None]]:
+    def poll_ended(self, elements: list[Element], warn: Any) -> tuple[bool, list[tuple[Element, str | None]]]:
         """One squeue; the ended elements settled (one rsync, one sacct for those unexplained)."""
         states = self.squeue()
         if states is None:
             warn(f"squeue on {self.alias} did not answer; asked again next poll")
-            return []
+            return False, []
         self.note_running([element for element in elements if states.get(element.job_id) == "RUNNING"])
         ended = [element for element in elements if not self.queued(element, states)]
         if not ended or not self.settle(ended):
-            return []
-        return [(element, None if element.task.marker.exists() else self.outcome(element)) for element in ended]
+            return True, []
+        return True, [(element, None if element.task.marker.exists() else self.outcome(element)) for element in ended]
 
     def logs_of(self, element: Element) -> list[str]:
         return [str(element.task.stderr), str(self.paths.slurm_logs_dir / f"{element.job_id}.out")]
