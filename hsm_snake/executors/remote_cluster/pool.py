@@ -194,7 +194,7 @@ class PooledCluster:
 
     def not_submitted(self, chunk: list[Submission], exc: Exception) -> None:
         """Each task's answer when its array was not submitted: unsent when the push failed (the
-        login node away: sbatch never ran), else sbatch's refusal."""
+        login node away: sbatch/qsub never ran), else the scheduler's refusal."""
         for each in chunk:
             each.unsent = not isinstance(exc, SubmitError)
             each.message = f"{each.task.name} on {self.host.alias}: not submitted: {exc}"
@@ -203,7 +203,8 @@ class PooledCluster:
     def poll(self) -> None:
         """One poll; the ended elements' folders back in one rsync, their verdicts recorded (a
         failure: asked again)."""
-        answered, ended = self.cluster.poll_ended([each.element for each in self.queued], self.cluster.log)
+        # A failed answer is logged once by note_answer, not at every poll.
+        answered, ended = self.cluster.poll_ended([each.element for each in self.queued], lambda _: None)
         self.note_answer(answered)
         why = {id(element): message for element, message in ended}
         for each in [each for each in self.queued if id(each.element) in why]:
