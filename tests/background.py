@@ -114,10 +114,14 @@ def kill_9_once(project, proc: subprocess.Popen, ready, what: str, timeout: floa
     finally:
         kill_everything(project, proc)
     wait_for(lambda: group_gone(engine), what="the engine's processes to die")
-    # A killed multi-threaded process shows as a zombie before its last thread has exited
-    # and closed its files: wait for the kernel to drop the sweep lock.
-    wait_for(lambda: lock_holder(SweepPaths(sweep_dir)) is None, what="the sweep lock to be released")
+    lock_released(sweep_dir)
     return sweep_dir
+
+
+def lock_released(sweep_dir: Path) -> None:
+    """After a kill -9: a killed multi-threaded process shows as a zombie before its last thread
+    has exited and closed its files; wait for the kernel to drop the sweep lock."""
+    wait_for(lambda: lock_holder(SweepPaths(sweep_dir)) is None, what="the sweep lock to be released")
 
 
 @pytest.fixture

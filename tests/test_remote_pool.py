@@ -25,6 +25,7 @@ from test_ssh import HOSTILE
 from hsm_snake.cli.v1 import hsm
 from hsm_snake.engine.lock import lock_holder
 from hsm_snake.executors.remote_cluster import slurm as array
+from hsm_snake.layout import names
 from hsm_snake.layout.paths import SweepPaths
 
 pytestmark = pytest.mark.testbed
@@ -72,15 +73,15 @@ def pool(cluster, tb, tmp_path):  # noqa: F811 (the imported fixture)
     return project
 
 
-def running_on_cluster(sweep_dir: Path) -> set[str]:
-    """Tasks whose local status.yaml says they run on the cluster."""
+def running_on_cluster(sweep_dir: Path, alias: str = "tbslurm") -> set[str]:
+    """Tasks whose local status.yaml says they run on the cluster ``alias``."""
     found = set()
     for task in (sweep_dir / "tasks").glob("task_*"):
         try:
             status = read_status(task)
         except FileNotFoundError:
             continue
-        if status.get("status") == "running" and status.get("host_alias") == "tbslurm":
+        if status.get("status") == "running" and status.get("host_alias") == alias:
             found.add(task.name)
     return found
 
@@ -90,9 +91,9 @@ def text_of(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def submitted_tasks(sweep_dir: Path) -> set[str]:
-    """Tasks the run submitted to the cluster (its record of arrays, .hsm/remote-slurm-jobs)."""
-    record = sweep_dir / ".hsm" / "remote-slurm-jobs"
+def submitted_tasks(sweep_dir: Path, scheduler: str = "slurm") -> set[str]:
+    """Tasks the run submitted to a cluster (its record of arrays, .hsm/remote-<scheduler>-jobs)."""
+    record = sweep_dir / ".hsm" / f"remote-{scheduler}-jobs"
     return {name for line in record.read_text().splitlines() for name in json.loads(line)["tasks"]}
 
 
@@ -110,6 +111,20 @@ def pool_run(project, **values):
             kill_everything(project, proc)
 
 
+def hostile_sweep_came_back(project, sweep_dir: Path, count: int, sleep: int) -> dict[str, dict]:
+    """Each of the ``count`` tasks of a sweep of x, ``sleep`` and HOSTILE values completed once,
+    its app saw exactly its values; {task: status}."""
+    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, count + 1)}
+    statuses = {}
+    for i in range(1, count + 1):
+        task = sweep_dir / "tasks" / f"task_{i:03d}"
+        seen = json.loads((task / "results" / "seen.json").read_text(encoding="utf-8"))
+        assert seen == [f"x={i - 1}", f"sleep={sleep}", *(f"v{n}={value}" for n, value in enumerate(HOSTILE))]
+        statuses[task.name] = read_status(task)
+        assert statuses[task.name]["status"] == "completed" and (task / ".completed").exists(), statuses[task.name]
+    return statuses
+
+
 def test_one_sweep_over_local_slots_an_ssh_host_and_a_cluster(pool):
     """v1's command line of the HQ pattern, ``hsm sweep run --mode distributed``."""
     project = pool
@@ -120,16 +135,10 @@ def test_one_sweep_over_local_slots_an_ssh_host_and_a_cluster(pool):
     result = CliRunner().invoke(hsm, ["sweep", "run", "-c", "sweep.yaml", "--mode", "distributed"])
     assert result.exit_code == 0 and "8 completed" in result.output, result.output
     (sweep_dir,) = project.sweep_dirs()
-    assert project.completions() == {f"task_{i:03d}": 1 for i in range(1, 9)}
     where = {}
-    for i in range(1, 9):
-        task = sweep_dir / "tasks" / f"task_{i:03d}"
-        seen = json.loads((task / "results" / "seen.json").read_text(encoding="utf-8"))
-        assert seen == [f"x={i - 1}", "sleep=2", *(f"v{n}={value}" for n, value in enumerate(HOSTILE))]
-        status = read_status(task)
-        assert status["status"] == "completed" and (task / ".completed").exists(), status
+    for task, status in hostile_sweep_came_back(project, sweep_dir, 8, sleep=2).items():
         # The pool's tasks say backend ssh and job_id local or the host; the cluster's, slurm and the element.
-        where[task.name] = (status["backend"], status["job_id"] if status["backend"] == "ssh" else "tbslurm")
+        where[task] = (status["backend"], status["job_id"] if status["backend"] == "ssh" else "tbslurm")
         if status["backend"] == "slurm":
             assert array.ELEMENT_ID.match(status["job_id"]) and status["host_alias"] == "tbslurm", status
     assert set(where.values()) == {("ssh", "local"), ("ssh", "hsmtb-h1"), ("slurm", "tbslurm")}, where
@@ -212,20 +221,29 @@ def test_the_clusters_limits_are_read_on_its_login_node(pool, tmp_path):
     assert login.user and project.root.exists()
 
 
-def test_cancel_stops_the_clusters_elements_and_records_why(pool):
-    project = pool
+def cancel_pool_run(project, alias: str, scheduler: str) -> tuple[Path, list[dict]]:
+    """`cancel` of a pool run once the elements of the cluster ``alias`` run: each of them is
+    recorded cancelled with its backend and job id. (The sweep directory, the arrays submitted.)"""
     with pool_run(project, sleep=300) as (proc, sweep_dir):
-        wait_for(lambda: (sweep_dir / ".hsm" / "remote-slurm-jobs").exists(), 300, "an array on the cluster")
-        submitted = [json.loads(line) for line in (sweep_dir / ".hsm" / "remote-slurm-jobs").read_text().splitlines()]
-        on_cluster = submitted_tasks(sweep_dir)
-        wait_for(lambda: running_on_cluster(sweep_dir) == on_cluster, 300, "the cluster's elements to run")
+        jobs = sweep_dir / ".hsm" / f"remote-{scheduler}-jobs"
+        wait_for(jobs.exists, 300, "an array on the cluster")
+        wait_for(
+            lambda: running_on_cluster(sweep_dir, alias) == submitted_tasks(sweep_dir, scheduler),
+            300,
+            "the cluster's elements to run",
+        )
         result = project.cli("cancel", sweep_dir.name)
         assert "stopped the run" in result.output, result.output
         proc.communicate(timeout=180)
-    for name in on_cluster:
+    for name in submitted_tasks(sweep_dir, scheduler):
         status = read_status(sweep_dir / "tasks" / name)
-        assert status["status"] == "cancelled" and status["backend"] == "slurm", status
-        assert array.ELEMENT_ID.match(status["job_id"]), status
+        assert status["status"] == "cancelled" and status["backend"] == scheduler, status
+        assert status["host_alias"] == alias and names.is_job_id(status["job_id"]), status
+    return sweep_dir, [json.loads(line) for line in jobs.read_text().splitlines()]
+
+
+def test_cancel_stops_the_clusters_elements_and_records_why(pool):
+    sweep_dir, submitted = cancel_pool_run(pool, "tbslurm", "slurm")
     arrays = {entry["array_id"] for entry in submitted}
     queue = subprocess.run(array.SQUEUE_ARGV, capture_output=True, text=True, check=True).stdout
     assert not any(

@@ -30,7 +30,7 @@ from hsm_snake.executors.remote_cluster.room import (
     split_batch,
     without_jobs,
 )
-from hsm_snake.executors.remote_cluster.slurm import SlurmCluster
+from hsm_snake.executors.remote_cluster.slurm import Element, SlurmCluster
 from hsm_snake.executors.slurm.limits import SubmitRoom, cap_message
 from hsm_snake.layout.paths import SweepPaths
 
@@ -219,7 +219,7 @@ def test_a_pooled_clusters_slots_follow_its_room_without_counting_its_own_elemen
         assert pooled.host.slots == max(1, before - 2), (before, pooled.host.slots)
         # The same jobs as the pool's own elements: they hold slots already, the room counts them not.
         pooled.queued = [
-            poolmod.Submission(paths.task(f"task_00{i}"), poolmod.Element(paths.task(f"task_00{i}"), array_id, i))
+            poolmod.Submission(paths.task(f"task_00{i}"), {}, Element(paths.task(f"task_00{i}"), array_id, i))
             for i in (1, 2)
         ]
         pooled.read_room()

@@ -50,6 +50,27 @@ def test_pool_from_the_recorded_project_config():
     assert pool["local"].slots == 2 and pool["local"].is_local
 
 
+def test_the_ssh_pool_takes_slurm_and_pbs_remotes_cleanup_and_leftovers_do_not():
+    remotes = RECORD["project"]["distributed"]["remotes"]
+    record = {
+        **RECORD,
+        "project": {
+            "distributed": {
+                **RECORD["project"]["distributed"],
+                "remotes": {
+                    **remotes,
+                    "hpc": {"backend": "slurm", "host": "login1"},
+                    "torque": {"backend": "pbs", "host": "login2"},
+                    "old": {"backend": "pbs", "enabled": False},
+                },
+            }
+        },
+    }
+    pool = {h.alias: h.backend for h in hosts.pool_from_record(record, [], clusters=True)}
+    assert pool == {"gpu": "ssh", "plain": "ssh", "hpc": "slurm", "torque": "pbs", "local": "ssh"}
+    assert {h.alias for h in hosts.pool_from_record(record, [])} == {"gpu", "plain", "local"}
+
+
 def test_ssh_options_verify_host_keys_and_share_connections(monkeypatch, tmp_path):
     monkeypatch.setenv("HSM_SSH_CONFIG", "/cfg/ssh config")
     gpu = hosts.pool_from_record(RECORD, [])[0]

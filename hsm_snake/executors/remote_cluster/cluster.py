@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -35,6 +36,8 @@ from hsm_snake.runner import failures
 SSH_TIMEOUT_S = 120
 # How long a cancel waits for cancelled elements to leave the queue before pulling them back.
 CANCEL_WAIT_S = 30
+# Tasks in one array unless the remote's max_array_size says otherwise.
+DEFAULT_ARRAY_LIMIT = 500
 
 
 def arrays(by_options: dict[Any, list[Any]], task_of: Any, limit: int) -> Iterator[tuple[Any, list[Any]]]:
@@ -75,6 +78,10 @@ class SubmitError(HsmError):
     """The scheduler refused an array or answered something that is not a job id."""
 
 
+# What a failed submission raises (``Cluster.submit_array``): nothing was submitted.
+SUBMIT_FAILURES = (SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError)
+
+
 class Cluster:
     """The ssh side of a cluster remote; subclasses add their scheduler. ``ssh``/``host``: an SSH
     pool's connection and host when the cluster is one of its members."""
@@ -82,6 +89,8 @@ class Cluster:
     scheduler = ""  # slurm, pbs: the remote's backend
     title = ""  # Slurm, PBS: its name in messages
     tools: tuple[str, ...] = ()  # the scheduler commands the login node must have
+    queue_tool = ""  # squeue, qstat: what a poll asks
+    query_timeout_s: float = SSH_TIMEOUT_S  # how long a read-only query there may take
 
     def __init__(
         self,
@@ -128,6 +137,12 @@ class Cluster:
 
     def remote(self, command: str, timeout_s: float = SSH_TIMEOUT_S) -> subprocess.CompletedProcess | None:
         return run_bounded(self.ssh.command(self.host, command), timeout_s)
+
+    def query(self, argv: list[str]) -> str | None:
+        """A scheduler tool's output there (a ``slurm/limits.Query``): stdout, or None when it
+        failed or hung."""
+        done = self.remote(shlex.join(argv), self.query_timeout_s)
+        return done.stdout if done is not None and done.returncode == 0 else None
 
     def submit_command(self, command: str, what: str) -> str:
         """Run a submission ``command`` there; its stdout, or SubmitError saying why not."""
@@ -236,6 +251,38 @@ class Cluster:
             "job_id": job_id,
         }
 
+    def note_running(self, elements: list[Any]) -> None:
+        """Elements the scheduler says run get a local status.yaml saying so (the runner's own comes
+        back with the folder when the element ends), so that ``status`` shows where a task runs.
+        Only over a status of an earlier job (the run holds the sweep: nothing else writes it
+        meanwhile), never over this job's own; the earlier attempt's record is kept in
+        attempts/<n>/ first, as the runner keeps it there."""
+        for element in elements:
+            job_id = self.job_id(element)
+            status = status_of(element.task)
+            if status.get("job_id") == job_id:
+                continue
+            attempt = int(status.get("attempt") or 0)
+            if status:
+                kept = element.task.attempt_status(attempt)
+                if not kept.exists():
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(element.task.status, kept)
+            write_status(
+                element.task.status,
+                {
+                    "task_id": element.task.name,
+                    "status": "running",
+                    "attempt": attempt + 1,
+                    "started": now_iso(),
+                    "host": None,
+                    "host_alias": self.alias,
+                    "backend": self.scheduler,
+                    "job_id": job_id,
+                },
+                durable=False,
+            )
+
     def outcome(self, element: Any) -> str:
         """How an ended element's task went, from its status.yaml (for a failed task's report)."""
         status = status_of(element.task)
@@ -277,6 +324,42 @@ class Cluster:
         }
         with open(record, "a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
+
+    # -- a run's scheduler part (the --remote executor and the SSH pool alike) -----------------
+    def limits(self, section: dict[str, Any], query: Any = None) -> tuple[Any, int, list[str]]:
+        """(room: how many more jobs it may have queued, with ``free``, or None when unknown;
+        tasks per array; lines for the log) from the remote's ``section`` and the cluster's limits,
+        asked through ``query`` (``self.query`` unless given: ``room.RoomWatch`` batches them)."""
+        raise NotImplementedError
+
+    def options(self, resources: dict[str, Any], threads: int = 1) -> tuple[str, ...]:
+        """The scheduler options of a task from its rule ``resources``: tasks with the same share an array."""
+        raise NotImplementedError
+
+    def submit_array(
+        self, tasks: list[TaskPaths], options: list[str], resources: dict[str, Any], setup: str | None
+    ) -> list[Any]:
+        """One rsync up of the tasks' folders and their array script, one submission of the array
+        (``resources``: the first task's, ``setup``: the backend's modules + pre_script), recorded;
+        its elements in task order. SUBMIT_FAILURES: nothing was submitted."""
+        raise NotImplementedError
+
+    def poll_ended(self, elements: list[Any], warn: Any) -> tuple[bool, list[tuple[Any, str | None]]]:
+        """One poll of ``elements``: whether the queue answered, and those that ended, their folders
+        back and the scheduler's verdict recorded where the runner could not, each with None
+        (completed) or why it failed. Nothing is decided on a failed answer (``warn`` is told): the
+        elements are asked about again."""
+        raise NotImplementedError
+
+    def cancel_and_pull(self, elements: list[Any]) -> str | None:
+        """Cancel the elements' arrays; once they left the queue (at most CANCEL_WAIT_S) their folders
+        come back with the runners' records or the scheduler's verdicts. None when the cancel was
+        sent, else why not."""
+        raise NotImplementedError
+
+    def logs_of(self, element: Any) -> list[str]:
+        """The local files that tell why the element's task failed."""
+        raise NotImplementedError
 
     # -- what earlier runs left ------------------------------------------------------------
     @classmethod

@@ -23,13 +23,16 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hsm_snake.executors.pbs import accounting, script
 from hsm_snake.executors.pbs.qstat import Qstat, QstatAnswer
-from hsm_snake.executors.pbs.watch import ArrayElement, Tracking
+from hsm_snake.executors.pbs.watch import ArrayElement, Tracking, Watcher
 from hsm_snake.executors.remote_cluster.cluster import (
+    CANCEL_WAIT_S,
+    DEFAULT_ARRAY_LIMIT,
     Cluster,
     SubmitError,
     pending_elements,
@@ -45,6 +48,9 @@ QSTAT_MARK = "#hsm-qstat"
 # The elements' logs and job ids, in the sweep copy and pulled back into the sweep: not logs/pbs/,
 # whose .jobid files name jobs of this machine's PBS (leftovers.py asks the local qstat about them).
 LOGS = "logs/remote-pbs"
+# hsm-pbs's defaults for when a job leaves the wait (see executors/pbs/watch.py).
+WALLTIME_GRACE_S = 300
+QSTAT_FAILURE_TIMEOUT_S = 900
 
 
 def checked_job_ids(ids: list[str]) -> list[str]:
@@ -142,19 +148,72 @@ class PbsCluster(Cluster):
     scheduler = "pbs"
     title = "PBS"
     tools = ("qsub", "qstat", "qdel")
+    queue_tool = "qstat"
 
-    def __init__(self, paths: SweepPaths, alias: str, remote: dict[str, Any], control_dir: Path) -> None:
-        super().__init__(paths, alias, remote, control_dir)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.qstat = Qstat(run=self._qstat_there)
         self._probe = ""
         self._printed: dict[str, str] = {}
         # A cancel (Snakemake's main thread) may poll while a status check (its own thread) does.
         self._polling = threading.Lock()
+        self.watch(poll_s=10, latency_wait_s=5)
 
-    def submit(self, job_script: str, count: int, flavor: str, array_log: str) -> tuple[str, str]:
-        """qsub ``job_script`` (relative to the sweep copy) as an array of ``count``: (array id, the command)."""
-        command = qsub_command(self.remote_sweep, job_script, count, flavor, array_log)
-        return checked_job_ids([parse_qsub(self.submit_command(command, "qsub"))])[0], command
+    def watch(self, poll_s: float, latency_wait_s: float) -> None:
+        """Decide when elements left the wait as hsm-pbs does, for polls every ``poll_s``."""
+        self.watcher = Watcher(
+            walltime_grace=WALLTIME_GRACE_S,
+            qstat_failure_timeout=QSTAT_FAILURE_TIMEOUT_S,
+            latency_wait=latency_wait_s,
+            # Elements are seen to start and end at poll times (as hsm-pbs).
+            slack_s=poll_s + 5,
+            qdel=self.qdel,
+        )
+
+    # -- submission ------------------------------------------------------------------------
+    def limits(self, section: dict[str, Any], query: Any = None) -> tuple[None, int, list[str]]:
+        """PBS's queue limits are not read: no room of ours (the remote's max_parallel_jobs bounds
+        the pool); arrays of ``pbs.max_array_size``."""
+        size = max(1, int(section.get("max_array_size") or DEFAULT_ARRAY_LIMIT))
+        return None, size, []
+
+    def options(self, resources: dict[str, Any], threads: int = 1) -> tuple[str, ...]:
+        # The #PBS lines but the job name (-N, first).
+        return tuple(script.directives(resources, "-", threads=threads)[1:])
+
+    def submit_array(
+        self, tasks: list[TaskPaths], options: list[str], resources: dict[str, Any], setup: str | None
+    ) -> list[Element]:
+        """One rsync of the tasks' folders and the array script up, one qsub -J/-t, recorded with
+        each element's log base; the elements know their walltime (``resources``' runtime)."""
+        sweep_id = self.paths.sweep_id
+        name = script.job_name(sweep_id, f"{tasks[0].name}+{len(tasks) - 1}")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        log_bases = [f"{LOGS}/{script.job_name(sweep_id, task.name)}.{stamp}" for task in tasks]
+        job_script = self.write_script(
+            tasks,
+            array_script(
+                name=name,
+                options=[f"-N {name}", *options],
+                tasks=[(task.name, log) for task, log in zip(tasks, log_bases, strict=True)],
+                remote_sweep=self.remote_sweep,
+                project_dir=self.host.project_dir,
+                python=list(self.host.python),
+                alias=self.alias,
+                setup=setup,
+            ),
+        )
+        self.push([job_script], tasks)
+        flavor = str(resources.get("pbs_flavor") or "torque")
+        command = qsub_command(self.remote_sweep, job_script, len(tasks), flavor, f"{LOGS}/{name}.{stamp}")
+        array_id = checked_job_ids([parse_qsub(self.submit_command(command, "qsub"))])[0]
+        self.submitted(job_script, array_id, command, tasks, " ".join(options), logs=log_bases)
+        runtime = resources.get("runtime")
+        walltime_s = int(float(runtime) * 60) if runtime else None
+        return [
+            element(task, array_id, index, log, walltime_s)
+            for index, (task, log) in enumerate(zip(tasks, log_bases, strict=True), start=1)
+        ]
 
     # -- queue -----------------------------------------------------------------------------
     def poll(self, elements: list[Element]) -> QstatAnswer:
@@ -202,12 +261,49 @@ class PbsCluster(Cluster):
         return None if done is not None and done.returncode != 255 else self.failure(done)
 
     @staticmethod
+    def runs(item: Element, answer: QstatAnswer) -> bool:
+        """qstat says the started element runs."""
+        info = answer.get(item.track.job_id) if answer.ok and item.track.job_id is not None else None
+        return info is not None and info.running
+
+    @staticmethod
     def may_have_ended(item: Element, answer: QstatAnswer) -> bool:
         """qstat no longer shows the started element as queued or running (its folder is worth pulling)."""
         if not answer.ok or item.track.job_id is None:
             return False
         info = answer.get(item.track.job_id)
         return info is None or info.finished
+
+    def poll_ended(self, elements: list[Element], warn: Any) -> tuple[bool, list[tuple[Element, str | None]]]:
+        """One poll; the folders of elements that may have ended back in one rsync, then the
+        Watcher's verdict on each, recorded where the runner could not record it."""
+        answer = self.poll(elements)
+        now = time.monotonic()
+        if self.watcher.note(answer, now):
+            warn(f"qstat on {self.alias} failed ({answer.error}); asked again next poll")
+        self.note_running([item for item in elements if self.runs(item, answer)])
+        ending = [item for item in elements if self.may_have_ended(item, answer)]
+        pulled = self.settle(ending)
+        ended: list[tuple[Element, str | None]] = []
+        for item in elements:
+            verdict = None if item in ending and not pulled else self.watcher.settle(item.track, answer, now)
+            if verdict is None:
+                continue
+            if verdict.success:
+                self.log(f"{item.task.name}\t{item.label}\tcompleted")
+                ended.append((item, None))
+                continue
+            track = item.track
+            if track.job_id is not None:
+                state = track.last_info.state if track.last_info is not None else None
+                accounting.record_verdict(item.task, track.job_id, verdict, scheduler_state=state)
+            status = status_of(item.task)
+            self.log(f"{item.task.name}\t{item.label}\t{status.get('status')}:{status.get('error_category')}")
+            ended.append((item, f"{item.task.name} (PBS job {item.label} on {self.alias}): {verdict.summary}"))
+        return answer.ok, ended
+
+    def logs_of(self, element: Element) -> list[str]:
+        return [str(element.task.stderr), str(self.paths.root / f"{element.log_base}.err")]
 
     # -- results ---------------------------------------------------------------------------
     def settle(self, elements: list[Element]) -> bool:
@@ -290,6 +386,20 @@ class PbsCluster(Cluster):
     def cancel(self, elements: list[Element]) -> str | None:
         started = [str(item.track.job_id) for item in elements if item.track.job_id]
         return self.qdel([item.array_id for item in elements] + started)
+
+    def cancel_and_pull(self, elements: list[Element]) -> str | None:
+        """qdel the arrays (and started elements); once they left the queue (at most
+        CANCEL_WAIT_S), the folders come back and started elements whose runner could not
+        record it (the wrappers' qdel kills hard) are recorded cancelled."""
+        self.poll(elements)  # the ids of elements started since the last poll
+        why_not = self.cancel(elements)
+        answer = self.wait_until_gone(elements, CANCEL_WAIT_S)
+        started = [item for item in elements if item.track.job_id]
+        if self.settle(started):
+            for item in started:
+                info = answer.get(item.track.job_id) if answer is not None else None
+                self.record_verdict(item, info, cancelled=True)
+        return why_not
 
     @staticmethod
     def job_id(element: Element) -> str:

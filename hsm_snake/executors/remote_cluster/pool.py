@@ -1,25 +1,27 @@
-"""A Slurm cluster reached over SSH as one member of the SSH pool (``--profile ssh``, v1's
-``--mode distributed``): the hsm-ssh executor hands it tasks next to SSH hosts and local slots.
+"""A cluster reached over SSH (a Slurm or PBS login node) as one member of the SSH pool
+(``--profile ssh``, v1's ``--mode distributed``): the hsm-ssh executor hands it tasks next to SSH
+hosts and local slots.
 
-Its slots are how many jobs it may still have queued: the room under its MaxSubmitJobs (and
-MaxJobCount) minus its user's jobs queued there, read on the login node (``SlurmCluster.limits``), at
-most the remote's ``max_parallel_jobs`` when set; without either, no cap of ours (as v1). The room
-is read again every ``room.ROOM_EVERY_S`` in one ssh call (``room.RoomWatch``): the slots grow when
-the user's other jobs there leave the queue and shrink when more arrive. The pool's own queued
-elements are not counted in that read: the slots hold them already.
+Its slots are how many jobs it may still have queued: the room under the scheduler's limits
+(Slurm: MaxSubmitJobs and MaxJobCount minus its user's jobs queued there, read on the login node
+(``SlurmCluster.limits``); PBS: not read), at most the remote's ``max_parallel_jobs`` when set;
+without either, no cap of ours (as v1). The room is read again every ``room.ROOM_EVERY_S`` in one
+ssh call (``room.RoomWatch``): the slots grow when the user's other jobs there leave the queue and
+shrink when more arrive. The pool's own queued elements are not counted in that read: the slots
+hold them already.
 
-A task that got a slot waits here for its element's end. One thread per cluster does the rest,
-with the remote Slurm executor's calls (``slurm.SlurmCluster``): the tasks handed over within
-``GATHER_S`` of each other go out as arrays (one rsync + one ``sbatch --array`` per batch of the
-same sbatch options), one ``squeue`` per poll for all of them, one rsync pull of the ended ones'
-folders (markers made locally) and one ``sacct`` for those the runner could not explain. Each
-array is recorded (``.hsm/remote-slurm-jobs``), so a killed run's elements are adopted by the
-next ``complete`` as for ``--remote``.
+A task that got a slot waits here for its element's end. One thread per cluster does the rest
+with the ``--remote`` executor's calls (``Cluster.submit_array``, ``poll_ended``,
+``cancel_and_pull`` of ``slurm.py``/``pbs.py``): the tasks handed over within ``GATHER_S`` of each
+other go out as arrays (one rsync + one sbatch/qsub per batch of the same scheduler options), one
+poll (squeue, or one ssh call with qstat) for all of them, one rsync pull of the ended ones'
+folders (markers made locally) and the scheduler's verdicts for those the runner could not
+explain. Each array is recorded (``.hsm/remote-<scheduler>-jobs``), so a killed run's elements
+are adopted by the next ``complete`` as for ``--remote``.
 """
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,25 +29,24 @@ from types import SimpleNamespace
 from typing import Any
 
 from hsm_snake.engine.backends import cluster_remotes, remote_backend, remote_cluster_section
-from hsm_snake.executors.remote_cluster.cluster import ClusterError, SubmitError, arrays
+from hsm_snake.executors.remote_cluster.cluster import SUBMIT_FAILURES, ClusterError, SubmitError, arrays
 from hsm_snake.executors.remote_cluster.room import ROOM_EVERY_S, RoomWatch
-from hsm_snake.executors.remote_cluster.slurm import Element, SlurmCluster, sbatch_options
-from hsm_snake.executors.slurm.limits import SubmitRoom
+from hsm_snake.executors.remote_cluster.schedulers import BY_SCHEDULER
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.executors.ssh.hosts import Host, Ssh
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
 from hsm_snake.runner.escalation import rule_resources
 
-# Tasks handed over within this long of the first one go out in the same sbatch --array.
+# Tasks handed over within this long of the first one go out in the same array.
 GATHER_S = 0.5
 POLL_S = 5.0
-# No MaxSubmitJobs, no max_parallel_jobs: Slurm's own queue decides (v1 put no cap either).
+# No room known, no max_parallel_jobs: the scheduler's own queue decides (v1 put no cap either).
 UNBOUNDED_SLOTS = 10_000
 
 
-def cluster_slots(room: SubmitRoom | None, asked: int) -> int:
-    """Jobs the cluster may have queued for the pool: its room under Slurm's limits, at most the
-    remote's max_parallel_jobs (0: unset)."""
+def cluster_slots(room: Any, asked: int) -> int:
+    """Jobs the cluster may have queued for the pool: its room under the scheduler's limits
+    (``room.free``; None: unknown), at most the remote's max_parallel_jobs (0: unset)."""
     bounds = ([room.free] if room is not None else []) + ([asked] if asked > 0 else [])
     return min(bounds) if bounds else UNBOUNDED_SLOTS
 
@@ -55,7 +56,8 @@ class Submission:
     """One task handed to the cluster, until its element ended and its folder is back."""
 
     task: TaskPaths
-    element: Element | None = None
+    resources: dict[str, Any]
+    element: Any = None
     done: threading.Event = field(default_factory=threading.Event)
     message: str = ""
     # Its folder never reached the login node (nothing was submitted): it may run elsewhere.
@@ -70,11 +72,12 @@ class PooledCluster:
     def __init__(self, paths: SweepPaths, host: Host, ssh: Ssh, record: dict[str, Any]) -> None:
         self.paths = paths
         self.host = host
-        self.cluster = SlurmCluster(paths, host.alias, {}, ssh.control_dir, ssh=ssh, host=host)
+        kind = BY_SCHEDULER[host.backend]
+        self.cluster = kind(paths, host.alias, {}, ssh.control_dir, ssh=ssh, host=host)
         project = record.get("project") or {}
-        self.remote = cluster_remotes(project, "slurm").get(host.alias) or {}
+        self.remote = cluster_remotes(project, kind.scheduler).get(host.alias) or {}
         self.section = remote_cluster_section(project, record.get("sweep_resources") or {}, host.alias)
-        backend = remote_backend(host.alias, "slurm")
+        backend = remote_backend(host.alias, kind.scheduler)
         self.resources = rule_resources(
             (record.get("resources") or {}).get(backend) or {}, record.get("retry") or {}, paths
         )
@@ -87,14 +90,14 @@ class PooledCluster:
         self.queued: list[Submission] = []  # submitted, not back yet
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
-        self.answering = True  # squeue answered at the last poll
+        self.answering = True  # the queue (squeue, qstat) answered at the last poll
 
     # -- set-up ----------------------------------------------------------------------------
     @staticmethod
     def check(ssh: Ssh, host: Host) -> None:
         """A health check of the login node (the pool's, for a cluster): unhealthy with the reason."""
         try:
-            SlurmCluster.check_login_node(ssh, host)
+            BY_SCHEDULER[host.backend].check_login_node(ssh, host)
         except ClusterError as exc:
             host.healthy, host.reason = False, str(exc)
 
@@ -108,7 +111,8 @@ class PooledCluster:
         self.room_read = time.monotonic()
         self.host.slots = cluster_slots(room, int(self.remote.get("max_parallel_jobs") or 0))
         notes.append(f"{self.host.slots} slot(s) (jobs it may have queued), arrays of at most {self.array_limit}")
-        self.thread = threading.Thread(target=self.drive, daemon=True, name=f"hsm-ssh-slurm-{self.host.alias}")
+        name = f"hsm-ssh-{self.cluster.scheduler}-{self.host.alias}"
+        self.thread = threading.Thread(target=self.drive, daemon=True, name=name)
         self.thread.start()
         return notes
 
@@ -116,18 +120,19 @@ class PooledCluster:
     def run(self, task: TaskPaths) -> Submission:
         """Hand the task over and wait until its element ended and its folder is back (or it
         could not be submitted)."""
-        submission = Submission(task)
+        wildcards = SimpleNamespace(task=task.name)
+        # The remote's requests, memory/time grown by the task's history.
+        resources = {name: value(wildcards) if callable(value) else value for name, value in self.resources.items()}
+        submission = Submission(task, resources)
         with self.lock:
             self.waiting.append(submission)
             self.lock.notify_all()
         submission.done.wait()
         return submission
 
-    def options(self, task: TaskPaths) -> tuple[str, ...]:
-        """The task's sbatch options: the remote's requests, memory/time grown by its history."""
-        wildcards = SimpleNamespace(task=task.name)
-        values = {name: value(wildcards) if callable(value) else value for name, value in self.resources.items()}
-        return tuple(sbatch_options(values))
+    def job_label(self, submission: Submission) -> str:
+        """``<Scheduler> job <id>`` of a submitted task, for the pool's log."""
+        return f"{self.cluster.title} job {self.cluster.job_id(submission.element)}"
 
     # -- the cluster's thread --------------------------------------------------------------
     def drive(self) -> None:
@@ -159,22 +164,24 @@ class PooledCluster:
     def submit(self, batch: list[Submission]) -> None:
         by_options: dict[tuple[str, ...], list[Submission]] = {}
         for submission in batch:
-            by_options.setdefault(self.options(submission.task), []).append(submission)
+            by_options.setdefault(self.cluster.options(submission.resources), []).append(submission)
         for options, chunk in arrays(by_options, lambda each: each.task, self.array_limit):
             try:
-                array_id = self.cluster.submit([each.task for each in chunk], list(options), self.setup)
-            except (SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
+                elements = self.cluster.submit_array(
+                    [each.task for each in chunk], list(options), chunk[0].resources, self.setup
+                )
+            except SUBMIT_FAILURES as exc:
                 self.not_submitted(chunk, exc)
                 continue
-            for index, each in enumerate(chunk, start=1):
-                each.element = Element(each.task, array_id, index)
+            for each, element in zip(chunk, elements, strict=True):
+                each.element = element
             self.queued += chunk
 
     def read_room(self) -> None:
         """The slots from the room now: the user's jobs there that are not the pool's own (those
         hold slots already) leave the rest; no answer changes nothing."""
         self.room_read = time.monotonic()
-        room = self.room.again({each.element.job_id for each in self.queued if each.element is not None})
+        room = self.room.again({self.cluster.job_id(each.element) for each in self.queued if each.element is not None})
         if room is None:
             return
         slots = cluster_slots(room, int(self.remote.get("max_parallel_jobs") or 0))
@@ -187,44 +194,42 @@ class PooledCluster:
 
     def not_submitted(self, chunk: list[Submission], exc: Exception) -> None:
         """Each task's answer when its array was not submitted: unsent when the push failed (the
-        login node away: sbatch never ran), else sbatch's refusal."""
+        login node away: sbatch/qsub never ran), else the scheduler's refusal."""
         for each in chunk:
             each.unsent = not isinstance(exc, SubmitError)
             each.message = f"{each.task.name} on {self.host.alias}: not submitted: {exc}"
             each.done.set()
 
     def poll(self) -> None:
-        """One squeue; the ended elements' folders back in one rsync (a failure: asked again)."""
-        states = self.cluster.squeue()
-        self.note_answer(states is not None)
-        if states is None:
-            return
-        elements = [each.element for each in self.queued]
-        self.cluster.note_running(elements, states)
-        ended = [each for each in self.queued if not self.cluster.queued(each.element, states)]
-        if ended and self.cluster.settle([each.element for each in ended]):
-            self.finish(ended)
+        """One poll; the ended elements' folders back in one rsync, their verdicts recorded (a
+        failure: asked again)."""
+        # A failed answer is logged once by note_answer, not at every poll.
+        answered, ended = self.cluster.poll_ended([each.element for each in self.queued], lambda _: None)
+        self.note_answer(answered)
+        why = {id(element): message for element, message in ended}
+        for each in [each for each in self.queued if id(each.element) in why]:
+            self.finish(each, why[id(each.element)])
 
     def note_answer(self, answered: bool) -> None:
-        """The cluster's log says when squeue stops answering (its login node away) and when it
+        """The cluster's log says when its queue stops answering (its login node away) and when it
         answers again, once each, not at every poll."""
         if answered != self.answering:
             self.answering = answered
+            tool = self.cluster.queue_tool
             self.cluster.log(
-                "squeue answers again" if answered else f"squeue did not answer; asked again every {POLL_S:g} s"
+                f"{tool} answers again" if answered else f"{tool} did not answer; asked again every {POLL_S:g} s"
             )
 
-    def finish(self, ended: list[Submission]) -> None:
-        for each in ended:
-            self.queued.remove(each)
-            if not each.success:
-                each.message = self.cluster.outcome(each.element)
-            each.done.set()
+    def finish(self, submission: Submission, why: str | None) -> None:
+        """The task's element ended and its folder is back (``why``: how it failed)."""
+        self.queued.remove(submission)
+        submission.message = "" if submission.success else why or self.cluster.outcome(submission.element)
+        submission.done.set()
 
     # -- cancel / end ----------------------------------------------------------------------
     def cancel(self) -> None:
-        """scancel the arrays of every task still queued there (``SlurmCluster.cancel_and_pull``:
-        their folders come back with the runners' records or Slurm's verdicts)."""
+        """Cancel the arrays of every task still queued there (``Cluster.cancel_and_pull``: their
+        folders come back with the runners' records or the scheduler's verdicts)."""
         self.stopping.set()
         if self.thread is not None:
             self.thread.join()
@@ -237,8 +242,9 @@ class PooledCluster:
             return
         why_not = self.cluster.cancel_and_pull([each.element for each in self.queued])
         if why_not is not None:
-            self.cluster.log(f"scancel failed: {why_not}")
-        self.finish(list(self.queued))
+            self.cluster.log(f"cancelling failed: {why_not}")
+        for each in list(self.queued):
+            self.finish(each, None)
 
     def stop(self) -> None:
         self.stopping.set()

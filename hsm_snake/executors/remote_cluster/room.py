@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hsm_snake.executors.remote_cluster.cluster import Cluster
 from hsm_snake.executors.remote_cluster.slurm import SlurmCluster
 from hsm_snake.executors.slurm import limits
 from hsm_snake.layout.paths import SweepPaths
@@ -89,9 +90,10 @@ def without_jobs(listing: str | None, job_ids: set[str]) -> str | None:
 
 
 class RoomWatch:
-    """A pooled cluster's room: the first read as ``Cluster.limits``, later ones in one ssh call."""
+    """A pooled cluster's room: the first read as ``Cluster.limits``, later ones in one ssh call
+    (a PBS cluster's limits ask nothing: no room, never read again)."""
 
-    def __init__(self, cluster: SlurmCluster, section: dict[str, Any]) -> None:
+    def __init__(self, cluster: Cluster, section: dict[str, Any]) -> None:
         self.cluster = cluster
         self.section = section
         self.recorded = Recording(cluster.query)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -185,15 +184,21 @@ class SlurmCluster(Cluster):
     scheduler = "slurm"
     title = "Slurm"
     tools = ("sbatch", "squeue", "sacct", "scancel")
+    queue_tool = "squeue"
+    query_timeout_s = limits.QUERY_TIMEOUT_S
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user: str | None = None
 
-    def submit(self, tasks: list[TaskPaths], options: list[str], setup: str | None) -> str:
+    def options(self, resources: dict[str, Any], threads: int = 1) -> tuple[str, ...]:
+        return tuple(sbatch_options(resources))
+
+    def submit_array(
+        self, tasks: list[TaskPaths], options: list[str], resources: dict[str, Any], setup: str | None
+    ) -> list[Element]:
         """One rsync of the tasks' folders (without markers) and their array script up, one
-        ``sbatch --array`` (``setup``: the backend's modules + pre_script); the array's id,
-        recorded. SubmitError, TransferError, TimeoutExpired or OSError: nothing was submitted."""
+        ``sbatch --array``, recorded (``resources``: already in ``options``)."""
         host = self.host
         script = self.write_script(
             tasks,
@@ -212,14 +217,24 @@ class SlurmCluster(Cluster):
         command = sbatch_command(self.remote_sweep, script, len(tasks), options, job_name=f"hsm-{self.paths.sweep_id}")
         array_id = parse_sbatch(self.submit_command(command, "sbatch"))
         self.submitted(script, array_id, command, tasks, shlex.join(options))
-        return array_id
+        return [Element(task, array_id, index) for index, task in enumerate(tasks, start=1)]
+
+    def poll_ended(self, elements: list[Element], warn: Any) -> tuple[bool, list[tuple[Element, str | None]]]:
+        """One squeue; the ended elements settled (one rsync, one sacct for those unexplained)."""
+        states = self.squeue()
+        if states is None:
+            warn(f"squeue on {self.alias} did not answer; asked again next poll")
+            return False, []
+        self.note_running([element for element in elements if states.get(element.job_id) == "RUNNING"])
+        ended = [element for element in elements if not self.queued(element, states)]
+        if not ended or not self.settle(ended):
+            return True, []
+        return True, [(element, None if element.task.marker.exists() else self.outcome(element)) for element in ended]
+
+    def logs_of(self, element: Element) -> list[str]:
+        return [str(element.task.stderr), str(self.paths.slurm_logs_dir / f"{element.job_id}.out")]
 
     # -- limits ----------------------------------------------------------------------------
-    def query(self, argv: list[str]) -> str | None:
-        """A Slurm tool's output there (limits.Query): stdout, or None when it failed or hung."""
-        done = self.remote(shlex.join(argv), limits.QUERY_TIMEOUT_S)
-        return done.stdout if done is not None and done.returncode == 0 else None
-
     def limits(
         self, slurm: dict[str, Any], query: limits.Query | None = None
     ) -> tuple[limits.SubmitRoom | None, int, list[str]]:
@@ -254,39 +269,6 @@ class SlurmCluster(Cluster):
     @staticmethod
     def queued(element: Element, states: dict[str, str]) -> bool:
         return states.get(element.job_id) in ACTIVE_STATES or states.get(element.array_id) in ACTIVE_STATES
-
-    def note_running(self, elements: list[Element], states: dict[str, str]) -> None:
-        """Elements squeue says run get a local status.yaml saying so (the runner's own comes back
-        with the folder when the element ends), so that ``status`` shows where a task runs. Only
-        over a status of an earlier job (the run holds the sweep: nothing else writes it
-        meanwhile), never over this job's own; the earlier attempt's record is kept in
-        attempts/<n>/ first, as the runner keeps it there."""
-        for element in elements:
-            if states.get(element.job_id) != "RUNNING":
-                continue
-            status = status_of(element.task)
-            if status.get("job_id") == element.job_id:
-                continue
-            attempt = int(status.get("attempt") or 0)
-            if status:
-                kept = element.task.attempt_status(attempt)
-                if not kept.exists():
-                    kept.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(element.task.status, kept)
-            write_status(
-                element.task.status,
-                {
-                    "task_id": element.task.name,
-                    "status": "running",
-                    "attempt": attempt + 1,
-                    "started": now_iso(),
-                    "host": None,
-                    "host_alias": self.alias,
-                    "backend": "slurm",
-                    "job_id": element.job_id,
-                },
-                durable=False,
-            )
 
     def scancel(self, array_ids: list[str]) -> str | None:
         """scancel the arrays (all their elements, queued ones too); None when sent, else why not."""

@@ -8,9 +8,9 @@ task runner itself on the hosts (no Snakemake there): see ``transfer.py`` for wh
   before use and every ``health_interval`` seconds (ssh, its Python importing yaml, rsync, the
   project_dir writable with ``min_free_gb`` free); an unhealthy host gets no new tasks until a
   later check finds it healthy again.
-- **clusters**: a ``backend: slurm`` remote is a member too (v1's ``--mode distributed``): its
-  slots are the jobs it may still have queued, its tasks go out as array elements over its login
-  node's ssh connection (``executors/remote_cluster/pool.py``).
+- **clusters**: a ``backend: slurm`` or ``pbs`` remote is a member too (v1's ``--mode
+  distributed``): its slots are the jobs it may still have queued, its tasks go out as array
+  elements over its login node's ssh connection (``executors/remote_cluster/pool.py``).
 - **slots**: every job gets a thread that waits for a free slot and takes a host by ``strategy``
   (round_robin: the next host in turn that has room; least_loaded: the lowest running/slots);
   Snakemake sees the job as submitted meanwhile. A host with GPU slots (visible_gpus x
@@ -44,6 +44,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
+from hsm_snake.engine.backends import CLUSTER_SCHEDULERS
 from hsm_snake.executors.common import plugin_common_settings, setting
 from hsm_snake.executors.remote_cluster.pool import PooledCluster
 from hsm_snake.executors.ssh import hosts as hostmod
@@ -118,7 +119,7 @@ class Executor(RemoteExecutor):
         self.clusters = {
             host.alias: PooledCluster(self.paths, host, self.ssh, self.record)
             for host in self.pool
-            if host.backend == "slurm"
+            if host.backend in CLUSTER_SCHEDULERS
         }
         if not self.pool:
             raise WorkflowError(
@@ -156,7 +157,7 @@ class Executor(RemoteExecutor):
 
     # -- health ----------------------------------------------------------------------------
     def check_host(self, host: Host) -> None:
-        if host.backend == "slurm":
+        if host.backend in CLUSTER_SCHEDULERS:
             PooledCluster.check(self.ssh, host)
         else:
             hostmod.check(self.ssh, host, shared_dir=map_path(str(self.sweep), host.path_map))
@@ -320,16 +321,15 @@ class Executor(RemoteExecutor):
         left the queue and the folder is back. False: its folder could not be pushed there (the
         login node away): the cluster is lost until a health check finds it back, the task goes
         to another host, as after a failed push to an SSH host."""
-        submission = self.clusters[host.alias].run(task)
+        cluster = self.clusters[host.alias]
+        submission = cluster.run(task)
         if submission.unsent:
             self.lose(host, submission.message)
             return False
         run.success = submission.success
         run.message = submission.message
         outcome = "completed" if run.success else f"{self.status_of(task).get('status', 'failed')}"
-        self.log_task(
-            task, host, f"{outcome} (Slurm job {submission.element.job_id})" if submission.element else outcome
-        )
+        self.log_task(task, host, f"{outcome} ({cluster.job_label(submission)})" if submission.element else outcome)
         return True
 
     def run_local(self, run: Run, host: Host) -> tuple[int, str]:

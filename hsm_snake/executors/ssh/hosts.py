@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hsm_snake.engine.backends import CLUSTER_SCHEDULERS
 from hsm_snake.executors.common import run_bounded
 from hsm_snake.layout import names
 from hsm_snake.runner import conda
@@ -77,7 +78,7 @@ class Host:
     project_dir: str = "~/hsm-project"
     # Where the sweeps' copies go (<workdir>/<sweep id>); None: <project_dir>/sweeps/outputs.
     workdir: str | None = None
-    # ssh: runs tasks itself; slurm, pbs: a cluster's login node (run --remote ALIAS; slurm: or a pool member).
+    # ssh: runs tasks itself; slurm, pbs: a cluster's login node (run --remote ALIAS, or a pool member).
     backend: str = "ssh"
     slots: int = 1
     shared_fs: bool = False
@@ -212,13 +213,12 @@ def host_from_remote(alias: str, remote: dict[str, Any], project: dict[str, Any]
 def pool_from_record(record: dict[str, Any], local_python: list[str], clusters: bool = False) -> list[Host]:
     """The hosts of project_config.yaml ``project.distributed`` (plus this machine if local_slots),
     only those of ``distributed.use`` when it is set (v1's ``--remote ALIAS``). ``clusters``: the
-    ``backend: slurm`` remotes too (their login nodes, to which the hsm-ssh executor submits); a
-    ``backend: pbs`` remote is used with ``--remote ALIAS`` only."""
+    ``backend: slurm``/``pbs`` remotes too (their login nodes, to which the hsm-ssh executor submits)."""
     project = record.get("project") or {}
     distributed = distributed_of(record)
     use = distributed.get("use")
     timeouts = (record.get("runner") or {}).get("remote_timeouts_s") or {}
-    backends = ("ssh", "slurm") if clusters else ("ssh",)
+    backends = ("ssh", *CLUSTER_SCHEDULERS) if clusters else ("ssh",)
     hosts = [
         host_from_remote(str(alias), remote or {}, project)
         for alias, remote in (distributed.get("remotes") or {}).items()
