@@ -8,7 +8,13 @@ remote are in test_remote_slurm.py.
 from __future__ import annotations
 
 import pytest
-from test_remote_slurm import cancel_held_then_complete, cluster_project, run_hostile_values, run_one_failing_of_three
+from test_remote_slurm import (
+    cancel_held_then_complete,
+    cluster_project,
+    run_hostile_values,
+    run_one_failing_of_three,
+    walltime_kill_retried_with_more_time,
+)
 from test_remote_slurm_storage import finished_here_after_the_cluster
 
 from hsm_snake.layout import names
@@ -57,3 +63,7 @@ def test_remote_test_checks_the_pbs_commands_of_a_pbs_remote(cluster):
 
 def test_a_pbs_sweep_finished_by_a_plain_complete_is_archived_then_leaves_the_workdir(cluster):
     finished_here_after_the_cluster(cluster, "tbpbs", "always")
+
+
+def test_a_walltime_kill_on_the_pbs_cluster_is_retried_with_twice_the_time(cluster):
+    walltime_kill_retried_with_more_time(cluster, "tbpbs", "pbs", "walltime=00:02:00")

@@ -182,6 +182,40 @@ def test_out_of_memory_on_the_cluster_is_retried_with_twice_the_memory(cluster, 
     assert "--mem=400M" in script, script
 
 
+SLOW_ONCE = """
+import sys, time
+from pathlib import Path
+# The first attempt outlives its 1-minute walltime; the retry, given twice the time, finishes.
+first = Path(sys.argv[0]).with_name("slow-once-ran")
+if not first.exists():
+    first.write_text("")
+    time.sleep(400)
+print("fine")
+"""
+
+
+def walltime_kill_retried_with_more_time(project, alias: str, scheduler: str, grown: str) -> None:
+    """A task killed at its walltime on the cluster remote ``alias`` is recorded ``timeout`` and
+    retried with twice the time in the same run (``grown``: the retry's request in its job script)."""
+    (project.root / "slow.py").write_text(SLOW_ONCE)
+    project.configure("slow.py", **{scheduler: {"mem": "200M", "walltime": "00:01:00"}})
+    (project.root / "hsm.yaml").write_text((project.root / "hsm.yaml").read_text() + "retries: 1\n")
+    project.write_sweep({"grid": {"x": [1]}})
+    result = project.cli("run", "sweep.yaml", "--remote", alias)
+    assert "1 completed" in result.output, result.output
+    (sweep_dir,) = project.sweep_dirs()
+    task = sweep_dir / "tasks" / "task_001"
+    status, first = read_status(task), read_status(task / "attempts" / "1")
+    assert status["status"] == "completed" and status["attempt"] == 2 and status["backend"] == scheduler, status
+    assert first["error_category"] == "timeout" and first["job_id"] != status["job_id"], first
+    scripts = [path.read_text() for path in (sweep_dir / "scripts" / "job_scripts").glob(f"remote-{scheduler}-*.sh")]
+    assert len(scripts) == 2 and sum(grown in script for script in scripts) == 1, scripts
+
+
+def test_a_walltime_kill_on_the_cluster_is_retried_with_twice_the_time(cluster):
+    walltime_kill_retried_with_more_time(cluster, "tbslurm", "slurm", "--time=2")
+
+
 def cancel_held_then_complete(project, alias: str, backend: str) -> dict:
     """`cancel` while two held tasks run on the cluster: both are recorded cancelled there; then
     `complete` runs each task once in all. The cancelled tasks' statuses."""
