@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,18 @@ class Cluster:
             self.ssh.close(self.host)
         except (subprocess.TimeoutExpired, OSError):
             pass
+
+    @classmethod
+    @contextmanager
+    def connected(cls, paths: SweepPaths, alias: str, remote: dict[str, Any]) -> Iterator[Cluster]:
+        """The cluster remote ``alias`` on an ssh connection of its own, closed (and its control
+        folder removed) after."""
+        with tempfile.TemporaryDirectory(prefix="hsm-rcluster-") as control_dir:
+            cluster = cls(paths, alias, remote, Path(control_dir))
+            try:
+                yield cluster
+            finally:
+                cluster.close()
 
     def log(self, text: str) -> None:
         """logs/sources/<alias>.log: the cluster's arrays and how each task ended."""

@@ -11,12 +11,9 @@ as a run off the cluster sees it, asked over ssh on the login node.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shlex
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +38,8 @@ def remote_caps(
 ) -> tuple[list[str], list[str]]:
     """Snakemake arguments that keep a ``--remote ALIAS`` run within the cluster's MaxArraySize and
     submit room, and lines for the run's output; its queries over one ssh connection of their own."""
-    control_dir = Path(tempfile.mkdtemp(prefix="hsm-room-"))
-    os.chmod(control_dir, 0o700)
-    cluster = SlurmCluster(paths, alias, remote, control_dir)
-    try:
+    with SlurmCluster.connected(paths, alias, remote) as cluster:
         room, size, notes = cluster.limits(section)
-    finally:
-        cluster.close()
-        shutil.rmtree(control_dir, ignore_errors=True)
     args = caps_within(room, limits.profile_jobs(profile_dir), size)
     if room is not None and "--jobs" in args:
         notes = [note for note in notes if not note.startswith(room.source)]

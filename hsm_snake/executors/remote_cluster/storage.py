@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import json
 import shlex
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hsm_snake.errors import SweepStateError
@@ -191,16 +187,6 @@ def on_login_node(
     )
 
 
-@contextmanager
-def _connected(paths: SweepPaths, alias: str, remote: dict[str, Any]) -> Iterator[Cluster]:
-    with tempfile.TemporaryDirectory(prefix="hsm-rslurm-") as control_dir:
-        cluster = Cluster(paths, alias, remote, Path(control_dir))
-        try:
-            yield cluster
-        finally:
-            cluster.close()
-
-
 def finish(paths: SweepPaths, project_data: dict[str, Any]) -> list[StorageStep]:
     """At the end of a run or complete that was not interrupted, however it ran (``--remote``, the
     SSH pool, plain local): once the sweep has ended, each cluster it has a copy on
@@ -249,7 +235,7 @@ def finish_copy(
     remove = outcome == "completed" and not keep
     if not (archive or remove):
         return None
-    with _connected(paths, alias, remote) as cluster:
+    with Cluster.connected(paths, alias, remote) as cluster:
         step = on_login_node(
             cluster,
             remote,
@@ -286,7 +272,7 @@ def clean(paths: SweepPaths, alias: str, remote: dict[str, Any]) -> StorageStep:
     source = recorded_copies(paths).get(alias, "")
     # An archive is asked for once the sweep has ended: a sweep not ended yet counts as failed.
     required = archive_wanted(remote, sweep_outcome(paths) or "failed")
-    with _connected(paths, alias, remote) as cluster:
+    with Cluster.connected(paths, alias, remote) as cluster:
         step = on_login_node(
             cluster, remote, source, archive=False, require_archived=required, remove=True, any_failed=False
         )
