@@ -149,6 +149,16 @@ def start_testbed() -> Bed:
 OWN_SSHD = {"Port": "{port}", "HostKey": "{dir}/host_key", "PidFile": "{dir}/sshd.pid"}
 
 
+def pid_in(pidfile: Path) -> int:
+    """The pid a daemon wrote to pidfile, 0 while the file is absent or still empty (sshd
+    creates it before it writes the number)."""
+    try:
+        digits = pidfile.read_text().strip()
+    except FileNotFoundError:
+        return 0
+    return int(digits) if digits.isdigit() else 0
+
+
 class LoginNode:
     """An sshd of this test (the test bed's own keys and user, another port): a login node of the
     test Slurm that can go away and come back."""
@@ -184,7 +194,7 @@ class LoginNode:
     def start(self) -> None:
         subprocess.run(["/usr/sbin/sshd", "-f", str(self.config), "-E", str(self.dir / "sshd.log")], check=True)
         pidfile = self.dir / "sshd.pid"
-        self.pid = wait_for(lambda: pidfile.exists() and int(pidfile.read_text().split()[0] or 0), 10, "sshd's pid")
+        self.pid = wait_for(lambda: pid_in(pidfile), 10, "sshd's pid")
 
         def answers() -> bool:
             argv = ["ssh", "-F", str(self.client_config), "hsmtb-drop", "true"]
