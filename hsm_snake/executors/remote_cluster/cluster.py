@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from typing import Any
 
 from hsm_snake.errors import HsmError
 from hsm_snake.executors.common import run_bounded
+from hsm_snake.executors.remote_cluster import submission
 from hsm_snake.executors.ssh import hosts as hostmod
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
@@ -37,6 +39,11 @@ from hsm_snake.runner import failures
 SSH_TIMEOUT_S = 120
 # How long a cancel waits for cancelled elements to leave the queue before pulling them back.
 CANCEL_WAIT_S = 30
+# How long a submission whose ssh call failed is asked after (the login node may come back), how
+# often, and how long each question may take.
+ANSWER_WAIT_S = 120
+ANSWER_POLL_S = 2
+ANSWER_QUESTION_TIMEOUT_S = 30
 # Tasks in one array unless the remote's max_array_size says otherwise.
 DEFAULT_ARRAY_LIMIT = 500
 
@@ -76,11 +83,17 @@ class ClusterError(HsmError):
 
 
 class SubmitError(HsmError):
-    """The scheduler refused an array or answered something that is not a job id."""
+    """The scheduler refused an array or answered something that is not a job id, or whether it
+    was submitted could not be learnt."""
 
 
-# What a failed submission raises (``Cluster.submit_array``): nothing was submitted.
-SUBMIT_FAILURES = (SubmitError, transfer.TransferError, subprocess.TimeoutExpired, OSError)
+class NotSubmitted(HsmError):
+    """The submission certainly never ran (the connection failed before it started)."""
+
+
+# What a failed submission raises (``Cluster.submit_array``). All but SubmitError: the array
+# never reached the scheduler, its tasks may go elsewhere.
+SUBMIT_FAILURES = (SubmitError, NotSubmitted, transfer.TransferError, subprocess.TimeoutExpired, OSError)
 
 
 class Cluster:
@@ -145,19 +158,45 @@ class Cluster:
         done = self.remote(shlex.join(argv), self.query_timeout_s)
         return done.stdout if done is not None and done.returncode == 0 else None
 
-    def submit_command(self, command: str, what: str) -> str:
-        """Run a submission ``command`` there; its stdout, or SubmitError saying why not."""
-        done = self.remote(command)
-        if done is None or done.returncode != 0:
-            said = (done.stderr.strip() or done.stdout.strip())[-800:] if done is not None else ""
-            why = self.failure(done) if done is None or done.returncode == 255 else f"exit {done.returncode}: {said}"
-            raise SubmitError(f"{what} on {self.alias} failed: {why}")
-        return done.stdout
+    def submit_command(self, command: str, what: str, answer: str, timeout_s: float = SSH_TIMEOUT_S) -> str:
+        """Run a submission ``command`` there, its answer kept under ``answer`` (``submission.py``);
+        its stdout, SubmitError when the scheduler refused or it is unknown whether it submitted,
+        NotSubmitted when it certainly did not."""
+        done = self.remote(submission.detached(command, answer, timeout_s), timeout_s)
+        found = submission.read(done)
+        if found == submission.NEVER:
+            raise NotSubmitted(f"{what} on {self.alias} did not run: a question after a failed call came first")
+        if not isinstance(found, submission.Answer):
+            self.log(f"{what}: {self.failure(done, timeout_s)}; asking whether it was submitted")
+            found = self.answer_of(what, answer)
+        if found.returncode != 0:
+            said = (found.stderr.strip() or found.stdout.strip())[-800:]
+            raise SubmitError(f"{what} on {self.alias} failed: exit {found.returncode}: {said}")
+        return found.stdout
+
+    def answer_of(self, what: str, answer: str) -> submission.Answer:
+        """The answer of a submission whose ssh call failed, asked for until ANSWER_WAIT_S passed;
+        NotSubmitted when it never ran (and now never will), SubmitError when it stays unknown."""
+        deadline = time.monotonic() + ANSWER_WAIT_S
+        while True:
+            found = submission.read(self.remote(submission.question(answer), ANSWER_QUESTION_TIMEOUT_S))
+            if isinstance(found, submission.Answer):
+                self.log(f"{what}: its answer read back (exit {found.returncode})")
+                return found
+            if found == submission.NEVER:
+                raise NotSubmitted(f"{what} on {self.alias} did not run: the connection failed before it started")
+            if time.monotonic() >= deadline:
+                raise SubmitError(
+                    f"{what} on {self.alias}: the connection failed and {self.alias} did not say within "
+                    f"{ANSWER_WAIT_S} s whether the array was submitted; its answer will be in {answer}.out "
+                    f"there: a job it lists is this sweep's (cancel it, or it runs besides a retry)"
+                )
+            time.sleep(ANSWER_POLL_S)
 
     @staticmethod
-    def failure(done: subprocess.CompletedProcess | None) -> str:
+    def failure(done: subprocess.CompletedProcess | None, timeout_s: float = SSH_TIMEOUT_S) -> str:
         if done is None:
-            return f"no answer within {SSH_TIMEOUT_S} s"
+            return f"no answer within {timeout_s:g} s"
         return hostmod.explain_ssh_failure(done.stderr, done.returncode)
 
     def close(self) -> None:

@@ -206,7 +206,8 @@ class PbsCluster(Cluster):
         self.push([job_script], tasks)
         flavor = str(resources.get("pbs_flavor") or "torque")
         command = qsub_command(self.remote_sweep, job_script, len(tasks), flavor, f"{LOGS}/{name}.{stamp}")
-        array_id = checked_job_ids([parse_qsub(self.submit_command(command, "qsub"))])[0]
+        answer = f"{self.remote_sweep}/{job_script}.submission"
+        array_id = checked_job_ids([parse_qsub(self.submit_command(command, "qsub", answer))])[0]
         self.submitted(job_script, array_id, command, tasks, " ".join(options), logs=log_bases)
         runtime = resources.get("runtime")
         walltime_s = int(float(runtime) * 60) if runtime else None

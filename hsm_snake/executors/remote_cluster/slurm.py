@@ -215,7 +215,7 @@ class SlurmCluster(Cluster):
         )
         self.push([script], tasks)
         command = sbatch_command(self.remote_sweep, script, len(tasks), options, job_name=f"hsm-{self.paths.sweep_id}")
-        array_id = parse_sbatch(self.submit_command(command, "sbatch"))
+        array_id = parse_sbatch(self.submit_command(command, "sbatch", f"{self.remote_sweep}/{script}.submission"))
         self.submitted(script, array_id, command, tasks, shlex.join(options))
         return [Element(task, array_id, index) for index, task in enumerate(tasks, start=1)]
 
