@@ -7,6 +7,9 @@ import subprocess
 import pytest
 
 from hsm_snake.executors.remote_cluster import slurm as array
+from hsm_snake.layout.paths import SweepPaths
+from hsm_snake.layout.records import read_record
+from hsm_snake.layout.status import write_status
 
 
 @pytest.mark.parametrize(
@@ -149,3 +152,19 @@ def test_cancel_gives_a_run_with_cluster_remotes_time_to_cancel_over_ssh(tmp_pat
         remotes = {"box": {"host": "h"}, "hpc": {"host": "login", "backend": scheduler}}
         write_yaml(paths.project_config, {"project": {"distributed": {"remotes": remotes}}})
         assert stop_grace_s(paths) > CANCEL_WAIT_S + 30
+
+
+def test_an_ended_element_is_not_judged_while_sacct_cannot_be_reached(tmp_path):
+    """sacct's ssh call failing after the pull (the login node went away) decides nothing: taken for
+    "no record", an OOM kill would be recorded killed and retried without more memory."""
+    sweep = SweepPaths(tmp_path / "local" / "sweep_1")
+    task = sweep.task("task_001")
+    task.dir.mkdir(parents=True)
+    running = {"task_id": "task_001", "status": "running", "attempt": 1, "job_id": "7_1", "backend": "slurm"}
+    write_status(task.status, running)
+    # A port nothing listens on: a real ssh that fails as a dropped login node does (exit 255).
+    cluster = array.SlurmCluster(sweep, "c", {"host": "127.0.0.1", "port": 1, "backend": "slurm"}, tmp_path)
+    assert cluster.sacct(["7_1"]) is None
+    assert cluster.record_verdicts([array.Element(task, "7", 1)]) == []
+    assert read_record(task.status) == running
+    assert "sacct on c did not answer; 1 ended task(s) asked about again" in sweep.source_log("c").read_text()

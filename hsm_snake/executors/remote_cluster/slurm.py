@@ -227,9 +227,8 @@ class SlurmCluster(Cluster):
             return False, []
         self.note_running([element for element in elements if states.get(element.job_id) == "RUNNING"])
         ended = [element for element in elements if not self.queued(element, states)]
-        if not ended or not self.settle(ended):
-            return True, []
-        return True, [(element, None if element.task.marker.exists() else self.outcome(element)) for element in ended]
+        settled = self.settle(ended) if ended else []
+        return True, [(element, None if element.task.marker.exists() else self.outcome(element)) for element in settled]
 
     def logs_of(self, element: Element) -> list[str]:
         return [str(element.task.stderr), str(self.paths.slurm_logs_dir / f"{element.job_id}.out")]
@@ -291,25 +290,28 @@ class SlurmCluster(Cluster):
         self.settle(elements)
         return why_not
 
-    def sacct(self, job_ids: list[str]) -> dict[str, tuple[str, str, str]]:
-        """Slurm's accounting of ``job_ids`` (one sacct over ssh); {} when it did not answer."""
+    def sacct(self, job_ids: list[str]) -> dict[str, tuple[str, str, str]] | None:
+        """Slurm's accounting of ``job_ids`` (one sacct over ssh); {} when sacct failed there (no
+        accounting: nothing to wait for), None when the ssh call did (ask again)."""
         done = self.remote(shlex.join(accounting.sacct_argv(job_ids)))
-        return accounting.parse_sacct(done.stdout) if done is not None and done.returncode == 0 else {}
+        if done is None or done.returncode == 255:
+            return None
+        return accounting.parse_sacct(done.stdout) if done.returncode == 0 else {}
 
     # -- results ---------------------------------------------------------------------------
-    def settle(self, elements: list[Element]) -> bool:
+    def settle(self, elements: list[Element]) -> list[Element]:
         """Pull the folders of ended elements (one rsync), mark the completed ones, record Slurm's
-        verdict on the others (one sacct). False: the pull failed; ask again later."""
-        if not elements:
-            return True
-        if not self.pull(elements, [f"logs/slurm/{e.job_id}.out" for e in elements]):
-            return False
-        unexplained = []
+        verdict on the others (one sacct); those settled. The rest (the pull or sacct's ssh call
+        failed) are asked about again later."""
+        if not elements or not self.pull(elements, [f"logs/slurm/{e.job_id}.out" for e in elements]):
+            return []
+        settled, unexplained = [], []
         for element in elements:
             status = status_of(element.task)
             if status.get("job_id") == element.job_id and status.get("status") == "completed":
                 element.task.marker.touch()
                 self.log(f"{element.task.name}\t{element.job_id}\tcompleted")
+                settled.append(element)
             elif (
                 status.get("job_id") != element.job_id
                 or status.get("status") == "running"
@@ -320,21 +322,25 @@ class SlurmCluster(Cluster):
                 self.log(
                     f"{element.task.name}\t{element.job_id}\t{status.get('status')}:{status.get('error_category')}"
                 )
-        if unexplained:
-            self.record_verdicts(unexplained)
-        return True
+                settled.append(element)
+        return settled + self.record_verdicts(unexplained) if unexplained else settled
 
-    def record_verdicts(self, elements: list[Element]) -> None:
-        """Slurm's word (one sacct) on elements whose runner did not record why they ended."""
+    def record_verdicts(self, elements: list[Element]) -> list[Element]:
+        """Slurm's word (one sacct) on elements whose runner did not record why they ended; the
+        elements decided: none when sacct's ssh call fails (the login node went away after the
+        pull), as "no record" an OOM kill would be retried without more memory."""
         ids = checked_job_ids([element.job_id for element in elements])
         verdicts = self.sacct(ids)
+        if verdicts is None:
+            self.log(f"sacct on {self.alias} did not answer; {len(elements)} ended task(s) asked about again")
+            return []
         # slurmdbd may not hold a step's final state (OUT_OF_MEMORY) the moment a job leaves the queue.
         for delay in SACCT_SETTLE_DELAYS_S:
             unsettled = [job for job in ids if (verdicts.get(job) or ("",))[0] not in accounting.SLURM_STATES]
             if not unsettled:
                 break
             time.sleep(delay)
-            verdicts.update(self.sacct(unsettled))
+            verdicts.update(self.sacct(unsettled) or {})
         for element in elements:
             status = status_of(element.task)
             ran = status.get("job_id") == element.job_id
@@ -354,6 +360,7 @@ class SlurmCluster(Cluster):
                 )
                 write_status(element.task.status, record)
             self.log(f"{element.task.name}\t{element.job_id}\t{found[0] if found else 'ended'}")
+        return elements
 
     # -- what earlier runs left ------------------------------------------------------------
     @classmethod
@@ -385,7 +392,7 @@ class SlurmCluster(Cluster):
                 live.append((element, states.get(element.job_id) or states.get(element.array_id, "")))
             else:
                 ended.append(element)
-        if not self.settle(ended):
+        if len(self.settle(ended)) < len(ended):
             notify(f"could not pull the finished tasks back from {self.alias}; they run again")
         return live
 
