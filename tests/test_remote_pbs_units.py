@@ -13,6 +13,7 @@ import pytest
 
 from hsm_snake.executors.remote_cluster import pbs
 from hsm_snake.executors.remote_cluster.cluster import SubmitError
+from hsm_snake.executors.ssh.hosts import Ssh
 from hsm_snake.layout.paths import SweepPaths
 
 
@@ -100,7 +101,7 @@ def test_one_call_learns_started_elements_and_asks_qstat(tmp_path, monkeypatch):
     (bin_dir / "qstat").write_text(QSTAT_TABLE.format(log=tmp_path / "qstat.calls"))
     (bin_dir / "qstat").chmod(0o755)
     sweep = SweepPaths(tmp_path / "local" / "sweep_1")
-    cluster = pbs.PbsCluster(sweep, "c", {"host": "c", "python_path": sys.executable}, tmp_path)
+    cluster = pbs.PbsCluster(sweep, "c", {"host": "c", "python_path": sys.executable}, Ssh(tmp_path))
     cluster.remote_sweep = str(remote_sweep)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
@@ -185,7 +186,7 @@ def test_ended_elements_of_a_sweep_copy_gone_from_the_cluster_are_recorded_lost(
     sweep = SweepPaths(tmp_path / "local" / "sweep_1")
     task = sweep.task("task_001")
     task.dir.mkdir(parents=True)
-    cluster = pbs.PbsCluster(sweep, "c", {"host": "c", "python_path": sys.executable}, tmp_path)
+    cluster = pbs.PbsCluster(sweep, "c", {"host": "c", "python_path": sys.executable}, Ssh(tmp_path))
     cluster.remote_sweep = str(tmp_path / "copy 'x'")
     (tmp_path / "copy 'x'").mkdir()
     monkeypatch.setattr(

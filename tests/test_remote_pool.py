@@ -25,6 +25,7 @@ from test_ssh import HOSTILE
 from hsm_snake.cli.v1 import hsm
 from hsm_snake.engine.lock import lock_holder
 from hsm_snake.executors.remote_cluster import slurm as array
+from hsm_snake.executors.ssh.hosts import Ssh
 from hsm_snake.layout import names
 from hsm_snake.layout.paths import SweepPaths
 
@@ -210,7 +211,7 @@ def test_the_clusters_limits_are_read_on_its_login_node(pool, tmp_path):
 
     project = pool
     control_dir = Path(tempfile.mkdtemp(prefix="hsm-t-"))  # a socket path under the 108-byte limit
-    login = SlurmCluster(SweepPaths(tmp_path / "sweep"), "tbslurm", {"host": "hsmtb-lo"}, control_dir)
+    login = SlurmCluster(SweepPaths(tmp_path / "sweep"), "tbslurm", {"host": "hsmtb-lo"}, Ssh(control_dir))
     try:
         room, size, notes = login.limits({"max_array_size": 5000})
     finally:
@@ -301,7 +302,7 @@ def test_a_task_handed_to_a_cluster_whose_login_node_went_away_is_not_sent(tb, l
     hsm-ssh executor then loses the cluster and the task takes another host, as after a failed
     push to an SSH host)."""
     from hsm_snake.executors.remote_cluster.pool import PooledCluster
-    from hsm_snake.executors.ssh.hosts import Ssh, host_from_remote
+    from hsm_snake.executors.ssh.hosts import host_from_remote
     from hsm_snake.layout.paths import SweepPaths
 
     monkeypatch.setenv("HSM_SSH_CONFIG", str(login_node.client_config))

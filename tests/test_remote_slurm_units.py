@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from hsm_snake.executors.remote_cluster import slurm as array
+from hsm_snake.executors.ssh.hosts import Ssh
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import read_record
 from hsm_snake.layout.status import write_status
@@ -140,7 +141,6 @@ def test_cancel_gives_a_run_with_cluster_remotes_time_to_cancel_over_ssh(tmp_pat
     scancels/qdels over ssh, waits for the queue and pulls the folders back before it exits, so
     its grace covers that wait (a kill meanwhile left the cancelled tasks unrecorded)."""
     from hsm_snake.engine.cancel import CANCEL_WAIT_S, STOP_GRACE_S, stop_grace_s
-    from hsm_snake.layout.paths import SweepPaths
     from hsm_snake.layout.records import write_yaml
 
     paths = SweepPaths(tmp_path / "sweep")
@@ -163,7 +163,7 @@ def test_an_ended_element_is_not_judged_while_sacct_cannot_be_reached(tmp_path):
     running = {"task_id": "task_001", "status": "running", "attempt": 1, "job_id": "7_1", "backend": "slurm"}
     write_status(task.status, running)
     # A port nothing listens on: a real ssh that fails as a dropped login node does (exit 255).
-    cluster = array.SlurmCluster(sweep, "c", {"host": "127.0.0.1", "port": 1, "backend": "slurm"}, tmp_path)
+    cluster = array.SlurmCluster(sweep, "c", {"host": "127.0.0.1", "port": 1, "backend": "slurm"}, Ssh(tmp_path))
     assert cluster.sacct(["7_1"]) is None
     assert cluster.record_verdicts([array.Element(task, "7", 1)]) == []
     assert read_record(task.status) == running

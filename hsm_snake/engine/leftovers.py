@@ -17,23 +17,25 @@ waited for.
 from __future__ import annotations
 
 import getpass
-import os
 import re
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hsm_snake.executors.common import run_bounded
 from hsm_snake.layout import names
 from hsm_snake.layout.paths import SweepPaths
 from hsm_snake.layout.records import RecordError, read_record, read_yaml
+
+if TYPE_CHECKING:
+    from hsm_snake.executors.ssh.hosts import Ssh
 
 QUERY_TIMEOUT_S = 30
 POLL_S = 10.0
@@ -208,11 +210,9 @@ def _cluster_remotes(paths: SweepPaths) -> Iterator:
 class _Pool:
     """The sweep's SSH hosts, for checking on (and pulling back) tasks a killed run left there."""
 
-    def __init__(self, paths: SweepPaths, control_dir: Path) -> None:
-        from hsm_snake.executors.ssh import hosts
-
+    def __init__(self, paths: SweepPaths, ssh: Ssh) -> None:
         self.paths = paths
-        self.ssh = hosts.Ssh(control_dir)
+        self.ssh = ssh
         self.contacted: set[str] = set()
 
     @cached_property
@@ -298,9 +298,10 @@ class _Pool:
 
 @contextmanager
 def _ssh_pool(paths: SweepPaths) -> Iterator[_Pool]:
-    with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control_dir:
-        os.chmod(control_dir, 0o700)
-        pool = _Pool(paths, Path(control_dir))
+    from hsm_snake.executors.ssh import hosts
+
+    with hosts.Ssh.private() as ssh:
+        pool = _Pool(paths, ssh)
         try:
             yield pool
         finally:

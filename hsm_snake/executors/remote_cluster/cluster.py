@@ -14,16 +14,13 @@ The scheduler's part (submit, poll, cancel, verdicts) is a subclass: ``slurm.Slu
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from hsm_snake.errors import HsmError
@@ -97,8 +94,8 @@ SUBMIT_FAILURES = (SubmitError, NotSubmitted, transfer.TransferError, subprocess
 
 
 class Cluster:
-    """The ssh side of a cluster remote; subclasses add their scheduler. ``ssh``/``host``: an SSH
-    pool's connection and host when the cluster is one of its members."""
+    """The ssh side of a cluster remote; subclasses add their scheduler. ``host``: an SSH pool's
+    host when the cluster is one of its members (``ssh`` its connection), else made from ``remote``."""
 
     scheduler = ""  # slurm, pbs: the remote's backend
     title = ""  # Slurm, PBS: its name in messages
@@ -111,13 +108,12 @@ class Cluster:
         paths: SweepPaths,
         alias: str,
         remote: dict[str, Any],
-        control_dir: Path,
-        ssh: hostmod.Ssh | None = None,
+        ssh: hostmod.Ssh,
         host: hostmod.Host | None = None,
     ) -> None:
         self.paths = paths
         self.alias = alias
-        self.ssh = ssh or hostmod.Ssh(control_dir)
+        self.ssh = ssh
         self.host = host or hostmod.host_from_remote(alias, remote)
         self.remote_sweep = transfer.remote_sweep_dir(self.host, paths.sweep_id)
 
@@ -210,8 +206,8 @@ class Cluster:
     def connected(cls, paths: SweepPaths, alias: str, remote: dict[str, Any]) -> Iterator[Cluster]:
         """The cluster remote ``alias`` on an ssh connection of its own, closed (and its control
         folder removed) after."""
-        with tempfile.TemporaryDirectory(prefix="hsm-rcluster-") as control_dir:
-            cluster = cls(paths, alias, remote, Path(control_dir))
+        with hostmod.Ssh.private("hsm-rcluster-") as ssh:
+            cluster = cls(paths, alias, remote, ssh)
             try:
                 yield cluster
             finally:
@@ -524,8 +520,7 @@ class Leftovers:
         self.paths = paths
         self.remotes = remotes
         self.kinds = kinds  # scheduler -> its Cluster class
-        self.control_dir = Path(tempfile.mkdtemp(prefix="hsm-rcluster-"))
-        os.chmod(self.control_dir, 0o700)
+        self.ssh = hostmod.Ssh.private("hsm-rcluster-")
         self.clusters: dict[str, Cluster] = {}
 
     def by_cluster(self, notify: Any) -> list[tuple[Cluster, list[dict[str, Any]]]]:
@@ -541,7 +536,7 @@ class Leftovers:
                     notify(f"arrays were submitted on {alias}, which is no {scheduler} remote any more")
                     continue
                 if alias not in self.clusters:
-                    self.clusters[alias] = kind(self.paths, alias, remote, self.control_dir)
+                    self.clusters[alias] = kind(self.paths, alias, remote, self.ssh)
                 cluster = self.clusters[alias]
                 cluster.remote_sweep = remote_sweep
                 found.append((cluster, entries))
@@ -564,9 +559,4 @@ class Leftovers:
     def close(self) -> None:
         for cluster in self.clusters.values():
             cluster.close()
-        for path in self.control_dir.iterdir():
-            path.unlink(missing_ok=True)
-        try:
-            self.control_dir.rmdir()
-        except OSError:
-            pass
+        self.ssh.discard()

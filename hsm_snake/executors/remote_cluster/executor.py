@@ -22,9 +22,7 @@ decided on a missing answer.
 """
 
 # No ``from __future__ import annotations``: Snakemake builds CLI options from the field types.
-import os
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +45,7 @@ from hsm_snake.executors.remote_cluster.cluster import (
 )
 from hsm_snake.executors.ssh import transfer
 from hsm_snake.executors.ssh.executor import common_settings as ssh_common_settings
+from hsm_snake.executors.ssh.hosts import Ssh
 from hsm_snake.layout.paths import SweepPaths, TaskPaths
 from hsm_snake.layout.records import read_yaml
 
@@ -85,13 +84,12 @@ class ClusterExecutor(RemoteExecutor):
                 f"{self.name}: {self.alias!r} is not a backend: {self.kind.scheduler} remote of this sweep's "
                 f"project (those are: {', '.join(remotes) or 'none'})"
             )
-        self.control_dir = Path(tempfile.mkdtemp(prefix="hsm-rcluster-"))
-        os.chmod(self.control_dir, 0o700)
-        self.cluster = self.kind(self.paths, self.alias, remotes[self.alias], self.control_dir)
+        ssh = Ssh.private("hsm-rcluster-")
+        self.cluster = self.kind(self.paths, self.alias, remotes[self.alias], ssh)
         host = self.cluster.host
         try:
             self.cluster.check()
-            transfer.push_setup(self.cluster.ssh, host, self.record, self.sweep.name, self.control_dir)
+            transfer.push_setup(ssh, host, self.record, self.sweep.name, ssh.control_dir)
         except (ClusterError, transfer.TransferError, subprocess.TimeoutExpired, OSError) as exc:
             raise WorkflowError(f"{self.name}: {exc}") from None
         self.cluster.log(f"set up: sweep copy {self.cluster.remote_sweep}, project {host.project_dir}")
@@ -178,12 +176,7 @@ class ClusterExecutor(RemoteExecutor):
     def shutdown(self) -> None:
         super().shutdown()
         self.cluster.close()
-        for path in self.control_dir.iterdir() if self.control_dir.exists() else ():
-            path.unlink(missing_ok=True)
-        try:
-            self.control_dir.rmdir()
-        except OSError:
-            pass
+        self.cluster.ssh.discard()
 
 
 class SlurmExecutor(ClusterExecutor):

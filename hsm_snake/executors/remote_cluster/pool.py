@@ -73,7 +73,7 @@ class PooledCluster:
         self.paths = paths
         self.host = host
         kind = BY_SCHEDULER[host.backend]
-        self.cluster = kind(paths, host.alias, {}, ssh.control_dir, ssh=ssh, host=host)
+        self.cluster = kind(paths, host.alias, {}, ssh, host=host)
         project = record.get("project") or {}
         self.remote = cluster_remotes(project, kind.scheduler).get(host.alias) or {}
         self.section = remote_cluster_section(project, record.get("sweep_resources") or {}, host.alias)

@@ -110,9 +110,7 @@ class Executor(RemoteExecutor):
         # Hosts where some task ran, and where some task did not succeed (their copies stay).
         self.ran_on: set[str] = set()
         self.failed_on: set[str] = set()
-        self.control_dir = Path(tempfile.mkdtemp(prefix="hsm-ssh-"))
-        os.chmod(self.control_dir, 0o700)
-        self.ssh = Ssh(self.control_dir)
+        self.ssh = Ssh.private()
         self.record = read_yaml(self.sweep / "project_config.yaml") or {}
         self.sweep_id = self.sweep.name
         self.pool = hostmod.pool_from_record(self.record, [sys.executable], clusters=True)
@@ -147,7 +145,7 @@ class Executor(RemoteExecutor):
                 line = f"host {host.alias}: UNUSABLE, gets no tasks: {host.reason}"
             self.log(line)
             (self.logger.info if host.healthy else self.logger.warning)(f"hsm-ssh: {line}")
-        self.log(f"ssh control dir {self.control_dir}" + (f", ssh -F {self.ssh.config}" if self.ssh.config else ""))
+        self.log(f"ssh control dir {self.ssh.control_dir}" + (f", ssh -F {self.ssh.config}" if self.ssh.config else ""))
         if not any(host.healthy for host in self.pool):
             raise WorkflowError(
                 "hsm-ssh: no usable host: " + "; ".join(f"{host.alias}: {host.reason}" for host in self.pool)
@@ -288,8 +286,7 @@ class Executor(RemoteExecutor):
         with self.setup_locks[host.alias]:
             if host.alias in self.set_up:
                 return
-            scratch = self.control_dir
-            transfer.push_setup(self.ssh, host, self.record, self.sweep_id, scratch)
+            transfer.push_setup(self.ssh, host, self.record, self.sweep_id, self.ssh.control_dir)
             if host.alias in self.clusters:
                 for note in self.clusters[host.alias].start():
                     self.log(f"host {host.alias}: {note}")
@@ -548,9 +545,4 @@ class Executor(RemoteExecutor):
                     self.ssh.close(host)
                 except (subprocess.TimeoutExpired, OSError):
                     pass
-        try:
-            for path in self.control_dir.iterdir():
-                path.unlink()
-            self.control_dir.rmdir()
-        except OSError:
-            pass
+        self.ssh.discard()

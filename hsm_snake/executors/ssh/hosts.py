@@ -13,6 +13,7 @@ import os
 import shlex
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,27 @@ class Ssh:
     def __init__(self, control_dir: Path) -> None:
         self.control_dir = control_dir
         self.config = os.environ.get(SSH_CONFIG_ENV) or None
+        self._folder: tempfile.TemporaryDirectory | None = None
+
+    @classmethod
+    def private(cls, prefix: str = "hsm-ssh-") -> Ssh:
+        """An Ssh whose master sockets go in a new folder only this user can enter (mkdtemp's
+        0700), removed by ``discard`` (or at the end of a ``with`` block)."""
+        folder = tempfile.TemporaryDirectory(prefix=prefix)
+        ssh = cls(Path(folder.name))
+        ssh._folder = folder
+        return ssh
+
+    def discard(self) -> None:
+        """Remove the folder of a ``private`` Ssh (masters still running end on their own)."""
+        if self._folder is not None:
+            self._folder.cleanup()
+
+    def __enter__(self) -> Ssh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
 
     def options(self, host: Host) -> list[str]:
         opts = []

@@ -10,7 +10,6 @@ import io
 import json
 import shlex
 import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,8 +157,7 @@ def address(host: Host) -> str:
 def accept_host_key(host: Host) -> str:
     """Connect once with StrictHostKeyChecking=accept-new: an unknown key is recorded in
     known_hosts, a changed one is still refused. Only on the user's explicit request."""
-    with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control:
-        ssh = Ssh(Path(control))
+    with Ssh.private() as ssh:
         # ssh takes the first value of an option: these win over the options' =yes and =auto.
         command = [
             "ssh",
@@ -186,8 +184,7 @@ def accept_host_key(host: Host) -> str:
 
 def check_remote(host: Host) -> list[Check]:
     """Connection, Python, PyYAML, rsync, project_dir writable, disk space: one Check each."""
-    with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control:
-        ssh = Ssh(Path(control))
+    with Ssh.private() as ssh:
         try:
             done = subprocess.run(
                 ssh.command(host, "true"),
@@ -323,8 +320,7 @@ def clean_host(host: Host, under: str, timeout_s: float = hostmod.HEALTH_TIMEOUT
     """Remove ``under`` (a path relative to the host's project_dir; "" for all of it) on ``host``."""
     if host.shared_fs:
         return Cleaned(host.alias, host.project_dir, False, "refused: a shared_fs host works in your own files")
-    with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control:
-        ssh = Ssh(Path(control))
+    with Ssh.private() as ssh:
         command = ssh.command(host, shlex.join([*host.python, "-c", CLEAN_CODE, host.project_dir, under]))
         try:
             done = subprocess.run(
@@ -362,8 +358,7 @@ def gpu_report(pool: dict[str, Host]) -> list[HostGpus]:
     memory used/total (MB), use (%); or why they could not be read."""
 
     def one(host: Host) -> HostGpus:
-        with tempfile.TemporaryDirectory(prefix="hsm-ssh-") as control:
-            ssh = Ssh(Path(control))
+        with Ssh.private() as ssh:
             found = hostmod.probe(ssh, host, host.project_dir)
             ssh.close(host)
         if found.error:
