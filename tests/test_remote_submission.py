@@ -18,7 +18,7 @@ import pytest
 from background import wait_for
 
 from hsm_snake.executors.remote_cluster import submission
-from hsm_snake.executors.remote_cluster.cluster import Cluster, NotSubmitted, SubmitError
+from hsm_snake.executors.remote_cluster.cluster import Cluster, NotSubmitted, SubmitError, tools_problem
 from hsm_snake.executors.ssh.hosts import SSH_CONFIG_ENV
 from hsm_snake.layout.paths import SweepPaths
 
@@ -145,3 +145,11 @@ def test_a_refusal_over_ssh_is_a_submit_error_with_what_the_scheduler_said(over_
     cluster, there = over_ssh
     with pytest.raises(SubmitError, match="exit 1: sbatch: error: invalid partition"):
         cluster.submit_command("echo 'sbatch: error: invalid partition' >&2; exit 1", "sbatch", str(there / "r"))
+
+
+@pytest.mark.testbed
+def test_the_login_node_check_asks_for_setsid_with_the_scheduler_tools(over_ssh):
+    cluster, _ = over_ssh
+    assert tools_problem(cluster.ssh, cluster.host, "slurm", ("sbatch", "squeue"), 30) is None
+    problem = tools_problem(cluster.ssh, cluster.host, "slurm", ("sbatch", "hsm-no-such-tool"), 30)
+    assert problem.startswith("drop lacks hsm-no-such-tool on the PATH of an ssh session: load slurm"), problem

@@ -57,8 +57,9 @@ def arrays(by_options: dict[Any, list[Any]], task_of: Any, limit: int) -> Iterat
 def tools_problem(
     ssh: hostmod.Ssh, host: hostmod.Host, scheduler: str, tools: tuple[str, ...], timeout_s: float
 ) -> str | None:
-    """What keeps the scheduler's commands from working in a non-interactive ssh session there, or None."""
-    probe = f"for c in {' '.join(tools)}; do command -v $c >/dev/null || echo $c; done"
+    """What keeps the scheduler's commands (and ``setsid``, which submissions run under:
+    ``submission.py``) from working in a non-interactive ssh session there, or None."""
+    probe = f"for c in {' '.join(tools)} setsid; do command -v $c >/dev/null || echo $c; done"
     done = run_bounded(ssh.command(host, probe), timeout_s)
     if done is None or done.returncode != 0:
         why = (
@@ -67,7 +68,13 @@ def tools_problem(
             else hostmod.explain_ssh_failure(done.stderr, done.returncode)
         )
         return f"could not ask {host.alias} for its {scheduler} commands: {why}"
-    if done.stdout.split():
+    missing = done.stdout.split()
+    if missing == ["setsid"]:
+        return (
+            f"{host.alias} lacks setsid (util-linux) on the PATH of an ssh session: submissions run under it "
+            "so that their answer outlives a dropped connection"
+        )
+    if missing:
         return (
             f"{host.alias} lacks {', '.join(done.stdout.split())} on the PATH of an ssh session: load {scheduler} in "
             "the shell's start-up there (e.g. ~/.bashrc, before any 'return' for non-interactive shells)"
